@@ -1,0 +1,581 @@
+//! The op table: every op kiln knows, defined once with typed attributes.
+//!
+//! Each family file (`elementwise.rs`, `conv.rs`, ...) holds the type/shape inference and the
+//! reference semantics of its ops side by side; [`Op::infer`] and [`Op::eval`] dispatch to them
+//! with exhaustive matches, so a new variant makes the compiler list every place to visit.
+
+mod activation;
+mod control;
+mod conv;
+mod data_movement;
+mod elementwise;
+mod gather_scatter;
+mod gemm_kernel;
+mod index_ops;
+mod matmul;
+mod normalization;
+mod pool;
+mod quant;
+mod recurrent;
+mod reduce;
+mod resize;
+mod sequence_ops;
+mod shape_ops;
+
+use crate::attr::{Attr, AttrValue};
+use crate::attr_enum;
+use crate::dtype::DType;
+use crate::graph::Graph;
+use crate::shape::{Dim, Shape};
+use crate::tensor::Tensor;
+
+pub use elementwise::{BinaryOp, UnaryOp};
+
+attr_enum!(
+    /// How ONNX `auto_pad` derives padding from the input size.
+    AutoPad { NotSet = "notset", SameUpper = "same_upper", SameLower = "same_lower", Valid = "valid" }
+);
+attr_enum!(
+    /// `Pad` modes.
+    PadMode { Constant = "constant", Reflect = "reflect", Edge = "edge", Wrap = "wrap" }
+);
+attr_enum!(
+    /// The combining function of a `Reduce` op.
+    ReduceKind {
+        Sum = "sum", Mean = "mean", Max = "max", Min = "min", Prod = "prod", L1 = "l1", L2 = "l2",
+        LogSum = "log_sum", LogSumExp = "log_sum_exp", SumSquare = "sum_square",
+    }
+);
+attr_enum!(
+    /// How scatter ops combine an update with the existing element.
+    ScatterReduction { None = "none", Add = "add", Mul = "mul", Max = "max", Min = "min" }
+);
+attr_enum!(
+    /// GELU formula.
+    GeluApprox { None = "none", Tanh = "tanh" }
+);
+attr_enum!(
+    /// `Resize` interpolation.
+    ResizeMode { Nearest = "nearest", Linear = "linear", Cubic = "cubic" }
+);
+attr_enum!(
+    /// `Resize` coordinate transformation.
+    CoordMode {
+        HalfPixel = "half_pixel", HalfPixelSymmetric = "half_pixel_symmetric",
+        PytorchHalfPixel = "pytorch_half_pixel", AlignCorners = "align_corners",
+        Asymmetric = "asymmetric", TfCropAndResize = "tf_crop_and_resize",
+    }
+);
+attr_enum!(
+    /// `Resize` nearest rounding.
+    NearestMode {
+        RoundPreferFloor = "round_prefer_floor", RoundPreferCeil = "round_prefer_ceil",
+        Floor = "floor", Ceil = "ceil",
+    }
+);
+attr_enum!(
+    /// `Resize` aspect-ratio policy when sizes are given.
+    AspectPolicy { Stretch = "stretch", NotLarger = "not_larger", NotSmaller = "not_smaller" }
+);
+attr_enum!(
+    /// `DepthToSpace` channel order.
+    DepthToSpaceMode { Dcr = "dcr", Crd = "crd" }
+);
+attr_enum!(
+    /// Recurrent direction.
+    RnnDirection { Forward = "forward", Reverse = "reverse", Bidirectional = "bidirectional" }
+);
+attr_enum!(
+    /// Global pooling function.
+    PoolKind { Max = "max", Average = "average", Lp = "lp" }
+);
+attr_enum!(
+    /// Recurrent activation functions (ONNX names).
+    RnnActivation {
+        Sigmoid = "sigmoid", Tanh = "tanh", Relu = "relu", HardSigmoid = "hard_sigmoid",
+        Affine = "affine", LeakyRelu = "leaky_relu", ThresholdedRelu = "thresholded_relu",
+        ScaledTanh = "scaled_tanh", Elu = "elu", Softsign = "softsign", Softplus = "softplus",
+    }
+);
+
+/// Convolution window attributes shared by Conv, ConvTranspose, ConvInteger and QLinearConv.
+/// Empty lists mean the ONNX defaults (1s, 0s) for the spatial rank of the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub kernel_shape: Vec<i64>,
+    pub strides: Vec<i64>,
+    pub pads: Vec<i64>,
+    pub dilations: Vec<i64>,
+    pub auto_pad: AutoPad,
+}
+
+macro_rules! define_ops {
+    ($( $(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } ),* $(,)?) => {
+        /// An IR operation with its typed attributes.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $( $(#[$m])* $name { $($field: $ty),* } ),*
+        }
+
+        impl Op {
+            /// The op's name in the text form.
+            pub fn kind_name(&self) -> &'static str {
+                match self { $(Op::$name { .. } => stringify!($name)),* }
+            }
+
+            /// Names of every op kind, in table order.
+            pub const KINDS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// Attributes as (name, value) pairs in declaration order.
+            pub fn attrs(&self) -> Vec<(&'static str, Attr)> {
+                match self {
+                    $(Op::$name { $($field),* } => vec![$((stringify!($field), $field.to_attr())),*]),*
+                }
+            }
+
+            /// Rebuilds an op from its kind name and attributes (the text parser's entry).
+            pub fn from_attrs(kind: &str, get: &mut dyn FnMut(&str) -> Option<Attr>) -> Result<Op, String> {
+                match kind {
+                    $(stringify!($name) => Ok(Op::$name {
+                        $($field: {
+                            let a = get(stringify!($field))
+                                .ok_or_else(|| format!("{}: missing attribute `{}`", kind, stringify!($field)))?;
+                            <$ty as AttrValue>::from_attr(&a)
+                                .ok_or_else(|| format!("{}: bad value for attribute `{}`: {:?}", kind, stringify!($field), a))?
+                        }),*
+                    }),)*
+                    other => Err(format!("unknown op `{other}`")),
+                }
+            }
+        }
+    };
+}
+
+define_ops! {
+    Identity {},
+    /// Elementwise function of one input.
+    Unary { op: UnaryOp },
+    /// Elementwise function of two broadcast inputs.
+    Binary { op: BinaryOp },
+    /// Mean of N broadcast inputs.
+    Mean {},
+    LeakyRelu { alpha: f32 },
+    Elu { alpha: f32 },
+    Selu { alpha: f32, gamma: f32 },
+    Celu { alpha: f32 },
+    HardSigmoid { alpha: f32, beta: f32 },
+    ThresholdedRelu { alpha: f32 },
+    Gelu { approximate: GeluApprox },
+    Shrink { bias: f32, lambd: f32 },
+    Swish { alpha: f32 },
+    IsInf { detect_negative: bool, detect_positive: bool },
+    /// Inputs: x, min?, max?.
+    Clip {},
+    Where {},
+    Cast { to: DType },
+    /// Cast to the dtype of the second input.
+    CastLike {},
+    MatMul {},
+    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    /// Inputs: A, B, a_zero_point?, b_zero_point?; i32 result.
+    MatMulInteger {},
+    /// Inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp.
+    QLinearMatMul {},
+    Conv { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
+    ConvInteger { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
+    QLinearConv { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
+    ConvTranspose {
+        kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64,
+        auto_pad: AutoPad, output_padding: Vec<i64>, output_shape: Vec<i64>,
+    },
+    MaxPool { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, auto_pad: AutoPad, ceil_mode: bool, storage_order: i64 },
+    AveragePool { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, auto_pad: AutoPad, ceil_mode: bool, count_include_pad: bool },
+    LpPool { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, auto_pad: AutoPad, ceil_mode: bool, p: i64 },
+    GlobalPool { kind: PoolKind, p: i64 },
+    /// Inference-mode batch norm. Inputs: x, scale, bias, mean, var.
+    BatchNormalization { epsilon: f32 },
+    /// Outputs: y, mean?, inv_std_dev?. Statistics in f32 (f64 for f64 input).
+    LayerNormalization { axis: i64, epsilon: f32 },
+    RMSNormalization { axis: i64, epsilon: f32 },
+    InstanceNormalization { epsilon: f32 },
+    /// Inputs: x, scale [C], bias [C].
+    GroupNormalization { num_groups: i64, epsilon: f32 },
+    LpNormalization { axis: i64, p: i64 },
+    MeanVarianceNormalization { axes: Vec<i64> },
+    LRN { alpha: f32, beta: f32, bias: f32, size: i64 },
+    /// Inputs: data, axes? (i64).
+    Reduce { kind: ReduceKind, keepdims: bool, noop_with_empty_axes: bool },
+    ArgMax { axis: i64, keepdims: bool, select_last_index: bool },
+    ArgMin { axis: i64, keepdims: bool, select_last_index: bool },
+    /// `legacy`: opset < 13 semantics (coerce to 2-D at `axis`).
+    Softmax { axis: i64, legacy: bool },
+    LogSoftmax { axis: i64, legacy: bool },
+    Hardmax { axis: i64, legacy: bool },
+    /// Inputs: data, shape (i64).
+    Reshape { allowzero: bool },
+    Flatten { axis: i64 },
+    /// Empty `perm` reverses the axes.
+    Transpose { perm: Vec<i64> },
+    /// Inputs: data, axes? (i64).
+    Squeeze {},
+    /// Inputs: data, axes (i64).
+    Unsqueeze {},
+    Concat { axis: i64 },
+    /// Inputs: data, split? (i64). Without `split`, equal parts over the node's outputs
+    /// (the last smaller when the axis does not divide).
+    Split { axis: i64 },
+    /// Inputs: data, starts, ends, axes?, steps?.
+    Slice {},
+    Gather { axis: i64 },
+    GatherElements { axis: i64 },
+    GatherND { batch_dims: i64 },
+    ScatterND { reduction: ScatterReduction },
+    ScatterElements { axis: i64, reduction: ScatterReduction },
+    /// Inputs: data, shape.
+    Expand {},
+    /// Inputs: data, repeats.
+    Tile {},
+    /// Inputs: data, pads, constant_value?, axes?.
+    Pad { mode: PadMode },
+    /// Inputs: x, roi?, scales?, sizes?.
+    Resize {
+        mode: ResizeMode, coordinate_transformation_mode: CoordMode, nearest_mode: NearestMode,
+        cubic_coeff_a: f32, exclude_outside: bool, extrapolation_value: f32,
+        antialias: bool, axes: Vec<i64>, keep_aspect_ratio_policy: AspectPolicy,
+    },
+    /// Inputs: x, k?.
+    Trilu { upper: bool },
+    /// Inputs: start, limit, delta (scalars).
+    Range {},
+    Shape { start: i64, end: Option<i64> },
+    Size {},
+    /// Input: shape (i64). `value` is a one-element tensor.
+    ConstantOfShape { value: Tensor },
+    /// Inputs: x, axis (scalar).
+    CumSum { exclusive: bool, reverse: bool },
+    /// Inputs: x, k (1-element i64). Outputs: values, indices.
+    TopK { axis: i64, largest: bool, sorted: bool },
+    /// Inputs: indices, depth, values [off, on].
+    OneHot { axis: i64 },
+    Einsum { equation: String },
+    NonZero {},
+    DepthToSpace { blocksize: i64, mode: DepthToSpaceMode },
+    SpaceToDepth { blocksize: i64 },
+    EyeLike { dtype: Option<DType>, k: i64 },
+    /// Inputs: input, condition (bool 1-D).
+    Compress { axis: Option<i64> },
+    ReverseSequence { batch_axis: i64, time_axis: i64 },
+    /// Inference mode: outputs x and an all-true mask. Inputs: data, ratio?, training_mode?.
+    Dropout {},
+    /// Inputs: X, W, R, B?, sequence_lens?, initial_h?, initial_c?, P?.
+    LSTM {
+        direction: RnnDirection, hidden_size: i64, activations: Vec<RnnActivation>,
+        activation_alpha: Vec<f32>, activation_beta: Vec<f32>, clip: Option<f32>,
+        input_forget: bool, layout: i64,
+    },
+    /// Inputs: X, W, R, B?, sequence_lens?, initial_h?.
+    GRU {
+        direction: RnnDirection, hidden_size: i64, activations: Vec<RnnActivation>,
+        activation_alpha: Vec<f32>, activation_beta: Vec<f32>, clip: Option<f32>,
+        linear_before_reset: bool, layout: i64,
+    },
+    /// Inputs: X, W, R, B?, sequence_lens?, initial_h?.
+    RNN {
+        direction: RnnDirection, hidden_size: i64, activations: Vec<RnnActivation>,
+        activation_alpha: Vec<f32>, activation_beta: Vec<f32>, clip: Option<f32>, layout: i64,
+    },
+    /// Inputs: x, y_scale, y_zero_point?. `output_dtype` None: the zero point's dtype (u8 without one).
+    QuantizeLinear { axis: i64, saturate: bool, block_size: i64, output_dtype: Option<DType> },
+    /// Inputs: x, x_scale, x_zero_point?.
+    DequantizeLinear { axis: i64, block_size: i64, output_dtype: Option<DType> },
+    /// Outputs: y (u8), y_scale (f32), y_zero_point (u8).
+    DynamicQuantizeLinear {},
+    /// Inputs: Q, K, V, attn_mask?, past_key?, past_value?, nonpad_kv_seqlen?.
+    /// Outputs: Y, present_key?, present_value?, qk_matmul_output?.
+    Attention {
+        is_causal: bool, kv_num_heads: i64, q_num_heads: i64, qk_matmul_output_mode: i64,
+        scale: Option<f32>, softcap: f32, softmax_precision: Option<DType>,
+    },
+    /// Inputs: X, cos_cache, sin_cache, position_ids?.
+    RotaryEmbedding { interleaved: bool, num_heads: i64, rotary_embedding_dim: i64 },
+    /// Inputs: cond (bool scalar), then the values the branches capture, in `captures` order.
+    If { then_branch: Box<Graph>, else_branch: Box<Graph> },
+    /// Inputs: M?, cond?, loop-carried values, then captured values. Body inputs:
+    /// iteration, cond, loop-carried values, captured values.
+    Loop { body: Box<Graph>, num_carried: i64 },
+}
+
+/// What inference knows about one input: dtype, shape and, when it is a constant, its value.
+#[derive(Clone, Copy, Debug)]
+pub struct InType<'a> {
+    pub dtype: DType,
+    pub shape: &'a Shape,
+    pub value: Option<&'a Tensor>,
+}
+
+/// The inferred type of one output.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: Shape) -> TensorType {
+        TensorType { dtype, shape }
+    }
+    pub fn fixed(dtype: DType, dims: &[usize]) -> TensorType {
+        TensorType { dtype, shape: Shape::fixed(dims) }
+    }
+}
+
+/// Why an op cannot be inferred or evaluated on the given inputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OpError {
+    #[error("expected {expected} inputs, got {got}")]
+    Arity { expected: String, got: usize },
+    #[error("input {index} is required")]
+    MissingInput { index: usize },
+    #[error("input {index}: dtype {dtype} is not supported")]
+    DType { index: usize, dtype: DType },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+}
+
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, OpError> {
+    Err(OpError::Invalid(msg.into()))
+}
+
+/// Makes fresh symbolic dims for output sizes that depend on run-time data.
+pub struct DimNamer<'a> {
+    prefix: &'a str,
+    next: usize,
+}
+
+impl std::fmt::Debug for DimNamer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DimNamer({})", self.prefix)
+    }
+}
+
+impl<'a> DimNamer<'a> {
+    pub fn new(prefix: &'a str) -> DimNamer<'a> {
+        DimNamer { prefix, next: 0 }
+    }
+    pub fn fresh(&mut self) -> Dim {
+        self.next += 1;
+        Dim::Sym(format!("{}_{}", self.prefix, self.next - 1))
+    }
+    pub fn shape(&mut self, rank: usize) -> Shape {
+        Shape((0..rank).map(|_| self.fresh()).collect())
+    }
+}
+
+/// Normalizes a possibly negative axis against `rank`.
+pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
+    let r = rank as i64;
+    if axis < -r || axis >= r.max(1) && !(r == 0 && axis == 0) {
+        return invalid(format!("axis {axis} out of range for rank {rank}"));
+    }
+    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+}
+
+pub(crate) fn req<'a, T>(inputs: &'a [Option<T>], i: usize) -> Result<&'a T, OpError> {
+    inputs.get(i).and_then(|x| x.as_ref()).ok_or(OpError::MissingInput { index: i })
+}
+
+pub(crate) fn opt<'a, T>(inputs: &'a [Option<T>], i: usize) -> Option<&'a T> {
+    inputs.get(i).and_then(|x| x.as_ref())
+}
+
+impl Op {
+    /// Infers the output types from the input types (and constant input values, where known).
+    pub fn infer(&self, ins: &[Option<InType>], n_out: usize, names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+        use Op::*;
+        match self {
+            Identity {} | Dropout {} => shape_ops::infer_identity(self, ins, n_out),
+            Unary { op } => elementwise::infer_unary(*op, ins),
+            Binary { op } => elementwise::infer_binary(*op, ins),
+            Mean {} => elementwise::infer_variadic(ins),
+            LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. }
+            | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } => activation::infer(ins),
+            IsInf { .. } => activation::infer_isinf(ins),
+            Clip {} => activation::infer(ins),
+            Where {} => elementwise::infer_where(ins),
+            Cast { to } => elementwise::infer_cast(*to, ins),
+            CastLike {} => elementwise::infer_cast(req(ins, 1)?.dtype, ins),
+            MatMul {} | MatMulInteger {} | QLinearMatMul {} => matmul::infer_matmul(self, ins),
+            Gemm { trans_a, trans_b, .. } => matmul::infer_gemm(*trans_a, *trans_b, ins),
+            Conv { kernel_shape, strides, pads, dilations, group: _, auto_pad }
+            | ConvInteger { kernel_shape, strides, pads, dilations, group: _, auto_pad }
+            | QLinearConv { kernel_shape, strides, pads, dilations, group: _, auto_pad } => {
+                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                conv::infer_conv(self, &w, ins)
+            }
+            ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
+                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins)
+            }
+            MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
+            | AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
+            | LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => {
+                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                pool::infer_pool(&w, *ceil_mode, n_out, ins)
+            }
+            GlobalPool { .. } => pool::infer_global(ins),
+            BatchNormalization { .. } | InstanceNormalization { .. } | GroupNormalization { .. }
+            | LpNormalization { .. } | MeanVarianceNormalization { .. } | LRN { .. } | RMSNormalization { .. } => {
+                shape_ops::infer_identity(self, ins, 1)
+            }
+            LayerNormalization { axis, .. } => normalization::infer_layer_norm(*axis, n_out, ins),
+            Reduce { keepdims, noop_with_empty_axes, .. } => reduce::infer_reduce(*keepdims, *noop_with_empty_axes, ins, names),
+            ArgMax { axis, keepdims, .. } | ArgMin { axis, keepdims, .. } => reduce::infer_arg(*axis, *keepdims, ins),
+            Softmax { .. } | LogSoftmax { .. } | Hardmax { .. } => shape_ops::infer_identity(self, ins, 1),
+            Reshape { allowzero } => shape_ops::infer_reshape(*allowzero, ins, names),
+            Flatten { axis } => shape_ops::infer_flatten(*axis, ins),
+            Transpose { perm } => shape_ops::infer_transpose(perm, ins),
+            Squeeze {} => shape_ops::infer_squeeze(ins, names),
+            Unsqueeze {} => shape_ops::infer_unsqueeze(ins, names),
+            Concat { axis } => shape_ops::infer_concat(*axis, ins),
+            Split { axis } => shape_ops::infer_split(*axis, n_out, ins, names),
+            Slice {} => shape_ops::infer_slice(ins, names),
+            Gather { axis } => gather_scatter::infer_gather(*axis, ins),
+            GatherElements { .. } => gather_scatter::infer_like_input(1, ins),
+            GatherND { batch_dims } => gather_scatter::infer_gather_nd(*batch_dims, ins, names),
+            ScatterND { .. } | ScatterElements { .. } => gather_scatter::infer_like_input(0, ins),
+            Expand {} => shape_ops::infer_expand(ins, names),
+            Tile {} => shape_ops::infer_tile(ins, names),
+            Pad { .. } => shape_ops::infer_pad(ins, names),
+            Resize { .. } => resize::infer(self, ins, names),
+            Trilu { .. } => shape_ops::infer_identity(self, ins, 1),
+            Range {} => index_ops::infer_range(ins, names),
+            Shape { start, end } => shape_ops::infer_shape_op(*start, *end, ins),
+            Size {} => Ok(vec![TensorType::fixed(DType::I64, &[])]),
+            ConstantOfShape { value } => shape_ops::infer_constant_of_shape(value, ins, names),
+            CumSum { .. } => shape_ops::infer_identity(self, ins, 1),
+            TopK { axis, .. } => index_ops::infer_topk(*axis, ins, names),
+            OneHot { axis } => index_ops::infer_onehot(*axis, ins, names),
+            Einsum { equation } => matmul::infer_einsum(equation, ins),
+            NonZero {} => {
+                let x = req(ins, 0)?;
+                Ok(vec![TensorType::new(DType::I64, Shape(vec![Dim::Known(x.shape.rank()), names.fresh()]))])
+            }
+            DepthToSpace { blocksize, .. } => data_movement::infer_depth_to_space(*blocksize, ins),
+            SpaceToDepth { blocksize } => data_movement::infer_space_to_depth(*blocksize, ins),
+            EyeLike { dtype, .. } => {
+                let x = req(ins, 0)?;
+                Ok(vec![TensorType::new(dtype.unwrap_or(x.dtype), x.shape.clone())])
+            }
+            Compress { axis } => data_movement::infer_compress(*axis, ins, names),
+            ReverseSequence { .. } => shape_ops::infer_identity(self, ins, 1),
+            LSTM { direction, hidden_size, layout, .. } => recurrent::infer(*direction, *hidden_size, *layout, n_out, ins),
+            GRU { direction, hidden_size, layout, .. } | RNN { direction, hidden_size, layout, .. } => {
+                recurrent::infer(*direction, *hidden_size, *layout, n_out.min(2), ins)
+            }
+            QuantizeLinear { output_dtype, .. } => quant::infer_quantize(*output_dtype, ins),
+            DequantizeLinear { output_dtype, .. } => quant::infer_dequantize(*output_dtype, ins),
+            DynamicQuantizeLinear {} => quant::infer_dynamic(ins),
+            Attention { q_num_heads, kv_num_heads, .. } => sequence_ops::infer_attention(*q_num_heads, *kv_num_heads, n_out, ins, names),
+            RotaryEmbedding { .. } => shape_ops::infer_identity(self, ins, 1),
+            If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, names),
+            Loop { body, num_carried } => control::infer_loop(body, *num_carried, n_out, ins, names),
+        }
+    }
+
+    /// Runs the op's reference semantics. `n_out` is how many outputs the node has.
+    pub fn eval(&self, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
+        use Op::*;
+        match self {
+            Identity {} => Ok(vec![(*req(ins, 0)?).clone()]),
+            Dropout {} => shape_ops::eval_dropout(ins, n_out),
+            Unary { op } => elementwise::eval_unary(*op, req(ins, 0)?).map(|t| vec![t]),
+            Binary { op } => elementwise::eval_binary(*op, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Mean {} => elementwise::eval_mean(ins).map(|t| vec![t]),
+            LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. }
+            | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } | IsInf { .. } => {
+                activation::eval(self, req(ins, 0)?).map(|t| vec![t])
+            }
+            Clip {} => activation::eval_clip(ins).map(|t| vec![t]),
+            Where {} => elementwise::eval_where(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            Cast { to } => Ok(vec![req(ins, 0)?.cast(*to)]),
+            CastLike {} => Ok(vec![req(ins, 0)?.cast(req(ins, 1)?.dtype())]),
+            MatMul {} => matmul::eval_matmul(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Gemm { alpha, beta, trans_a, trans_b } => matmul::eval_gemm(*alpha, *beta, *trans_a, *trans_b, ins).map(|t| vec![t]),
+            MatMulInteger {} => quant::eval_matmul_integer(ins).map(|t| vec![t]),
+            QLinearMatMul {} => quant::eval_qlinear_matmul(ins).map(|t| vec![t]),
+            Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
+            | ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
+            | QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                match self {
+                    ConvInteger { .. } => quant::eval_conv_integer(&w, *group, ins),
+                    QLinearConv { .. } => quant::eval_qlinear_conv(&w, *group, ins),
+                    _ => conv::eval_conv(&w, *group, req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied()),
+                }
+                .map(|t| vec![t])
+            }
+            ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
+                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                conv::eval_conv_transpose(&w, *group, output_padding, output_shape, ins).map(|t| vec![t])
+            }
+            MaxPool { .. } | AveragePool { .. } | LpPool { .. } => pool::eval_pool(self, req(ins, 0)?, n_out),
+            GlobalPool { kind, p } => pool::eval_global(*kind, *p, req(ins, 0)?).map(|t| vec![t]),
+            BatchNormalization { epsilon } => normalization::eval_batch_norm(*epsilon, ins).map(|t| vec![t]),
+            LayerNormalization { axis, epsilon } => normalization::eval_layer_norm(*axis, *epsilon, ins, n_out),
+            RMSNormalization { axis, epsilon } => normalization::eval_rms_norm(*axis, *epsilon, ins).map(|t| vec![t]),
+            InstanceNormalization { epsilon } => normalization::eval_instance_norm(*epsilon, ins).map(|t| vec![t]),
+            GroupNormalization { num_groups, epsilon } => normalization::eval_group_norm(*num_groups, *epsilon, ins).map(|t| vec![t]),
+            LpNormalization { axis, p } => normalization::eval_lp_norm(*axis, *p, req(ins, 0)?).map(|t| vec![t]),
+            MeanVarianceNormalization { axes } => normalization::eval_mvn(axes, req(ins, 0)?).map(|t| vec![t]),
+            LRN { alpha, beta, bias, size } => normalization::eval_lrn(*alpha, *beta, *bias, *size, req(ins, 0)?).map(|t| vec![t]),
+            Reduce { kind, keepdims, noop_with_empty_axes } => reduce::eval_reduce(*kind, *keepdims, *noop_with_empty_axes, ins).map(|t| vec![t]),
+            ArgMax { axis, keepdims, select_last_index } => reduce::eval_arg(true, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t]),
+            ArgMin { axis, keepdims, select_last_index } => reduce::eval_arg(false, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t]),
+            Softmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::Softmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
+            LogSoftmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::LogSoftmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
+            Hardmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::Hardmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
+            Reshape { allowzero } => shape_ops::eval_reshape(*allowzero, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Flatten { axis } => shape_ops::eval_flatten(*axis, req(ins, 0)?).map(|t| vec![t]),
+            Transpose { perm } => data_movement::eval_transpose(perm, req(ins, 0)?).map(|t| vec![t]),
+            Squeeze {} => shape_ops::eval_squeeze(req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
+            Unsqueeze {} => shape_ops::eval_unsqueeze(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Concat { axis } => data_movement::eval_concat(*axis, ins).map(|t| vec![t]),
+            Split { axis } => data_movement::eval_split(*axis, req(ins, 0)?, opt(ins, 1).copied(), n_out),
+            Slice {} => data_movement::eval_slice(ins).map(|t| vec![t]),
+            Gather { axis } => gather_scatter::eval_gather(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            GatherElements { axis } => gather_scatter::eval_gather_elements(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            GatherND { batch_dims } => gather_scatter::eval_gather_nd(*batch_dims, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            ScatterND { reduction } => gather_scatter::eval_scatter_nd(*reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            ScatterElements { axis, reduction } => gather_scatter::eval_scatter_elements(*axis, *reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            Expand {} => data_movement::eval_expand(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Tile {} => data_movement::eval_tile(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Pad { mode } => data_movement::eval_pad(*mode, ins).map(|t| vec![t]),
+            Resize { .. } => resize::eval(self, ins).map(|t| vec![t]),
+            Trilu { upper } => index_ops::eval_trilu(*upper, req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
+            Range {} => index_ops::eval_range(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            Shape { start, end } => shape_ops::eval_shape(*start, *end, req(ins, 0)?).map(|t| vec![t]),
+            Size {} => Ok(vec![Tensor::scalar_i64(req(ins, 0)?.numel() as i64)]),
+            ConstantOfShape { value } => shape_ops::eval_constant_of_shape(value, req(ins, 0)?).map(|t| vec![t]),
+            CumSum { exclusive, reverse } => index_ops::eval_cumsum(*exclusive, *reverse, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            TopK { axis, largest, sorted } => index_ops::eval_topk(*axis, *largest, *sorted, req(ins, 0)?, req(ins, 1)?),
+            OneHot { axis } => index_ops::eval_onehot(*axis, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            Einsum { equation } => matmul::eval_einsum(equation, ins).map(|t| vec![t]),
+            NonZero {} => index_ops::eval_nonzero(req(ins, 0)?).map(|t| vec![t]),
+            DepthToSpace { blocksize, mode } => data_movement::eval_depth_to_space(*blocksize, *mode, req(ins, 0)?).map(|t| vec![t]),
+            SpaceToDepth { blocksize } => data_movement::eval_space_to_depth(*blocksize, req(ins, 0)?).map(|t| vec![t]),
+            EyeLike { dtype, k } => index_ops::eval_eye_like(*dtype, *k, req(ins, 0)?).map(|t| vec![t]),
+            Compress { axis } => data_movement::eval_compress(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            ReverseSequence { batch_axis, time_axis } => data_movement::eval_reverse_sequence(*batch_axis, *time_axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            LSTM { .. } | GRU { .. } | RNN { .. } => recurrent::eval(self, ins, n_out),
+            QuantizeLinear { axis, saturate, block_size, output_dtype } => quant::eval_quantize(*axis, *saturate, *block_size, *output_dtype, ins).map(|t| vec![t]),
+            DequantizeLinear { axis, block_size, output_dtype } => quant::eval_dequantize(*axis, *block_size, *output_dtype, ins).map(|t| vec![t]),
+            DynamicQuantizeLinear {} => quant::eval_dynamic(req(ins, 0)?),
+            Attention { .. } => sequence_ops::eval_attention(self, ins, n_out),
+            RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => sequence_ops::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t]),
+            If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),
+            Loop { body, num_carried } => control::eval_loop(body, *num_carried, ins, n_out),
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Concrete tensors: a row-major buffer of one dtype plus its dimensions.
+
+use crate::dtype::DType;
+use crate::shape::strides;
+use half::{bf16, f16};
+
+/// A typed, row-major element buffer. `I4`/`U4` hold one value per byte.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    F64(Vec<f64>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    Bool(Vec<bool>),
+    I4(Vec<i8>),
+    U4(Vec<u8>),
+}
+
+/// Runs `$e` with `$v` bound to the inner `Vec` of any [`Data`] variant.
+#[macro_export]
+macro_rules! each_data {
+    ($d:expr, $v:ident => $e:expr) => {
+        match $d {
+            $crate::Data::F32($v) => $e,
+            $crate::Data::F16($v) => $e,
+            $crate::Data::BF16($v) => $e,
+            $crate::Data::F64($v) => $e,
+            $crate::Data::I8($v) => $e,
+            $crate::Data::U8($v) => $e,
+            $crate::Data::I16($v) => $e,
+            $crate::Data::U16($v) => $e,
+            $crate::Data::I32($v) => $e,
+            $crate::Data::U32($v) => $e,
+            $crate::Data::I64($v) => $e,
+            $crate::Data::U64($v) => $e,
+            $crate::Data::Bool($v) => $e,
+            $crate::Data::I4($v) => $e,
+            $crate::Data::U4($v) => $e,
+        }
+    };
+}
+
+/// Like [`each_data!`] but rebuilds the same variant from the `Vec` that `$e` returns.
+#[macro_export]
+macro_rules! map_data {
+    ($d:expr, $v:ident => $e:expr) => {
+        match $d {
+            $crate::Data::F32($v) => $crate::Data::F32($e),
+            $crate::Data::F16($v) => $crate::Data::F16($e),
+            $crate::Data::BF16($v) => $crate::Data::BF16($e),
+            $crate::Data::F64($v) => $crate::Data::F64($e),
+            $crate::Data::I8($v) => $crate::Data::I8($e),
+            $crate::Data::U8($v) => $crate::Data::U8($e),
+            $crate::Data::I16($v) => $crate::Data::I16($e),
+            $crate::Data::U16($v) => $crate::Data::U16($e),
+            $crate::Data::I32($v) => $crate::Data::I32($e),
+            $crate::Data::U32($v) => $crate::Data::U32($e),
+            $crate::Data::I64($v) => $crate::Data::I64($e),
+            $crate::Data::U64($v) => $crate::Data::U64($e),
+            $crate::Data::Bool($v) => $crate::Data::Bool($e),
+            $crate::Data::I4($v) => $crate::Data::I4($e),
+            $crate::Data::U4($v) => $crate::Data::U4($e),
+        }
+    };
+}
+
+/// Scalar conversions every element type supports, with ONNX `Cast` semantics:
+/// float to int truncates toward zero (saturating), int to int wraps, anything to bool is `!= 0`.
+pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    fn to_i64(self) -> i64;
+    fn from_i64(v: i64) -> Self;
+}
+
+macro_rules! elem_int {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            fn to_f64(self) -> f64 { self as f64 }
+            fn from_f64(v: f64) -> Self { v as $t }
+            fn to_i64(self) -> i64 { self as i64 }
+            fn from_i64(v: i64) -> Self { v as $t }
+        }
+    )*};
+}
+elem_int!(i8, u8, i16, u16, i32, u32, i64, u64);
+
+impl Elem for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v as f32
+    }
+}
+impl Elem for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v as f64
+    }
+}
+impl Elem for f16 {
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        // Round through f32 only when exact: f64 -> f16 directly avoids double rounding.
+        f16::from_f64(v)
+    }
+    fn to_i64(self) -> i64 {
+        f16::to_f32(self) as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        f16::from_f64(v as f64)
+    }
+}
+impl Elem for bf16 {
+    fn to_f64(self) -> f64 {
+        bf16::to_f64(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+    fn to_i64(self) -> i64 {
+        bf16::to_f32(self) as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        bf16::from_f64(v as f64)
+    }
+}
+impl Elem for bool {
+    fn to_f64(self) -> f64 {
+        self as u8 as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v != 0.0
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        v != 0
+    }
+}
+
+fn wrap_i4(v: i64) -> i8 {
+    (((v & 0xF) ^ 0x8) - 0x8) as i8
+}
+
+impl Data {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Data::F32(_) => DType::F32,
+            Data::F16(_) => DType::F16,
+            Data::BF16(_) => DType::BF16,
+            Data::F64(_) => DType::F64,
+            Data::I8(_) => DType::I8,
+            Data::U8(_) => DType::U8,
+            Data::I16(_) => DType::I16,
+            Data::U16(_) => DType::U16,
+            Data::I32(_) => DType::I32,
+            Data::U32(_) => DType::U32,
+            Data::I64(_) => DType::I64,
+            Data::U64(_) => DType::U64,
+            Data::Bool(_) => DType::Bool,
+            Data::I4(_) => DType::I4,
+            Data::U4(_) => DType::U4,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        each_data!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `n` zero elements of `dtype`.
+    pub fn zeros(dtype: DType, n: usize) -> Data {
+        Data::from_f64(dtype, &vec![0.0; n])
+    }
+
+    /// Builds data of `dtype` from f64 values with cast semantics.
+    pub fn from_f64(dtype: DType, v: &[f64]) -> Data {
+        fn conv<T: Elem>(v: &[f64]) -> Vec<T> {
+            v.iter().map(|&x| T::from_f64(x)).collect()
+        }
+        match dtype {
+            DType::F32 => Data::F32(conv(v)),
+            DType::F16 => Data::F16(conv(v)),
+            DType::BF16 => Data::BF16(conv(v)),
+            DType::F64 => Data::F64(conv(v)),
+            DType::I8 => Data::I8(conv(v)),
+            DType::U8 => Data::U8(conv(v)),
+            DType::I16 => Data::I16(conv(v)),
+            DType::U16 => Data::U16(conv(v)),
+            DType::I32 => Data::I32(conv(v)),
+            DType::U32 => Data::U32(conv(v)),
+            DType::I64 => Data::I64(conv(v)),
+            DType::U64 => Data::U64(conv(v)),
+            DType::Bool => Data::Bool(conv(v)),
+            DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x as i64)).collect()),
+            DType::U4 => Data::U4(v.iter().map(|&x| (x as i64 & 0xF) as u8).collect()),
+        }
+    }
+
+    /// Builds data of `dtype` from i64 values with cast semantics (exact for every int type).
+    pub fn from_i64(dtype: DType, v: &[i64]) -> Data {
+        fn conv<T: Elem>(v: &[i64]) -> Vec<T> {
+            v.iter().map(|&x| T::from_i64(x)).collect()
+        }
+        match dtype {
+            DType::F32 => Data::F32(conv(v)),
+            DType::F16 => Data::F16(conv(v)),
+            DType::BF16 => Data::BF16(conv(v)),
+            DType::F64 => Data::F64(conv(v)),
+            DType::I8 => Data::I8(conv(v)),
+            DType::U8 => Data::U8(conv(v)),
+            DType::I16 => Data::I16(conv(v)),
+            DType::U16 => Data::U16(conv(v)),
+            DType::I32 => Data::I32(conv(v)),
+            DType::U32 => Data::U32(conv(v)),
+            DType::I64 => Data::I64(conv(v)),
+            DType::U64 => Data::U64(conv(v)),
+            DType::Bool => Data::Bool(conv(v)),
+            DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x)).collect()),
+            DType::U4 => Data::U4(v.iter().map(|&x| (x & 0xF) as u8).collect()),
+        }
+    }
+
+    pub fn to_f64(&self) -> Vec<f64> {
+        each_data!(self, v => v.iter().map(|x| x.to_f64()).collect())
+    }
+
+    pub fn to_i64(&self) -> Vec<i64> {
+        each_data!(self, v => v.iter().map(|x| x.to_i64()).collect())
+    }
+
+    /// Elements at `idx`, in that order (the core of every data-movement op).
+    pub fn take(&self, idx: &[usize]) -> Data {
+        map_data!(self, v => idx.iter().map(|&i| v[i]).collect())
+    }
+
+    /// Concatenation of buffers of one dtype; `None` if dtypes differ.
+    pub fn concat(parts: &[&Data]) -> Option<Data> {
+        let first = parts.first()?;
+        let mut out = Data::zeros(first.dtype(), 0);
+        for p in parts {
+            out.extend(p)?;
+        }
+        Some(out)
+    }
+
+    fn extend(&mut self, other: &Data) -> Option<()> {
+        macro_rules! ext {
+            ($($var:ident),*) => {
+                match (self, other) {
+                    $((Data::$var(a), Data::$var(b)) => a.extend_from_slice(b),)*
+                    _ => return None,
+                }
+            };
+        }
+        ext!(F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, I64, U64, Bool, I4, U4);
+        Some(())
+    }
+
+    /// Casts to `dtype` with ONNX `Cast` semantics.
+    pub fn cast(&self, dtype: DType) -> Data {
+        if self.dtype() == dtype {
+            return self.clone();
+        }
+        if self.dtype().is_float() || dtype.is_float() {
+            let v = self.to_f64();
+            if dtype.is_int() && !matches!(dtype, DType::I4 | DType::U4) {
+                // Float to int: truncate toward zero; NaN becomes 0 (as `as` does).
+                return Data::from_f64(dtype, &v);
+            }
+            if matches!(dtype, DType::I4 | DType::U4) {
+                let (lo, hi) = if dtype == DType::I4 { (-8.0, 7.0) } else { (0.0, 15.0) };
+                let sat: Vec<i64> = v
+                    .iter()
+                    .map(|x| x.round_ties_even().clamp(lo, hi) as i64)
+                    .collect();
+                return Data::from_i64(dtype, &sat);
+            }
+            return Data::from_f64(dtype, &v);
+        }
+        if let Data::U64(v) = self {
+            // u64 does not fit i64: convert through u64 directly.
+            let w: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+            return Data::from_i64(dtype, &w);
+        }
+        Data::from_i64(dtype, &self.to_i64())
+    }
+}
+
+/// A concrete tensor: dims plus a row-major buffer whose length is their product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    dims: Vec<usize>,
+    data: Data,
+}
+
+/// The buffer length does not match the dims.
+#[derive(Debug, thiserror::Error)]
+#[error("tensor of shape {dims:?} needs {expected} elements, buffer has {actual}")]
+pub struct SizeMismatch {
+    pub dims: Vec<usize>,
+    pub expected: usize,
+    pub actual: usize,
+}
+
+impl Tensor {
+    pub fn new(dims: Vec<usize>, data: Data) -> Result<Tensor, SizeMismatch> {
+        let expected: usize = dims.iter().product();
+        if expected != data.len() {
+            return Err(SizeMismatch { dims, expected, actual: data.len() });
+        }
+        Ok(Tensor { dims, data })
+    }
+
+    pub fn zeros(dtype: DType, dims: Vec<usize>) -> Tensor {
+        let n = dims.iter().product();
+        Tensor { dims, data: Data::zeros(dtype, n) }
+    }
+
+    pub fn scalar_i64(v: i64) -> Tensor {
+        Tensor { dims: vec![], data: Data::I64(vec![v]) }
+    }
+
+    pub fn from_i64s(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, SizeMismatch> {
+        Tensor::new(dims, Data::I64(v))
+    }
+
+    pub fn from_f32s(dims: Vec<usize>, v: Vec<f32>) -> Result<Tensor, SizeMismatch> {
+        Tensor::new(dims, Data::F32(v))
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    pub fn rank(&self) -> usize {
+        self.dims.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    pub fn into_data(self) -> Data {
+        self.data
+    }
+
+    pub fn strides(&self) -> Vec<usize> {
+        strides(&self.dims)
+    }
+
+    /// Same data, new dims with the same element count.
+    pub fn reshaped(&self, dims: Vec<usize>) -> Result<Tensor, SizeMismatch> {
+        Tensor::new(dims, self.data.clone())
+    }
+
+    pub fn to_f64(&self) -> Vec<f64> {
+        self.data.to_f64()
+    }
+
+    pub fn to_i64(&self) -> Vec<i64> {
+        self.data.to_i64()
+    }
+
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        Tensor { dims: self.dims.clone(), data: self.data.cast(dtype) }
+    }
+
+    /// Size in bytes when packed (int4 two per byte).
+    pub fn byte_size(&self) -> usize {
+        self.dtype().bytes_for(self.numel())
+    }
+}
