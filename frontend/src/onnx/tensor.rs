@@ -1,0 +1,164 @@
+//! ONNX TensorProto to kiln tensors: typed fields, raw_data (little-endian), packed int4 and
+//! external data files, with every size checked against the declared dims.
+
+use super::ImportError;
+use half::{bf16, f16};
+use kiln_ir::{DType, Data, Tensor};
+use onnx_protobuf::TensorProto;
+use std::path::Path;
+
+/// Maps an ONNX `TensorProto.DataType` code to a kiln dtype.
+pub fn dtype_from_onnx(code: i32) -> Result<DType, String> {
+    Ok(match code {
+        1 => DType::F32,
+        2 => DType::U8,
+        3 => DType::I8,
+        4 => DType::U16,
+        5 => DType::I16,
+        6 => DType::I32,
+        7 => DType::I64,
+        9 => DType::Bool,
+        10 => DType::F16,
+        11 => DType::F64,
+        12 => DType::U32,
+        13 => DType::U64,
+        16 => DType::BF16,
+        21 => DType::U4,
+        22 => DType::I4,
+        8 => return Err("string".into()),
+        14 | 15 => return Err("complex".into()),
+        17..=20 | 23 | 24 | 25 => return Err(format!("float8/float4 (code {code})")),
+        other => return Err(format!("unknown data type code {other}")),
+    })
+}
+
+fn bad(name: &str, msg: impl Into<String>) -> ImportError {
+    ImportError::BadTensor { name: name.to_string(), message: msg.into() }
+}
+
+/// Decodes a TensorProto; `dir` resolves external data locations.
+pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>) -> Result<Tensor, ImportError> {
+    let name = t.name.as_str();
+    let dtype = dtype_from_onnx(t.data_type).map_err(|d| ImportError::UnsupportedDType { what: format!("tensor `{name}`"), dtype: d })?;
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| bad(name, format!("negative dimension {d}"))))
+        .collect::<Result<_, _>>()?;
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(name, "element count overflows"))?;
+    let external;
+    let raw: Option<&[u8]> = if t.data_location.value() == 1 {
+        external = read_external(t, dir)?;
+        Some(&external)
+    } else if !t.raw_data.is_empty() || (n == 0 && no_typed_data(t)) {
+        Some(&t.raw_data)
+    } else {
+        None
+    };
+    let data = match raw {
+        Some(bytes) => from_raw(dtype, bytes, n).ok_or_else(|| bad(name, format!("raw data has {} bytes, {:?} of {} needs {}", bytes.len(), dims, dtype, dtype.bytes_for(n))))?,
+        None => from_typed(t, dtype, n).map_err(|m| bad(name, m))?,
+    };
+    Tensor::new(dims, data).map_err(|e| bad(name, e.to_string()))
+}
+
+fn no_typed_data(t: &TensorProto) -> bool {
+    t.float_data.is_empty() && t.int32_data.is_empty() && t.int64_data.is_empty() && t.double_data.is_empty() && t.uint64_data.is_empty()
+}
+
+fn read_external(t: &TensorProto, dir: Option<&Path>) -> Result<Vec<u8>, ImportError> {
+    let name = t.name.as_str();
+    let mut location = None;
+    let (mut offset, mut length) = (0u64, None);
+    for e in &t.external_data {
+        match e.key.as_str() {
+            "location" => location = Some(e.value.clone()),
+            "offset" => offset = e.value.parse().map_err(|_| bad(name, format!("bad external offset `{}`", e.value)))?,
+            "length" => length = Some(e.value.parse::<u64>().map_err(|_| bad(name, format!("bad external length `{}`", e.value)))?),
+            _ => {}
+        }
+    }
+    let loc = location.ok_or_else(|| bad(name, "external data without location"))?;
+    if Path::new(&loc).is_absolute() || loc.split(['/', '\\']).any(|c| c == "..") {
+        return Err(bad(name, format!("external data location `{loc}` escapes the model directory")));
+    }
+    let path = dir.unwrap_or(Path::new(".")).join(&loc);
+    let bytes = std::fs::read(&path).map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let start = offset as usize;
+    let end = match length {
+        Some(l) => start.checked_add(l as usize),
+        None => Some(bytes.len()),
+    };
+    match end {
+        Some(end) if start <= end && end <= bytes.len() => Ok(bytes[start..end].to_vec()),
+        _ => Err(bad(name, format!("external data range {start}..{end:?} outside `{}` ({} bytes)", path.display(), bytes.len()))),
+    }
+}
+
+fn from_raw(dtype: DType, b: &[u8], n: usize) -> Option<Data> {
+    if b.len() != dtype.bytes_for(n) {
+        return None;
+    }
+    macro_rules! le {
+        ($t:ty, $w:expr) => {
+            b.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $w]))).collect()
+        };
+    }
+    Some(match dtype {
+        DType::F32 => Data::F32(le!(f32, 4)),
+        DType::F64 => Data::F64(le!(f64, 8)),
+        DType::F16 => Data::F16(b.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        DType::BF16 => Data::BF16(b.chunks_exact(2).map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        DType::I8 => Data::I8(b.iter().map(|&v| v as i8).collect()),
+        DType::U8 => Data::U8(b.to_vec()),
+        DType::I16 => Data::I16(le!(i16, 2)),
+        DType::U16 => Data::U16(le!(u16, 2)),
+        DType::I32 => Data::I32(le!(i32, 4)),
+        DType::U32 => Data::U32(le!(u32, 4)),
+        DType::I64 => Data::I64(le!(i64, 8)),
+        DType::U64 => Data::U64(le!(u64, 8)),
+        DType::Bool => Data::Bool(b.iter().map(|&v| v != 0).collect()),
+        DType::I4 | DType::U4 => {
+            let v: Vec<i64> = (0..n).map(|i| ((b[i / 2] >> (4 * (i % 2))) & 0xF) as i64).collect();
+            Data::from_i64(dtype, &v)
+        }
+    })
+}
+
+fn from_typed(t: &TensorProto, dtype: DType, n: usize) -> Result<Data, String> {
+    let check = |len: usize| if len == n { Ok(()) } else { Err(format!("has {len} values, its dims need {n}")) };
+    Ok(match dtype {
+        DType::F32 => {
+            check(t.float_data.len())?;
+            Data::F32(t.float_data.clone())
+        }
+        DType::F64 => {
+            check(t.double_data.len())?;
+            Data::F64(t.double_data.clone())
+        }
+        DType::I64 => {
+            check(t.int64_data.len())?;
+            Data::I64(t.int64_data.clone())
+        }
+        DType::U64 | DType::U32 => {
+            check(t.uint64_data.len())?;
+            let v: Vec<i64> = t.uint64_data.iter().map(|&v| v as i64).collect();
+            if dtype == DType::U64 { Data::U64(t.uint64_data.clone()) } else { Data::from_i64(dtype, &v) }
+        }
+        DType::F16 | DType::BF16 => {
+            check(t.int32_data.len())?;
+            let bits = t.int32_data.iter().map(|&v| v as u16);
+            if dtype == DType::F16 { Data::F16(bits.map(f16::from_bits).collect()) } else { Data::BF16(bits.map(bf16::from_bits).collect()) }
+        }
+        DType::I4 | DType::U4 => {
+            check(t.int32_data.len() * 2 - usize::from(n % 2 == 1 && !t.int32_data.is_empty()))?;
+            let v: Vec<i64> = (0..n).map(|i| ((t.int32_data[i / 2] >> (4 * (i % 2))) & 0xF) as i64).collect();
+            Data::from_i64(dtype, &v)
+        }
+        _ => {
+            check(t.int32_data.len())?;
+            let v: Vec<i64> = t.int32_data.iter().map(|&v| v as i64).collect();
+            Data::from_i64(dtype, &v)
+        }
+    })
+}
