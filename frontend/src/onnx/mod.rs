@@ -128,7 +128,7 @@ pub(crate) struct Converter<'o> {
 /// The declared dtype and (when given) shape of a value.
 fn value_type(vi: &ValueInfoProto, what: &str) -> Result<Option<(DType, Option<Shape>)>, ImportError> {
     let Some(tp) = vi.type_.as_ref() else { return Ok(None) };
-    let Some(tt) = (tp.has_tensor_type().then(|| tp.tensor_type())) else {
+    let Some(tt) = tp.has_tensor_type().then(|| tp.tensor_type()) else {
         return Err(ImportError::UnsupportedDType { what: what.to_string(), dtype: "non-tensor (sequence, map or optional)".into() });
     };
     let dtype = dtype_from_onnx(tt.elem_type).map_err(|d| ImportError::UnsupportedDType { what: what.to_string(), dtype: d })?;

@@ -30,6 +30,7 @@ use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
 pub use elementwise::{BinaryOp, UnaryOp};
+pub use shape_ops::shape_tensor;
 
 attr_enum!(
     /// How ONNX `auto_pad` derives padding from the input size.

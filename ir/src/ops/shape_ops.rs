@@ -394,9 +394,14 @@ pub(crate) fn infer_shape_op(start: i64, end: Option<i64>, ins: &[Option<InType>
 }
 
 pub(crate) fn eval_shape(start: i64, end: Option<i64>, x: &Tensor) -> Result<Tensor, OpError> {
-    let (s, e) = shape_range(start, end, x.rank());
-    let v: Vec<i64> = x.dims()[s..e].iter().map(|&d| d as i64).collect();
-    Ok(tensor(vec![e - s], Data::I64(v)))
+    Ok(shape_tensor(x.dims(), start, end))
+}
+
+/// The result of `Shape {start, end}` on a value with concrete `dims`.
+pub fn shape_tensor(dims: &[usize], start: i64, end: Option<i64>) -> Tensor {
+    let (s, e) = shape_range(start, end, dims.len());
+    let v: Vec<i64> = dims[s..e].iter().map(|&d| d as i64).collect();
+    tensor(vec![e - s], Data::I64(v))
 }
 
 pub(crate) fn infer_constant_of_shape(value: &Tensor, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {

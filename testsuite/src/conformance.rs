@@ -1,0 +1,149 @@
+//! The ONNX node-suite runner: imports each case's `model.onnx`, feeds `test_data_set_0`'s
+//! inputs to the reference interpreter and compares every output with the stored one.
+
+use crate::compare::check;
+use kiln_frontend::onnx::{import_file, tensor_from_proto, ImportError, ImportOptions};
+use kiln_ir::{interp, OpError, Tensor};
+use onnx_protobuf::{Message, TensorProto};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Outcome of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub status: Status,
+    /// Why it failed or is unsupported; empty when it passed.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub unsupported: usize,
+    pub cases: Vec<CaseResult>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} passed, {} failed, {} unsupported", self.passed, self.failed, self.unsupported)
+    }
+}
+
+fn read_pb(p: &Path) -> Result<Tensor, String> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let t = TensorProto::parse_from_bytes(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+    tensor_from_proto(&t, None).map_err(|e| e.to_string())
+}
+
+fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v = vec![];
+    for i in 0.. {
+        let p = dir.join(format!("{prefix}_{i}.pb"));
+        if !p.exists() {
+            break;
+        }
+        v.push(p);
+    }
+    v
+}
+
+/// Runs one case directory.
+pub fn run_case(dir: &Path) -> CaseResult {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (status, detail) = match std::panic::catch_unwind(|| run_case_inner(dir)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            (Status::Failed, format!("panic: {msg}"))
+        }
+    };
+    CaseResult { name, status, detail }
+}
+
+fn run_case_inner(dir: &Path) -> (Status, String) {
+    let data = dir.join("test_data_set_0");
+    let mut inputs = vec![];
+    for p in numbered(&data, "input") {
+        match read_pb(&p) {
+            Ok(t) => inputs.push(t),
+            Err(e) if e.contains("not supported") => return (Status::Unsupported, e),
+            Err(e) => return (Status::Failed, e),
+        }
+    }
+    let mut expected = vec![];
+    for p in numbered(&data, "output") {
+        match read_pb(&p) {
+            Ok(t) => expected.push(t),
+            Err(e) if e.contains("not supported") => return (Status::Unsupported, e),
+            Err(e) => return (Status::Failed, e),
+        }
+    }
+    // The first pass learns the input names; shapes then come from the test's inputs.
+    let names = match input_names(&dir.join("model.onnx")) {
+        Ok(n) => n,
+        Err(e) => return (Status::Failed, e),
+    };
+    let mut opts = ImportOptions::default();
+    opts.input_shapes = names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>();
+    let model = match import_file(&dir.join("model.onnx"), &opts) {
+        Ok(m) => m,
+        Err(e @ (ImportError::Unsupported(_) | ImportError::UnsupportedDType { .. })) => return (Status::Unsupported, e.to_string()),
+        Err(e) => return (Status::Failed, e.to_string()),
+    };
+    let outs = match interp::run(&model.graph, inputs) {
+        Ok(o) => o,
+        Err(interp::RunError::Node { source: OpError::Unsupported(m), node, .. }) => return (Status::Unsupported, format!("node {node}: {m}")),
+        Err(e) => return (Status::Failed, e.to_string()),
+    };
+    if outs.len() != expected.len() {
+        return (Status::Failed, format!("{} outputs, expected {}", outs.len(), expected.len()));
+    }
+    for (i, (g, w)) in outs.iter().zip(&expected).enumerate() {
+        if let Err(e) = check(g, w) {
+            return (Status::Failed, format!("output {i}: {e}"));
+        }
+    }
+    (Status::Passed, String::new())
+}
+
+/// Names of the graph inputs that are not initializers, in order.
+fn input_names(model: &Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let m = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).map_err(|e| e.to_string())?;
+    let g = m.graph.as_ref().ok_or("no graph")?;
+    let inits: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    Ok(g.input.iter().filter(|i| !inits.contains(i.name.as_str())).map(|i| i.name.clone()).collect())
+}
+
+/// Runs every case directory under `suite` (sorted by name), optionally filtered by substring.
+pub fn run_suite(suite: &Path, filter: Option<&str>) -> Result<Summary, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite)
+        .map_err(|e| format!("{}: {e}", suite.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.onnx").exists())
+        .filter(|p| filter.is_none_or(|f| p.file_name().is_some_and(|n| n.to_string_lossy().contains(f))))
+        .collect();
+    dirs.sort();
+    let mut s = Summary::default();
+    for d in dirs {
+        let r = run_case(&d);
+        match r.status {
+            Status::Passed => s.passed += 1,
+            Status::Failed => s.failed += 1,
+            Status::Unsupported => s.unsupported += 1,
+        }
+        s.cases.push(r);
+    }
+    Ok(s)
+}

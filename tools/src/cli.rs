@@ -1,0 +1,232 @@
+//! Subcommands. Errors are one line plus context, and a non-zero exit code.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use kiln_frontend::onnx::{import_file, ImportOptions};
+use kiln_ir::{interp, Dim, Graph, Tensor};
+use kiln_target::Target;
+use kiln_testsuite::{conformance, npy};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, about = "Ahead-of-time compiler for trained models")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Show a model's inputs, outputs, op histogram and parameters.
+    Inspect {
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Specialize an input: NAME=1x3x224x224 (repeatable).
+        #[arg(long = "input-shape")]
+        input_shape: Vec<String>,
+    },
+    /// Run a model in the reference interpreter.
+    Run {
+        model: PathBuf,
+        /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
+        #[arg(long = "input")]
+        input: Vec<String>,
+        #[arg(long = "output-dir")]
+        output_dir: PathBuf,
+        #[arg(long, default_value = "ref")]
+        target: String,
+    },
+    /// Compile a model for a target.
+    Compile {
+        model: PathBuf,
+        #[arg(long, default_value = "ref")]
+        target: String,
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// What to print instead of writing an artifact: `ir` (the imported, simplified IR).
+        #[arg(long)]
+        emit: Option<String>,
+        #[arg(long = "input-shape")]
+        input_shape: Vec<String>,
+    },
+    /// Run the ONNX node test suite.
+    Conformance {
+        #[arg(long)]
+        suite: PathBuf,
+        #[arg(long, default_value = "ref")]
+        target: String,
+        #[arg(long)]
+        json: bool,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+}
+
+pub fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
+        Cmd::Run { model, input, output_dir, target } => run(&model, &input, &output_dir, &target),
+        Cmd::Compile { model, target, output, emit, input_shape } => compile(&model, &target, output.as_deref(), emit.as_deref(), &parse_shapes(&input_shape)?),
+        Cmd::Conformance { suite, target, json, filter } => conformance_cmd(&suite, &target, json, filter.as_deref()),
+    }
+}
+
+fn parse_target(t: &str) -> Result<Target> {
+    let target: Target = t.parse()?;
+    target.status()?;
+    Ok(target)
+}
+
+fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, dims) = s.rsplit_once('=').ok_or_else(|| anyhow!("--input-shape `{s}`: expected NAME=1x3x224x224"))?;
+            let dims = if dims.is_empty() {
+                vec![]
+            } else {
+                dims.split(['x', ',']).map(|d| d.trim().parse::<usize>().map_err(|_| anyhow!("--input-shape `{s}`: `{d}` is not a dimension"))).collect::<Result<_>>()?
+            };
+            Ok((name.to_string(), dims))
+        })
+        .collect()
+}
+
+/// Imports a model and folds what its (possibly specialized) shapes allow.
+fn load(model: &Path, shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
+    if model.is_dir() {
+        bail!("{}: importing a directory (safetensors + config.json) is not supported yet; give an .onnx file", model.display());
+    }
+    let opts = ImportOptions { input_shapes: shapes.clone() };
+    let m = import_file(model, &opts).with_context(|| format!("importing {}", model.display()))?;
+    let mut g = m.graph;
+    for name in shapes.keys() {
+        if !g.inputs.iter().any(|&i| g.value(i).name == *name) {
+            bail!("--input-shape: the model has no input named `{name}`");
+        }
+    }
+    kiln_passes::simplify(&mut g, kiln_passes::FOLD_LIMIT).context("simplifying the imported graph")?;
+    kiln_ir::verify(&g).context("verifying the imported graph")?;
+    Ok(g)
+}
+
+fn inspect(model: &Path, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let g = load(model, shapes)?;
+    let io = |ids: &[kiln_ir::ValueId]| -> Vec<serde_json::Value> {
+        ids.iter()
+            .map(|&i| {
+                let v = g.value(i);
+                serde_json::json!({"name": v.name, "dtype": v.ty.dtype.name(), "shape": v.ty.shape.0.iter().map(|d| d.to_string()).collect::<Vec<_>>()})
+            })
+            .collect()
+    };
+    let mut syms: Vec<String> = vec![];
+    for &i in &g.inputs {
+        for s in g.value(i).ty.shape.symbols() {
+            if !syms.iter().any(|x| x == s) {
+                syms.push(s.to_string());
+            }
+        }
+    }
+    let (params, bytes) = g.parameter_count();
+    let hist = g.op_histogram();
+    if json {
+        let v = serde_json::json!({
+            "inputs": io(&g.inputs), "outputs": io(&g.outputs), "ops": hist, "nodes": g.nodes.len(),
+            "parameters": params, "parameter_bytes": bytes, "symbolic_dims": syms,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("model: {}", model.display());
+    for (title, ids) in [("inputs", &g.inputs), ("outputs", &g.outputs)] {
+        println!("{title}:");
+        for &i in ids.iter() {
+            let v = g.value(i);
+            println!("  {}: {}{}", v.name, v.ty.dtype, v.ty.shape);
+        }
+    }
+    println!("symbolic dims: {}", if syms.is_empty() { "none".to_string() } else { syms.join(", ") });
+    println!("parameters: {params} ({bytes} bytes)");
+    println!("nodes: {}", g.nodes.len());
+    for (op, n) in hist {
+        println!("  {op:<28} {n}");
+    }
+    Ok(())
+}
+
+fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {
+    let t = parse_target(target)?;
+    if t != Target::Ref {
+        bail!("`kiln run` runs models on the reference interpreter only; target {t} has no runtime yet");
+    }
+    let mut given: HashMap<String, Tensor> = HashMap::new();
+    for spec in inputs {
+        let (name, file) = spec.split_once('=').ok_or_else(|| anyhow!("--input `{spec}`: expected NAME=FILE.npy"))?;
+        let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+        let t = npy::read(&bytes).map_err(|e| anyhow!("{file}: {e}"))?;
+        given.insert(name.to_string(), t);
+    }
+    let shapes = given.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
+    let g = load(model, &shapes)?;
+    let mut args = vec![];
+    for &i in &g.inputs {
+        let name = &g.value(i).name;
+        args.push(given.remove(name).ok_or_else(|| anyhow!("missing --input for model input `{name}` ({}{})", g.value(i).ty.dtype, g.value(i).ty.shape))?);
+    }
+    if let Some(extra) = given.keys().next() {
+        bail!("--input `{extra}`: the model has no such input");
+    }
+    let outs = interp::run(&g, args)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    for (&o, t) in g.outputs.iter().zip(&outs) {
+        let name = &g.value(o).name;
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '_' }).collect();
+        let path = out_dir.join(format!("{file}.npy"));
+        std::fs::write(&path, npy::write(t)).with_context(|| format!("writing {}", path.display()))?;
+        println!("{name}: {}{:?} -> {}", t.dtype(), t.dims(), path.display());
+    }
+    Ok(())
+}
+
+fn compile(model: &Path, target: &str, output: Option<&Path>, emit: Option<&str>, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let t: Target = target.parse()?;
+    let g = load(model, shapes)?;
+    match emit {
+        Some("ir") => {
+            print!("{}", kiln_ir::text::print(&g));
+            return Ok(());
+        }
+        Some(other) => bail!("--emit {other}: only `ir` is available in this version"),
+        None => {}
+    }
+    t.status()?;
+    let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
+    // The reference target's artifact is the verified IR text.
+    std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
+    let unsym = g.inputs.iter().any(|&i| g.value(i).ty.shape.0.iter().any(|d| matches!(d, Dim::Sym(_))));
+    println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
+    Ok(())
+}
+
+fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>) -> Result<()> {
+    let t = parse_target(target)?;
+    if t != Target::Ref {
+        bail!("conformance runs on `ref` only in this version");
+    }
+    let s = conformance::run_suite(suite, filter).map_err(|e| anyhow!(e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        for c in &s.cases {
+            if c.status != conformance::Status::Passed {
+                println!("{:<60} {:?}: {}", c.name, c.status, c.detail.lines().next().unwrap_or(""));
+            }
+        }
+        println!("{s}");
+    }
+    Ok(())
+}
