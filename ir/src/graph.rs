@@ -127,6 +127,52 @@ impl Graph {
         Ok(())
     }
 
+    /// The node's outputs when they are known without running the model: every input is a
+    /// constant, or the node is `Shape`/`Size` of a statically shaped value. `None` when they
+    /// are not, when evaluation fails, or when an output has more than `limit` elements.
+    pub fn constant_outputs(&self, node: &Node, limit: usize) -> Option<Vec<Tensor>> {
+        if !node.op.subgraphs().is_empty() {
+            return None;
+        }
+        let first = node.inputs.first().copied().flatten();
+        match &node.op {
+            Op::Shape { start, end } => {
+                let dims = self.value(first?).ty.shape.as_fixed()?;
+                return Some(vec![crate::ops::shape_tensor(&dims, *start, *end)]);
+            }
+            Op::Size {} => {
+                let n = self.value(first?).ty.shape.numel()?;
+                return Some(vec![Tensor::scalar_i64(n as i64)]);
+            }
+            _ => {}
+        }
+        let ins = node
+            .inputs
+            .iter()
+            .map(|i| match i {
+                None => Some(None),
+                Some(id) => self.const_value(*id).map(|t| Some(t.as_ref())),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let outs = node.op.eval(&ins, node.outputs.len()).ok()?;
+        (outs.len() >= node.outputs.len() && outs.iter().all(|t| t.numel() <= limit)).then_some(outs)
+    }
+
+    /// Replaces the last node by constants when [`Graph::constant_outputs`] knows them.
+    /// Returns whether it did.
+    pub fn fold_last_node(&mut self, limit: usize) -> bool {
+        let Some(node) = self.nodes.last() else { return false };
+        let Some(outs) = self.constant_outputs(node, limit) else { return false };
+        let ids = node.outputs.clone();
+        self.nodes.pop();
+        for (o, t) in ids.into_iter().zip(outs) {
+            if let Some(o) = o {
+                self.consts.insert(o, Arc::new(t));
+            }
+        }
+        true
+    }
+
     /// Number of parameters and their bytes (packed) over all constants.
     pub fn parameter_count(&self) -> (usize, usize) {
         self.consts.values().fold((0, 0), |(n, b), t| (n + t.numel(), b + t.byte_size()))

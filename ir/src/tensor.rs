@@ -299,12 +299,9 @@ impl Data {
                 return Data::from_f64(dtype, &v);
             }
             if matches!(dtype, DType::I4 | DType::U4) {
-                let (lo, hi) = if dtype == DType::I4 { (-8.0, 7.0) } else { (0.0, 15.0) };
-                let sat: Vec<i64> = v
-                    .iter()
-                    .map(|x| x.round_ties_even().clamp(lo, hi) as i64)
-                    .collect();
-                return Data::from_i64(dtype, &sat);
+                // ONNX Cast to 4-bit types truncates and wraps (it does not saturate).
+                let t: Vec<i64> = v.iter().map(|x| *x as i64).collect();
+                return Data::from_i64(dtype, &t);
             }
             return Data::from_f64(dtype, &v);
         }

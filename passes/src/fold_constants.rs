@@ -2,7 +2,7 @@
 //! interpreter and its outputs become constants; `Shape` and `Size` of values whose shape is
 //! fully known fold without evaluating anything.
 
-use kiln_ir::{Graph, Op, Tensor};
+use kiln_ir::Graph;
 use std::sync::Arc;
 
 /// Outputs larger than this many elements are not folded (they would bloat the weights).
@@ -14,8 +14,8 @@ pub fn fold_constants(g: &mut Graph, limit: usize) -> usize {
     let mut keep = Vec::with_capacity(g.nodes.len());
     let nodes = std::mem::take(&mut g.nodes);
     for node in nodes {
-        match fold_node(g, &node.op, &node.inputs, node.outputs.len(), limit) {
-            Some(outs) if outs.len() >= node.outputs.len() => {
+        match g.constant_outputs(&node, limit) {
+            Some(outs) => {
                 for (o, t) in node.outputs.iter().zip(outs) {
                     if let Some(o) = o {
                         g.consts.insert(*o, Arc::new(t));
@@ -23,37 +23,9 @@ pub fn fold_constants(g: &mut Graph, limit: usize) -> usize {
                 }
                 folded += 1;
             }
-            _ => keep.push(node),
+            None => keep.push(node),
         }
     }
     g.nodes = keep;
     folded
-}
-
-fn fold_node(g: &Graph, op: &Op, inputs: &[Option<kiln_ir::ValueId>], n_out: usize, limit: usize) -> Option<Vec<Tensor>> {
-    if !op.subgraphs().is_empty() {
-        return None;
-    }
-    match op {
-        Op::Shape { start, end } => {
-            let x = inputs.first().copied().flatten()?;
-            let dims = g.value(x).ty.shape.as_fixed()?;
-            return Some(vec![kiln_ir::ops::shape_tensor(&dims, *start, *end)]);
-        }
-        Op::Size {} => {
-            let x = inputs.first().copied().flatten()?;
-            let n = g.value(x).ty.shape.numel()?;
-            return Some(vec![Tensor::scalar_i64(n as i64)]);
-        }
-        _ => {}
-    }
-    let mut ins = Vec::with_capacity(inputs.len());
-    for i in inputs {
-        match i {
-            None => ins.push(None),
-            Some(id) => ins.push(Some(g.const_value(*id)?.as_ref())),
-        }
-    }
-    let outs = op.eval(&ins, n_out).ok()?;
-    outs.iter().all(|t| t.numel() <= limit).then_some(outs)
 }

@@ -72,6 +72,12 @@ pub fn run_case(dir: &Path) -> CaseResult {
 }
 
 fn run_case_inner(dir: &Path) -> (Status, String) {
+    // The first pass learns the input names; shapes then come from the test's inputs.
+    let names = match input_names(&dir.join("model.onnx")) {
+        Ok(n) => n,
+        Err(e) if e.starts_with("unsupported") => return (Status::Unsupported, e),
+        Err(e) => return (Status::Failed, e),
+    };
     let data = dir.join("test_data_set_0");
     let mut inputs = vec![];
     for p in numbered(&data, "input") {
@@ -89,11 +95,6 @@ fn run_case_inner(dir: &Path) -> (Status, String) {
             Err(e) => return (Status::Failed, e),
         }
     }
-    // The first pass learns the input names; shapes then come from the test's inputs.
-    let names = match input_names(&dir.join("model.onnx")) {
-        Ok(n) => n,
-        Err(e) => return (Status::Failed, e),
-    };
     let mut opts = ImportOptions::default();
     opts.input_shapes = names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>();
     let model = match import_file(&dir.join("model.onnx"), &opts) {
@@ -123,6 +124,11 @@ fn input_names(model: &Path) -> Result<Vec<String>, String> {
     let m = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).map_err(|e| e.to_string())?;
     let g = m.graph.as_ref().ok_or("no graph")?;
     let inits: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    for v in g.input.iter().chain(&g.output) {
+        if v.type_.as_ref().is_some_and(|t| !t.has_tensor_type()) {
+            return Err(format!("unsupported: `{}` is a sequence, map or optional, not a tensor", v.name));
+        }
+    }
     Ok(g.input.iter().filter(|i| !inits.contains(i.name.as_str())).map(|i| i.name.clone()).collect())
 }
 

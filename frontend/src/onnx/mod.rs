@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 pub use tensor::{dtype_from_onnx, tensor_from_proto};
 
+/// Nodes whose inputs are all constant are folded at import when no output exceeds this.
+pub const FOLD_LIMIT: usize = 1 << 16;
+
 /// Options that specialize the import.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -327,7 +330,10 @@ impl Converter<'_> {
 
     pub(crate) fn add_node(&mut self, name: &str, op: kiln_ir::Op, inputs: Vec<Option<ValueId>>, outputs: &[String]) -> Result<Vec<Option<ValueId>>, NodeError> {
         let outs: Vec<Option<String>> = outputs.iter().map(|o| (!o.is_empty()).then(|| self.unique_name(o))).collect();
-        self.frame().graph.add_node(name, op, inputs, &outs)
+        let ids = self.frame().graph.add_node(name, op, inputs, &outs)?;
+        // Fold as we go, so shape arithmetic is constant for the nodes that follow.
+        self.frame().graph.fold_last_node(FOLD_LIMIT);
+        Ok(ids)
     }
 }
 

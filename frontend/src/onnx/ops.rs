@@ -6,7 +6,7 @@ use super::attrs::Attrs;
 use super::tensor::{dtype_from_onnx, tensor_from_proto};
 use super::{node_name, Converter, ImportError, UnsupportedOp};
 use kiln_ir::ops::{
-    AspectPolicy, AutoPad, CoordMode, DepthToSpaceMode, GeluApprox, NearestMode, PadMode, PoolKind, ReduceKind, ResizeMode, RnnActivation,
+    AspectPolicy, AutoPad, CoordMode, LossReduction, DepthToSpaceMode, GeluApprox, NearestMode, PadMode, PoolKind, ReduceKind, ResizeMode, RnnActivation,
     RnnDirection, ScatterReduction,
 };
 use kiln_ir::{BinaryOp, DType, Data, Op, Tensor, TensorType, UnaryOp, ValueId};
@@ -276,6 +276,9 @@ static TABLE: &[Entry] = &[
     }),
     bin!("Mul", Mul),
     un!("Neg", Neg),
+    ("NegativeLogLikelihoodLoss", 12, |cx| {
+        Ok(Out::Node(Op::NegativeLogLikelihoodLoss { reduction: loss_reduction(cx)?, ignore_index: cx.a.opt_i("ignore_index")? }, cx.all()))
+    }),
     ("NonZero", 9, |cx| Ok(Out::Node(Op::NonZero {}, vec![Some(cx.req(0)?)]))),
     un!("Not", Not),
     ("OneHot", 9, |cx| Ok(Out::Node(Op::OneHot { axis: cx.i("axis", -1)? }, cx.all()))),
@@ -341,6 +344,9 @@ static TABLE: &[Entry] = &[
     ("Softmax", 1, |cx| softmax(cx, 0)),
     un!("Softplus", Softplus),
     un!("Softsign", Softsign),
+    ("SoftmaxCrossEntropyLoss", 12, |cx| {
+        Ok(Out::Node(Op::SoftmaxCrossEntropyLoss { reduction: loss_reduction(cx)?, ignore_index: cx.a.opt_i("ignore_index")? }, cx.all()))
+    }),
     ("SpaceToDepth", 1, |cx| Ok(Out::Node(Op::SpaceToDepth { blocksize: cx.i("blocksize", 0)? }, vec![Some(cx.req(0)?)]))),
     ("Split", 1, |cx| {
         let x = cx.req(0)?;
@@ -579,6 +585,11 @@ fn pad(cx: &mut Cx) -> R {
         return Ok(Out::Node(Op::Pad { mode }, vec![Some(x), Some(p), Some(c)]));
     }
     Ok(Out::Node(Op::Pad { mode }, cx.all()))
+}
+
+fn loss_reduction(cx: &Cx) -> Result<LossReduction, LowerError> {
+    let r = cx.s("reduction", "mean")?;
+    LossReduction::from_name(&r).ok_or_else(|| LowerError::Invalid(format!("unknown reduction `{r}`")))
 }
 
 fn scatter_reduction(cx: &Cx) -> Result<ScatterReduction, LowerError> {

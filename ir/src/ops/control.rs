@@ -11,8 +11,11 @@ fn output_types(g: &Graph) -> Vec<TensorType> {
     g.outputs.iter().map(|&v| g.value(v).ty.clone()).collect()
 }
 
-pub(crate) fn infer_if(then_g: &Graph, else_g: &Graph, names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_if(then_g: &Graph, else_g: &Graph, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
     let (t, e) = (output_types(then_g), output_types(else_g));
+    if let Some(c) = req(ins, 0)?.value.and_then(|v| v.to_i64().first().copied()) {
+        return Ok(if c != 0 { t } else { e });
+    }
     if t.len() != e.len() {
         return Err(OpError::Invalid(format!("If branches return {} and {} values", t.len(), e.len())));
     }

@@ -12,6 +12,7 @@ mod elementwise;
 mod gather_scatter;
 mod gemm_kernel;
 mod index_ops;
+mod loss;
 mod matmul;
 mod normalization;
 mod pool;
@@ -85,6 +86,10 @@ attr_enum!(
 attr_enum!(
     /// Recurrent direction.
     RnnDirection { Forward = "forward", Reverse = "reverse", Bidirectional = "bidirectional" }
+);
+attr_enum!(
+    /// How a loss op reduces per-element losses.
+    LossReduction { None = "none", Sum = "sum", Mean = "mean" }
 );
 attr_enum!(
     /// Global pooling function.
@@ -297,6 +302,10 @@ define_ops! {
         is_causal: bool, kv_num_heads: i64, q_num_heads: i64, qk_matmul_output_mode: i64,
         scale: Option<f32>, softcap: f32, softmax_precision: Option<DType>,
     },
+    /// Inputs: log-probabilities [N, C, d...], target [N, d...], weight? [C].
+    NegativeLogLikelihoodLoss { reduction: LossReduction, ignore_index: Option<i64> },
+    /// Inputs: scores [N, C, d...], labels [N, d...], weights? [C]. Outputs: loss, log_prob?.
+    SoftmaxCrossEntropyLoss { reduction: LossReduction, ignore_index: Option<i64> },
     /// Inputs: X, cos_cache, sin_cache, position_ids?.
     RotaryEmbedding { interleaved: bool, num_heads: i64, rotary_embedding_dim: i64 },
     /// Inputs: cond (bool scalar), then the values the branches capture, in `captures` order.
@@ -480,7 +489,9 @@ impl Op {
             DynamicQuantizeLinear {} => quant::infer_dynamic(ins),
             Attention { q_num_heads, kv_num_heads, .. } => sequence_ops::infer_attention(*q_num_heads, *kv_num_heads, n_out, ins, names),
             RotaryEmbedding { .. } => shape_ops::infer_identity(self, ins, 1),
-            If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, names),
+            NegativeLogLikelihoodLoss { reduction, .. } => loss::infer(*reduction, 1, ins),
+            SoftmaxCrossEntropyLoss { reduction, .. } => loss::infer(*reduction, n_out, ins),
+            If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, ins, names),
             Loop { body, num_carried } => control::infer_loop(body, *num_carried, n_out, ins, names),
         }
     }
@@ -575,6 +586,8 @@ impl Op {
             DynamicQuantizeLinear {} => quant::eval_dynamic(req(ins, 0)?),
             Attention { .. } => sequence_ops::eval_attention(self, ins, n_out),
             RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => sequence_ops::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t]),
+            NegativeLogLikelihoodLoss { reduction, ignore_index } => loss::eval_nll(*reduction, *ignore_index, ins).map(|t| vec![t]),
+            SoftmaxCrossEntropyLoss { reduction, ignore_index } => loss::eval_sce(*reduction, *ignore_index, ins, n_out),
             If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),
             Loop { body, num_carried } => control::eval_loop(body, *num_carried, ins, n_out),
         }

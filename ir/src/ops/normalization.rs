@@ -166,7 +166,7 @@ pub(crate) fn eval_lp_norm(axis: i64, p: i64, x: &Tensor) -> Result<Tensor, OpEr
     let mut nd = x.dims().to_vec();
     nd[a] = 1;
     let nb = broadcast_to(&tensor(nd, Data::F64(norms)), x.dims())?.to_f64();
-    let y: Vec<f64> = xv.iter().zip(&nb).map(|(v, n)| if *n == 0.0 { 0.0 } else { v / n }).collect();
+    let y: Vec<f64> = xv.iter().zip(&nb).map(|(v, n)| v / n).collect();
     Ok(tensor(x.dims().to_vec(), Data::from_f64(x.dtype(), &y)))
 }
 

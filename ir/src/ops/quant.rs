@@ -156,7 +156,9 @@ pub(crate) fn eval_matmul_integer(ins: &[Option<&Tensor>]) -> Result<Tensor, OpE
     Ok(eval_matmul(&ac, &bc)?.cast(DType::I32))
 }
 
-fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>, out: DType) -> Result<Tensor, OpError> {
+/// Requantizes an accumulator. `wrap`: the result wraps into the output type instead of
+/// saturating (what the ONNX reference, and so the node suite, does for QLinearMatMul).
+fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>, out: DType, wrap: bool) -> Result<Tensor, OpError> {
     let ys = y_scale.to_f64();
     let yz = y_zp.map_or(0.0, |z| z.to_f64()[0]);
     let (lo, hi) = range_of(out).ok_or_else(|| OpError::Unsupported(format!("requantize to {out}")))?;
@@ -168,7 +170,8 @@ fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>,
         .enumerate()
         .map(|(i, &a)| {
             let s = if ys.len() > 1 { ys[(i / inner) % ch] } else { ys[0] };
-            ((a * scale / s).round_ties_even() + yz).clamp(lo, hi) as i64
+            let q = (a * scale / s).round_ties_even() + yz;
+            if wrap { q as i64 } else { q.clamp(lo, hi) as i64 }
         })
         .collect();
     Ok(tensor(acc.dims().to_vec(), Data::from_i64(out, &v)))
@@ -184,7 +187,7 @@ pub(crate) fn eval_qlinear_matmul(ins: &[Option<&Tensor>]) -> Result<Tensor, OpE
     let out = zy.map_or(a.dtype(), |z| z.dtype());
     // Scale product in f32, as the reference does.
     let s = (sa.to_f64()[0] as f32 * sb.to_f64()[0] as f32) as f64;
-    requantize(&acc, s, sy, zy, out)
+    requantize(&acc, s, sy, zy, out, true)
 }
 
 pub(crate) fn eval_conv_integer(w: &Window, group: i64, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
@@ -211,11 +214,11 @@ pub(crate) fn eval_qlinear_conv(w: &Window, group: i64, ins: &[Option<&Tensor>])
     let swv = sw.to_f64();
     let out = zy.map_or(x.dtype(), |z| z.dtype());
     if swv.len() == 1 {
-        return requantize(&acc, sxv * swv[0], sy, zy, out);
+        return requantize(&acc, sxv * swv[0], sy, zy, out, false);
     }
     // Per-output-channel weight scales: fold into the accumulator first.
     let ch = acc.dims()[1];
     let inner: usize = acc.dims()[2..].iter().product();
     let v: Vec<f64> = acc.to_f64().iter().enumerate().map(|(i, &a)| a * swv[(i / inner) % ch]).collect();
-    requantize(&tensor(acc.dims().to_vec(), Data::F64(v)), sxv, sy, zy, out)
+    requantize(&tensor(acc.dims().to_vec(), Data::F64(v)), sxv, sy, zy, out, false)
 }

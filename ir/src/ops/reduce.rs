@@ -114,7 +114,7 @@ pub(crate) fn eval_reduce(kind: ReduceKind, keepdims: bool, noop: bool, ins: &[O
         };
         return Ok(tensor(out_dims, Data::from_i64(dt, &v)));
     }
-    if dt == DType::Bool {
+    if dt == DType::Bool && !matches!(kind, Max | Min) {
         return Err(OpError::DType { index: 0, dtype: dt });
     }
     let xv = x.to_f64();
@@ -139,6 +139,12 @@ pub(crate) fn eval_reduce(kind: ReduceKind, keepdims: bool, noop: bool, ins: &[O
             SumSquare => s.iter().map(|v| v * v).sum(),
         }
     });
+    let v = if dt == DType::Bool && v.iter().any(|x| x.is_infinite()) {
+        // Empty boolean reductions: Max gives false, Min gives true.
+        v.iter().map(|x| if x.is_infinite() { f64::from(*x > 0.0) } else { *x }).collect()
+    } else {
+        v
+    };
     Ok(tensor(out_dims, Data::from_f64(dt, &v)))
 }
 

@@ -163,9 +163,7 @@ pub(crate) fn infer_squeeze(ins: &[Option<InType>], names: &mut DimNamer) -> Res
             }
         },
         None => {
-            if !x.shape.is_fixed() {
-                return invalid("Squeeze without axes needs a fully known input shape");
-            }
+            // Symbolic dims are assumed not to be 1 (they would be squeezed at run time).
             x.shape.0.iter().filter(|d| **d != Dim::Known(1)).cloned().collect()
         }
     };
