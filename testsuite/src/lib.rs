@@ -4,3 +4,4 @@
 pub mod compare;
 pub mod conformance;
 pub mod npy;
+pub mod suite;

@@ -72,8 +72,4 @@ impl<'a> Attrs<'a> {
     pub fn g(&self, name: &str) -> Result<Option<&'a GraphProto>, String> {
         Ok(self.get(name, AttributeType::GRAPH)?.and_then(|a| a.g.as_ref()))
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &&'a str> {
-        self.0.keys()
-    }
 }

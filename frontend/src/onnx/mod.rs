@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use ops::supported_op_types;
 pub use tensor::{dtype_from_onnx, tensor_from_proto};
 
 /// Nodes whose inputs are all constant are folded at import when no output exceeds this.

@@ -39,7 +39,6 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, LowerError> {
 pub(crate) enum Out {
     Node(Op, Vec<Option<ValueId>>),
     Const(Tensor),
-    Alias(Vec<Option<ValueId>>),
 }
 
 type R = Result<Out, LowerError>;
@@ -438,7 +437,6 @@ pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto) -> Result<(),
             let out = node.output.first().cloned().unwrap_or_default();
             vec![Some(cx.conv.add_const(&out, t))]
         }
-        Out::Alias(ids) => ids,
     };
     cx.conv.bind_outputs(node, &ids);
     Ok(())

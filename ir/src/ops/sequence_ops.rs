@@ -92,9 +92,8 @@ pub(crate) fn eval_attention(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> 
     let past_len = past_k.map_or(0, |p| p.dims().get(2).copied().unwrap_or(0));
     let present_k = concat_seq(past_k, k)?;
     let present_v = concat_seq(past_v, v)?;
-    let ([b, hq, sq, d], [_, hk, sk, dk], [_, hv, sv, dv]) = (q.dims().try_into().unwrap_or([0; 4]), present_k.dims().try_into().unwrap_or([0; 4]), present_v.dims().try_into().unwrap_or([0; 4])) else {
-        return invalid("Attention inputs must be rank 4 after head split");
-    };
+    let dims4 = |t: &Tensor| -> Result<[usize; 4], OpError> { t.dims().try_into().map_err(|_| OpError::Invalid("Attention inputs must be rank 4 after head split".into())) };
+    let ([b, hq, sq, d], [_, hk, sk, dk], [_, hv, sv, dv]) = (dims4(&q)?, dims4(&present_k)?, dims4(&present_v)?);
     if d != dk || sk != sv || hk != hv || hk == 0 || hq % hk != 0 {
         return invalid(format!("Attention shapes do not agree: Q {:?}, K {:?}, V {:?}", q.dims(), present_k.dims(), present_v.dims()));
     }
