@@ -604,7 +604,8 @@ fn resize(cx: &mut Cx) -> R {
     };
     let ctm = cx.s("coordinate_transformation_mode", if cx.opset < 11 { "asymmetric" } else { "half_pixel" })?;
     let coordinate_transformation_mode = CoordMode::from_name(&ctm).ok_or_else(|| LowerError::Unsupported(format!("coordinate_transformation_mode `{ctm}`")))?;
-    let nm = cx.s("nearest_mode", "round_prefer_floor")?;
+    // Opset 10 had no nearest_mode; it behaved like `floor` (Upsample's semantics).
+    let nm = cx.s("nearest_mode", if cx.opset < 11 { "floor" } else { "round_prefer_floor" })?;
     let nearest_mode = NearestMode::from_name(&nm).ok_or_else(|| LowerError::Invalid(format!("unknown nearest_mode `{nm}`")))?;
     let kp = cx.s("keep_aspect_ratio_policy", "stretch")?;
     let keep_aspect_ratio_policy = AspectPolicy::from_name(&kp).ok_or_else(|| LowerError::Invalid(format!("unknown keep_aspect_ratio_policy `{kp}`")))?;
