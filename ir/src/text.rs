@@ -59,7 +59,17 @@ fn vname(g: &Graph, id: ValueId) -> String {
 }
 
 fn ty(t: &TensorType) -> String {
-    format!("{}{}", t.dtype, t.shape)
+    let dims: Vec<String> = t
+        .shape
+        .0
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => n.to_string(),
+            Dim::Sym(s) if is_plain(s) => s.clone(),
+            Dim::Sym(s) => quote(s),
+        })
+        .collect();
+    format!("{}[{}]", t.dtype, dims.join(","))
 }
 
 fn float(v: f64) -> String {
@@ -339,7 +349,7 @@ impl Lexer {
             }
             dims.push(match self.next()? {
                 Tok::Num(n) => Dim::Known(n.parse().map_err(|_| self.err(format!("bad dimension `{n}`")))?),
-                Tok::Ident(s) => Dim::Sym(s),
+                Tok::Ident(s) | Tok::Str(s) => Dim::Sym(s),
                 other => return Err(self.err(format!("bad dimension {other:?}"))),
             });
         }

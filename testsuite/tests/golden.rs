@@ -1,0 +1,75 @@
+//! Golden models (testsuite/golden, made by generate.py with PyTorch; expected outputs from
+//! onnxruntime): each imports, verifies, runs in the reference interpreter and matches
+//! onnxruntime within 1e-4 relative to the output's scale (max |kiln - ort| / max |ort|).
+//! Its IR text is a snapshot (`model.ir.txt`, regenerated with KILN_BLESS=1) and
+//! print → parse → print round-trips.
+
+use kiln_frontend::onnx::{import_file, ImportOptions};
+use kiln_ir::{interp, Tensor};
+use kiln_testsuite::{compare::errors, npy};
+use std::path::{Path, PathBuf};
+
+const MODELS: [&str; 6] = ["resnet18_narrow", "mobilenet_v2_narrow", "bert_tiny", "gpt2_tiny", "llama_tiny", "qwen2_tiny"];
+const MAX_REL: f64 = 1e-4;
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join(name)
+}
+
+fn read_npy(p: &Path) -> Tensor {
+    npy::read(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn load(name: &str) -> (kiln_ir::Graph, Vec<Tensor>, Vec<Tensor>) {
+    let d = dir(name);
+    let model = import_file(&d.join("model.onnx"), &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut g = model.graph;
+    let inputs: Vec<Tensor> = g.inputs.iter().map(|&i| read_npy(&d.join(format!("input_{}.npy", g.value(i).name)))).collect();
+    let mut outputs = vec![];
+    for k in 0.. {
+        let p = d.join(format!("output_{k}.npy"));
+        if !p.exists() {
+            break;
+        }
+        outputs.push(read_npy(&p));
+    }
+    kiln_passes::simplify(&mut g, kiln_passes::FOLD_LIMIT).unwrap_or_else(|e| panic!("{name}: {e}"));
+    kiln_ir::verify(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (g, inputs, outputs)
+}
+
+#[test]
+fn golden_models_match_onnxruntime() {
+    for name in MODELS {
+        let (g, inputs, want) = load(name);
+        let got = interp::run(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.len(), want.len(), "{name}: output count");
+        for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.dims(), b.dims(), "{name} output {k}: shape");
+            let (av, bv) = (a.to_f64(), b.to_f64());
+            let scale = bv.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let e = errors(&av, &bv);
+            let rel = e.max_abs / scale;
+            println!("{name} output {k}: max abs {:.3e}, relative to scale {rel:.3e}, cosine {:.9}", e.max_abs, e.cosine);
+            assert!(rel <= MAX_REL, "{name} output {k}: error {rel:.3e} of the output's scale exceeds {MAX_REL:e}");
+        }
+    }
+}
+
+#[test]
+fn golden_model_ir_text_is_stable_and_round_trips() {
+    let bless = std::env::var_os("KILN_BLESS").is_some();
+    for name in MODELS {
+        let (g, _, _) = load(name);
+        let text = kiln_ir::text::print(&g);
+        let snap = dir(name).join("model.ir.txt");
+        if bless {
+            std::fs::write(&snap, &text).expect("write snapshot");
+        } else {
+            let want = std::fs::read_to_string(&snap).unwrap_or_else(|e| panic!("{}: {e} (bless with KILN_BLESS=1)", snap.display()));
+            assert!(want == text, "{name}: IR text differs from {} (review, then bless with KILN_BLESS=1)", snap.display());
+        }
+        let parsed = kiln_ir::text::parse(&text, &g.weights_by_name()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(kiln_ir::text::print(&parsed), text, "{name}: print → parse → print differs");
+    }
+}
