@@ -8,6 +8,7 @@
 mod attrs;
 mod ops;
 pub mod tensor;
+mod wire;
 
 use kiln_ir::{DType, Dim, Graph, NodeError, Shape, Tensor, TensorType, ValueId};
 use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, ValueInfoProto};
@@ -64,6 +65,8 @@ pub enum ImportError {
     Parse(String),
     #[error("the model has no graph")]
     NoGraph,
+    #[error("the model's graph has no outputs (is the file truncated?)")]
+    NoOutputs,
     #[error("tensor `{name}`: {message}")]
     BadTensor { name: String, message: String },
     #[error("{what}: dtype {dtype} is not supported")]
@@ -92,12 +95,16 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Model, ImportErr
 
 /// Imports a serialized ModelProto. `dir` resolves external data files.
 pub fn import_bytes(bytes: &[u8], dir: Option<PathBuf>, opts: &ImportOptions) -> Result<Model, ImportError> {
+    wire::check_framing(bytes).map_err(ImportError::Parse)?;
     let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Parse(e.to_string()))?;
     import_model(&model, dir, opts)
 }
 
 pub fn import_model(model: &ModelProto, dir: Option<PathBuf>, opts: &ImportOptions) -> Result<Model, ImportError> {
     let gp = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    if gp.output.is_empty() {
+        return Err(ImportError::NoOutputs);
+    }
     let mut opsets = HashMap::new();
     for o in &model.opset_import {
         let d = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };

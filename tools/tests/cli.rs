@@ -1,0 +1,87 @@
+//! The `kiln` binary end to end: outputs, exit codes and one-line errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).current_dir(root()).output().expect("run kiln")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const RESNET: &str = "testsuite/golden/resnet18_narrow/model.onnx";
+
+#[test]
+fn run_writes_outputs_matching_onnxruntime() {
+    let out_dir = std::env::temp_dir().join(format!("kiln-cli-run-{}", std::process::id()));
+    let o = kiln(&["run", RESNET, "--input", "input=testsuite/golden/resnet18_narrow/input_input.npy", "--output-dir", out_dir.to_str().unwrap_or(".")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got = kiln_testsuite::npy::read(&std::fs::read(out_dir.join("logits.npy")).expect("logits.npy")).expect("npy");
+    let want = kiln_testsuite::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden")).expect("npy");
+    kiln_testsuite::compare::check(&got, &want).expect("matches onnxruntime");
+    let _ = std::fs::remove_dir_all(out_dir);
+}
+
+#[test]
+fn run_rejects_a_wrong_input_dtype_with_one_clear_line() {
+    let bad = std::env::temp_dir().join(format!("kiln-cli-bad-{}.npy", std::process::id()));
+    let t = kiln_ir::Tensor::new(vec![1, 3, 64, 64], kiln_ir::Data::I64(vec![0; 3 * 64 * 64])).expect("tensor");
+    std::fs::write(&bad, kiln_testsuite::npy::write(&t)).expect("write");
+    let o = kiln(&["run", RESNET, "--input", &format!("input={}", bad.display()), "--output-dir", "/tmp/unused"]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.starts_with("error: ") && err.contains("`input`") && err.contains("i64"), "{err}");
+    let _ = std::fs::remove_file(bad);
+}
+
+#[test]
+fn run_rejects_missing_and_unknown_inputs() {
+    let o = kiln(&["run", RESNET, "--output-dir", "/tmp/unused"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("missing --input for model input `input`"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn compile_for_an_unbuilt_target_says_so() {
+    let o = kiln(&["compile", RESNET, "--target", "sm_90", "-o", "/tmp/unused.kiln"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("sm_90 is not built yet"), "{}", text(&o.stderr));
+    let o = kiln(&["compile", RESNET, "--target", "tpu", "-o", "/tmp/unused.kiln"]);
+    assert!(text(&o.stderr).contains("unknown target `tpu`"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn compile_emit_ir_prints_a_parsable_graph() {
+    let o = kiln(&["compile", "testsuite/golden/gpt2_tiny/model.onnx", "--emit", "ir", "--input-shape", "input_ids=1x8"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ir = text(&o.stdout);
+    assert!(ir.starts_with("graph ") && ir.contains("(%input_ids: i64[1,8])") && !ir.contains("Shape["), "{}", &ir[..ir.len().min(400)]);
+    let bad = kiln(&["compile", "testsuite/golden/gpt2_tiny/model.onnx", "--emit", "ir", "--input-shape", "tokens=1x8"]);
+    assert!(text(&bad.stderr).contains("no input named `tokens`"), "{}", text(&bad.stderr));
+}
+
+#[test]
+fn inspect_reports_io_ops_and_parameters() {
+    let o = kiln(&["inspect", "testsuite/golden/bert_tiny/model.onnx", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["inputs"][0]["name"], "input_ids");
+    assert_eq!(v["inputs"][0]["shape"][1], "seq");
+    assert_eq!(v["symbolic_dims"][0], "seq");
+    assert!(v["parameters"].as_u64().is_some_and(|p| p > 100_000));
+    assert!(v["ops"]["MatMul"].as_u64().is_some_and(|n| n >= 12));
+}
+
+#[test]
+fn a_missing_file_is_one_line_and_nonzero() {
+    let o = kiln(&["inspect", "no/such/model.onnx"]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.starts_with("error: importing no/such/model.onnx"), "{err}");
+}
