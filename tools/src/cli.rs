@@ -51,6 +51,9 @@ enum Cmd {
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
     },
+    /// Compare two .npy tensors (for example kiln's output with a reference): prints max abs,
+    /// max relative and cosine; fails when they differ beyond the dtype's tolerance.
+    Compare { got: PathBuf, want: PathBuf },
     /// Run the ONNX node test suite.
     Conformance {
         #[arg(long)]
@@ -70,6 +73,7 @@ pub fn main() -> Result<()> {
         Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
         Cmd::Run { model, input, output_dir, target } => run(&model, &input, &output_dir, &target),
         Cmd::Compile { model, target, output, emit, input_shape } => compile(&model, &target, output.as_deref(), emit.as_deref(), &parse_shapes(&input_shape)?),
+        Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Conformance { suite, target, json, filter } => conformance_cmd(&suite, &target, json, filter.as_deref()),
     }
 }
@@ -209,6 +213,20 @@ fn compile(model: &Path, target: &str, output: Option<&Path>, emit: Option<&str>
     std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
     let unsym = g.inputs.iter().any(|&i| g.value(i).ty.shape.0.iter().any(|d| matches!(d, Dim::Sym(_))));
     println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
+    Ok(())
+}
+
+fn read_npy(p: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    npy::read(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))
+}
+
+fn compare(got: &Path, want: &Path) -> Result<()> {
+    let (g, w) = (read_npy(got)?, read_npy(want)?);
+    let e = kiln_testsuite::compare::errors(&g.to_f64(), &w.to_f64());
+    println!("max abs {:.3e}, max rel {:.3e}, cosine {:.9}", e.max_abs, e.max_rel, e.cosine);
+    kiln_testsuite::compare::check(&g, &w).map_err(|m| anyhow!("{} differs from {}: {m}", got.display(), want.display()))?;
+    println!("match (within the {} tolerance)", w.dtype());
     Ok(())
 }
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine with rustup ready to build and test kiln:
+# a C linker for rustc, the pinned Rust toolchain, and (with --python) the Python venv with the
+# pinned wheels that the tests use (the ONNX node suite ships in onnx==1.20.0).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing: $* (install them with your package manager)" >&2
+    exit 1
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+
+# rust-toolchain.toml pins 1.95.0; offline machines whose stable *is* 1.95.0 can link it.
+want="$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)"
+if ! rustup run "$want" rustc --version >/dev/null 2>&1; then
+  stable="$(rustup run stable rustc --version 2>/dev/null || true)"
+  if [[ "$stable" == "rustc $want "* ]]; then
+    rustup toolchain link "$want" "$(rustup run stable rustc --print sysroot)"
+  else
+    rustup toolchain install "$want" --profile minimal --component rustfmt,clippy
+  fi
+fi
+
+if [ "${1:-}" = "--python" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    apt_install python3 python3-venv python3-pip
+  fi
+  testsuite/fetch-onnx-suite.sh
+fi
