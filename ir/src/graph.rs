@@ -81,14 +81,16 @@ impl Graph {
 
     /// Infers the node's output types from its inputs and appends it.
     /// `outputs[i] = None` marks an unused optional output.
-    pub fn add_node(&mut self, name: impl Into<String>, op: Op, inputs: Vec<Option<ValueId>>, outputs: &[Option<String>]) -> Result<Vec<Option<ValueId>>, NodeError> {
+    pub fn add_node(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        inputs: Vec<Option<ValueId>>,
+        outputs: &[Option<String>],
+    ) -> Result<Vec<Option<ValueId>>, NodeError> {
         let name = name.into();
         let types = self.infer_node(&name, &op, &inputs, outputs.len())?;
-        let ids = outputs
-            .iter()
-            .zip(types)
-            .map(|(o, ty)| o.as_ref().map(|n| self.push_value(n.clone(), ty)))
-            .collect::<Vec<_>>();
+        let ids = outputs.iter().zip(types).map(|(o, ty)| o.as_ref().map(|n| self.push_value(n.clone(), ty))).collect::<Vec<_>>();
         self.nodes.push(Node { name, op, inputs, outputs: ids.clone() });
         Ok(ids)
     }

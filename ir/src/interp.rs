@@ -87,9 +87,11 @@ pub fn run_observed(g: &Graph, inputs: Vec<Tensor>, observe: &mut dyn FnMut(usiz
                 .iter()
                 .map(|v| v.and_then(|id| slots[id.0 as usize].as_ref().or_else(|| g.consts.get(&id).map(|a| a.as_ref()))))
                 .collect();
-            node.op
-                .eval(&ins, node.outputs.len())
-                .map_err(|source| RunError::Node { node: node.name.clone(), op: node.op.kind_name(), source })?
+            node.op.eval(&ins, node.outputs.len()).map_err(|source| RunError::Node {
+                node: node.name.clone(),
+                op: node.op.kind_name(),
+                source,
+            })?
         };
         let mut produced: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
         produced.resize(node.outputs.len(), None);
@@ -108,11 +110,11 @@ pub fn run_observed(g: &Graph, inputs: Vec<Tensor>, observe: &mut dyn FnMut(usiz
     g.outputs
         .iter()
         .map(|&o| {
-            slots[o.0 as usize]
-                .take()
-                .or_else(|| g.consts.get(&o).map(|a| a.as_ref().clone()))
-                .or_else(|| g.inputs.contains(&o).then(|| None).flatten())
-                .ok_or_else(|| RunError::Node { node: g.value(o).name.clone(), op: "output", source: OpError::Invalid("output was not produced".into()) })
+            slots[o.0 as usize].take().or_else(|| g.consts.get(&o).map(|a| a.as_ref().clone())).ok_or_else(|| RunError::Node {
+                node: g.value(o).name.clone(),
+                op: "output",
+                source: OpError::Invalid("output was not produced".into()),
+            })
         })
         .collect()
 }

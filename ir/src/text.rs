@@ -36,7 +36,9 @@ pub fn print(g: &Graph) -> String {
 }
 
 fn is_plain(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') && !name.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !name.starts_with(|c: char| c.is_ascii_digit() || c == '.')
 }
 
 fn quote(s: &str) -> String {
@@ -55,7 +57,11 @@ fn quote(s: &str) -> String {
 
 fn vname(g: &Graph, id: ValueId) -> String {
     let n = &g.value(id).name;
-    if is_plain(n) { format!("%{n}") } else { format!("%{}", quote(n)) }
+    if is_plain(n) {
+        format!("%{n}")
+    } else {
+        format!("%{}", quote(n))
+    }
 }
 
 fn ty(t: &TensorType) -> String {
@@ -76,7 +82,11 @@ fn float(v: f64) -> String {
     if v.is_nan() {
         "nan".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else {
         format!("{v:?}")
     }
@@ -101,7 +111,10 @@ fn attr(out: &mut String, a: &Attr, indent: usize) {
         Attr::Float(v) => out.push_str(&if v.is_finite() { format!("{v:?}") } else { float(*v as f64) }),
         Attr::Bool(v) => write!(out, "{v}").unwrap_or(()),
         Attr::Ints(v) => out.push_str(&format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))),
-        Attr::Floats(v) => out.push_str(&format!("[{}]", v.iter().map(|x| if x.is_finite() { format!("{x:?}") } else { float(*x as f64) }).collect::<Vec<_>>().join(", "))),
+        Attr::Floats(v) => out.push_str(&format!(
+            "[{}]",
+            v.iter().map(|x| if x.is_finite() { format!("{x:?}") } else { float(*x as f64) }).collect::<Vec<_>>().join(", ")
+        )),
         Attr::Str(s) => out.push_str(&quote(s)),
         Attr::Ident(s) => out.push_str(s),
         Attr::Idents(v) => out.push_str(&format!("[{}]", v.join(", "))),
@@ -243,7 +256,13 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize, usize)>, ParseError> {
         if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == 'i')) {
             let start = i;
             i += 1;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || ".+-".contains(chars[i]) && !(chars[i] == '-' && !matches!(chars[i - 1], 'e' | 'E'))) {
+            // Digits, letters (e, inf), '.', '+', and '-' only as an exponent sign.
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric()
+                    || chars[i] == '.'
+                    || chars[i] == '+'
+                    || (chars[i] == '-' && matches!(chars[i - 1], 'e' | 'E')))
+            {
                 i += 1;
             }
             toks.push((Tok::Num(chars[start..i].iter().collect()), l, cl));
@@ -375,19 +394,23 @@ impl Lexer {
         let data = if ty.dtype == DType::Bool {
             Data::Bool(items.iter().map(|s| s == "true").collect())
         } else if ty.dtype.is_float() {
-            let v: Vec<f64> = items.iter().map(|s| parse_float(s).ok_or_else(|| self.err(format!("bad number `{s}`")))).collect::<Result<_, _>>()?;
+            let v: Vec<f64> =
+                items.iter().map(|s| parse_float(s).ok_or_else(|| self.err(format!("bad number `{s}`")))).collect::<Result<_, _>>()?;
             Data::from_f64(ty.dtype, &v)
         } else if ty.dtype == DType::U64 {
             Data::U64(items.iter().map(|s| s.parse().map_err(|_| self.err(format!("bad integer `{s}`")))).collect::<Result<_, _>>()?)
         } else {
-            let v: Vec<i64> = items.iter().map(|s| s.parse().map_err(|_| self.err(format!("bad integer `{s}`")))).collect::<Result<_, _>>()?;
+            let v: Vec<i64> =
+                items.iter().map(|s| s.parse().map_err(|_| self.err(format!("bad integer `{s}`")))).collect::<Result<_, _>>()?;
             Data::from_i64(ty.dtype, &v)
         };
         Tensor::new(dims, data).map_err(|e| self.err(e.to_string()))
     }
     fn attr(&mut self, weights: &HashMap<String, Arc<Tensor>>) -> Result<Attr, ParseError> {
         Ok(match self.next()? {
-            Tok::Num(n) if n.contains(['.', 'e', 'E']) || n.ends_with("inf") => Attr::Float(parse_float(&n).ok_or_else(|| self.err(format!("bad float `{n}`")))? as f32),
+            Tok::Num(n) if n.contains(['.', 'e', 'E']) || n.ends_with("inf") => {
+                Attr::Float(parse_float(&n).ok_or_else(|| self.err(format!("bad float `{n}`")))? as f32)
+            }
             Tok::Num(n) => Attr::Int(n.parse().map_err(|_| self.err(format!("bad integer `{n}`")))?),
             Tok::Str(s) => Attr::Str(s),
             Tok::Ident(s) => match s.as_str() {
@@ -418,18 +441,31 @@ impl Lexer {
                 }
                 if items.iter().all(|t| matches!(t, Tok::Ident(_))) && !items.is_empty() {
                     Attr::Idents(items.into_iter().map(|t| if let Tok::Ident(s) = t { s } else { String::new() }).collect())
-                } else if items.iter().any(|t| matches!(t, Tok::Num(n) if n.contains(['.', 'e', 'E']) || n.ends_with("inf")) || matches!(t, Tok::Ident(_))) {
-                    let v = items.iter().map(|t| match t {
-                        Tok::Num(n) => parse_float(n),
-                        Tok::Ident(s) => parse_float(s),
-                        _ => None,
-                    }).collect::<Option<Vec<f64>>>().ok_or_else(|| self.err("bad float list"))?;
+                } else if items
+                    .iter()
+                    .any(|t| matches!(t, Tok::Num(n) if n.contains(['.', 'e', 'E']) || n.ends_with("inf")) || matches!(t, Tok::Ident(_)))
+                {
+                    let v = items
+                        .iter()
+                        .map(|t| match t {
+                            Tok::Num(n) => parse_float(n),
+                            Tok::Ident(s) => parse_float(s),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<f64>>>()
+                        .ok_or_else(|| self.err("bad float list"))?;
                     Attr::Floats(v.into_iter().map(|x| x as f32).collect())
                 } else {
-                    Attr::Ints(items.iter().map(|t| match t {
-                        Tok::Num(n) => n.parse().ok(),
-                        _ => None,
-                    }).collect::<Option<Vec<i64>>>().ok_or_else(|| self.err("bad integer list"))?)
+                    Attr::Ints(
+                        items
+                            .iter()
+                            .map(|t| match t {
+                                Tok::Num(n) => n.parse().ok(),
+                                _ => None,
+                            })
+                            .collect::<Option<Vec<i64>>>()
+                            .ok_or_else(|| self.err("bad integer list"))?,
+                    )
                 }
             }
             other => return Err(self.err(format!("bad attribute value {other:?}"))),
@@ -475,7 +511,13 @@ impl Lexer {
                 } else {
                     let t = weights.get(&name).ok_or_else(|| self.err(format!("no data for weight `{name}`")))?;
                     if t.dtype() != ty.dtype || Some(t.dims().to_vec()) != ty.shape.as_fixed() {
-                        return Err(self.err(format!("weight `{name}` has {}{:?}, text says {}{}", t.dtype(), t.dims(), ty.dtype, ty.shape)));
+                        return Err(self.err(format!(
+                            "weight `{name}` has {}{:?}, text says {}{}",
+                            t.dtype(),
+                            t.dims(),
+                            ty.dtype,
+                            ty.shape
+                        )));
                     }
                     Arc::clone(t)
                 };
@@ -530,7 +572,13 @@ impl Lexer {
             }
             for ((id, t), n) in present.iter().zip(&tys).zip(outs.iter().flatten()) {
                 if g.value(*id).ty != *t {
-                    return Err(self.err(format!("%{n}: text says {}{}, inference gives {}{}", t.dtype, t.shape, g.value(*id).ty.dtype, g.value(*id).ty.shape)));
+                    return Err(self.err(format!(
+                        "%{n}: text says {}{}, inference gives {}{}",
+                        t.dtype,
+                        t.shape,
+                        g.value(*id).ty.dtype,
+                        g.value(*id).ty.shape
+                    )));
                 }
                 scope.insert(n.clone(), *id);
             }

@@ -55,7 +55,13 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         let ins: Vec<Option<InType>> = node
             .inputs
             .iter()
-            .map(|i| i.map(|id| InType { dtype: g.value(id).ty.dtype, shape: &g.value(id).ty.shape, value: g.consts.get(&id).map(|t| t.as_ref()) }))
+            .map(|i| {
+                i.map(|id| InType {
+                    dtype: g.value(id).ty.dtype,
+                    shape: &g.value(id).ty.shape,
+                    value: g.consts.get(&id).map(|t| t.as_ref()),
+                })
+            })
             .collect();
         let mut dn = DimNamer::new(&node.name);
         let types = node

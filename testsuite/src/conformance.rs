@@ -95,8 +95,8 @@ fn run_case_inner(dir: &Path) -> (Status, String) {
             Err(e) => return (Status::Failed, e),
         }
     }
-    let mut opts = ImportOptions::default();
-    opts.input_shapes = names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>();
+    let opts =
+        ImportOptions { input_shapes: names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>() };
     let model = match import_file(&dir.join("model.onnx"), &opts) {
         Ok(m) => m,
         Err(e @ (ImportError::Unsupported(_) | ImportError::UnsupportedDType { .. })) => return (Status::Unsupported, e.to_string()),
@@ -104,7 +104,9 @@ fn run_case_inner(dir: &Path) -> (Status, String) {
     };
     let outs = match interp::run(&model.graph, inputs) {
         Ok(o) => o,
-        Err(interp::RunError::Node { source: OpError::Unsupported(m), node, .. }) => return (Status::Unsupported, format!("node {node}: {m}")),
+        Err(interp::RunError::Node { source: OpError::Unsupported(m), node, .. }) => {
+            return (Status::Unsupported, format!("node {node}: {m}"))
+        }
         Err(e) => return (Status::Failed, e.to_string()),
     };
     if outs.len() != expected.len() {

@@ -86,10 +86,21 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, String> {
     }
     let s = field("shape")?;
     let s = &s[1..s.find(')').ok_or("bad shape")?];
-    let dims: Vec<usize> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| x.parse().map_err(|_| format!("bad dimension `{x}`"))).collect::<Result<_, _>>()?;
+    let dims: Vec<usize> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().map_err(|_| format!("bad dimension `{x}`")))
+        .collect::<Result<_, _>>()?;
     let n: usize = dims.iter().product();
     let body = &bytes[hstart + hlen..];
-    let need = |w: usize| if body.len() == n * w { Ok(()) } else { Err(format!("data has {} bytes, shape {dims:?} of `{d}` needs {}", body.len(), n * w)) };
+    let need = |w: usize| {
+        if body.len() == n * w {
+            Ok(())
+        } else {
+            Err(format!("data has {} bytes, shape {dims:?} of `{d}` needs {}", body.len(), n * w))
+        }
+    };
     macro_rules! le {
         ($t:ty, $w:expr) => {{
             need($w)?;

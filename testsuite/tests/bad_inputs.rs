@@ -4,8 +4,8 @@
 use kiln_frontend::onnx::{import_bytes, ImportError, ImportOptions};
 use kiln_ir::{interp, Data, Tensor};
 use onnx_protobuf::{
-    tensor_proto::DataType, type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    tensor_proto::DataType, type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
@@ -104,19 +104,17 @@ fn wrong_initializer_size_names_the_tensor() {
 fn missing_initializer_names_node_and_value() {
     let bytes = model(vec![node("mm", "MatMul", &["x", "weights"], &["y"])], vec![value_info("x", &[2, 3])], &["y"], vec![]);
     match import(&bytes) {
-        Err(ImportError::MissingValue { node, op_type, name }) => assert_eq!((node.as_str(), op_type.as_str(), name.as_str()), ("mm", "MatMul", "weights")),
+        Err(ImportError::MissingValue { node, op_type, name }) => {
+            assert_eq!((node.as_str(), op_type.as_str(), name.as_str()), ("mm", "MatMul", "weights"))
+        }
         other => panic!("expected MissingValue, got {other:?}"),
     }
 }
 
 #[test]
 fn cyclic_graph_is_reported() {
-    let bytes = model(
-        vec![node("a", "Add", &["x", "c"], &["b"]), node("b", "Relu", &["b"], &["c"])],
-        vec![value_info("x", &[2])],
-        &["c"],
-        vec![],
-    );
+    let bytes =
+        model(vec![node("a", "Add", &["x", "c"], &["b"]), node("b", "Relu", &["b"], &["c"])], vec![value_info("x", &[2])], &["c"], vec![]);
     match import(&bytes) {
         Err(ImportError::Cycle(n)) => assert!(n == "a" || n == "b"),
         other => panic!("expected Cycle, got {other:?}"),
@@ -125,7 +123,8 @@ fn cyclic_graph_is_reported() {
 
 #[test]
 fn shape_mismatch_names_the_node() {
-    let bytes = model(vec![node("bad_add", "Add", &["x", "z"], &["y"])], vec![value_info("x", &[2, 3]), value_info("z", &[4])], &["y"], vec![]);
+    let bytes =
+        model(vec![node("bad_add", "Add", &["x", "z"], &["y"])], vec![value_info("x", &[2, 3]), value_info("z", &[4])], &["y"], vec![]);
     match import(&bytes) {
         Err(e @ ImportError::InvalidNode { .. }) => {
             let s = e.to_string();

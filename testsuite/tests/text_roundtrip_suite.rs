@@ -25,5 +25,10 @@ fn every_importable_suite_model_round_trips_through_text() {
         checked += 1;
     }
     assert!(checked > 1000, "only {checked} suite models imported");
-    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
 }

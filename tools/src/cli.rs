@@ -72,7 +72,9 @@ pub fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
         Cmd::Run { model, input, output_dir, target } => run(&model, &input, &output_dir, &target),
-        Cmd::Compile { model, target, output, emit, input_shape } => compile(&model, &target, output.as_deref(), emit.as_deref(), &parse_shapes(&input_shape)?),
+        Cmd::Compile { model, target, output, emit, input_shape } => {
+            compile(&model, &target, output.as_deref(), emit.as_deref(), &parse_shapes(&input_shape)?)
+        }
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Conformance { suite, target, json, filter } => conformance_cmd(&suite, &target, json, filter.as_deref()),
     }
@@ -92,7 +94,9 @@ fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
             let dims = if dims.is_empty() {
                 vec![]
             } else {
-                dims.split(['x', ',']).map(|d| d.trim().parse::<usize>().map_err(|_| anyhow!("--input-shape `{s}`: `{d}` is not a dimension"))).collect::<Result<_>>()?
+                dims.split(['x', ','])
+                    .map(|d| d.trim().parse::<usize>().map_err(|_| anyhow!("--input-shape `{s}`: `{d}` is not a dimension")))
+                    .collect::<Result<_>>()?
             };
             Ok((name.to_string(), dims))
         })
@@ -179,7 +183,11 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
     let mut args = vec![];
     for &i in &g.inputs {
         let name = &g.value(i).name;
-        args.push(given.remove(name).ok_or_else(|| anyhow!("missing --input for model input `{name}` ({}{})", g.value(i).ty.dtype, g.value(i).ty.shape))?);
+        args.push(
+            given
+                .remove(name)
+                .ok_or_else(|| anyhow!("missing --input for model input `{name}` ({}{})", g.value(i).ty.dtype, g.value(i).ty.shape))?,
+        );
     }
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");

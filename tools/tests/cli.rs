@@ -20,10 +20,18 @@ const RESNET: &str = "testsuite/golden/resnet18_narrow/model.onnx";
 #[test]
 fn run_writes_outputs_matching_onnxruntime() {
     let out_dir = std::env::temp_dir().join(format!("kiln-cli-run-{}", std::process::id()));
-    let o = kiln(&["run", RESNET, "--input", "input=testsuite/golden/resnet18_narrow/input_input.npy", "--output-dir", out_dir.to_str().unwrap_or(".")]);
+    let o = kiln(&[
+        "run",
+        RESNET,
+        "--input",
+        "input=testsuite/golden/resnet18_narrow/input_input.npy",
+        "--output-dir",
+        out_dir.to_str().unwrap_or("."),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let got = kiln_testsuite::npy::read(&std::fs::read(out_dir.join("logits.npy")).expect("logits.npy")).expect("npy");
-    let want = kiln_testsuite::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden")).expect("npy");
+    let want = kiln_testsuite::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden"))
+        .expect("npy");
     kiln_testsuite::compare::check(&got, &want).expect("matches onnxruntime");
     let _ = std::fs::remove_dir_all(out_dir);
 }

@@ -14,7 +14,9 @@ impl<'a> Attrs<'a> {
     fn get(&self, name: &str, ty: AttributeType) -> Result<Option<&'a AttributeProto>, String> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(a) if !a.ref_attr_name.is_empty() => Err(format!("attribute `{name}` refers to a function attribute, which is not supported")),
+            Some(a) if !a.ref_attr_name.is_empty() => {
+                Err(format!("attribute `{name}` refers to a function attribute, which is not supported"))
+            }
             Some(a) => match a.type_.enum_value() {
                 Ok(t) if t == ty => Ok(Some(a)),
                 // Some exporters leave the type unset; trust the field that is filled.
@@ -61,7 +63,9 @@ impl<'a> Attrs<'a> {
 
     pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>, String> {
         self.get(name, AttributeType::STRINGS)?
-            .map(|a| a.strings.iter().map(|s| String::from_utf8(s.clone()).map_err(|_| format!("attribute `{name}` is not UTF-8"))).collect())
+            .map(|a| {
+                a.strings.iter().map(|s| String::from_utf8(s.clone()).map_err(|_| format!("attribute `{name}` is not UTF-8"))).collect()
+            })
             .transpose()
     }
 

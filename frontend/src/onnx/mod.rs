@@ -235,7 +235,11 @@ impl Converter<'_> {
     }
 
     /// Like [`Self::convert_graph`], also returning the outer names the graph captured.
-    pub(crate) fn convert_subgraph(&mut self, gp: &GraphProto, inputs_override: Option<&[Option<TensorType>]>) -> Result<(Graph, Vec<String>), ImportError> {
+    pub(crate) fn convert_subgraph(
+        &mut self,
+        gp: &GraphProto,
+        inputs_override: Option<&[Option<TensorType>]>,
+    ) -> Result<(Graph, Vec<String>), ImportError> {
         self.frames.push(Frame { graph: Graph::new(gp.name.clone()), scope: HashMap::new(), used_names: HashSet::new(), captures: vec![] });
         let res = self.convert_body(gp, inputs_override);
         let frame = self.frames.pop().ok_or(ImportError::NoGraph)?;
@@ -276,19 +280,30 @@ impl Converter<'_> {
                 (Some((dt, Some(s))), None) => TensorType::new(dt, s),
                 (Some((dt, None)), None) => match from_opts {
                     Some(d) => TensorType::new(dt, Shape::fixed(d)),
-                    None => return Err(ImportError::BadInput { name: vi.name.clone(), message: "input has no shape; give one with --input-shape".into() }),
+                    None => {
+                        return Err(ImportError::BadInput {
+                            name: vi.name.clone(),
+                            message: "input has no shape; give one with --input-shape".into(),
+                        })
+                    }
                 },
                 (None, None) => return Err(ImportError::BadInput { name: vi.name.clone(), message: "input has no type".into() }),
             };
             if top {
                 if let Some(dims) = self.opts.input_shapes.get(&vi.name) {
                     if dims.len() != ty.shape.rank() {
-                        return Err(ImportError::BadInput { name: vi.name.clone(), message: format!("--input-shape gives rank {}, the model declares {}", dims.len(), ty.shape) });
+                        return Err(ImportError::BadInput {
+                            name: vi.name.clone(),
+                            message: format!("--input-shape gives rank {}, the model declares {}", dims.len(), ty.shape),
+                        });
                     }
                     for (d, &n) in ty.shape.0.iter().zip(dims) {
                         if let Dim::Known(k) = d {
                             if *k != n {
-                                return Err(ImportError::BadInput { name: vi.name.clone(), message: format!("--input-shape {dims:?} conflicts with declared {}", ty.shape) });
+                                return Err(ImportError::BadInput {
+                                    name: vi.name.clone(),
+                                    message: format!("--input-shape {dims:?} conflicts with declared {}", ty.shape),
+                                });
                             }
                         }
                     }
@@ -336,7 +351,13 @@ impl Converter<'_> {
         }
     }
 
-    pub(crate) fn add_node(&mut self, name: &str, op: kiln_ir::Op, inputs: Vec<Option<ValueId>>, outputs: &[String]) -> Result<Vec<Option<ValueId>>, NodeError> {
+    pub(crate) fn add_node(
+        &mut self,
+        name: &str,
+        op: kiln_ir::Op,
+        inputs: Vec<Option<ValueId>>,
+        outputs: &[String],
+    ) -> Result<Vec<Option<ValueId>>, NodeError> {
         let outs: Vec<Option<String>> = outputs.iter().map(|o| (!o.is_empty()).then(|| self.unique_name(o))).collect();
         let ids = self.frame().graph.add_node(name, op, inputs, &outs)?;
         // Fold as we go, so shape arithmetic is constant for the nodes that follow.

@@ -6,8 +6,8 @@ use super::attrs::Attrs;
 use super::tensor::{dtype_from_onnx, tensor_from_proto};
 use super::{node_name, Converter, ImportError, UnsupportedOp};
 use kiln_ir::ops::{
-    AspectPolicy, AutoPad, CoordMode, LossReduction, DepthToSpaceMode, GeluApprox, NearestMode, PadMode, PoolKind, ReduceKind, ResizeMode, RnnActivation,
-    RnnDirection, ScatterReduction,
+    AspectPolicy, AutoPad, CoordMode, DepthToSpaceMode, GeluApprox, LossReduction, NearestMode, PadMode, PoolKind, ReduceKind, ResizeMode,
+    RnnActivation, RnnDirection, ScatterReduction,
 };
 use kiln_ir::{BinaryOp, DType, Data, Op, Tensor, TensorType, UnaryOp, ValueId};
 use onnx_protobuf::NodeProto;
@@ -163,7 +163,20 @@ static TABLE: &[Entry] = &[
     ("Clip", 11, |cx| Ok(Out::Node(Op::Clip {}, cx.all()))),
     ("Compress", 9, |cx| Ok(Out::Node(Op::Compress { axis: cx.a.opt_i("axis")? }, cx.all()))),
     ("Concat", 1, |cx| Ok(Out::Node(Op::Concat { axis: cx.i("axis", 1)? }, cx.all()))),
-    ("Concat", 4, |cx| Ok(Out::Node(Op::Concat { axis: cx.i("axis", i64::MIN).and_then(|a| if a == i64::MIN { Err(LowerError::Invalid("attribute `axis` is required".into())) } else { Ok(a) })? }, cx.all()))),
+    ("Concat", 4, |cx| {
+        Ok(Out::Node(
+            Op::Concat {
+                axis: cx.i("axis", i64::MIN).and_then(|a| {
+                    if a == i64::MIN {
+                        Err(LowerError::Invalid("attribute `axis` is required".into()))
+                    } else {
+                        Ok(a)
+                    }
+                })?,
+            },
+            cx.all(),
+        ))
+    }),
     ("Constant", 1, constant),
     ("ConstantOfShape", 9, |cx| {
         let value = match cx.a.t("value")? {
@@ -177,7 +190,12 @@ static TABLE: &[Entry] = &[
     ("ConvTranspose", 1, conv_transpose),
     un!("Cos", Cos),
     un!("Cosh", Cosh),
-    ("CumSum", 11, |cx| Ok(Out::Node(Op::CumSum { exclusive: cx.b("exclusive", false)?, reverse: cx.b("reverse", false)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
+    ("CumSum", 11, |cx| {
+        Ok(Out::Node(
+            Op::CumSum { exclusive: cx.b("exclusive", false)?, reverse: cx.b("reverse", false)? },
+            vec![Some(cx.req(0)?), Some(cx.req(1)?)],
+        ))
+    }),
     ("DepthToSpace", 1, |cx| {
         let mode = match cx.s("mode", "DCR")?.as_str() {
             "DCR" => DepthToSpaceMode::Dcr,
@@ -224,7 +242,12 @@ static TABLE: &[Entry] = &[
         Ok(Out::Node(Op::Gelu { approximate }, vec![Some(cx.req(0)?)]))
     }),
     ("Gemm", 1, |cx| {
-        let op = Op::Gemm { alpha: cx.f("alpha", 1.0)?, beta: cx.f("beta", 1.0)?, trans_a: cx.b("transA", false)?, trans_b: cx.b("transB", false)? };
+        let op = Op::Gemm {
+            alpha: cx.f("alpha", 1.0)?,
+            beta: cx.f("beta", 1.0)?,
+            trans_a: cx.b("transA", false)?,
+            trans_b: cx.b("transB", false)?,
+        };
         Ok(Out::Node(op, cx.all()))
     }),
     ("GlobalAveragePool", 1, |cx| Ok(Out::Node(Op::GlobalPool { kind: PoolKind::Average, p: 2 }, vec![Some(cx.req(0)?)]))),
@@ -235,21 +258,31 @@ static TABLE: &[Entry] = &[
     ("GroupNormalization", 18, |cx| {
         Ok(Out::Node(Op::GroupNormalization { num_groups: cx.i("num_groups", 1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))
     }),
-    ("HardSigmoid", 1, |cx| Ok(Out::Node(Op::HardSigmoid { alpha: cx.f("alpha", 0.2)?, beta: cx.f("beta", 0.5)? }, vec![Some(cx.req(0)?)]))),
+    ("HardSigmoid", 1, |cx| {
+        Ok(Out::Node(Op::HardSigmoid { alpha: cx.f("alpha", 0.2)?, beta: cx.f("beta", 0.5)? }, vec![Some(cx.req(0)?)]))
+    }),
     un!("HardSwish", HardSwish),
     ("Hardmax", 1, |cx| softmax(cx, 2)),
     ("Identity", 1, |cx| Ok(Out::Node(Op::Identity {}, vec![Some(cx.req(0)?)]))),
     ("If", 1, if_op),
     ("InstanceNormalization", 1, |cx| Ok(Out::Node(Op::InstanceNormalization { epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))),
     ("IsInf", 10, |cx| {
-        Ok(Out::Node(Op::IsInf { detect_negative: cx.b("detect_negative", true)?, detect_positive: cx.b("detect_positive", true)? }, vec![Some(cx.req(0)?)]))
+        Ok(Out::Node(
+            Op::IsInf { detect_negative: cx.b("detect_negative", true)?, detect_positive: cx.b("detect_positive", true)? },
+            vec![Some(cx.req(0)?)],
+        ))
     }),
     un!("IsNaN", IsNaN),
     ("LRN", 1, |cx| {
-        Ok(Out::Node(Op::LRN { alpha: cx.f("alpha", 1e-4)?, beta: cx.f("beta", 0.75)?, bias: cx.f("bias", 1.0)?, size: cx.i("size", 1)? }, vec![Some(cx.req(0)?)]))
+        Ok(Out::Node(
+            Op::LRN { alpha: cx.f("alpha", 1e-4)?, beta: cx.f("beta", 0.75)?, bias: cx.f("bias", 1.0)?, size: cx.i("size", 1)? },
+            vec![Some(cx.req(0)?)],
+        ))
     }),
     ("LSTM", 7, |cx| recurrent(cx, "lstm")),
-    ("LayerNormalization", 17, |cx| Ok(Out::Node(Op::LayerNormalization { axis: cx.i("axis", -1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))),
+    ("LayerNormalization", 17, |cx| {
+        Ok(Out::Node(Op::LayerNormalization { axis: cx.i("axis", -1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))
+    }),
     ("LeakyRelu", 1, |cx| Ok(Out::Node(Op::LeakyRelu { alpha: cx.f("alpha", 0.01)? }, vec![Some(cx.req(0)?)]))),
     bin!("Less", Less),
     bin!("LessOrEqual", LessOrEqual),
@@ -292,9 +325,19 @@ static TABLE: &[Entry] = &[
             0 => None,
             c => Some(dtype_from_onnx(c as i32).map_err(LowerError::Unsupported)?),
         };
-        Ok(Out::Node(Op::QuantizeLinear { axis: cx.i("axis", 1)?, saturate: cx.b("saturate", true)?, block_size: cx.i("block_size", 0)?, output_dtype }, cx.all()))
+        Ok(Out::Node(
+            Op::QuantizeLinear {
+                axis: cx.i("axis", 1)?,
+                saturate: cx.b("saturate", true)?,
+                block_size: cx.i("block_size", 0)?,
+                output_dtype,
+            },
+            cx.all(),
+        ))
     }),
-    ("RMSNormalization", 23, |cx| Ok(Out::Node(Op::RMSNormalization { axis: cx.i("axis", -1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))),
+    ("RMSNormalization", 23, |cx| {
+        Ok(Out::Node(Op::RMSNormalization { axis: cx.i("axis", -1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))
+    }),
     ("RNN", 7, |cx| recurrent(cx, "rnn")),
     ("Range", 11, |cx| Ok(Out::Node(Op::Range {}, cx.all()))),
     un!("Reciprocal", Reciprocal),
@@ -315,12 +358,18 @@ static TABLE: &[Entry] = &[
         Ok(Out::Node(Op::ReverseSequence { batch_axis: cx.i("batch_axis", 1)?, time_axis: cx.i("time_axis", 0)? }, cx.all()))
     }),
     ("RotaryEmbedding", 23, |cx| {
-        let op = Op::RotaryEmbedding { interleaved: cx.b("interleaved", false)?, num_heads: cx.i("num_heads", 0)?, rotary_embedding_dim: cx.i("rotary_embedding_dim", 0)? };
+        let op = Op::RotaryEmbedding {
+            interleaved: cx.b("interleaved", false)?,
+            num_heads: cx.i("num_heads", 0)?,
+            rotary_embedding_dim: cx.i("rotary_embedding_dim", 0)?,
+        };
         Ok(Out::Node(op, cx.all()))
     }),
     un!("Round", Round),
     ("Scatter", 9, |cx| Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: ScatterReduction::None }, cx.all()))),
-    ("ScatterElements", 11, |cx| Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: scatter_reduction(cx)? }, cx.all()))),
+    ("ScatterElements", 11, |cx| {
+        Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: scatter_reduction(cx)? }, cx.all()))
+    }),
     ("ScatterND", 11, |cx| Ok(Out::Node(Op::ScatterND { reduction: scatter_reduction(cx)? }, cx.all()))),
     ("Selu", 1, |cx| {
         Ok(Out::Node(Op::Selu { alpha: cx.f("alpha", 1.673_263_2)?, gamma: cx.f("gamma", 1.050_701)? }, vec![Some(cx.req(0)?)]))
@@ -373,7 +422,12 @@ static TABLE: &[Entry] = &[
         let k = cx.ints_const("k", &[cx.i("k", 0)?]);
         Ok(Out::Node(Op::TopK { axis: cx.i("axis", -1)?, largest: true, sorted: true }, vec![Some(cx.req(0)?), Some(k)]))
     }),
-    ("TopK", 10, |cx| Ok(Out::Node(Op::TopK { axis: cx.i("axis", -1)?, largest: cx.b("largest", true)?, sorted: cx.b("sorted", true)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
+    ("TopK", 10, |cx| {
+        Ok(Out::Node(
+            Op::TopK { axis: cx.i("axis", -1)?, largest: cx.b("largest", true)?, sorted: cx.b("sorted", true)? },
+            vec![Some(cx.req(0)?), Some(cx.req(1)?)],
+        ))
+    }),
     ("Transpose", 1, |cx| Ok(Out::Node(Op::Transpose { perm: cx.ints("perm")? }, vec![Some(cx.req(0)?)]))),
     ("Trilu", 14, |cx| Ok(Out::Node(Op::Trilu { upper: cx.b("upper", true)? }, cx.all()))),
     ("Unsqueeze", 1, |cx| {
@@ -418,10 +472,22 @@ pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto) -> Result<(),
         }
         match conv.lookup(i) {
             Some(id) => ins.push(Some(id)),
-            None => return Err(NodeFailure::Fatal(ImportError::MissingValue { node: name.clone(), op_type: node.op_type.clone(), name: i.clone() })),
+            None => {
+                return Err(NodeFailure::Fatal(ImportError::MissingValue {
+                    node: name.clone(),
+                    op_type: node.op_type.clone(),
+                    name: i.clone(),
+                }))
+            }
         }
     }
-    let invalid = |message: String| ImportError::InvalidNode { node: name.clone(), op_type: node.op_type.clone(), domain: domain.clone(), opset, message };
+    let invalid = |message: String| ImportError::InvalidNode {
+        node: name.clone(),
+        op_type: node.op_type.clone(),
+        domain: domain.clone(),
+        opset,
+        message,
+    };
     let mut cx = Cx { conv, node, name: name.clone(), opset, a: Attrs::new(node), ins, emitted: 0 };
     let out = match lower(&mut cx) {
         Ok(o) => o,
@@ -503,11 +569,7 @@ fn softmax(cx: &mut Cx, which: u8) -> R {
 fn reduce(cx: &mut Cx, kind: ReduceKind, axes_input_since: i64) -> R {
     let keepdims = cx.b("keepdims", true)?;
     let noop_with_empty_axes = cx.b("noop_with_empty_axes", false)?;
-    let axes = if cx.opset < axes_input_since {
-        cx.a.ints("axes")?.map(|a| cx.ints_const("axes", &a))
-    } else {
-        cx.inp(1)
-    };
+    let axes = if cx.opset < axes_input_since { cx.a.ints("axes")?.map(|a| cx.ints_const("axes", &a)) } else { cx.inp(1) };
     Ok(Out::Node(Op::Reduce { kind, keepdims, noop_with_empty_axes }, vec![Some(cx.req(0)?), axes]))
 }
 
@@ -551,7 +613,15 @@ fn pool(cx: &mut Cx, kind: &str) -> R {
     let (auto_pad, ceil_mode) = (auto_pad(cx)?, cx.b("ceil_mode", false)?);
     let op = match kind {
         "max" => Op::MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: cx.i("storage_order", 0)? },
-        "avg" => Op::AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad: cx.b("count_include_pad", false)? },
+        "avg" => Op::AveragePool {
+            kernel_shape,
+            strides,
+            pads,
+            dilations,
+            auto_pad,
+            ceil_mode,
+            count_include_pad: cx.b("count_include_pad", false)?,
+        },
         _ => Op::LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, p: cx.i("p", 2)? },
     };
     Ok(Out::Node(op, vec![Some(cx.req(0)?)]))
@@ -603,12 +673,14 @@ fn resize(cx: &mut Cx) -> R {
         m => return Err(LowerError::Invalid(format!("unknown mode `{m}`"))),
     };
     let ctm = cx.s("coordinate_transformation_mode", if cx.opset < 11 { "asymmetric" } else { "half_pixel" })?;
-    let coordinate_transformation_mode = CoordMode::from_name(&ctm).ok_or_else(|| LowerError::Unsupported(format!("coordinate_transformation_mode `{ctm}`")))?;
+    let coordinate_transformation_mode =
+        CoordMode::from_name(&ctm).ok_or_else(|| LowerError::Unsupported(format!("coordinate_transformation_mode `{ctm}`")))?;
     // Opset 10 had no nearest_mode; it behaved like `floor` (Upsample's semantics).
     let nm = cx.s("nearest_mode", if cx.opset < 11 { "floor" } else { "round_prefer_floor" })?;
     let nearest_mode = NearestMode::from_name(&nm).ok_or_else(|| LowerError::Invalid(format!("unknown nearest_mode `{nm}`")))?;
     let kp = cx.s("keep_aspect_ratio_policy", "stretch")?;
-    let keep_aspect_ratio_policy = AspectPolicy::from_name(&kp).ok_or_else(|| LowerError::Invalid(format!("unknown keep_aspect_ratio_policy `{kp}`")))?;
+    let keep_aspect_ratio_policy =
+        AspectPolicy::from_name(&kp).ok_or_else(|| LowerError::Invalid(format!("unknown keep_aspect_ratio_policy `{kp}`")))?;
     let op = Op::Resize {
         mode,
         coordinate_transformation_mode,
@@ -631,25 +703,51 @@ fn recurrent(cx: &mut Cx, kind: &str) -> R {
         "bidirectional" => RnnDirection::Bidirectional,
         d => return Err(LowerError::Invalid(format!("unknown direction `{d}`"))),
     };
-    let activations: Vec<RnnActivation> = cx
-        .a
-        .strings("activations")?
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            let snake: String = s.chars().enumerate().flat_map(|(i, c)| {
-                let lower = c.to_ascii_lowercase();
-                if c.is_ascii_uppercase() && i > 0 { vec!['_', lower] } else { vec![lower] }
-            }).collect();
-            RnnActivation::from_name(&snake).ok_or_else(|| LowerError::Unsupported(format!("activation `{s}`")))
-        })
-        .collect::<Result<_, _>>()?;
+    let activations: Vec<RnnActivation> =
+        cx.a.strings("activations")?
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let snake: String = s
+                    .chars()
+                    .enumerate()
+                    .flat_map(|(i, c)| {
+                        let lower = c.to_ascii_lowercase();
+                        if c.is_ascii_uppercase() && i > 0 {
+                            vec!['_', lower]
+                        } else {
+                            vec![lower]
+                        }
+                    })
+                    .collect();
+                RnnActivation::from_name(&snake).ok_or_else(|| LowerError::Unsupported(format!("activation `{s}`")))
+            })
+            .collect::<Result<_, _>>()?;
     let (hidden_size, layout) = (cx.i("hidden_size", 0)?, cx.i("layout", 0)?);
-    let (activation_alpha, activation_beta) = (cx.a.floats("activation_alpha")?.unwrap_or_default(), cx.a.floats("activation_beta")?.unwrap_or_default());
+    let (activation_alpha, activation_beta) =
+        (cx.a.floats("activation_alpha")?.unwrap_or_default(), cx.a.floats("activation_beta")?.unwrap_or_default());
     let clip = cx.a.opt_f("clip")?;
     let op = match kind {
-        "lstm" => Op::LSTM { direction, hidden_size, activations, activation_alpha, activation_beta, clip, input_forget: cx.b("input_forget", false)?, layout },
-        "gru" => Op::GRU { direction, hidden_size, activations, activation_alpha, activation_beta, clip, linear_before_reset: cx.b("linear_before_reset", false)?, layout },
+        "lstm" => Op::LSTM {
+            direction,
+            hidden_size,
+            activations,
+            activation_alpha,
+            activation_beta,
+            clip,
+            input_forget: cx.b("input_forget", false)?,
+            layout,
+        },
+        "gru" => Op::GRU {
+            direction,
+            hidden_size,
+            activations,
+            activation_alpha,
+            activation_beta,
+            clip,
+            linear_before_reset: cx.b("linear_before_reset", false)?,
+            layout,
+        },
         _ => Op::RNN { direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout },
     };
     Ok(Out::Node(op, cx.all()))

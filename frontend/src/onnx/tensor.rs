@@ -40,11 +40,8 @@ fn bad(name: &str, msg: impl Into<String>) -> ImportError {
 pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>) -> Result<Tensor, ImportError> {
     let name = t.name.as_str();
     let dtype = dtype_from_onnx(t.data_type).map_err(|d| ImportError::UnsupportedDType { what: format!("tensor `{name}`"), dtype: d })?;
-    let dims: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| bad(name, format!("negative dimension {d}"))))
-        .collect::<Result<_, _>>()?;
+    let dims: Vec<usize> =
+        t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| bad(name, format!("negative dimension {d}")))).collect::<Result<_, _>>()?;
     let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(name, "element count overflows"))?;
     let external;
     let raw: Option<&[u8]> = if t.data_location.value() == 1 {
@@ -56,7 +53,9 @@ pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>) -> Result<Tensor, 
         None
     };
     let data = match raw {
-        Some(bytes) => from_raw(dtype, bytes, n).ok_or_else(|| bad(name, format!("raw data has {} bytes, {:?} of {} needs {}", bytes.len(), dims, dtype, dtype.bytes_for(n))))?,
+        Some(bytes) => from_raw(dtype, bytes, n).ok_or_else(|| {
+            bad(name, format!("raw data has {} bytes, {:?} of {} needs {}", bytes.len(), dims, dtype, dtype.bytes_for(n)))
+        })?,
         None => from_typed(t, dtype, n).map_err(|m| bad(name, m))?,
     };
     Tensor::new(dims, data).map_err(|e| bad(name, e.to_string()))
@@ -143,12 +142,20 @@ fn from_typed(t: &TensorProto, dtype: DType, n: usize) -> Result<Data, String> {
         DType::U64 | DType::U32 => {
             check(t.uint64_data.len())?;
             let v: Vec<i64> = t.uint64_data.iter().map(|&v| v as i64).collect();
-            if dtype == DType::U64 { Data::U64(t.uint64_data.clone()) } else { Data::from_i64(dtype, &v) }
+            if dtype == DType::U64 {
+                Data::U64(t.uint64_data.clone())
+            } else {
+                Data::from_i64(dtype, &v)
+            }
         }
         DType::F16 | DType::BF16 => {
             check(t.int32_data.len())?;
             let bits = t.int32_data.iter().map(|&v| v as u16);
-            if dtype == DType::F16 { Data::F16(bits.map(f16::from_bits).collect()) } else { Data::BF16(bits.map(bf16::from_bits).collect()) }
+            if dtype == DType::F16 {
+                Data::F16(bits.map(f16::from_bits).collect())
+            } else {
+                Data::BF16(bits.map(bf16::from_bits).collect())
+            }
         }
         DType::I4 | DType::U4 => {
             check(t.int32_data.len() * 2 - usize::from(n % 2 == 1 && !t.int32_data.is_empty()))?;

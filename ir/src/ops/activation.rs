@@ -17,11 +17,8 @@ pub(crate) fn infer_isinf(ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpE
 
 pub(crate) fn eval(op: &Op, x: &Tensor) -> Result<Tensor, OpError> {
     if let Op::IsInf { detect_negative, detect_positive } = *op {
-        let v: Vec<bool> = x
-            .to_f64()
-            .iter()
-            .map(|v| v.is_infinite() && ((*v > 0.0 && detect_positive) || (*v < 0.0 && detect_negative)))
-            .collect();
+        let v: Vec<bool> =
+            x.to_f64().iter().map(|v| v.is_infinite() && ((*v > 0.0 && detect_positive) || (*v < 0.0 && detect_negative))).collect();
         return Ok(tensor(x.dims().to_vec(), Data::Bool(v)));
     }
     if !x.dtype().is_float() {
@@ -61,7 +58,15 @@ pub(crate) fn eval(op: &Op, x: &Tensor) -> Result<Tensor, OpError> {
         },
         Op::Shrink { bias, lambd } => {
             let (b, l) = (bias as f64, lambd as f64);
-            map_float(x, move |v| if v < -l { v + b } else if v > l { v - b } else { 0.0 })
+            map_float(x, move |v| {
+                if v < -l {
+                    v + b
+                } else if v > l {
+                    v - b
+                } else {
+                    0.0
+                }
+            })
         }
         Op::Swish { alpha } => {
             let a = alpha as f64;

@@ -62,7 +62,13 @@ fn select_captures(g: &Graph, then_g: &Graph, else_g: &Graph, caps: &[&Tensor]) 
         .collect()
 }
 
-pub(crate) fn infer_loop(body: &Graph, num_carried: i64, n_out: usize, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_loop(
+    body: &Graph,
+    num_carried: i64,
+    n_out: usize,
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
     let k = num_carried as usize;
     let outs = output_types(body);
     if outs.len() < 1 + k {
@@ -93,7 +99,10 @@ pub(crate) fn eval_loop(body: &Graph, num_carried: i64, ins: &[Option<&Tensor>],
     let mut scans: Vec<Vec<Tensor>> = vec![vec![]; n_scan];
     let mut i = 0i64;
     while cond && max_trip.is_none_or(|m| i < m) {
-        let mut args = vec![Tensor::scalar_i64(i), Tensor::new(vec![], crate::tensor::Data::Bool(vec![cond])).map_err(|e| OpError::Invalid(e.to_string()))?];
+        let mut args = vec![
+            Tensor::scalar_i64(i),
+            Tensor::new(vec![], crate::tensor::Data::Bool(vec![cond])).map_err(|e| OpError::Invalid(e.to_string()))?,
+        ];
         args.extend(carried.iter().cloned());
         args.extend(captures.iter().cloned());
         let mut out = interp::run(body, args).map_err(|e| OpError::Invalid(format!("in Loop body: {e}")))?;
@@ -118,11 +127,15 @@ pub(crate) fn eval_loop(body: &Graph, num_carried: i64, ins: &[Option<&Tensor>],
             res.push(Tensor::zeros(ty.dtype, d));
             continue;
         }
-        let parts: Vec<Tensor> = acc.iter().map(|t| {
-            let mut d = vec![1];
-            d.extend(t.dims());
-            t.reshaped(d)
-        }).collect::<Result<_, _>>().map_err(|e| OpError::Invalid(e.to_string()))?;
+        let parts: Vec<Tensor> = acc
+            .iter()
+            .map(|t| {
+                let mut d = vec![1];
+                d.extend(t.dims());
+                t.reshaped(d)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| OpError::Invalid(e.to_string()))?;
         res.push(super::data_movement::eval_concat(0, &parts.iter().map(Some).collect::<Vec<_>>())?);
     }
     res.truncate(n_out);

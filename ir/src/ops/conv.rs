@@ -228,7 +228,13 @@ struct TransposeGeom {
     out: Vec<usize>,
 }
 
-fn transpose_geom(w: &Window, input: &[usize], kernel: &[usize], output_padding: &[i64], output_shape: &[i64]) -> Result<TransposeGeom, OpError> {
+fn transpose_geom(
+    w: &Window,
+    input: &[usize],
+    kernel: &[usize],
+    output_padding: &[i64],
+    output_shape: &[i64],
+) -> Result<TransposeGeom, OpError> {
     let n = input.len();
     let strides = list_or(&w.strides, n, 1)?;
     let dilations = list_or(&w.dilations, n, 1)?;
@@ -265,7 +271,13 @@ fn transpose_geom(w: &Window, input: &[usize], kernel: &[usize], output_padding:
     Ok(TransposeGeom { kernel: kernel.to_vec(), strides, dilations, pad_begin, out })
 }
 
-pub(crate) fn infer_conv_transpose(w: &Window, group: i64, output_padding: &[i64], output_shape: &[i64], ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_conv_transpose(
+    w: &Window,
+    group: i64,
+    output_padding: &[i64],
+    output_shape: &[i64],
+    ins: &[Option<InType>],
+) -> Result<Vec<TensorType>, OpError> {
     let (x, wt) = (req(ins, 0)?, req(ins, 1)?);
     if x.shape.rank() < 3 || wt.shape.rank() != x.shape.rank() {
         return invalid("ConvTranspose: input and weight must have equal rank >= 3");
@@ -283,7 +295,13 @@ pub(crate) fn infer_conv_transpose(w: &Window, group: i64, output_padding: &[i64
     Ok(vec![TensorType::new(x.dtype, Shape(dims))])
 }
 
-pub(crate) fn eval_conv_transpose(w: &Window, group: i64, output_padding: &[i64], output_shape: &[i64], ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+pub(crate) fn eval_conv_transpose(
+    w: &Window,
+    group: i64,
+    output_padding: &[i64],
+    output_shape: &[i64],
+    ins: &[Option<&Tensor>],
+) -> Result<Tensor, OpError> {
     let (x, wt) = (*req(ins, 0)?, *req(ins, 1)?);
     let (xd, wd) = (x.dims(), wt.dims());
     if xd.len() < 3 || wd.len() != xd.len() {

@@ -136,7 +136,11 @@ pub(crate) fn slice_params(len: usize, start: i64, end: i64, step: i64) -> Resul
     let (s, e) = (fix(start), fix(end));
     let (s, e) = if step > 0 { (s.clamp(0, l), e.clamp(0, l)) } else { (s.clamp(-1, l - 1), e.clamp(-1, l - 1)) };
     let n = if step > 0 {
-        if e > s { (e - s + step - 1) / step } else { 0 }
+        if e > s {
+            (e - s + step - 1) / step
+        } else {
+            0
+        }
     } else if s > e {
         (s - e + (-step) - 1) / (-step)
     } else {
@@ -174,7 +178,8 @@ pub(crate) fn eval_slice(ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
 
 pub(crate) fn eval_expand(x: &Tensor, shape: &Tensor) -> Result<Tensor, OpError> {
     let target: Vec<usize> = shape.to_i64().iter().map(|&d| d.max(0) as usize).collect();
-    let out = broadcast(x.dims(), &target).ok_or_else(|| OpError::Invalid(format!("Expand: cannot broadcast {:?} to {target:?}", x.dims())))?;
+    let out =
+        broadcast(x.dims(), &target).ok_or_else(|| OpError::Invalid(format!("Expand: cannot broadcast {:?} to {target:?}", x.dims())))?;
     broadcast_to(x, &out)
 }
 
@@ -187,9 +192,7 @@ pub(crate) fn eval_tile(x: &Tensor, reps: &Tensor) -> Result<Tensor, OpError> {
     let s = x.strides();
     let n: usize = out.iter().product();
     let os = strides(&out);
-    let idx: Vec<usize> = (0..n)
-        .map(|i| (0..out.len()).map(|a| ((i / os[a]) % out[a]) % x.dims()[a] * s[a]).sum())
-        .collect();
+    let idx: Vec<usize> = (0..n).map(|i| (0..out.len()).map(|a| ((i / os[a]) % out[a]) % x.dims()[a] * s[a]).sum()).collect();
     Ok(tensor(out, x.data().take(&idx)))
 }
 
@@ -213,7 +216,11 @@ pub(crate) fn eval_pad(mode: PadMode, ins: &[Option<&Tensor>]) -> Result<Tensor,
     let out: Vec<usize> = (0..r)
         .map(|a| {
             let v = x.dims()[a] as i64 + before[a] + after[a];
-            if v < 0 { Err(OpError::Invalid("Pad: negative output size".into())) } else { Ok(v as usize) }
+            if v < 0 {
+                Err(OpError::Invalid("Pad: negative output size".into()))
+            } else {
+                Ok(v as usize)
+            }
         })
         .collect::<Result<_, _>>()?;
     let n: usize = out.iter().product();
@@ -363,7 +370,11 @@ pub(crate) fn eval_reverse_sequence(batch_axis: i64, time_axis: i64, x: &Tensor,
             let b = (i / s[ba]) % x.dims()[ba];
             let t = (i / s[ta]) % x.dims()[ta];
             let l = lens.get(b).copied().unwrap_or(0).clamp(0, x.dims()[ta] as i64) as usize;
-            if t < l { i - t * s[ta] + (l - 1 - t) * s[ta] } else { i }
+            if t < l {
+                i - t * s[ta] + (l - 1 - t) * s[ta]
+            } else {
+                i
+            }
         })
         .collect();
     Ok(tensor(x.dims().to_vec(), x.data().take(&idx)))

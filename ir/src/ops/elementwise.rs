@@ -40,10 +40,7 @@ attr_enum!(
 
 impl BinaryOp {
     fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Equal | BinaryOp::Less | BinaryOp::LessOrEqual | BinaryOp::Greater | BinaryOp::GreaterOrEqual
-        )
+        matches!(self, BinaryOp::Equal | BinaryOp::Less | BinaryOp::LessOrEqual | BinaryOp::Greater | BinaryOp::GreaterOrEqual)
     }
 }
 
@@ -65,8 +62,7 @@ pub(crate) fn infer_binary(op: BinaryOp, ins: &[Option<InType>]) -> Result<Vec<T
         // Slope broadcasts to x (unidirectional).
         a.shape.clone()
     } else {
-        broadcast_sym(a.shape, b.shape)
-            .ok_or_else(|| OpError::Invalid(format!("cannot broadcast {} with {}", a.shape, b.shape)))?
+        broadcast_sym(a.shape, b.shape).ok_or_else(|| OpError::Invalid(format!("cannot broadcast {} with {}", a.shape, b.shape)))?
     };
     let dtype = if op.is_comparison() { DType::Bool } else { a.dtype };
     Ok(vec![TensorType::new(dtype, shape)])
@@ -76,8 +72,7 @@ pub(crate) fn infer_variadic(ins: &[Option<InType>]) -> Result<Vec<TensorType>, 
     let first = req(ins, 0)?;
     let mut shape = first.shape.clone();
     for x in ins.iter().flatten().skip(1) {
-        shape = broadcast_sym(&shape, x.shape)
-            .ok_or_else(|| OpError::Invalid(format!("cannot broadcast {} with {}", shape, x.shape)))?;
+        shape = broadcast_sym(&shape, x.shape).ok_or_else(|| OpError::Invalid(format!("cannot broadcast {} with {}", shape, x.shape)))?;
     }
     Ok(vec![TensorType::new(first.dtype, shape)])
 }
@@ -103,9 +98,7 @@ pub(crate) fn broadcast_index(out_dims: &[usize], in_dims: &[usize]) -> Vec<usiz
     let pad = r - in_dims.len();
     let in_strides = strides(in_dims);
     // Stride per output axis in the input (0 where broadcast).
-    let s: Vec<usize> = (0..r)
-        .map(|i| if i < pad || in_dims[i - pad] == 1 { 0 } else { in_strides[i - pad] })
-        .collect();
+    let s: Vec<usize> = (0..r).map(|i| if i < pad || in_dims[i - pad] == 1 { 0 } else { in_strides[i - pad] }).collect();
     let mut idx = Vec::with_capacity(n);
     let mut counter = vec![0usize; r];
     let mut off = 0usize;
@@ -254,7 +247,15 @@ pub(crate) fn eval_unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, OpError> {
                 Floor => f64::floor,
                 Ceil => f64::ceil,
                 Round => round_half_even,
-                Sign => |v| if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v },
+                Sign => |v| {
+                    if v > 0.0 {
+                        1.0
+                    } else if v < 0.0 {
+                        -1.0
+                    } else {
+                        v
+                    }
+                },
                 Sin => f64::sin,
                 Cos => f64::cos,
                 Tan => f64::tan,
@@ -312,7 +313,11 @@ fn float_binary(op: BinaryOp) -> Option<fn(f64, f64) -> f64> {
         FMod => |a: f64, b: f64| a % b,
         Mod => |a: f64, b: f64| {
             let r = a % b;
-            if r != 0.0 && (r < 0.0) != (b < 0.0) { r + b } else { r }
+            if r != 0.0 && (r < 0.0) != (b < 0.0) {
+                r + b
+            } else {
+                r
+            }
         },
         PRelu => |x, s| if x < 0.0 { x * s } else { x },
         _ => return None,

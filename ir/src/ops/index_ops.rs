@@ -84,7 +84,11 @@ pub(crate) fn eval_topk(axis: i64, largest: bool, sorted: bool, x: &Tensor, k: &
             order.sort_by(|&p, &q| {
                 let (u, v) = (xv[at(p)], xv[at(q)]);
                 let c = u.partial_cmp(&v).unwrap_or(std::cmp::Ordering::Equal);
-                if largest { c.reverse() } else { c }
+                if largest {
+                    c.reverse()
+                } else {
+                    c
+                }
             });
             for (j, &l) in order.iter().take(k).enumerate() {
                 vals[(o * k + j) * inner + i] = at(l);
@@ -154,7 +158,11 @@ pub(crate) fn eval_trilu(upper: bool, x: &Tensor, k: Option<&Tensor>) -> Result<
         .map(|i| {
             let (row, col) = (((i / c.max(1)) % r.max(1)) as i64, (i % c.max(1)) as i64);
             let keep = if upper { col - row >= k } else { col - row <= k };
-            if keep { i } else { zero }
+            if keep {
+                i
+            } else {
+                zero
+            }
         })
         .collect();
     let all = Data::concat(&[x.data(), &Data::zeros(x.dtype(), 1)]).ok_or(OpError::DType { index: 0, dtype: x.dtype() })?;

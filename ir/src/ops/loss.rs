@@ -60,7 +60,12 @@ pub(crate) fn eval_nll(reduction: LossReduction, ignore: Option<i64>, ins: &[Opt
     nll(req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied(), reduction, ignore)
 }
 
-pub(crate) fn eval_sce(reduction: LossReduction, ignore: Option<i64>, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
+pub(crate) fn eval_sce(
+    reduction: LossReduction,
+    ignore: Option<i64>,
+    ins: &[Option<&Tensor>],
+    n_out: usize,
+) -> Result<Vec<Tensor>, OpError> {
     let x = *req(ins, 0)?;
     let logp = eval_softmax(SoftmaxKind::LogSoftmax, 1, false, x)?;
     let loss = nll(&logp, req(ins, 1)?, opt(ins, 2).copied(), reduction, ignore)?;

@@ -212,7 +212,11 @@ pub(crate) fn infer_einsum(eq: &str, ins: &[Option<InType>]) -> Result<Vec<Tenso
             }
         }
     }
-    let out = e.output.iter().map(|c| sizes.get(c).cloned().ok_or_else(|| OpError::Invalid(format!("Einsum output label {c} not in inputs")))).collect::<Result<_, _>>()?;
+    let out = e
+        .output
+        .iter()
+        .map(|c| sizes.get(c).cloned().ok_or_else(|| OpError::Invalid(format!("Einsum output label {c} not in inputs"))))
+        .collect::<Result<_, _>>()?;
     Ok(vec![TensorType::new(first.dtype, Shape(out))])
 }
 
@@ -235,7 +239,11 @@ pub(crate) fn eval_einsum(eq: &str, ins: &[Option<&Tensor>]) -> Result<Tensor, O
     let labels: Vec<char> = sizes.keys().copied().collect();
     let dims: Vec<usize> = labels.iter().map(|c| sizes[c]).collect();
     let pos = |c: &char| labels.iter().position(|l| l == c).unwrap_or(0);
-    let out_dims: Vec<usize> = e.output.iter().map(|c| sizes.get(c).copied().ok_or_else(|| OpError::Invalid(format!("Einsum output label {c} not in inputs")))).collect::<Result<_, _>>()?;
+    let out_dims: Vec<usize> = e
+        .output
+        .iter()
+        .map(|c| sizes.get(c).copied().ok_or_else(|| OpError::Invalid(format!("Einsum output label {c} not in inputs"))))
+        .collect::<Result<_, _>>()?;
     let vals: Vec<Vec<f64>> = xs.iter().map(|x| x.to_f64()).collect();
     let in_str: Vec<Vec<(usize, usize)>> = e
         .inputs

@@ -392,11 +392,11 @@ pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
     Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
 }
 
-pub(crate) fn req<'a, T>(inputs: &'a [Option<T>], i: usize) -> Result<&'a T, OpError> {
+pub(crate) fn req<T>(inputs: &[Option<T>], i: usize) -> Result<&T, OpError> {
     inputs.get(i).and_then(|x| x.as_ref()).ok_or(OpError::MissingInput { index: i })
 }
 
-pub(crate) fn opt<'a, T>(inputs: &'a [Option<T>], i: usize) -> Option<&'a T> {
+pub(crate) fn opt<T>(inputs: &[Option<T>], i: usize) -> Option<&T> {
     inputs.get(i).and_then(|x| x.as_ref())
 }
 
@@ -409,8 +409,15 @@ impl Op {
             Unary { op } => elementwise::infer_unary(*op, ins),
             Binary { op } => elementwise::infer_binary(*op, ins),
             Mean {} => elementwise::infer_variadic(ins),
-            LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. }
-            | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } => activation::infer(ins),
+            LeakyRelu { .. }
+            | Elu { .. }
+            | Selu { .. }
+            | Celu { .. }
+            | HardSigmoid { .. }
+            | ThresholdedRelu { .. }
+            | Gelu { .. }
+            | Shrink { .. }
+            | Swish { .. } => activation::infer(ins),
             IsInf { .. } => activation::infer_isinf(ins),
             Clip {} => activation::infer(ins),
             Where {} => elementwise::infer_where(ins),
@@ -421,24 +428,45 @@ impl Op {
             Conv { kernel_shape, strides, pads, dilations, group: _, auto_pad }
             | ConvInteger { kernel_shape, strides, pads, dilations, group: _, auto_pad }
             | QLinearConv { kernel_shape, strides, pads, dilations, group: _, auto_pad } => {
-                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                let w = Window {
+                    kernel_shape: kernel_shape.clone(),
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    auto_pad: *auto_pad,
+                };
                 conv::infer_conv(self, &w, ins)
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
-                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                let w = Window {
+                    kernel_shape: kernel_shape.clone(),
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    auto_pad: *auto_pad,
+                };
                 conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins)
             }
             MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
             | AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
             | LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => {
-                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                let w = Window {
+                    kernel_shape: kernel_shape.clone(),
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    auto_pad: *auto_pad,
+                };
                 pool::infer_pool(&w, *ceil_mode, n_out, ins)
             }
             GlobalPool { .. } => pool::infer_global(ins),
-            BatchNormalization { .. } | InstanceNormalization { .. } | GroupNormalization { .. }
-            | LpNormalization { .. } | MeanVarianceNormalization { .. } | LRN { .. } | RMSNormalization { .. } => {
-                shape_ops::infer_identity(self, ins, 1)
-            }
+            BatchNormalization { .. }
+            | InstanceNormalization { .. }
+            | GroupNormalization { .. }
+            | LpNormalization { .. }
+            | MeanVarianceNormalization { .. }
+            | LRN { .. }
+            | RMSNormalization { .. } => shape_ops::infer_identity(self, ins, 1),
             LayerNormalization { axis, .. } => normalization::infer_layer_norm(*axis, n_out, ins),
             Reduce { keepdims, noop_with_empty_axes, .. } => reduce::infer_reduce(*keepdims, *noop_with_empty_axes, ins, names),
             ArgMax { axis, keepdims, .. } | ArgMin { axis, keepdims, .. } => reduce::infer_arg(*axis, *keepdims, ins),
@@ -505,10 +533,16 @@ impl Op {
             Unary { op } => elementwise::eval_unary(*op, req(ins, 0)?).map(|t| vec![t]),
             Binary { op } => elementwise::eval_binary(*op, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Mean {} => elementwise::eval_mean(ins).map(|t| vec![t]),
-            LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. }
-            | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } | IsInf { .. } => {
-                activation::eval(self, req(ins, 0)?).map(|t| vec![t])
-            }
+            LeakyRelu { .. }
+            | Elu { .. }
+            | Selu { .. }
+            | Celu { .. }
+            | HardSigmoid { .. }
+            | ThresholdedRelu { .. }
+            | Gelu { .. }
+            | Shrink { .. }
+            | Swish { .. }
+            | IsInf { .. } => activation::eval(self, req(ins, 0)?).map(|t| vec![t]),
             Clip {} => activation::eval_clip(ins).map(|t| vec![t]),
             Where {} => elementwise::eval_where(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
             Cast { to } => Ok(vec![req(ins, 0)?.cast(*to)]),
@@ -520,7 +554,13 @@ impl Op {
             Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
             | ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
             | QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                let w = Window {
+                    kernel_shape: kernel_shape.clone(),
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    auto_pad: *auto_pad,
+                };
                 match self {
                     ConvInteger { .. } => quant::eval_conv_integer(&w, *group, ins),
                     QLinearConv { .. } => quant::eval_qlinear_conv(&w, *group, ins),
@@ -529,7 +569,13 @@ impl Op {
                 .map(|t| vec![t])
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
-                let w = Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad };
+                let w = Window {
+                    kernel_shape: kernel_shape.clone(),
+                    strides: strides.clone(),
+                    pads: pads.clone(),
+                    dilations: dilations.clone(),
+                    auto_pad: *auto_pad,
+                };
                 conv::eval_conv_transpose(&w, *group, output_padding, output_shape, ins).map(|t| vec![t])
             }
             MaxPool { .. } | AveragePool { .. } | LpPool { .. } => pool::eval_pool(self, req(ins, 0)?, n_out),
@@ -542,11 +588,19 @@ impl Op {
             LpNormalization { axis, p } => normalization::eval_lp_norm(*axis, *p, req(ins, 0)?).map(|t| vec![t]),
             MeanVarianceNormalization { axes } => normalization::eval_mvn(axes, req(ins, 0)?).map(|t| vec![t]),
             LRN { alpha, beta, bias, size } => normalization::eval_lrn(*alpha, *beta, *bias, *size, req(ins, 0)?).map(|t| vec![t]),
-            Reduce { kind, keepdims, noop_with_empty_axes } => reduce::eval_reduce(*kind, *keepdims, *noop_with_empty_axes, ins).map(|t| vec![t]),
-            ArgMax { axis, keepdims, select_last_index } => reduce::eval_arg(true, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t]),
-            ArgMin { axis, keepdims, select_last_index } => reduce::eval_arg(false, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t]),
+            Reduce { kind, keepdims, noop_with_empty_axes } => {
+                reduce::eval_reduce(*kind, *keepdims, *noop_with_empty_axes, ins).map(|t| vec![t])
+            }
+            ArgMax { axis, keepdims, select_last_index } => {
+                reduce::eval_arg(true, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t])
+            }
+            ArgMin { axis, keepdims, select_last_index } => {
+                reduce::eval_arg(false, *axis, *keepdims, *select_last_index, req(ins, 0)?).map(|t| vec![t])
+            }
             Softmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::Softmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
-            LogSoftmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::LogSoftmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
+            LogSoftmax { axis, legacy } => {
+                reduce::eval_softmax(reduce::SoftmaxKind::LogSoftmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t])
+            }
             Hardmax { axis, legacy } => reduce::eval_softmax(reduce::SoftmaxKind::Hardmax, *axis, *legacy, req(ins, 0)?).map(|t| vec![t]),
             Reshape { allowzero } => shape_ops::eval_reshape(*allowzero, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Flatten { axis } => shape_ops::eval_flatten(*axis, req(ins, 0)?).map(|t| vec![t]),
@@ -559,8 +613,12 @@ impl Op {
             Gather { axis } => gather_scatter::eval_gather(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             GatherElements { axis } => gather_scatter::eval_gather_elements(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             GatherND { batch_dims } => gather_scatter::eval_gather_nd(*batch_dims, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
-            ScatterND { reduction } => gather_scatter::eval_scatter_nd(*reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
-            ScatterElements { axis, reduction } => gather_scatter::eval_scatter_elements(*axis, *reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
+            ScatterND { reduction } => {
+                gather_scatter::eval_scatter_nd(*reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t])
+            }
+            ScatterElements { axis, reduction } => {
+                gather_scatter::eval_scatter_elements(*axis, *reduction, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t])
+            }
             Expand {} => data_movement::eval_expand(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Tile {} => data_movement::eval_tile(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Pad { mode } => data_movement::eval_pad(*mode, ins).map(|t| vec![t]),
@@ -579,13 +637,21 @@ impl Op {
             SpaceToDepth { blocksize } => data_movement::eval_space_to_depth(*blocksize, req(ins, 0)?).map(|t| vec![t]),
             EyeLike { dtype, k } => index_ops::eval_eye_like(*dtype, *k, req(ins, 0)?).map(|t| vec![t]),
             Compress { axis } => data_movement::eval_compress(*axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
-            ReverseSequence { batch_axis, time_axis } => data_movement::eval_reverse_sequence(*batch_axis, *time_axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            ReverseSequence { batch_axis, time_axis } => {
+                data_movement::eval_reverse_sequence(*batch_axis, *time_axis, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t])
+            }
             LSTM { .. } | GRU { .. } | RNN { .. } => recurrent::eval(self, ins, n_out),
-            QuantizeLinear { axis, saturate, block_size, output_dtype } => quant::eval_quantize(*axis, *saturate, *block_size, *output_dtype, ins).map(|t| vec![t]),
-            DequantizeLinear { axis, block_size, output_dtype } => quant::eval_dequantize(*axis, *block_size, *output_dtype, ins).map(|t| vec![t]),
+            QuantizeLinear { axis, saturate, block_size, output_dtype } => {
+                quant::eval_quantize(*axis, *saturate, *block_size, *output_dtype, ins).map(|t| vec![t])
+            }
+            DequantizeLinear { axis, block_size, output_dtype } => {
+                quant::eval_dequantize(*axis, *block_size, *output_dtype, ins).map(|t| vec![t])
+            }
             DynamicQuantizeLinear {} => quant::eval_dynamic(req(ins, 0)?),
             Attention { .. } => sequence_ops::eval_attention(self, ins, n_out),
-            RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => sequence_ops::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t]),
+            RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
+                sequence_ops::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t])
+            }
             NegativeLogLikelihoodLoss { reduction, ignore_index } => loss::eval_nll(*reduction, *ignore_index, ins).map(|t| vec![t]),
             SoftmaxCrossEntropyLoss { reduction, ignore_index } => loss::eval_sce(*reduction, *ignore_index, ins, n_out),
             If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),

@@ -33,7 +33,13 @@ pub(crate) fn eval_pool(op: &Op, x: &Tensor, n_out: usize) -> Result<Vec<Tensor>
         Op::MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
         | Op::AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
         | Op::LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => (
-            Window { kernel_shape: kernel_shape.clone(), strides: strides.clone(), pads: pads.clone(), dilations: dilations.clone(), auto_pad: *auto_pad },
+            Window {
+                kernel_shape: kernel_shape.clone(),
+                strides: strides.clone(),
+                pads: pads.clone(),
+                dilations: dilations.clone(),
+                auto_pad: *auto_pad,
+            },
             *ceil_mode,
         ),
         _ => return invalid("not a pooling op"),

@@ -73,7 +73,13 @@ pub(crate) fn infer_dequantize(output_dtype: Option<DType>, ins: &[Option<InType
     Ok(vec![TensorType::new(output_dtype.unwrap_or(s.dtype), x.shape.clone())])
 }
 
-pub(crate) fn eval_quantize(axis: i64, saturate: bool, block: i64, output_dtype: Option<DType>, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+pub(crate) fn eval_quantize(
+    axis: i64,
+    saturate: bool,
+    block: i64,
+    output_dtype: Option<DType>,
+    ins: &[Option<&Tensor>],
+) -> Result<Tensor, OpError> {
     let x = *req(ins, 0)?;
     let scale = expand_param(req(ins, 1)?, x.dims(), axis, block)?;
     let zp_t = opt(ins, 2).copied();
@@ -85,12 +91,7 @@ pub(crate) fn eval_quantize(axis: i64, saturate: bool, block: i64, output_dtype:
     let _ = saturate; // Integer targets always saturate; float8 targets are not supported.
     let (lo, hi) = range_of(dt).ok_or_else(|| OpError::Unsupported(format!("QuantizeLinear to {dt}")))?;
     let xv = x.to_f64();
-    let v: Vec<i64> = xv
-        .iter()
-        .zip(&scale)
-        .zip(&zp)
-        .map(|((x, s), z)| ((x / s).round_ties_even() + z).clamp(lo, hi) as i64)
-        .collect();
+    let v: Vec<i64> = xv.iter().zip(&scale).zip(&zp).map(|((x, s), z)| ((x / s).round_ties_even() + z).clamp(lo, hi) as i64).collect();
     Ok(tensor(x.dims().to_vec(), Data::from_i64(dt, &v)))
 }
 
@@ -113,11 +114,7 @@ pub(crate) fn eval_dequantize(axis: i64, block: i64, output_dtype: Option<DType>
 
 pub(crate) fn infer_dynamic(ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
     let x = req(ins, 0)?;
-    Ok(vec![
-        TensorType::new(DType::U8, x.shape.clone()),
-        TensorType::fixed(DType::F32, &[]),
-        TensorType::fixed(DType::U8, &[]),
-    ])
+    Ok(vec![TensorType::new(DType::U8, x.shape.clone()), TensorType::fixed(DType::F32, &[]), TensorType::fixed(DType::U8, &[])])
 }
 
 pub(crate) fn eval_dynamic(x: &Tensor) -> Result<Vec<Tensor>, OpError> {
@@ -126,10 +123,8 @@ pub(crate) fn eval_dynamic(x: &Tensor) -> Result<Vec<Tensor>, OpError> {
     let min = xv.iter().copied().fold(0f32, f32::min);
     let scale = (max - min) / 255.0;
     let zp = if scale == 0.0 { 0.0 } else { (0.0 - min / scale).round_ties_even().clamp(0.0, 255.0) };
-    let y: Vec<i64> = xv
-        .iter()
-        .map(|&v| if scale == 0.0 { zp as i64 } else { ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as i64 })
-        .collect();
+    let y: Vec<i64> =
+        xv.iter().map(|&v| if scale == 0.0 { zp as i64 } else { ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as i64 }).collect();
     Ok(vec![
         tensor(x.dims().to_vec(), Data::from_i64(DType::U8, &y)),
         tensor(vec![], Data::F32(vec![scale])),
@@ -171,14 +166,19 @@ fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>,
         .map(|(i, &a)| {
             let s = if ys.len() > 1 { ys[(i / inner) % ch] } else { ys[0] };
             let q = (a * scale / s).round_ties_even() + yz;
-            if wrap { q as i64 } else { q.clamp(lo, hi) as i64 }
+            if wrap {
+                q as i64
+            } else {
+                q.clamp(lo, hi) as i64
+            }
         })
         .collect();
     Ok(tensor(acc.dims().to_vec(), Data::from_i64(out, &v)))
 }
 
 pub(crate) fn eval_qlinear_matmul(ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
-    let (a, sa, za, b, sb, zb, sy) = (req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied(), req(ins, 3)?, req(ins, 4)?, opt(ins, 5).copied(), req(ins, 6)?);
+    let (a, sa, za, b, sb, zb, sy) =
+        (req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied(), req(ins, 3)?, req(ins, 4)?, opt(ins, 5).copied(), req(ins, 6)?);
     let zy = opt(ins, 7).copied();
     let acc = eval_matmul(&center(a, za, -2)?, &center(b, zb, -1)?)?;
     if sa.numel() != 1 || sb.numel() != 1 || sy.numel() != 1 {
@@ -198,13 +198,17 @@ pub(crate) fn eval_conv_integer(w: &Window, group: i64, ins: &[Option<&Tensor>])
 }
 
 pub(crate) fn eval_qlinear_conv(w: &Window, group: i64, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
-    let (x, sx, zx, wt, sw, zw, sy) = (req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied(), req(ins, 3)?, req(ins, 4)?, opt(ins, 5).copied(), req(ins, 6)?);
+    let (x, sx, zx, wt, sw, zw, sy) =
+        (req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied(), req(ins, 3)?, req(ins, 4)?, opt(ins, 5).copied(), req(ins, 6)?);
     let zy = opt(ins, 7).copied();
     let xc = center(x, zx, 1)?.cast(DType::F64);
     let wc = center(wt, zw, 0)?.cast(DType::F64);
     let mut acc = eval_conv(w, group, &xc, &wc, None)?;
     if let Some(b) = opt(ins, 8) {
-        let bb = super::elementwise::broadcast_to(&b.cast(DType::F64).reshaped(vec![b.numel(), 1]).map_err(|e| OpError::Invalid(e.to_string()))?, &[b.numel(), acc.dims()[2..].iter().product()])?;
+        let bb = super::elementwise::broadcast_to(
+            &b.cast(DType::F64).reshaped(vec![b.numel(), 1]).map_err(|e| OpError::Invalid(e.to_string()))?,
+            &[b.numel(), acc.dims()[2..].iter().product()],
+        )?;
         let bv = bb.to_f64();
         let per = bv.len();
         let v: Vec<f64> = acc.to_f64().iter().enumerate().map(|(i, &a)| a + bv[i % per]).collect();

@@ -14,7 +14,8 @@ pub(crate) fn infer(dir: RnnDirection, hidden: i64, layout: i64, n_out: usize, i
     }
     let nd = Dim::Known(if dir == RnnDirection::Bidirectional { 2 } else { 1 });
     let h = Dim::Known(hidden.max(0) as usize);
-    let (seq, batch) = if layout == 0 { (x.shape.0[0].clone(), x.shape.0[1].clone()) } else { (x.shape.0[1].clone(), x.shape.0[0].clone()) };
+    let (seq, batch) =
+        if layout == 0 { (x.shape.0[0].clone(), x.shape.0[1].clone()) } else { (x.shape.0[1].clone(), x.shape.0[0].clone()) };
     let y = if layout == 0 { vec![seq, nd.clone(), batch.clone(), h.clone()] } else { vec![batch.clone(), seq, nd.clone(), h.clone()] };
     let st = if layout == 0 { vec![nd, batch, h] } else { vec![batch, nd, h] };
     let mut out = vec![TensorType::new(x.dtype, Shape(y))];
@@ -40,10 +41,28 @@ impl Act {
             RnnActivation::Relu => x.max(0.0),
             RnnActivation::HardSigmoid => (a * x + b).clamp(0.0, 1.0),
             RnnActivation::Affine => a * x + b,
-            RnnActivation::LeakyRelu => if x < 0.0 { a * x } else { x },
-            RnnActivation::ThresholdedRelu => if x > a { x } else { 0.0 },
+            RnnActivation::LeakyRelu => {
+                if x < 0.0 {
+                    a * x
+                } else {
+                    x
+                }
+            }
+            RnnActivation::ThresholdedRelu => {
+                if x > a {
+                    x
+                } else {
+                    0.0
+                }
+            }
             RnnActivation::ScaledTanh => a * (b * x).tanh(),
-            RnnActivation::Elu => if x < 0.0 { a * (x.exp() - 1.0) } else { x },
+            RnnActivation::Elu => {
+                if x < 0.0 {
+                    a * (x.exp() - 1.0)
+                } else {
+                    x
+                }
+            }
             RnnActivation::Softsign => x / (1.0 + x.abs()),
             RnnActivation::Softplus => x.exp().ln_1p(),
         }
@@ -60,13 +79,28 @@ fn activations(given: &[RnnActivation], alphas: &[f32], betas: &[f32], defaults:
             let (da, db) = match f {
                 RnnActivation::HardSigmoid => (0.2, 0.5),
                 RnnActivation::LeakyRelu => (0.01, 0.0),
-                RnnActivation::ThresholdedRelu | RnnActivation::ScaledTanh | RnnActivation::Elu | RnnActivation::Affine => (1.0, if f == RnnActivation::Affine { 0.0 } else { 1.0 }),
+                RnnActivation::ThresholdedRelu | RnnActivation::ScaledTanh | RnnActivation::Elu | RnnActivation::Affine => {
+                    (1.0, if f == RnnActivation::Affine { 0.0 } else { 1.0 })
+                }
                 _ => (0.0, 0.0),
             };
-            let uses_alpha = !matches!(f, RnnActivation::Sigmoid | RnnActivation::Tanh | RnnActivation::Relu | RnnActivation::Softsign | RnnActivation::Softplus);
+            let uses_alpha = !matches!(
+                f,
+                RnnActivation::Sigmoid | RnnActivation::Tanh | RnnActivation::Relu | RnnActivation::Softsign | RnnActivation::Softplus
+            );
             let uses_beta = matches!(f, RnnActivation::HardSigmoid | RnnActivation::Affine | RnnActivation::ScaledTanh);
-            let alpha = if uses_alpha && !given.is_empty() { ai += 1; alphas.get(ai - 1).map_or(da, |&v| v as f64) } else { da };
-            let beta = if uses_beta && !given.is_empty() { bi += 1; betas.get(bi - 1).map_or(db, |&v| v as f64) } else { db };
+            let alpha = if uses_alpha && !given.is_empty() {
+                ai += 1;
+                alphas.get(ai - 1).map_or(da, |&v| v as f64)
+            } else {
+                da
+            };
+            let beta = if uses_beta && !given.is_empty() {
+                bi += 1;
+                betas.get(bi - 1).map_or(db, |&v| v as f64)
+            } else {
+                db
+            };
             Act { f, alpha, beta }
         })
         .collect()
@@ -110,7 +144,12 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
             Some(t) if layout == 0 => t.to_f64(),
             Some(t) => {
                 let v = t.to_f64();
-                (0..dirs * batch * h).map(|i| { let (d, bb, k) = (i / (batch * h), (i / h) % batch, i % h); v[(bb * dirs + d) * h + k] }).collect()
+                (0..dirs * batch * h)
+                    .map(|i| {
+                        let (d, bb, k) = (i / (batch * h), (i / h) % batch, i % h);
+                        v[(bb * dirs + d) * h + k]
+                    })
+                    .collect()
             }
         }
     };
@@ -160,7 +199,9 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
                         let z: Vec<f64> = (0..h).map(|k| act[0].apply(cl(xw[k] + hr[k] + wb[k] + rb[k]))).collect();
                         let rg: Vec<f64> = (0..h).map(|k| act[0].apply(cl(xw[h + k] + hr[h + k] + wb[h + k] + rb[h + k]))).collect();
                         let hh: Vec<f64> = if *linear_before_reset {
-                            (0..h).map(|k| act[1].apply(cl(xw[2 * h + k] + rg[k] * (hr[2 * h + k] + rb[2 * h + k]) + wb[2 * h + k]))).collect()
+                            (0..h)
+                                .map(|k| act[1].apply(cl(xw[2 * h + k] + rg[k] * (hr[2 * h + k] + rb[2 * h + k]) + wb[2 * h + k])))
+                                .collect()
                         } else {
                             let rh: Vec<f64> = rg.iter().zip(&hs).map(|(a, b)| a * b).collect();
                             let m = matvec(&rd[2 * h * h..], &rh, h);
@@ -181,7 +222,8 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
         }
     }
     let dt = x.dtype();
-    let (ydims, sdims) = if layout == 0 { (vec![seq, dirs, batch, h], vec![dirs, batch, h]) } else { (vec![batch, seq, dirs, h], vec![batch, dirs, h]) };
+    let (ydims, sdims) =
+        if layout == 0 { (vec![seq, dirs, batch, h], vec![dirs, batch, h]) } else { (vec![batch, seq, dirs, h], vec![batch, dirs, h]) };
     let mut out = vec![tensor(ydims, Data::from_f64(dt, &y)), tensor(sdims.clone(), Data::from_f64(dt, &yh))];
     if gates == 4 {
         out.push(tensor(sdims, Data::from_f64(dt, &yc)));

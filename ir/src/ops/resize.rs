@@ -24,7 +24,8 @@ fn const_floats(x: Option<&InType>) -> Option<Vec<f64>> {
 fn plan(op: &Op, dims: &[usize], roi: Option<Vec<f64>>, scales: Option<Vec<f64>>, sizes: Option<Vec<i64>>) -> Result<Plan, OpError> {
     let Op::Resize { axes, keep_aspect_ratio_policy, .. } = op else { return invalid("not a Resize op") };
     let r = dims.len();
-    let axes: Vec<usize> = if axes.is_empty() { (0..r).collect() } else { axes.iter().map(|&a| norm_axis(a, r)).collect::<Result<_, _>>()? };
+    let axes: Vec<usize> =
+        if axes.is_empty() { (0..r).collect() } else { axes.iter().map(|&a| norm_axis(a, r)).collect::<Result<_, _>>()? };
     let n = axes.len();
     let mut s = vec![1.0; r];
     let mut out = dims.to_vec();
@@ -51,7 +52,11 @@ fn plan(op: &Op, dims: &[usize], roi: Option<Vec<f64>>, scales: Option<Vec<f64>>
             }
             if *keep_aspect_ratio_policy != AspectPolicy::Stretch {
                 let pick = axes.iter().map(|&a| s[a]);
-                let scale = if *keep_aspect_ratio_policy == AspectPolicy::NotLarger { pick.fold(f64::INFINITY, f64::min) } else { pick.fold(0.0, f64::max) };
+                let scale = if *keep_aspect_ratio_policy == AspectPolicy::NotLarger {
+                    pick.fold(f64::INFINITY, f64::min)
+                } else {
+                    pick.fold(0.0, f64::max)
+                };
                 for &a in &axes {
                     s[a] = scale;
                     out[a] = (scale * dims[a] as f64 + 0.5) as usize;
@@ -93,18 +98,31 @@ struct Taps {
 
 #[allow(clippy::too_many_arguments)]
 fn taps_for(op: &Op, x: usize, in_len: usize, scale: f64, out_len: usize, roi: (f64, f64)) -> Result<Taps, OpError> {
-    let Op::Resize { mode, coordinate_transformation_mode: ctm, nearest_mode, cubic_coeff_a: a, exclude_outside, antialias, .. } = op else {
+    let Op::Resize { mode, coordinate_transformation_mode: ctm, nearest_mode, cubic_coeff_a: a, exclude_outside, antialias, .. } = op
+    else {
         return invalid("not a Resize op");
     };
     let (xf, inl, outw) = (x as f64, in_len as f64, scale * in_len as f64);
     let x_ori = match ctm {
-        CoordMode::AlignCorners => if outw == 1.0 { 0.0 } else { xf * (inl - 1.0) / (outw - 1.0) },
+        CoordMode::AlignCorners => {
+            if outw == 1.0 {
+                0.0
+            } else {
+                xf * (inl - 1.0) / (outw - 1.0)
+            }
+        }
         CoordMode::Asymmetric => xf / scale,
         CoordMode::TfCropAndResize => {
             let v = if outw == 1.0 { (roi.1 - roi.0) * (inl - 1.0) / 2.0 } else { xf * (roi.1 - roi.0) * (inl - 1.0) / (outw - 1.0) };
             v + roi.0 * (inl - 1.0)
         }
-        CoordMode::PytorchHalfPixel => if outw == 1.0 { -0.5 } else { (xf + 0.5) / scale - 0.5 },
+        CoordMode::PytorchHalfPixel => {
+            if outw == 1.0 {
+                -0.5
+            } else {
+                (xf + 0.5) / scale - 0.5
+            }
+        }
         CoordMode::HalfPixel => (xf + 0.5) / scale - 0.5,
         CoordMode::HalfPixelSymmetric => {
             let adj = out_len as f64 / outw;
@@ -128,7 +146,11 @@ fn taps_for(op: &Op, x: usize, in_len: usize, scale: f64, out_len: usize, roi: (
                 NearestMode::Floor => false,
                 NearestMode::Ceil => true,
             };
-            if up { vec![0.0, 1.0] } else { vec![1.0, 0.0] }
+            if up {
+                vec![0.0, 1.0]
+            } else {
+                vec![1.0, 0.0]
+            }
         }
         ResizeMode::Linear if *antialias && s < 1.0 => {
             let start = (-1.0 / s).floor() as i64 + 1;
@@ -197,7 +219,8 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> 
         if p.out[ax] == dims[ax] && p.scales[ax] == 1.0 && p.roi[ax] == (0.0, 1.0) {
             continue;
         }
-        let taps: Vec<Taps> = (0..p.out[ax]).map(|o| taps_for(op, o, dims[ax], p.scales[ax], p.out[ax], p.roi[ax])).collect::<Result<_, _>>()?;
+        let taps: Vec<Taps> =
+            (0..p.out[ax]).map(|o| taps_for(op, o, dims[ax], p.scales[ax], p.out[ax], p.roi[ax])).collect::<Result<_, _>>()?;
         let outer: usize = dims[..ax].iter().product();
         let inner: usize = dims[ax + 1..].iter().product();
         let (len, olen) = (dims[ax], p.out[ax]);
@@ -236,6 +259,7 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> 
         }
     }
     let dt = x.dtype();
-    let data = if dt.is_float() { Data::from_f64(dt, &cur) } else { Data::from_f64(dt, &cur.iter().map(|v| v.round()).collect::<Vec<_>>()) };
+    let data =
+        if dt.is_float() { Data::from_f64(dt, &cur) } else { Data::from_f64(dt, &cur.iter().map(|v| v.round()).collect::<Vec<_>>()) };
     Ok(tensor(dims, data))
 }

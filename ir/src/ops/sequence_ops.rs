@@ -7,7 +7,13 @@ use super::{invalid, opt, req, DimNamer, InType, Op, OpError, TensorType};
 use crate::shape::{Dim, Shape};
 use crate::tensor::{Data, Tensor};
 
-pub(crate) fn infer_attention(q_heads: i64, kv_heads: i64, n_out: usize, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_attention(
+    q_heads: i64,
+    kv_heads: i64,
+    n_out: usize,
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
     let (q, k, v) = (req(ins, 0)?, req(ins, 1)?, req(ins, 2)?);
     let past = opt(ins, 4).map(|p| p.shape.0.get(2).cloned().unwrap_or(Dim::Known(0)));
     let total = |kv: &Dim| match (past.as_ref(), kv) {
@@ -92,7 +98,9 @@ pub(crate) fn eval_attention(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> 
     let past_len = past_k.map_or(0, |p| p.dims().get(2).copied().unwrap_or(0));
     let present_k = concat_seq(past_k, k)?;
     let present_v = concat_seq(past_v, v)?;
-    let dims4 = |t: &Tensor| -> Result<[usize; 4], OpError> { t.dims().try_into().map_err(|_| OpError::Invalid("Attention inputs must be rank 4 after head split".into())) };
+    let dims4 = |t: &Tensor| -> Result<[usize; 4], OpError> {
+        t.dims().try_into().map_err(|_| OpError::Invalid("Attention inputs must be rank 4 after head split".into()))
+    };
     let ([b, hq, sq, d], [_, hk, sk, dk], [_, hv, sv, dv]) = (dims4(&q)?, dims4(&present_k)?, dims4(&present_v)?);
     if d != dk || sk != sv || hk != hv || hk == 0 || hq % hk != 0 {
         return invalid(format!("Attention shapes do not agree: Q {:?}, K {:?}, V {:?}", q.dims(), present_k.dims(), present_v.dims()));

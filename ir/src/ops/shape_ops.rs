@@ -50,16 +50,15 @@ pub(crate) fn reshape_dims(allowzero: bool, input: &[usize], target: &[i64]) -> 
                 infer_at = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(
-                *input.get(i).ok_or_else(|| OpError::Invalid(format!("Reshape: 0 at axis {i} beyond input rank {}", input.len())))?,
-            ),
+            0 if !allowzero => out
+                .push(*input.get(i).ok_or_else(|| OpError::Invalid(format!("Reshape: 0 at axis {i} beyond input rank {}", input.len())))?),
             t if t >= 0 => out.push(t as usize),
             _ => return invalid(format!("Reshape: invalid target {target:?}")),
         }
     }
     if let Some(i) = infer_at {
         let rest: usize = out.iter().product();
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             return invalid(format!("Reshape: cannot reshape {input:?} to {target:?}"));
         }
         out[i] = total / rest;
@@ -319,7 +318,8 @@ pub(crate) fn infer_expand(ins: &[Option<InType>], names: &mut DimNamer) -> Resu
     match const_ints(Some(s)) {
         Some(v) => {
             let target = Shape(v.iter().map(|&d| Dim::Known(d.max(0) as usize)).collect());
-            let out = broadcast_sym(x.shape, &target).ok_or_else(|| OpError::Invalid(format!("Expand: cannot broadcast {} to {v:?}", x.shape)))?;
+            let out = broadcast_sym(x.shape, &target)
+                .ok_or_else(|| OpError::Invalid(format!("Expand: cannot broadcast {} to {v:?}", x.shape)))?;
             Ok(vec![TensorType::new(x.dtype, out)])
         }
         None => {
