@@ -32,6 +32,7 @@ pub const INLINE_LIMIT: usize = 16;
 pub fn print(g: &Graph) -> String {
     let mut out = String::new();
     print_graph(&mut out, g, 0);
+    out.push('\n');
     out
 }
 
@@ -124,23 +125,25 @@ fn attr(out: &mut String, a: &Attr, indent: usize) {
     }
 }
 
+/// Writes `g` with its body one level deeper than `indent` and no trailing newline.
 fn print_graph(out: &mut String, g: &Graph, indent: usize) {
     let pad = "  ".repeat(indent);
+    let body = "  ".repeat(indent + 1);
     let ins: Vec<String> = g.inputs.iter().map(|&i| format!("{}: {}", vname(g, i), ty(&g.value(i).ty))).collect();
     let _ = writeln!(out, "graph {} ({}) {{", quote(&g.name), ins.join(", "));
     for (&id, t) in &g.consts {
         let ty = ty(&g.value(id).ty);
         if t.numel() <= INLINE_LIMIT {
-            let _ = writeln!(out, "{pad}  {} = const {ty} {}", vname(g, id), tensor_values(t));
+            let _ = writeln!(out, "{body}{} = const {ty} {}", vname(g, id), tensor_values(t));
         } else {
-            let _ = writeln!(out, "{pad}  {} = weight {ty}", vname(g, id));
+            let _ = writeln!(out, "{body}{} = weight {ty}", vname(g, id));
         }
     }
     for n in &g.nodes {
         let outs: Vec<String> = n.outputs.iter().map(|o| o.map_or("_".into(), |o| vname(g, o))).collect();
         let ins: Vec<String> = n.inputs.iter().map(|i| i.map_or("_".into(), |i| vname(g, i))).collect();
         let nm = if is_plain(&n.name) { n.name.clone() } else { quote(&n.name) };
-        let _ = write!(out, "{pad}  {} = {}[{nm}]({})", outs.join(", "), n.op.display_name(), ins.join(", "));
+        let _ = write!(out, "{body}{} = {}[{nm}]({})", outs.join(", "), n.op.display_name(), ins.join(", "));
         let attrs = match &n.op {
             Op::Unary { .. } | Op::Binary { .. } => vec![],
             op => op.attrs(),
@@ -152,11 +155,7 @@ fn print_graph(out: &mut String, g: &Graph, indent: usize) {
                     out.push_str(", ");
                 }
                 let _ = write!(out, "{name}=");
-                attr(out, a, indent + 1);
-                if matches!(a, Attr::Graph(_)) {
-                    out.push_str(&pad);
-                    out.push_str("  ");
-                }
+                attr(out, a, indent + 2);
             }
             out.push('}');
         }
@@ -164,8 +163,8 @@ fn print_graph(out: &mut String, g: &Graph, indent: usize) {
         let _ = writeln!(out, " : {}", tys.join(", "));
     }
     let rets: Vec<String> = g.outputs.iter().map(|&o| vname(g, o)).collect();
-    let _ = writeln!(out, "{pad}  return {}", rets.join(", "));
-    let _ = writeln!(out, "{pad}}}");
+    let _ = writeln!(out, "{body}return {}", rets.join(", "));
+    let _ = write!(out, "{pad}}}");
 }
 
 /// A parse failure with its 1-based line and column.

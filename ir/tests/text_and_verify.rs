@@ -1,0 +1,103 @@
+//! The verifier rejects broken graphs; the text parser rejects bad text with a position and
+//! round-trips what the printer writes.
+
+use kiln_ir::text::{parse, print};
+use kiln_ir::{verify, BinaryOp, DType, Graph, Node, Op, Shape, TensorType, UnaryOp, ValueId, VerifyError};
+use std::collections::HashMap;
+
+fn f32s(dims: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, Shape::fixed(dims))
+}
+
+fn add_graph() -> Graph {
+    let mut g = Graph::new("g");
+    let x = g.add_input("x", f32s(&[2, 3]));
+    let y = g.add_input("y", f32s(&[3]));
+    let z = g.add_node("add", Op::Binary { op: BinaryOp::Add }, vec![Some(x), Some(y)], &[Some("z".into())]).expect("add");
+    let r = g.add_node("relu", Op::Unary { op: UnaryOp::Relu }, vec![z[0]], &[Some("r".into())]).expect("relu");
+    g.outputs = vec![r[0].expect("output")];
+    g
+}
+
+#[test]
+fn verifier_accepts_a_built_graph_and_rejects_use_before_def() {
+    let mut g = add_graph();
+    verify(&g).expect("valid");
+    g.nodes.swap(0, 1);
+    assert!(matches!(verify(&g), Err(VerifyError::UseBeforeDef { node, value }) if node == "relu" && value == "z"));
+}
+
+#[test]
+fn verifier_rejects_duplicate_definitions_names_and_stale_types() {
+    let mut g = add_graph();
+    let extra =
+        Node { name: "again".into(), op: Op::Unary { op: UnaryOp::Relu }, inputs: vec![Some(ValueId(0))], outputs: vec![Some(ValueId(2))] };
+    g.nodes.push(extra);
+    assert!(matches!(verify(&g), Err(VerifyError::Redefined(n)) if n == "z"));
+
+    let mut g = add_graph();
+    g.values[1].name = "x".into();
+    assert!(matches!(verify(&g), Err(VerifyError::DuplicateName(n)) if n == "x"));
+
+    let mut g = add_graph();
+    g.values[2].ty = f32s(&[2, 2]);
+    assert!(matches!(verify(&g), Err(VerifyError::TypeMismatch { node, .. }) if node == "add"));
+}
+
+#[test]
+fn builder_rejects_a_shape_mismatch_naming_the_node() {
+    let mut g = Graph::new("g");
+    let x = g.add_input("x", f32s(&[2, 3]));
+    let y = g.add_input("y", f32s(&[4]));
+    let e = g.add_node("bad", Op::Binary { op: BinaryOp::Mul }, vec![Some(x), Some(y)], &[Some("z".into())]).expect_err("mismatch");
+    assert_eq!(e.node, "bad");
+    assert!(e.to_string().contains("cannot broadcast"), "{e}");
+}
+
+#[test]
+fn text_round_trips_inline_constants_special_floats_quoted_names_and_subgraphs() {
+    let src = r#"graph "demo" (%x: f32[N,3], %"in/put": bool[]) {
+  %c = const f32[3] [1.5, nan, -inf]
+  %k = const i64[1] [-2]
+  %a = Add[add](%x, %c) : f32[N,3]
+  %s = Softmax["soft/max"](%a) {axis=-1, legacy=false} : f32[N,3]
+  %g = Gelu[g](%s) {approximate=tanh} : f32[N,3]
+  %u = Unsqueeze[u](%g, %k) : f32[N,1,3]
+  %o = If[if](%"in/put", %u) {then_branch=graph "then" (%u: f32[N,1,3]) {
+      %t = Neg[n](%u) : f32[N,1,3]
+      return %t
+    }, else_branch=graph "else" (%u: f32[N,1,3]) {
+      return %u
+    }} : f32[N,1,3]
+  return %o
+}
+"#;
+    let g = parse(src, &HashMap::new()).expect("parse");
+    verify(&g).expect("verify");
+    assert_eq!(print(&g), src);
+    assert_eq!(
+        g.value(g.outputs[0]).ty,
+        TensorType::new(DType::F32, Shape(vec![kiln_ir::Dim::Sym("N".into()), 1usize.into(), 3usize.into()]))
+    );
+}
+
+#[test]
+fn text_errors_carry_line_and_column() {
+    let undefined = "graph \"g\" (%x: f32[2]) {\n  %y = Relu[r](%nope) : f32[2]\n  return %y\n}\n";
+    let e = parse(undefined, &HashMap::new()).expect_err("undefined value");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("%nope"), "{e}");
+
+    let wrong_type = "graph \"g\" (%x: f32[2]) {\n  %y = Relu[r](%x) : f32[3]\n  return %y\n}\n";
+    let e = parse(wrong_type, &HashMap::new()).expect_err("type mismatch");
+    assert!(e.message.contains("inference gives f32[2]"), "{e}");
+
+    let bad_dtype = "graph \"g\" (%x: f33[2]) {\n  return %x\n}\n";
+    assert!(parse(bad_dtype, &HashMap::new()).expect_err("dtype").message.contains("unknown dtype `f33`"));
+
+    let missing_weight = "graph \"g\" (%x: f32[2]) {\n  %w = weight f32[100]\n  return %x\n}\n";
+    assert!(parse(missing_weight, &HashMap::new()).expect_err("weight").message.contains("no data for weight `w`"));
+
+    let bad_attr = "graph \"g\" (%x: f32[2]) {\n  %y = LeakyRelu[l](%x) {alpha=3} : f32[2]\n  return %y\n}\n";
+    assert!(parse(bad_attr, &HashMap::new()).expect_err("attr").message.contains("alpha"));
+}
