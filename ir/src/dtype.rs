@@ -23,11 +23,18 @@ pub enum DType {
     Bool,
     I4,
     U4,
+    I2,
+    U2,
+    F8E4M3FN,
+    F8E4M3FNUZ,
+    F8E5M2,
+    F8E5M2FNUZ,
+    F4E2M1,
 }
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 15] = [
+    pub const ALL: [DType; 22] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -43,6 +50,13 @@ impl DType {
         DType::Bool,
         DType::I4,
         DType::U4,
+        DType::I2,
+        DType::U2,
+        DType::F8E4M3FN,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2,
+        DType::F8E5M2FNUZ,
+        DType::F4E2M1,
     ];
 
     /// The name used in the text form (`f32`, `i64`, `bool`, ...).
@@ -63,6 +77,13 @@ impl DType {
             DType::Bool => "bool",
             DType::I4 => "i4",
             DType::U4 => "u4",
+            DType::I2 => "i2",
+            DType::U2 => "u2",
+            DType::F8E4M3FN => "f8e4m3fn",
+            DType::F8E4M3FNUZ => "f8e4m3fnuz",
+            DType::F8E5M2 => "f8e5m2",
+            DType::F8E5M2FNUZ => "f8e5m2fnuz",
+            DType::F4E2M1 => "f4e2m1",
         }
     }
 
@@ -73,8 +94,9 @@ impl DType {
     /// Size in bits of one element as stored in a packed file.
     pub fn bits(self) -> usize {
         match self {
-            DType::I4 | DType::U4 => 4,
-            DType::Bool | DType::I8 | DType::U8 => 8,
+            DType::I2 | DType::U2 => 2,
+            DType::I4 | DType::U4 | DType::F4E2M1 => 4,
+            DType::Bool | DType::I8 | DType::U8 | DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 8,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 16,
             DType::F32 | DType::I32 | DType::U32 => 32,
             DType::F64 | DType::I64 | DType::U64 => 64,
@@ -87,7 +109,25 @@ impl DType {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || self.minifloat().is_some()
+    }
+
+    /// The bit format of the 8- and 4-bit float types.
+    pub fn minifloat(self) -> Option<crate::minifloat::MiniFloat> {
+        use crate::minifloat as m;
+        Some(match self {
+            DType::F8E4M3FN => m::E4M3FN,
+            DType::F8E4M3FNUZ => m::E4M3FNUZ,
+            DType::F8E5M2 => m::E5M2,
+            DType::F8E5M2FNUZ => m::E5M2FNUZ,
+            DType::F4E2M1 => m::E2M1,
+            _ => return None,
+        })
+    }
+
+    /// Integer types narrower than a byte, stored one value per byte.
+    pub fn is_packed_int(self) -> bool {
+        matches!(self, DType::I4 | DType::U4 | DType::I2 | DType::U2)
     }
 
     pub fn is_int(self) -> bool {
@@ -95,7 +135,7 @@ impl DType {
     }
 
     pub fn is_signed_int(self) -> bool {
-        matches!(self, DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::I4)
+        matches!(self, DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::I4 | DType::I2)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod attr;
 pub mod dtype;
 pub mod graph;
 pub mod interp;
+pub mod minifloat;
 pub mod ops;
 pub mod shape;
 pub mod tensor;

@@ -1,6 +1,7 @@
 //! Concrete tensors: a row-major buffer of one dtype plus its dimensions.
 
 use crate::dtype::DType;
+use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ};
 use crate::shape::strides;
 use half::{bf16, f16};
 
@@ -22,6 +23,13 @@ pub enum Data {
     Bool(Vec<bool>),
     I4(Vec<i8>),
     U4(Vec<u8>),
+    I2(Vec<i8>),
+    U2(Vec<u8>),
+    F8E4M3FN(Vec<F8E4M3FN>),
+    F8E4M3FNUZ(Vec<F8E4M3FNUZ>),
+    F8E5M2(Vec<F8E5M2>),
+    F8E5M2FNUZ(Vec<F8E5M2FNUZ>),
+    F4E2M1(Vec<F4E2M1>),
 }
 
 /// Runs `$e` with `$v` bound to the inner `Vec` of any [`Data`] variant.
@@ -44,6 +52,13 @@ macro_rules! each_data {
             $crate::Data::Bool($v) => $e,
             $crate::Data::I4($v) => $e,
             $crate::Data::U4($v) => $e,
+            $crate::Data::I2($v) => $e,
+            $crate::Data::U2($v) => $e,
+            $crate::Data::F8E4M3FN($v) => $e,
+            $crate::Data::F8E4M3FNUZ($v) => $e,
+            $crate::Data::F8E5M2($v) => $e,
+            $crate::Data::F8E5M2FNUZ($v) => $e,
+            $crate::Data::F4E2M1($v) => $e,
         }
     };
 }
@@ -68,6 +83,13 @@ macro_rules! map_data {
             $crate::Data::Bool($v) => $crate::Data::Bool($e),
             $crate::Data::I4($v) => $crate::Data::I4($e),
             $crate::Data::U4($v) => $crate::Data::U4($e),
+            $crate::Data::I2($v) => $crate::Data::I2($e),
+            $crate::Data::U2($v) => $crate::Data::U2($e),
+            $crate::Data::F8E4M3FN($v) => $crate::Data::F8E4M3FN($e),
+            $crate::Data::F8E4M3FNUZ($v) => $crate::Data::F8E4M3FNUZ($e),
+            $crate::Data::F8E5M2($v) => $crate::Data::F8E5M2($e),
+            $crate::Data::F8E5M2FNUZ($v) => $crate::Data::F8E5M2FNUZ($e),
+            $crate::Data::F4E2M1($v) => $crate::Data::F4E2M1($e),
         }
     };
 }
@@ -169,6 +191,10 @@ fn wrap_i4(v: i64) -> i8 {
     (((v & 0xF) ^ 0x8) - 0x8) as i8
 }
 
+fn wrap_i2(v: i64) -> i8 {
+    (((v & 0x3) ^ 0x2) - 0x2) as i8
+}
+
 impl Data {
     pub fn dtype(&self) -> DType {
         match self {
@@ -187,6 +213,13 @@ impl Data {
             Data::Bool(_) => DType::Bool,
             Data::I4(_) => DType::I4,
             Data::U4(_) => DType::U4,
+            Data::I2(_) => DType::I2,
+            Data::U2(_) => DType::U2,
+            Data::F8E4M3FN(_) => DType::F8E4M3FN,
+            Data::F8E4M3FNUZ(_) => DType::F8E4M3FNUZ,
+            Data::F8E5M2(_) => DType::F8E5M2,
+            Data::F8E5M2FNUZ(_) => DType::F8E5M2FNUZ,
+            Data::F4E2M1(_) => DType::F4E2M1,
         }
     }
 
@@ -224,6 +257,13 @@ impl Data {
             DType::Bool => Data::Bool(conv(v)),
             DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x as i64)).collect()),
             DType::U4 => Data::U4(v.iter().map(|&x| (x as i64 & 0xF) as u8).collect()),
+            DType::I2 => Data::I2(v.iter().map(|&x| wrap_i2(x as i64)).collect()),
+            DType::U2 => Data::U2(v.iter().map(|&x| (x as i64 & 0x3) as u8).collect()),
+            DType::F8E4M3FN => Data::F8E4M3FN(conv(v)),
+            DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(conv(v)),
+            DType::F8E5M2 => Data::F8E5M2(conv(v)),
+            DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
+            DType::F4E2M1 => Data::F4E2M1(conv(v)),
         }
     }
 
@@ -248,6 +288,13 @@ impl Data {
             DType::Bool => Data::Bool(conv(v)),
             DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x)).collect()),
             DType::U4 => Data::U4(v.iter().map(|&x| (x & 0xF) as u8).collect()),
+            DType::I2 => Data::I2(v.iter().map(|&x| wrap_i2(x)).collect()),
+            DType::U2 => Data::U2(v.iter().map(|&x| (x & 0x3) as u8).collect()),
+            DType::F8E4M3FN => Data::F8E4M3FN(conv(v)),
+            DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(conv(v)),
+            DType::F8E5M2 => Data::F8E5M2(conv(v)),
+            DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
+            DType::F4E2M1 => Data::F4E2M1(conv(v)),
         }
     }
 
@@ -283,7 +330,10 @@ impl Data {
                 }
             };
         }
-        ext!(F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, I64, U64, Bool, I4, U4);
+        ext!(
+            F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, I64, U64, Bool, I4, U4, I2, U2, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ,
+            F4E2M1
+        );
         Some(())
     }
 
@@ -294,12 +344,12 @@ impl Data {
         }
         if self.dtype().is_float() || dtype.is_float() {
             let v = self.to_f64();
-            if dtype.is_int() && !matches!(dtype, DType::I4 | DType::U4) {
+            if dtype.is_int() && !dtype.is_packed_int() {
                 // Float to int: truncate toward zero; NaN becomes 0 (as `as` does).
                 return Data::from_f64(dtype, &v);
             }
-            if matches!(dtype, DType::I4 | DType::U4) {
-                // ONNX Cast to 4-bit types truncates and wraps (it does not saturate).
+            if dtype.is_packed_int() {
+                // ONNX Cast to 4- and 2-bit integers truncates and wraps (it does not saturate).
                 let t: Vec<i64> = v.iter().map(|x| *x as i64).collect();
                 return Data::from_i64(dtype, &t);
             }

@@ -100,6 +100,7 @@ fn tensor_values(t: &Tensor) -> String {
         Data::F16(v) => v.iter().map(|x| float(x.to_f64())).collect(),
         Data::BF16(v) => v.iter().map(|x| float(x.to_f64())).collect(),
         Data::Bool(v) => v.iter().map(|x| x.to_string()).collect(),
+        other if other.dtype().is_float() => other.to_f64().iter().map(|x| float(*x)).collect(),
         Data::U64(v) => v.iter().map(|x| x.to_string()).collect(),
         other => other.to_i64().iter().map(|x| x.to_string()).collect(),
     };

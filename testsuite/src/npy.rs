@@ -19,16 +19,18 @@ fn descr(d: DType) -> Option<&'static str> {
         DType::I64 => "<i8",
         DType::U64 => "<u8",
         DType::Bool => "|b1",
-        DType::BF16 | DType::I4 | DType::U4 => return None,
+        DType::BF16 | DType::I4 | DType::U4 | DType::I2 | DType::U2 => return None,
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F4E2M1 => return None,
     })
 }
 
 /// Serializes a tensor as `.npy` (bf16 is widened to f32, int4 to int8, which numpy lacks).
 pub fn write(t: &Tensor) -> Vec<u8> {
+    // numpy has no bf16, float8, float4 or sub-byte integers: widen them.
     let t = match t.dtype() {
-        DType::BF16 => t.cast(DType::F32),
-        DType::I4 => t.cast(DType::I8),
-        DType::U4 => t.cast(DType::U8),
+        d if d == DType::BF16 || d.minifloat().is_some() => t.cast(DType::F32),
+        DType::I4 | DType::I2 => t.cast(DType::I8),
+        DType::U4 | DType::U2 => t.cast(DType::U8),
         _ => t.clone(),
     };
     let shape = match t.dims() {
@@ -57,7 +59,7 @@ pub fn write(t: &Tensor) -> Vec<u8> {
         Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
         Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
         Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
-        Data::BF16(_) | Data::I4(_) | Data::U4(_) => {}
+        _ => {}
     }
     out
 }

@@ -481,5 +481,12 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
         DType::BF16 => 16,
         DType::U4 => 21,
         DType::I4 => 22,
+        DType::F8E4M3FN => 17,
+        DType::F8E4M3FNUZ => 18,
+        DType::F8E5M2 => 19,
+        DType::F8E5M2FNUZ => 20,
+        DType::F4E2M1 => 23,
+        DType::U2 => 25,
+        DType::I2 => 26,
     }
 }

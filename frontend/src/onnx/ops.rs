@@ -147,9 +147,9 @@ static TABLE: &[Entry] = &[
     bin!("BitwiseXor", BitwiseXor),
     ("Cast", 1, |cx| {
         let to = dtype_from_onnx(cx.i("to", 0)? as i32).map_err(|d| LowerError::Unsupported(format!("Cast to {d}")))?;
-        Ok(Out::Node(Op::Cast { to }, vec![Some(cx.req(0)?)]))
+        Ok(Out::Node(Op::Cast { to, saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?)]))
     }),
-    ("CastLike", 15, |cx| Ok(Out::Node(Op::CastLike {}, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
+    ("CastLike", 15, |cx| Ok(Out::Node(Op::CastLike { saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     un!("Ceil", Ceil),
     ("Celu", 12, |cx| Ok(Out::Node(Op::Celu { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
     ("Clip", 1, |cx| {

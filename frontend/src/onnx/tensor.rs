@@ -23,11 +23,18 @@ pub fn dtype_from_onnx(code: i32) -> Result<DType, String> {
         12 => DType::U32,
         13 => DType::U64,
         16 => DType::BF16,
+        17 => DType::F8E4M3FN,
+        18 => DType::F8E4M3FNUZ,
+        19 => DType::F8E5M2,
+        20 => DType::F8E5M2FNUZ,
         21 => DType::U4,
         22 => DType::I4,
+        23 => DType::F4E2M1,
+        25 => DType::U2,
+        26 => DType::I2,
         8 => return Err("string".into()),
         14 | 15 => return Err("complex".into()),
-        17..=20 | 23 | 24 | 25 => return Err(format!("float8/float4 (code {code})")),
+        24 => return Err("float8 E8M0".into()),
         other => return Err(format!("unknown data type code {other}")),
     })
 }
@@ -117,11 +124,35 @@ fn from_raw(dtype: DType, b: &[u8], n: usize) -> Option<Data> {
         DType::I64 => Data::I64(le!(i64, 8)),
         DType::U64 => Data::U64(le!(u64, 8)),
         DType::Bool => Data::Bool(b.iter().map(|&v| v != 0).collect()),
-        DType::I4 | DType::U4 => {
-            let v: Vec<i64> = (0..n).map(|i| ((b[i / 2] >> (4 * (i % 2))) & 0xF) as i64).collect();
-            Data::from_i64(dtype, &v)
-        }
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::F4E2M1 => unpack(dtype, b.iter().map(|&v| v as u32), 8, n),
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => bits_to_data(dtype, b.to_vec()),
     })
+}
+
+/// Sub-byte values packed little-end first in `words` of `word_bits` bits.
+fn unpack(dtype: DType, words: impl Iterator<Item = u32>, word_bits: usize, n: usize) -> Data {
+    let bits = dtype.bits();
+    let per = word_bits / bits;
+    let mask = (1u32 << bits) - 1;
+    let words: Vec<u32> = words.collect();
+    let codes: Vec<u8> = (0..n).map(|i| ((words.get(i / per).copied().unwrap_or(0) >> (bits * (i % per))) & mask) as u8).collect();
+    if dtype == DType::F4E2M1 {
+        return bits_to_data(dtype, codes);
+    }
+    // Sign-extend the signed types.
+    let v: Vec<i64> = codes.iter().map(|&c| c as i64).collect();
+    Data::from_i64(dtype, &v)
+}
+
+fn bits_to_data(dtype: DType, codes: Vec<u8>) -> Data {
+    use kiln_ir::minifloat as m;
+    match dtype {
+        DType::F8E4M3FN => Data::F8E4M3FN(codes.into_iter().map(m::F8E4M3FN).collect()),
+        DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(codes.into_iter().map(m::F8E4M3FNUZ).collect()),
+        DType::F8E5M2 => Data::F8E5M2(codes.into_iter().map(m::F8E5M2).collect()),
+        DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(codes.into_iter().map(m::F8E5M2FNUZ).collect()),
+        _ => Data::F4E2M1(codes.into_iter().map(|c| m::F4E2M1(c & 0xF)).collect()),
+    }
 }
 
 fn from_typed(t: &TensorProto, dtype: DType, n: usize) -> Result<Data, String> {
@@ -157,10 +188,17 @@ fn from_typed(t: &TensorProto, dtype: DType, n: usize) -> Result<Data, String> {
                 Data::BF16(bits.map(bf16::from_bits).collect())
             }
         }
-        DType::I4 | DType::U4 => {
-            check(t.int32_data.len() * 2 - usize::from(n % 2 == 1 && !t.int32_data.is_empty()))?;
-            let v: Vec<i64> = (0..n).map(|i| ((t.int32_data[i / 2] >> (4 * (i % 2))) & 0xF) as i64).collect();
-            Data::from_i64(dtype, &v)
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::F4E2M1 => {
+            // One packed byte per int32 element.
+            let per = 8 / dtype.bits();
+            if t.int32_data.len() != n.div_ceil(per) {
+                return Err(format!("has {} packed values, its dims need {}", t.int32_data.len(), n.div_ceil(per)));
+            }
+            unpack(dtype, t.int32_data.iter().map(|&v| v as u32 & 0xFF), 8, n)
+        }
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => {
+            check(t.int32_data.len())?;
+            bits_to_data(dtype, t.int32_data.iter().map(|&v| v as u8).collect())
         }
         _ => {
             check(t.int32_data.len())?;

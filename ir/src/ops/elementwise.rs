@@ -136,6 +136,7 @@ pub(crate) fn map_float(t: &Tensor, f: impl Fn(f64) -> f64 + Sync) -> Result<Ten
         Data::F64(v) => Data::F64(go(v, &f)),
         Data::F16(v) => Data::F16(go::<f16>(v, &f)),
         Data::BF16(v) => Data::BF16(go::<bf16>(v, &f)),
+        other if other.dtype().is_float() => Data::from_f64(other.dtype(), &other.to_f64().into_iter().map(f).collect::<Vec<_>>()),
         other => return Err(OpError::DType { index: 0, dtype: other.dtype() }),
     };
     Ok(tensor(t.dims().to_vec(), data))
@@ -419,6 +420,18 @@ pub(crate) fn eval_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor
     let f = int_binary(op, dt).ok_or(OpError::DType { index: 0, dtype: dt })?;
     let v = zip_map(&a.to_i64(), &b.to_i64(), &ia, &ib, n, f);
     Ok(tensor(out, Data::from_i64(dt, &v)))
+}
+
+/// ONNX Cast: `saturate` clamps to a float8 target's finite range before rounding.
+pub(crate) fn cast(x: &Tensor, to: DType, saturate: bool) -> Tensor {
+    match to.minifloat() {
+        Some(f) if saturate && matches!(to, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ) => {
+            let m = f.max();
+            let v: Vec<f64> = x.to_f64().into_iter().map(|v| if v.is_nan() { v } else { v.clamp(-m, m) }).collect();
+            tensor(x.dims().to_vec(), Data::from_f64(to, &v))
+        }
+        _ => x.cast(to),
+    }
 }
 
 pub(crate) fn eval_mean(ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {

@@ -96,7 +96,7 @@ pub(crate) fn eval_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, OpError> {
     let data = match (a.data(), b.data()) {
         (Data::F32(x), Data::F32(y)) => Data::F32(run!(x, y, 0f32)),
         (Data::F64(x), Data::F64(y)) => Data::F64(run!(x, y, 0f64)),
-        (Data::F16(_), _) | (Data::BF16(_), _) => {
+        _ if a.dtype().is_float() => {
             let x: Vec<f32> = a.to_f64().iter().map(|&v| v as f32).collect();
             let y: Vec<f32> = b.to_f64().iter().map(|&v| v as f32).collect();
             let c = run!(&x, &y, 0f32);

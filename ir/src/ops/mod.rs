@@ -178,9 +178,11 @@ define_ops! {
     /// Inputs: x, min?, max?.
     Clip {},
     Where {},
-    Cast { to: DType },
-    /// Cast to the dtype of the second input.
-    CastLike {},
+    /// `saturate`: out-of-range values become the largest finite value of a float8 target
+    /// (ONNX's default) instead of infinity or NaN.
+    Cast { to: DType, saturate: bool },
+    /// Cast to the dtype of the second input (`saturate` as for Cast).
+    CastLike { saturate: bool },
     MatMul {},
     Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
     /// Inputs: A, B, a_zero_point?, b_zero_point?; i32 result.
@@ -421,8 +423,8 @@ impl Op {
             IsInf { .. } => activation::infer_isinf(ins),
             Clip {} => activation::infer(ins),
             Where {} => elementwise::infer_where(ins),
-            Cast { to } => elementwise::infer_cast(*to, ins),
-            CastLike {} => elementwise::infer_cast(req(ins, 1)?.dtype, ins),
+            Cast { to, .. } => elementwise::infer_cast(*to, ins),
+            CastLike { .. } => elementwise::infer_cast(req(ins, 1)?.dtype, ins),
             MatMul {} | MatMulInteger {} | QLinearMatMul {} => matmul::infer_matmul(self, ins),
             Gemm { trans_a, trans_b, .. } => matmul::infer_gemm(*trans_a, *trans_b, ins),
             Conv { kernel_shape, strides, pads, dilations, group: _, auto_pad }
@@ -545,8 +547,8 @@ impl Op {
             | IsInf { .. } => activation::eval(self, req(ins, 0)?).map(|t| vec![t]),
             Clip {} => activation::eval_clip(ins).map(|t| vec![t]),
             Where {} => elementwise::eval_where(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
-            Cast { to } => Ok(vec![req(ins, 0)?.cast(*to)]),
-            CastLike {} => Ok(vec![req(ins, 0)?.cast(req(ins, 1)?.dtype())]),
+            Cast { to, saturate } => Ok(vec![elementwise::cast(req(ins, 0)?, *to, *saturate)]),
+            CastLike { saturate } => Ok(vec![elementwise::cast(req(ins, 0)?, req(ins, 1)?.dtype(), *saturate)]),
             MatMul {} => matmul::eval_matmul(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Gemm { alpha, beta, trans_a, trans_b } => matmul::eval_gemm(*alpha, *beta, *trans_a, *trans_b, ins).map(|t| vec![t]),
             MatMulInteger {} => quant::eval_matmul_integer(ins).map(|t| vec![t]),

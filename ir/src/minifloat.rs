@@ -1,0 +1,228 @@
+//! Sub-byte and 8-bit float formats (float8 E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ and float4 E2M1)
+//! held as their bit patterns, with conversions that round to nearest-even.
+//!
+//! Overflow follows the formats' definitions (the ONNX reference, through ml_dtypes, agrees):
+//! E5M2 has infinities; the FN and FNUZ formats turn overflow and infinity into NaN; E2M1 has
+//! neither and saturates. [`MiniFloat::encode`] with `saturate` clamps to the largest finite
+//! value first, as ONNX `Cast(saturate=1)` does.
+
+/// How a format spends its special encodings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Specials {
+    /// IEEE-like: exponent all ones is infinity (mantissa 0) or NaN.
+    Ieee,
+    /// No infinity; exponent and mantissa all ones is NaN (E4M3FN).
+    FiniteNan,
+    /// No infinity, no negative zero; the negative-zero pattern is NaN.
+    Fnuz,
+    /// No infinity, no NaN (E2M1).
+    FiniteOnly,
+}
+
+/// A small float format: sign bit, `exp` exponent bits, `man` mantissa bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MiniFloat {
+    pub exp: u32,
+    pub man: u32,
+    pub bias: i32,
+    pub specials: Specials,
+}
+
+pub const E4M3FN: MiniFloat = MiniFloat { exp: 4, man: 3, bias: 7, specials: Specials::FiniteNan };
+pub const E4M3FNUZ: MiniFloat = MiniFloat { exp: 4, man: 3, bias: 8, specials: Specials::Fnuz };
+pub const E5M2: MiniFloat = MiniFloat { exp: 5, man: 2, bias: 15, specials: Specials::Ieee };
+pub const E5M2FNUZ: MiniFloat = MiniFloat { exp: 5, man: 2, bias: 16, specials: Specials::Fnuz };
+pub const E2M1: MiniFloat = MiniFloat { exp: 2, man: 1, bias: 1, specials: Specials::FiniteOnly };
+
+impl MiniFloat {
+    fn bits(self) -> u32 {
+        1 + self.exp + self.man
+    }
+    fn sign_bit(self) -> u8 {
+        1 << (self.exp + self.man)
+    }
+    /// Largest code whose magnitude is finite (and not NaN).
+    fn max_code(self) -> u8 {
+        let all = (1u16 << (self.exp + self.man)) as u8 - 1;
+        match self.specials {
+            Specials::Ieee => all - (1 << self.man) as u8,
+            Specials::FiniteNan => all - 1,
+            Specials::Fnuz | Specials::FiniteOnly => all,
+        }
+    }
+    fn nan(self) -> u8 {
+        match self.specials {
+            Specials::Fnuz => self.sign_bit(),
+            Specials::FiniteOnly => self.sign_bit(),
+            _ => (1u16 << (self.bits() - 1)) as u8 - 1,
+        }
+    }
+
+    /// The magnitude of a code without its sign bit (finite codes only).
+    fn magnitude(self, code: u8) -> f64 {
+        let e = (code >> self.man) as i32;
+        let m = (code & ((1 << self.man) - 1)) as f64 / (1u32 << self.man) as f64;
+        if e == 0 {
+            m * 2f64.powi(1 - self.bias)
+        } else {
+            (1.0 + m) * 2f64.powi(e - self.bias)
+        }
+    }
+
+    pub fn decode(self, bits: u8) -> f64 {
+        let sign = if bits & self.sign_bit() != 0 { -1.0 } else { 1.0 };
+        let code = bits & (self.sign_bit() - 1);
+        match self.specials {
+            Specials::Fnuz if bits == self.sign_bit() => return f64::NAN,
+            Specials::FiniteNan if code == self.sign_bit() - 1 => return f64::NAN,
+            Specials::Ieee if code > self.max_code() => {
+                return if code == self.max_code() + 1 { sign * f64::INFINITY } else { f64::NAN };
+            }
+            _ => {}
+        }
+        sign * self.magnitude(code)
+    }
+
+    pub fn max(self) -> f64 {
+        self.magnitude(self.max_code())
+    }
+
+    /// Rounds to nearest-even; see the module docs for overflow and `saturate`.
+    pub fn encode(self, x: f64, saturate: bool) -> u8 {
+        let x = if saturate && !x.is_nan() { x.clamp(-self.max(), self.max()) } else { x };
+        let sign = if x.is_sign_negative() { self.sign_bit() } else { 0 };
+        if x.is_nan() {
+            return self.nan();
+        }
+        let a = x.abs();
+        let top = self.max_code();
+        let overflow = || match self.specials {
+            Specials::Ieee => sign | (top + 1),
+            Specials::FiniteOnly => sign | top,
+            _ => self.nan(),
+        };
+        if a.is_infinite() {
+            return overflow();
+        }
+        // Binary search the largest code with magnitude <= a.
+        let (mut lo, mut hi) = (0u8, top);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self.magnitude(mid) <= a {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let below = lo;
+        let code = if below == top {
+            let ulp = self.magnitude(top) - self.magnitude(top - 1);
+            let over = a - self.magnitude(top);
+            if over < ulp / 2.0 || (over == ulp / 2.0 && top % 2 == 0) {
+                top
+            } else {
+                return overflow();
+            }
+        } else {
+            let (d0, d1) = (a - self.magnitude(below), self.magnitude(below + 1) - a);
+            if d0 < d1 || (d0 == d1 && below % 2 == 0) {
+                below
+            } else {
+                below + 1
+            }
+        };
+        if code == 0 && self.specials == Specials::Fnuz {
+            return 0;
+        }
+        sign | code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_finite_code_round_trips() {
+        for f in [E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ, E2M1] {
+            for b in 0..(1u16 << f.bits()) {
+                let b = b as u8;
+                let v = f.decode(b);
+                if v.is_nan() || (f.specials == Specials::Fnuz && b == 0) {
+                    continue;
+                }
+                assert_eq!(f.encode(v, false), b, "{f:?} code {b:#x} = {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn format_maxima_are_the_documented_ones() {
+        assert_eq!(E4M3FN.max(), 448.0);
+        assert_eq!(E4M3FNUZ.max(), 240.0);
+        assert_eq!(E5M2.max(), 57344.0);
+        assert_eq!(E5M2FNUZ.max(), 57344.0);
+        assert_eq!(E2M1.max(), 6.0);
+    }
+
+    #[test]
+    fn ties_go_to_even_and_overflow_follows_the_format() {
+        assert_eq!(E4M3FN.decode(E4M3FN.encode(100.0, false)), 96.0);
+        assert_eq!(E4M3FN.decode(E4M3FN.encode(464.0, false)), 448.0);
+        assert!(E4M3FN.decode(E4M3FN.encode(465.0, false)).is_nan());
+        assert_eq!(E4M3FN.decode(E4M3FN.encode(465.0, true)), 448.0);
+        assert_eq!(E5M2.decode(E5M2.encode(1e6, false)), f64::INFINITY);
+        assert!(E5M2FNUZ.decode(E5M2FNUZ.encode(f64::INFINITY, false)).is_nan());
+        assert_eq!(E2M1.decode(E2M1.encode(5.0, false)), 4.0);
+        assert_eq!(E2M1.decode(E2M1.encode(100.0, false)), 6.0);
+        assert_eq!(E4M3FNUZ.encode(-0.0, false), 0);
+    }
+}
+
+macro_rules! minifloat_elem {
+    ($(#[$m:meta])* $t:ident, $fmt:expr) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $t(pub u8);
+        impl crate::tensor::Elem for $t {
+            fn to_f64(self) -> f64 {
+                $fmt.decode(self.0)
+            }
+            fn from_f64(v: f64) -> Self {
+                $t($fmt.encode(v, false))
+            }
+            fn to_i64(self) -> i64 {
+                self.to_f64() as i64
+            }
+            fn from_i64(v: i64) -> Self {
+                $t($fmt.encode(v as f64, false))
+            }
+        }
+    };
+}
+
+minifloat_elem!(
+    /// float8 E4M3FN bits.
+    F8E4M3FN,
+    E4M3FN
+);
+minifloat_elem!(
+    /// float8 E4M3FNUZ bits.
+    F8E4M3FNUZ,
+    E4M3FNUZ
+);
+minifloat_elem!(
+    /// float8 E5M2 bits.
+    F8E5M2,
+    E5M2
+);
+minifloat_elem!(
+    /// float8 E5M2FNUZ bits.
+    F8E5M2FNUZ,
+    E5M2FNUZ
+);
+minifloat_elem!(
+    /// float4 E2M1 bits (low nibble).
+    F4E2M1,
+    E2M1
+);
