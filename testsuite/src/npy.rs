@@ -2,7 +2,7 @@
 //! Written by hand: the format is a short header plus raw data, and the crates that read it
 //! pull in ndarray, which kiln does not otherwise need.
 
-use half::{bf16, f16};
+use half::f16;
 use kiln_ir::{DType, Data, Tensor};
 
 fn descr(d: DType) -> Option<&'static str> {
@@ -127,6 +127,5 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, String> {
         }
         other => return Err(format!("unsupported dtype `{other}`")),
     };
-    let _ = bf16::ZERO;
     Tensor::new(dims, data).map_err(|e| e.to_string())
 }

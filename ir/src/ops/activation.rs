@@ -1,7 +1,7 @@
 //! Parameterized activations (LeakyRelu, Elu, Selu, Celu, HardSigmoid, ThresholdedRelu, Gelu,
 //! Shrink, Swish), IsInf and Clip.
 
-use super::elementwise::{libm_erf, map_float, tensor};
+use super::elementwise::{erf, map_float, tensor};
 use super::{req, GeluApprox, InType, Op, OpError, TensorType};
 use crate::dtype::DType;
 use crate::tensor::{Data, Tensor};
@@ -50,7 +50,7 @@ pub(crate) fn eval(op: &Op, x: &Tensor) -> Result<Tensor, OpError> {
             map_float(x, move |v| if v > a { v } else { 0.0 })
         }
         Op::Gelu { approximate } => match approximate {
-            GeluApprox::None => map_float(x, |v| 0.5 * v * (1.0 + libm_erf(v / std::f64::consts::SQRT_2))),
+            GeluApprox::None => map_float(x, |v| 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2))),
             GeluApprox::Tanh => map_float(x, |v| {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())

@@ -3,7 +3,7 @@
 
 use super::elementwise::tensor;
 use super::gemm_kernel::gemm;
-use super::{invalid, opt, req, AutoPad, InType, Op, OpError, TensorType, Window};
+use super::{invalid, opt, req, AutoPad, DimNamer, InType, Op, OpError, TensorType, Window};
 use crate::dtype::DType;
 use crate::shape::{Dim, Shape};
 use crate::tensor::{Data, Tensor};
@@ -71,10 +71,16 @@ pub(crate) fn resolve(w: &Window, input: &[usize], kernel: &[usize], ceil_mode: 
 }
 
 /// Output spatial dims when the input spatial dims are known, fresh symbols otherwise.
-pub(crate) fn infer_spatial(w: &Window, input: &[Dim], kernel: &[usize], ceil_mode: bool) -> Result<Vec<Dim>, OpError> {
+pub(crate) fn infer_spatial(
+    w: &Window,
+    input: &[Dim],
+    kernel: &[usize],
+    ceil_mode: bool,
+    names: &mut DimNamer,
+) -> Result<Vec<Dim>, OpError> {
     match input.iter().map(Dim::known).collect::<Option<Vec<_>>>() {
         Some(sizes) => Ok(resolve(w, &sizes, kernel, ceil_mode)?.out.into_iter().map(Dim::Known).collect()),
-        None => Ok(input.iter().enumerate().map(|(i, d)| Dim::Sym(format!("{d}_win{i}"))).collect()),
+        None => Ok(input.iter().map(|_| names.fresh()).collect()),
     }
 }
 
@@ -85,7 +91,7 @@ fn kernel_of(w: &Window, wshape: &[Dim]) -> Result<Vec<usize>, OpError> {
     wshape[2..].iter().map(|d| d.known().ok_or_else(|| OpError::Invalid("conv weight needs known spatial dims".into()))).collect()
 }
 
-pub(crate) fn infer_conv(op: &Op, w: &Window, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_conv(op: &Op, w: &Window, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
     let (x, wt, dtype) = match op {
         Op::QLinearConv { .. } => (req(ins, 0)?, req(ins, 3)?, req(ins, 7)?.dtype),
         Op::ConvInteger { .. } => (req(ins, 0)?, req(ins, 1)?, DType::I32),
@@ -96,7 +102,7 @@ pub(crate) fn infer_conv(op: &Op, w: &Window, ins: &[Option<InType>]) -> Result<
     }
     let k = kernel_of(w, &wt.shape.0)?;
     let mut dims = vec![x.shape.0[0].clone(), wt.shape.0[0].clone()];
-    dims.extend(infer_spatial(w, &x.shape.0[2..], &k, false)?);
+    dims.extend(infer_spatial(w, &x.shape.0[2..], &k, false, names)?);
     Ok(vec![TensorType::new(dtype, Shape(dims))])
 }
 
@@ -277,6 +283,7 @@ pub(crate) fn infer_conv_transpose(
     output_padding: &[i64],
     output_shape: &[i64],
     ins: &[Option<InType>],
+    names: &mut DimNamer,
 ) -> Result<Vec<TensorType>, OpError> {
     let (x, wt) = (req(ins, 0)?, req(ins, 1)?);
     if x.shape.rank() < 3 || wt.shape.rank() != x.shape.rank() {
@@ -290,7 +297,7 @@ pub(crate) fn infer_conv_transpose(
     let mut dims = vec![x.shape.0[0].clone(), m];
     match x.shape.0[2..].iter().map(Dim::known).collect::<Option<Vec<_>>>() {
         Some(sp) => dims.extend(transpose_geom(w, &sp, &k, output_padding, output_shape)?.out.into_iter().map(Dim::Known)),
-        None => dims.extend((2..x.shape.rank()).map(|i| Dim::Sym(format!("convt_{i}")))),
+        None => dims.extend((2..x.shape.rank()).map(|_| names.fresh())),
     }
     Ok(vec![TensorType::new(x.dtype, Shape(dims))])
 }

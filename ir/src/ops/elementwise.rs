@@ -6,7 +6,7 @@
 use super::{invalid, req, InType, OpError, TensorType};
 use crate::attr_enum;
 use crate::dtype::DType;
-use crate::shape::{broadcast, broadcast_sym, strides, Shape};
+use crate::shape::{broadcast, broadcast_sym, strides};
 use crate::tensor::{Data, Elem, Tensor};
 use half::{bf16, f16};
 
@@ -150,14 +150,8 @@ pub(crate) fn tensor(dims: Vec<usize>, data: Data) -> Tensor {
     }
 }
 
-fn erf(x: f64) -> f64 {
-    // Abramowitz-Stegun 7.1.26 is too coarse for an oracle; use the series / continued
-    // fraction split of W. J. Cody's rational approximations via libm-quality erfc.
-    libm_erf(x)
-}
-
 /// erf with ~1e-16 relative accuracy: Taylor series near 0, continued fraction for erfc beyond.
-pub(crate) fn libm_erf(x: f64) -> f64 {
+pub(crate) fn erf(x: f64) -> f64 {
     if x.is_nan() {
         return f64::NAN;
     }
@@ -461,9 +455,4 @@ pub(crate) fn eval_where(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, O
     let idx: Vec<usize> = (0..n).map(|i| if cv[ic[i]] { ia[i] } else { a.numel() + ib[i] }).collect();
     let both = Data::concat(&[a.data(), b.data()]).ok_or(OpError::DType { index: 2, dtype: b.dtype() })?;
     Ok(tensor(out, both.take(&idx)))
-}
-
-/// Used by shape inference helpers that only need to know broadcast compatibility.
-pub(crate) fn _shape_of(s: &Shape) -> &Shape {
-    s
 }

@@ -63,7 +63,9 @@ pub(crate) fn infer_topk(axis: i64, ins: &[Option<InType>], names: &mut DimNamer
     Ok(vec![TensorType::new(x.dtype, Shape(dims.clone())), TensorType::new(DType::I64, Shape(dims))])
 }
 
-pub(crate) fn eval_topk(axis: i64, largest: bool, sorted: bool, x: &Tensor, k: &Tensor) -> Result<Vec<Tensor>, OpError> {
+/// Results are always sorted (which every value of `sorted` allows); equal values keep the
+/// lower index first.
+pub(crate) fn eval_topk(axis: i64, largest: bool, x: &Tensor, k: &Tensor) -> Result<Vec<Tensor>, OpError> {
     let a = norm_axis(axis, x.rank())?;
     let k = k.to_i64().first().copied().unwrap_or(0);
     let (outer, len, inner) = split_at_axis(x.dims(), a);
@@ -71,19 +73,15 @@ pub(crate) fn eval_topk(axis: i64, largest: bool, sorted: bool, x: &Tensor, k: &
         return invalid(format!("TopK: k={k} out of range for axis of size {len}"));
     }
     let k = k as usize;
-    let _ = sorted; // Results are always sorted, which every `sorted` value allows.
     let xv = x.to_f64();
-    let mut src = Vec::with_capacity(outer * k * inner);
-    let mut ind = Vec::with_capacity(outer * k * inner);
-    let mut vals = vec![0usize; outer * k * inner];
+    let mut src = vec![0usize; outer * k * inner];
+    let mut ind = vec![0i64; outer * k * inner];
     for o in 0..outer {
         for i in 0..inner {
             let at = |l: usize| (o * len + l) * inner + i;
             let mut order: Vec<usize> = (0..len).collect();
-            // Stable sort: equal values keep the lower index first.
             order.sort_by(|&p, &q| {
-                let (u, v) = (xv[at(p)], xv[at(q)]);
-                let c = u.partial_cmp(&v).unwrap_or(std::cmp::Ordering::Equal);
+                let c = xv[at(p)].partial_cmp(&xv[at(q)]).unwrap_or(std::cmp::Ordering::Equal);
                 if largest {
                     c.reverse()
                 } else {
@@ -91,16 +89,10 @@ pub(crate) fn eval_topk(axis: i64, largest: bool, sorted: bool, x: &Tensor, k: &
                 }
             });
             for (j, &l) in order.iter().take(k).enumerate() {
-                vals[(o * k + j) * inner + i] = at(l);
-                let _ = j;
+                src[(o * k + j) * inner + i] = at(l);
+                ind[(o * k + j) * inner + i] = l as i64;
             }
         }
-    }
-    for (pos, &s) in vals.iter().enumerate() {
-        src.push(s);
-        let l = (s / inner.max(1)) % len.max(1);
-        ind.push(l as i64);
-        let _ = pos;
     }
     let mut dims = x.dims().to_vec();
     dims[a] = k;

@@ -437,7 +437,7 @@ impl Op {
                     dilations: dilations.clone(),
                     auto_pad: *auto_pad,
                 };
-                conv::infer_conv(self, &w, ins)
+                conv::infer_conv(self, &w, ins, names)
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
                 let w = Window {
@@ -447,7 +447,7 @@ impl Op {
                     dilations: dilations.clone(),
                     auto_pad: *auto_pad,
                 };
-                conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins)
+                conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins, names)
             }
             MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
             | AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
@@ -459,7 +459,7 @@ impl Op {
                     dilations: dilations.clone(),
                     auto_pad: *auto_pad,
                 };
-                pool::infer_pool(&w, *ceil_mode, n_out, ins)
+                pool::infer_pool(&w, *ceil_mode, n_out, ins, names)
             }
             GlobalPool { .. } => pool::infer_global(ins),
             BatchNormalization { .. }
@@ -478,7 +478,7 @@ impl Op {
             Transpose { perm } => shape_ops::infer_transpose(perm, ins),
             Squeeze {} => shape_ops::infer_squeeze(ins, names),
             Unsqueeze {} => shape_ops::infer_unsqueeze(ins, names),
-            Concat { axis } => shape_ops::infer_concat(*axis, ins),
+            Concat { axis } => shape_ops::infer_concat(*axis, ins, names),
             Split { axis } => shape_ops::infer_split(*axis, n_out, ins, names),
             Slice {} => shape_ops::infer_slice(ins, names),
             Gather { axis } => gather_scatter::infer_gather(*axis, ins),
@@ -631,7 +631,7 @@ impl Op {
             Size {} => Ok(vec![Tensor::scalar_i64(req(ins, 0)?.numel() as i64)]),
             ConstantOfShape { value } => shape_ops::eval_constant_of_shape(value, req(ins, 0)?).map(|t| vec![t]),
             CumSum { exclusive, reverse } => index_ops::eval_cumsum(*exclusive, *reverse, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
-            TopK { axis, largest, sorted } => index_ops::eval_topk(*axis, *largest, *sorted, req(ins, 0)?, req(ins, 1)?),
+            TopK { axis, largest, .. } => index_ops::eval_topk(*axis, *largest, req(ins, 0)?, req(ins, 1)?),
             OneHot { axis } => index_ops::eval_onehot(*axis, req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
             Einsum { equation } => matmul::eval_einsum(equation, ins).map(|t| vec![t]),
             NonZero {} => index_ops::eval_nonzero(req(ins, 0)?).map(|t| vec![t]),

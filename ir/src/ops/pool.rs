@@ -2,7 +2,7 @@
 
 use super::conv::{infer_spatial, resolve};
 use super::elementwise::tensor;
-use super::{invalid, req, InType, Op, OpError, PoolKind, TensorType, Window};
+use super::{invalid, req, DimNamer, InType, Op, OpError, PoolKind, TensorType, Window};
 use crate::dtype::DType;
 use crate::shape::{Dim, Shape};
 use crate::tensor::{Data, Tensor};
@@ -14,13 +14,19 @@ fn kernel(w: &Window) -> Result<Vec<usize>, OpError> {
     Ok(w.kernel_shape.iter().map(|&k| k as usize).collect())
 }
 
-pub(crate) fn infer_pool(w: &Window, ceil_mode: bool, n_out: usize, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_pool(
+    w: &Window,
+    ceil_mode: bool,
+    n_out: usize,
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
     let x = req(ins, 0)?;
     if x.shape.rank() < 3 {
         return invalid("pooling input must have rank >= 3");
     }
     let mut dims = x.shape.0[..2].to_vec();
-    dims.extend(infer_spatial(w, &x.shape.0[2..], &kernel(w)?, ceil_mode)?);
+    dims.extend(infer_spatial(w, &x.shape.0[2..], &kernel(w)?, ceil_mode, names)?);
     let mut out = vec![TensorType::new(x.dtype, Shape(dims.clone()))];
     if n_out > 1 {
         out.push(TensorType::new(DType::I64, Shape(dims)));

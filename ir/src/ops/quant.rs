@@ -52,6 +52,8 @@ fn range_of(dt: DType) -> Option<(f64, f64)> {
         DType::I16 => (-32768.0, 32767.0),
         DType::U4 => (0.0, 15.0),
         DType::I4 => (-8.0, 7.0),
+        DType::U2 => (0.0, 3.0),
+        DType::I2 => (-2.0, 1.0),
         DType::I32 => (i32::MIN as f64, i32::MAX as f64),
         _ => return None,
     })
@@ -88,9 +90,26 @@ pub(crate) fn eval_quantize(
         Some(z) => expand_param(z, x.dims(), axis, block)?,
         None => vec![0.0; x.numel()],
     };
-    let _ = saturate; // Integer targets always saturate; float8 targets are not supported.
-    let (lo, hi) = range_of(dt).ok_or_else(|| OpError::Unsupported(format!("QuantizeLinear to {dt}")))?;
     let xv = x.to_f64();
+    if let Some(f) = dt.minifloat() {
+        // Float targets: no rounding to integers; `saturate` clamps to the finite range.
+        let m = f.max();
+        let v: Vec<f64> = xv
+            .iter()
+            .zip(&scale)
+            .zip(&zp)
+            .map(|((x, s), z)| {
+                let q = x / s + z;
+                if saturate && !q.is_nan() {
+                    q.clamp(-m, m)
+                } else {
+                    q
+                }
+            })
+            .collect();
+        return Ok(tensor(x.dims().to_vec(), Data::from_f64(dt, &v)));
+    }
+    let (lo, hi) = range_of(dt).ok_or_else(|| OpError::Unsupported(format!("QuantizeLinear to {dt}")))?;
     let v: Vec<i64> = xv.iter().zip(&scale).zip(&zp).map(|((x, s), z)| ((x / s).round_ties_even() + z).clamp(lo, hi) as i64).collect();
     Ok(tensor(x.dims().to_vec(), Data::from_i64(dt, &v)))
 }
@@ -98,7 +117,7 @@ pub(crate) fn eval_quantize(
 pub(crate) fn eval_dequantize(axis: i64, block: i64, output_dtype: Option<DType>, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
     let x = *req(ins, 0)?;
     let st = *req(ins, 1)?;
-    if !x.dtype().is_int() {
+    if !x.dtype().is_int() && x.dtype().minifloat().is_none() {
         return Err(OpError::Unsupported(format!("DequantizeLinear from {}", x.dtype())));
     }
     let scale = expand_param(st, x.dims(), axis, block)?;

@@ -16,15 +16,15 @@ pub(crate) fn infer_attention(
 ) -> Result<Vec<TensorType>, OpError> {
     let (q, k, v) = (req(ins, 0)?, req(ins, 1)?, req(ins, 2)?);
     let past = opt(ins, 4).map(|p| p.shape.0.get(2).cloned().unwrap_or(Dim::Known(0)));
-    let total = |kv: &Dim| match (past.as_ref(), kv) {
+    let total = |kv: &Dim, names: &mut DimNamer| match (past.as_ref(), kv) {
         (None, d) => d.clone(),
         (Some(Dim::Known(p)), Dim::Known(n)) => Dim::Known(p + n),
-        _ => names_fresh(),
+        _ => names.fresh(),
     };
     let (y, pk, pv) = match (q.shape.rank(), k.shape.rank(), v.shape.rank()) {
         (4, 4, 4) => {
             let (qs, ks, vs) = (&q.shape.0, &k.shape.0, &v.shape.0);
-            let t = total(&ks[2]);
+            let t = total(&ks[2], names);
             (
                 Shape(vec![qs[0].clone(), qs[1].clone(), qs[2].clone(), vs[3].clone()]),
                 Shape(vec![ks[0].clone(), ks[1].clone(), t.clone(), ks[3].clone()]),
@@ -36,17 +36,18 @@ pub(crate) fn infer_attention(
                 return invalid("3-D Attention needs q_num_heads and kv_num_heads");
             }
             let (qs, ks, vs) = (&q.shape.0, &k.shape.0, &v.shape.0);
-            let per = |d: &Dim, h: i64| d.known().map_or_else(names_fresh, |n| Dim::Known(n / h as usize));
-            let dv = per(&vs[2], kv_heads);
+            let per = |d: &Dim, h: i64, names: &mut DimNamer| d.known().map_or_else(|| names.fresh(), |n| Dim::Known(n / h as usize));
+            let dv = per(&vs[2], kv_heads, names);
             let yh = match &dv {
                 Dim::Known(n) => Dim::Known(n * q_heads as usize),
-                _ => names_fresh(),
+                _ => names.fresh(),
             };
-            let t = total(&ks[1]);
+            let t = total(&ks[1], names);
+            let dk = per(&ks[2], kv_heads, names);
             let kvh = Dim::Known(kv_heads as usize);
             (
                 Shape(vec![qs[0].clone(), qs[1].clone(), yh]),
-                Shape(vec![ks[0].clone(), kvh.clone(), t.clone(), per(&ks[2], kv_heads)]),
+                Shape(vec![ks[0].clone(), kvh.clone(), t.clone(), dk]),
                 Shape(vec![vs[0].clone(), kvh, t, dv]),
             )
         }
@@ -58,10 +59,6 @@ pub(crate) fn infer_attention(
     }
     out.truncate(n_out.max(1));
     Ok(out)
-}
-
-fn names_fresh() -> Dim {
-    Dim::Sym("attention_len".into())
 }
 
 /// [B, S, H*D] → [B, H, S, D].

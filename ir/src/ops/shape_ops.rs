@@ -220,7 +220,7 @@ pub(crate) fn eval_unsqueeze(x: &Tensor, axes: &Tensor) -> Result<Tensor, OpErro
     Ok(tensor(unsqueeze_dims(x.dims(), &axes.to_i64(), 1)?, x.data().clone()))
 }
 
-pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
     let first = req(ins, 0)?;
     let r = first.shape.rank();
     let a = norm_axis(axis, r)?;
@@ -237,7 +237,7 @@ pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>]) -> Result<Vec<Tens
     }
     dims[a] = match total {
         Some(t) => Dim::Known(t),
-        None => Dim::Sym(format!("concat_{}", first.shape.0[a])),
+        None => names.fresh(),
     };
     Ok(vec![TensorType::new(first.dtype, Shape(dims))])
 }
