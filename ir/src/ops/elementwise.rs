@@ -117,10 +117,13 @@ pub(crate) fn broadcast_index(out_dims: &[usize], in_dims: &[usize]) -> Vec<usiz
     idx
 }
 
-/// Broadcasts `t` to `dims` (materialized).
+/// Broadcasts `t` to `dims` (materialized); an error unless `t` broadcasts to exactly `dims`.
 pub(crate) fn broadcast_to(t: &Tensor, dims: &[usize]) -> Result<Tensor, OpError> {
     if t.dims() == dims {
         return Ok(t.clone());
+    }
+    if broadcast(t.dims(), dims).as_deref() != Some(dims) {
+        return invalid(format!("shape {:?} does not broadcast to {dims:?}", t.dims()));
     }
     let idx = broadcast_index(dims, t.dims());
     Tensor::new(dims.to_vec(), t.data().take(&idx)).map_err(|e| OpError::Invalid(e.to_string()))
