@@ -101,3 +101,16 @@ fn text_errors_carry_line_and_column() {
     let bad_attr = "graph \"g\" (%x: f32[2]) {\n  %y = LeakyRelu[l](%x) {alpha=3} : f32[2]\n  return %y\n}\n";
     assert!(parse(bad_attr, &HashMap::new()).expect_err("attr").message.contains("alpha"));
 }
+
+#[test]
+fn value_driven_sizes_are_bounded() {
+    use kiln_ir::{interp, Data, Tensor};
+    let src =
+        "graph \"g\" (%s: i64[2]) {\n  %y = ConstantOfShape[c](%s) {value=tensor<f32[1]>[0.0]} : f32[\"c_0\",\"c_1\"]\n  return %y\n}\n";
+    let g = parse(src, &HashMap::new()).expect("parse");
+    let huge = Tensor::new(vec![2], Data::I64(vec![1 << 40, 1 << 40])).expect("tensor");
+    let e = interp::run(&g, vec![huge]).expect_err("too large");
+    assert!(e.to_string().contains("too large"), "{e}");
+    let ok = Tensor::new(vec![2], Data::I64(vec![2, 3])).expect("tensor");
+    assert_eq!(interp::run(&g, vec![ok]).expect("small")[0].dims(), &[2, 3]);
+}

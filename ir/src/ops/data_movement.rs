@@ -180,6 +180,7 @@ pub(crate) fn eval_expand(x: &Tensor, shape: &Tensor) -> Result<Tensor, OpError>
     let target: Vec<usize> = shape.to_i64().iter().map(|&d| d.max(0) as usize).collect();
     let out =
         broadcast(x.dims(), &target).ok_or_else(|| OpError::Invalid(format!("Expand: cannot broadcast {:?} to {target:?}", x.dims())))?;
+    super::checked_numel(&out)?;
     broadcast_to(x, &out)
 }
 
@@ -188,9 +189,9 @@ pub(crate) fn eval_tile(x: &Tensor, reps: &Tensor) -> Result<Tensor, OpError> {
     if reps.len() != x.rank() || reps.iter().any(|&r| r < 0) {
         return invalid(format!("Tile: repeats {reps:?} invalid for rank {}", x.rank()));
     }
-    let out: Vec<usize> = x.dims().iter().zip(&reps).map(|(&d, &r)| d * r as usize).collect();
+    let out: Vec<usize> = x.dims().iter().zip(&reps).map(|(&d, &r)| d.saturating_mul(r as usize)).collect();
     let s = x.strides();
-    let n: usize = out.iter().product();
+    let n = super::checked_numel(&out)?;
     let os = strides(&out);
     let idx: Vec<usize> = (0..n).map(|i| (0..out.len()).map(|a| ((i / os[a]) % out[a]) % x.dims()[a] * s[a]).sum()).collect();
     Ok(tensor(out, x.data().take(&idx)))
@@ -223,7 +224,7 @@ pub(crate) fn eval_pad(mode: PadMode, ins: &[Option<&Tensor>]) -> Result<Tensor,
             }
         })
         .collect::<Result<_, _>>()?;
-    let n: usize = out.iter().product();
+    let n = super::checked_numel(&out)?;
     let os = strides(&out);
     let s = x.strides();
     if x.numel() == 0 && mode != PadMode::Constant && n > 0 {

@@ -12,6 +12,7 @@ fn scalar(t: Option<&InType>) -> Option<f64> {
 }
 
 fn range_len(start: f64, limit: f64, delta: f64) -> usize {
+    // `as` saturates: a NaN or huge count becomes 0 or usize::MAX, which checked_numel rejects.
     ((limit - start) / delta).ceil().max(0.0) as usize
 }
 
@@ -32,7 +33,7 @@ pub(crate) fn eval_range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Resu
         if d == 0 {
             return invalid("Range delta must not be 0");
         }
-        let n = range_len(s as f64, l as f64, d as f64);
+        let n = super::checked_numel(&[range_len(s as f64, l as f64, d as f64)])?;
         let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
         return Ok(tensor(vec![n], Data::from_i64(dt, &v)));
     }
@@ -40,7 +41,7 @@ pub(crate) fn eval_range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Resu
     if d == 0.0 {
         return invalid("Range delta must not be 0");
     }
-    let n = range_len(s, l, d);
+    let n = super::checked_numel(&[range_len(s, l, d)])?;
     // Accumulate in the dtype, as the ONNX reference does.
     let mut v = Vec::with_capacity(n);
     let mut cur = Data::from_f64(dt, &[s]).to_f64()[0];
@@ -120,6 +121,7 @@ pub(crate) fn eval_onehot(axis: i64, ind: &Tensor, depth: &Tensor, values: &Tens
         return invalid("OneHot: depth must be positive and values must have 2 elements");
     }
     let d = depth as usize;
+    super::checked_numel(&[ind.numel(), d])?;
     let iv = ind.to_f64();
     let (outer, inner) = (ind.dims()[..a].iter().product::<usize>(), ind.dims()[a..].iter().product::<usize>());
     let mut sel = vec![0usize; outer * d * inner];

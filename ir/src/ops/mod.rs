@@ -360,6 +360,19 @@ pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, OpError> {
     Err(OpError::Invalid(msg.into()))
 }
 
+/// The most elements one interpreter tensor may hold (2^34, 64 GiB of f32): sizes computed
+/// from tensor *values* (ConstantOfShape, Expand, Tile, Range, Pad, Resize, OneHot) are checked
+/// against it so that a bad model gets an error instead of an allocation failure.
+pub const MAX_ELEMENTS: usize = 1 << 34;
+
+/// Element count of `dims`, or an error when it overflows or exceeds [`MAX_ELEMENTS`].
+pub(crate) fn checked_numel(dims: &[usize]) -> Result<usize, OpError> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| OpError::Invalid(format!("output shape {dims:?} is too large")))
+}
+
 /// Makes fresh symbolic dims for output sizes that depend on run-time data.
 pub struct DimNamer<'a> {
     prefix: &'a str,

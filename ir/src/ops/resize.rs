@@ -212,6 +212,7 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> 
     }
     let x = *req(ins, 0)?;
     let p = plan(op, x.dims(), opt(ins, 1).map(|t| t.to_f64()), opt(ins, 2).map(|t| t.to_f64()), opt(ins, 3).map(|t| t.to_i64()))?;
+    super::checked_numel(&p.out)?;
     let mut dims = x.dims().to_vec();
     let mut cur = x.to_f64();
     let mut outside = vec![false; cur.len()];

@@ -413,7 +413,7 @@ pub(crate) fn infer_constant_of_shape(value: &Tensor, ins: &[Option<InType>], na
 
 pub(crate) fn eval_constant_of_shape(value: &Tensor, shape: &Tensor) -> Result<Tensor, OpError> {
     let dims: Vec<usize> = shape.to_i64().iter().map(|&d| d.max(0) as usize).collect();
-    let n: usize = dims.iter().product();
+    let n = super::checked_numel(&dims)?;
     if value.numel() != 1 {
         return invalid("ConstantOfShape value must have one element");
     }
