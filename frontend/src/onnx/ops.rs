@@ -6,8 +6,8 @@ use super::attrs::Attrs;
 use super::tensor::{dtype_from_onnx, tensor_from_proto};
 use super::{node_name, Converter, ImportError, UnsupportedOp};
 use kiln_ir::ops::{
-    AspectPolicy, AutoPad, CoordMode, DepthToSpaceMode, GeluApprox, LossReduction, NearestMode, PadMode, PoolKind, ReduceKind, ResizeMode,
-    RnnActivation, RnnDirection, ScatterReduction,
+    AspectPolicy, AutoPad, CoordMode, DepthToSpaceMode, GeluApprox, GridMode, GridPadding, LossReduction, NearestMode, PadMode, PoolKind,
+    ReduceKind, ResizeMode, RnnActivation, RnnDirection, ScatterReduction, WindowKind,
 };
 use kiln_ir::{BinaryOp, DType, Data, Op, Tensor, TensorType, UnaryOp, ValueId};
 use onnx_protobuf::NodeProto;
@@ -127,6 +127,9 @@ static TABLE: &[Entry] = &[
     un!("Acos", Acos),
     un!("Acosh", Acosh),
     bin!("Add", Add),
+    ("AffineGrid", 20, |cx| {
+        Ok(Out::Node(Op::AffineGrid { align_corners: cx.b("align_corners", false)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))
+    }),
     bin!("And", And),
     ("ArgMax", 1, |cx| arg(cx, true)),
     ("ArgMin", 1, |cx| arg(cx, false)),
@@ -137,6 +140,7 @@ static TABLE: &[Entry] = &[
     ("Attention", 23, attention),
     ("AveragePool", 1, |cx| pool(cx, "avg")),
     ("BatchNormalization", 1, batch_norm),
+    ("BlackmanWindow", 17, |cx| window(cx, WindowKind::Blackman)),
     ("BitShift", 11, |cx| {
         let op = if cx.s("direction", "")? == "LEFT" { BinaryOp::BitShiftLeft } else { BinaryOp::BitShiftRight };
         Ok(Out::Node(Op::Binary { op }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))
@@ -151,6 +155,7 @@ static TABLE: &[Entry] = &[
     }),
     ("CastLike", 15, |cx| Ok(Out::Node(Op::CastLike { saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     un!("Ceil", Ceil),
+    ("CenterCropPad", 18, |cx| Ok(Out::Node(Op::CenterCropPad { axes: cx.ints("axes")? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     ("Celu", 12, |cx| Ok(Out::Node(Op::Celu { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
     ("Clip", 1, |cx| {
         let x = cx.req(0)?;
@@ -161,6 +166,9 @@ static TABLE: &[Entry] = &[
         Ok(Out::Node(Op::Clip {}, vec![Some(x), Some(l), Some(h)]))
     }),
     ("Clip", 11, |cx| Ok(Out::Node(Op::Clip {}, cx.all()))),
+    ("Col2Im", 18, |cx| {
+        Ok(Out::Node(Op::Col2Im { dilations: cx.ints("dilations")?, pads: cx.ints("pads")?, strides: cx.ints("strides")? }, cx.all()))
+    }),
     ("Compress", 9, |cx| Ok(Out::Node(Op::Compress { axis: cx.a.opt_i("axis")? }, cx.all()))),
     ("Concat", 1, |cx| Ok(Out::Node(Op::Concat { axis: cx.i("axis", 1)? }, cx.all()))),
     ("Concat", 4, |cx| {
@@ -196,6 +204,15 @@ static TABLE: &[Entry] = &[
             vec![Some(cx.req(0)?), Some(cx.req(1)?)],
         ))
     }),
+    ("DFT", 17, |cx| {
+        let axis = cx.i("axis", 1)?;
+        let a = cx.ints_const("axis", &[axis]);
+        Ok(Out::Node(
+            Op::DFT { inverse: cx.b("inverse", false)?, onesided: cx.b("onesided", false)? },
+            vec![Some(cx.req(0)?), cx.inp(1), Some(a)],
+        ))
+    }),
+    ("DFT", 20, |cx| Ok(Out::Node(Op::DFT { inverse: cx.b("inverse", false)?, onesided: cx.b("onesided", false)? }, cx.all()))),
     ("DepthToSpace", 1, |cx| {
         let mode = match cx.s("mode", "DCR")?.as_str() {
             "DCR" => DepthToSpaceMode::Dcr,
@@ -211,6 +228,7 @@ static TABLE: &[Entry] = &[
         };
         Ok(Out::Node(Op::DequantizeLinear { axis: cx.i("axis", 1)?, block_size: cx.i("block_size", 0)?, output_dtype }, cx.all()))
     }),
+    ("Det", 11, |cx| Ok(Out::Node(Op::Det {}, vec![Some(cx.req(0)?)]))),
     bin!("Div", Div),
     ("Dropout", 1, |cx| Ok(Out::Node(Op::Dropout {}, cx.all()))),
     ("DynamicQuantizeLinear", 11, |cx| Ok(Out::Node(Op::DynamicQuantizeLinear {}, vec![Some(cx.req(0)?)]))),
@@ -255,9 +273,25 @@ static TABLE: &[Entry] = &[
     ("GlobalMaxPool", 1, |cx| Ok(Out::Node(Op::GlobalPool { kind: PoolKind::Max, p: 2 }, vec![Some(cx.req(0)?)]))),
     bin!("Greater", Greater),
     bin!("GreaterOrEqual", GreaterOrEqual),
+    ("GridSample", 16, |cx| {
+        let mode = match cx.s("mode", if cx.opset < 20 { "bilinear" } else { "linear" })?.as_str() {
+            "bilinear" | "linear" => GridMode::Linear,
+            "nearest" => GridMode::Nearest,
+            "bicubic" | "cubic" => GridMode::Cubic,
+            m => return Err(LowerError::Invalid(format!("unknown mode `{m}`"))),
+        };
+        let p = cx.s("padding_mode", "zeros")?;
+        let padding_mode = GridPadding::from_name(&p).ok_or_else(|| LowerError::Invalid(format!("unknown padding_mode `{p}`")))?;
+        Ok(Out::Node(
+            Op::GridSample { mode, padding_mode, align_corners: cx.b("align_corners", false)? },
+            vec![Some(cx.req(0)?), Some(cx.req(1)?)],
+        ))
+    }),
     ("GroupNormalization", 18, |cx| {
         Ok(Out::Node(Op::GroupNormalization { num_groups: cx.i("num_groups", 1)?, epsilon: cx.f("epsilon", 1e-5)? }, cx.all()))
     }),
+    ("HammingWindow", 17, |cx| window(cx, WindowKind::Hamming)),
+    ("HannWindow", 17, |cx| window(cx, WindowKind::Hann)),
     ("HardSigmoid", 1, |cx| {
         Ok(Out::Node(Op::HardSigmoid { alpha: cx.f("alpha", 0.2)?, beta: cx.f("beta", 0.5)? }, vec![Some(cx.req(0)?)]))
     }),
@@ -430,6 +464,7 @@ static TABLE: &[Entry] = &[
     }),
     ("Transpose", 1, |cx| Ok(Out::Node(Op::Transpose { perm: cx.ints("perm")? }, vec![Some(cx.req(0)?)]))),
     ("Trilu", 14, |cx| Ok(Out::Node(Op::Trilu { upper: cx.b("upper", true)? }, cx.all()))),
+    ("Upsample", 7, upsample),
     ("Unsqueeze", 1, |cx| {
         let axes = cx.ints("axes")?;
         let a = cx.ints_const("axes", &axes);
@@ -694,6 +729,39 @@ fn resize(cx: &mut Cx) -> R {
     };
     let ins = if cx.opset < 11 { vec![Some(cx.req(0)?), None, cx.inp(1), None] } else { cx.all() };
     Ok(Out::Node(op, ins))
+}
+
+fn window(cx: &mut Cx, kind: WindowKind) -> R {
+    let dtype = dtype_from_onnx(cx.i("output_datatype", 1)? as i32).map_err(LowerError::Unsupported)?;
+    Ok(Out::Node(Op::SignalWindow { kind, periodic: cx.b("periodic", true)?, dtype }, vec![Some(cx.req(0)?)]))
+}
+
+/// Upsample (opsets 7-9) is Resize with asymmetric coordinates and floor rounding.
+fn upsample(cx: &mut Cx) -> R {
+    let mode = match cx.s("mode", "nearest")?.as_str() {
+        "nearest" => ResizeMode::Nearest,
+        "linear" | "bilinear" => ResizeMode::Linear,
+        m => return Err(LowerError::Invalid(format!("unknown mode `{m}`"))),
+    };
+    let scales = match cx.a.floats("scales")? {
+        Some(s) => {
+            let t = Tensor::new(vec![s.len()], Data::F32(s)).map_err(|e| LowerError::Invalid(e.to_string()))?;
+            Some(cx.konst("scales", t))
+        }
+        None => cx.inp(1),
+    };
+    let op = Op::Resize {
+        mode,
+        coordinate_transformation_mode: CoordMode::Asymmetric,
+        nearest_mode: NearestMode::Floor,
+        cubic_coeff_a: -0.75,
+        exclude_outside: false,
+        extrapolation_value: 0.0,
+        antialias: false,
+        axes: vec![],
+        keep_aspect_ratio_policy: AspectPolicy::Stretch,
+    };
+    Ok(Out::Node(op, vec![Some(cx.req(0)?), None, scales, None]))
 }
 
 fn recurrent(cx: &mut Cx, kind: &str) -> R {

@@ -367,3 +367,77 @@ pub(crate) fn eval_conv_transpose(
     dims.extend(&g.out);
     Ok(tensor(dims, Data::from_f64(x.dtype(), &y)))
 }
+
+/// Col2Im output: [N, C, *image_shape] where C = input channels / prod(block_shape).
+pub(crate) fn infer_col2im(ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+    let x = req(ins, 0)?;
+    let (img, blk) = (super::shape_ops::const_ints(opt(ins, 1)), super::shape_ops::const_ints(opt(ins, 2)));
+    let (Some(img), Some(blk)) = (img, blk) else {
+        let r = req(ins, 1)?.shape.0.first().and_then(Dim::known).unwrap_or(2);
+        return Ok(vec![TensorType::new(x.dtype, names.shape(r + 2))]);
+    };
+    let k: i64 = blk.iter().product();
+    let c = match &x.shape.0[1] {
+        Dim::Known(n) if k > 0 => Dim::Known(*n / k as usize),
+        _ => names.fresh(),
+    };
+    let mut dims = vec![x.shape.0[0].clone(), c];
+    dims.extend(img.iter().map(|&v| Dim::Known(v.max(0) as usize)));
+    Ok(vec![TensorType::new(x.dtype, Shape(dims))])
+}
+
+/// Col2Im: the adjoint of im2col, summing every column entry back into its image position.
+pub(crate) fn eval_col2im(dilations: &[i64], pads: &[i64], strides: &[i64], ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    let x = *req(ins, 0)?;
+    let img: Vec<usize> = req(ins, 1)?.to_i64().iter().map(|&v| v.max(0) as usize).collect();
+    let blk: Vec<usize> = req(ins, 2)?.to_i64().iter().map(|&v| v.max(0) as usize).collect();
+    let nd = img.len();
+    let [n, ck, l] = *x.dims() else { return invalid("Col2Im input must be [N, C*prod(block), L]") };
+    let kprod: usize = blk.iter().product();
+    if blk.len() != nd || kprod == 0 || ck % kprod != 0 {
+        return invalid(format!("Col2Im: block_shape {blk:?} does not fit {ck} channels"));
+    }
+    let w = Window {
+        kernel_shape: blk.iter().map(|&v| v as i64).collect(),
+        strides: strides.to_vec(),
+        pads: pads.to_vec(),
+        dilations: dilations.to_vec(),
+        auto_pad: AutoPad::NotSet,
+    };
+    let r = resolve(&w, &img, &blk, false)?;
+    if r.out.iter().product::<usize>() != l {
+        return invalid(format!("Col2Im: {l} columns, the geometry gives {:?}", r.out));
+    }
+    let c = ck / kprod;
+    let img_sz = super::checked_numel(&img)?;
+    let xv = x.to_f64();
+    let mut y = vec![0f64; n * c * img_sz];
+    let ist = crate::shape::strides(&img);
+    for b in 0..n {
+        for ch in 0..c {
+            for kk in 0..kprod {
+                let row = &xv[((b * ck) + ch * kprod + kk) * l..][..l];
+                for (col, &v) in row.iter().enumerate() {
+                    let (mut kt, mut ct, mut off, mut ok) = (kk, col, 0usize, true);
+                    for d in (0..nd).rev() {
+                        let (kd, od) = (kt % blk[d], ct % r.out[d]);
+                        kt /= blk[d];
+                        ct /= r.out[d];
+                        let pos = (od * r.strides[d] + kd * r.dilations[d]) as isize - r.pad_begin[d] as isize;
+                        if pos < 0 || pos as usize >= img[d] {
+                            ok = false;
+                            break;
+                        }
+                        off += pos as usize * ist[d];
+                    }
+                    if ok {
+                        y[(b * c + ch) * img_sz + off] += v;
+                    }
+                }
+            }
+        }
+    }
+    let mut dims = vec![n, c];
+    dims.extend(&img);
+    Ok(tensor(dims, Data::from_f64(x.dtype(), &y)))
+}

@@ -380,3 +380,58 @@ pub(crate) fn eval_reverse_sequence(batch_axis: i64, time_axis: i64, x: &Tensor,
         .collect();
     Ok(tensor(x.dims().to_vec(), x.data().take(&idx)))
 }
+
+/// CenterCropPad: each listed axis is cropped or zero-padded to its target length, centered
+/// (a crop starts at (d - t) / 2; a pad puts (t - d) / 2 zeros before).
+pub(crate) fn eval_center_crop_pad(axes: &[i64], x: &Tensor, shape: &Tensor) -> Result<Tensor, OpError> {
+    let r = x.rank();
+    let target = shape.to_i64();
+    let axes: Vec<usize> =
+        if axes.is_empty() { (0..r).collect() } else { axes.iter().map(|&a| norm_axis(a, r)).collect::<Result<_, _>>()? };
+    if target.len() != axes.len() || target.iter().any(|&t| t < 0) {
+        return invalid(format!("CenterCropPad: shape {target:?} does not match axes {axes:?}"));
+    }
+    let mut out = x.dims().to_vec();
+    let mut shift = vec![0i64; r];
+    for (&a, &t) in axes.iter().zip(&target) {
+        let d = x.dims()[a] as i64;
+        shift[a] = if t < d { (d - t) / 2 } else { -((t - d) / 2) };
+        out[a] = t as usize;
+    }
+    let n = super::checked_numel(&out)?;
+    let (os, s) = (strides(&out), x.strides());
+    let fill = x.numel();
+    let idx: Vec<usize> = (0..n)
+        .map(|i| {
+            let mut off = 0;
+            for a in 0..r {
+                let c = ((i / os[a]) % out[a]) as i64 + shift[a];
+                if c < 0 || c >= x.dims()[a] as i64 {
+                    return fill;
+                }
+                off += c as usize * s[a];
+            }
+            off
+        })
+        .collect();
+    let all = Data::concat(&[x.data(), &Data::zeros(x.dtype(), 1)]).ok_or(OpError::DType { index: 0, dtype: x.dtype() })?;
+    Ok(tensor(out, all.take(&idx)))
+}
+
+pub(crate) fn infer_center_crop_pad(axes: &[i64], ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+    let x = req(ins, 0)?;
+    let r = x.shape.rank();
+    let Some(target) = const_ints(opt(ins, 1)) else {
+        return Ok(vec![TensorType::new(x.dtype, names.shape(r))]);
+    };
+    let axes: Vec<usize> =
+        if axes.is_empty() { (0..r).collect() } else { axes.iter().map(|&a| norm_axis(a, r)).collect::<Result<_, _>>()? };
+    if target.len() != axes.len() {
+        return invalid(format!("CenterCropPad: shape {target:?} does not match axes {axes:?}"));
+    }
+    let mut dims = x.shape.0.clone();
+    for (&a, &t) in axes.iter().zip(&target) {
+        dims[a] = Dim::Known(t.max(0) as usize);
+    }
+    Ok(vec![TensorType::new(x.dtype, Shape(dims))])
+}

@@ -11,7 +11,9 @@ mod data_movement;
 mod elementwise;
 mod gather_scatter;
 mod gemm_kernel;
+mod grid;
 mod index_ops;
+mod linalg;
 mod loss;
 mod matmul;
 mod normalization;
@@ -22,6 +24,7 @@ mod reduce;
 mod resize;
 mod sequence_ops;
 mod shape_ops;
+mod signal;
 
 use crate::attr::{Attr, AttrValue};
 use crate::attr_enum;
@@ -86,6 +89,18 @@ attr_enum!(
 attr_enum!(
     /// Recurrent direction.
     RnnDirection { Forward = "forward", Reverse = "reverse", Bidirectional = "bidirectional" }
+);
+attr_enum!(
+    /// Window functions.
+    WindowKind { Hann = "hann", Hamming = "hamming", Blackman = "blackman" }
+);
+attr_enum!(
+    /// GridSample interpolation.
+    GridMode { Nearest = "nearest", Linear = "linear", Cubic = "cubic" }
+);
+attr_enum!(
+    /// GridSample handling of coordinates outside the input.
+    GridPadding { Zeros = "zeros", Border = "border", Reflection = "reflection" }
 );
 attr_enum!(
     /// How a loss op reduces per-element losses.
@@ -245,6 +260,20 @@ define_ops! {
     Tile {},
     /// Inputs: data, pads, constant_value?, axes?.
     Pad { mode: PadMode },
+    /// Inputs: X [N, C, *S], grid [N, *O, len(S)] of normalized coordinates.
+    GridSample { mode: GridMode, padding_mode: GridPadding, align_corners: bool },
+    /// Inputs: theta [N, r, r+1], size [N, C, *S] (i64). Output: grid [N, *S, r].
+    AffineGrid { align_corners: bool },
+    /// Inputs: data, shape (i64 targets for `axes`, all axes when empty).
+    CenterCropPad { axes: Vec<i64> },
+    /// Inputs: columns [N, C*prod(block), L], image_shape, block_shape.
+    Col2Im { dilations: Vec<i64>, pads: Vec<i64>, strides: Vec<i64> },
+    /// Inputs: size (scalar). A 1-D window of `dtype`.
+    SignalWindow { kind: WindowKind, periodic: bool, dtype: DType },
+    /// Inputs: x [..., n, 1|2], dft_length?, axis? (default -2). Output [..., m, 2].
+    DFT { inverse: bool, onesided: bool },
+    /// Determinants of the trailing square matrices.
+    Det {},
     /// Inputs: x, roi?, scales?, sizes?.
     Resize {
         mode: ResizeMode, coordinate_transformation_mode: CoordMode, nearest_mode: NearestMode,
@@ -502,6 +531,13 @@ impl Op {
             Tile {} => shape_ops::infer_tile(ins, names),
             Pad { .. } => shape_ops::infer_pad(ins, names),
             Resize { .. } => resize::infer(self, ins, names),
+            GridSample { .. } => grid::infer(ins),
+            AffineGrid { .. } => grid::infer_affine(ins, names),
+            CenterCropPad { axes } => data_movement::infer_center_crop_pad(axes, ins, names),
+            Col2Im { .. } => conv::infer_col2im(ins, names),
+            SignalWindow { dtype, .. } => signal::infer_window(*dtype, ins, names),
+            DFT { onesided, .. } => signal::infer_dft(*onesided, ins, names),
+            Det {} => linalg::infer_det(ins),
             Trilu { .. } => shape_ops::infer_identity(self, ins, 1),
             Range {} => index_ops::infer_range(ins, names),
             Shape { start, end } => shape_ops::infer_shape_op(*start, *end, ins),
@@ -638,6 +674,15 @@ impl Op {
             Tile {} => data_movement::eval_tile(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Pad { mode } => data_movement::eval_pad(*mode, ins).map(|t| vec![t]),
             Resize { .. } => resize::eval(self, ins).map(|t| vec![t]),
+            GridSample { mode, padding_mode, align_corners } => {
+                grid::eval(*mode, *padding_mode, *align_corners, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t])
+            }
+            AffineGrid { align_corners } => grid::eval_affine(*align_corners, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            CenterCropPad { axes } => data_movement::eval_center_crop_pad(axes, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
+            Col2Im { dilations, pads, strides } => conv::eval_col2im(dilations, pads, strides, ins).map(|t| vec![t]),
+            SignalWindow { kind, periodic, dtype } => signal::eval_window(*kind, *periodic, *dtype, req(ins, 0)?).map(|t| vec![t]),
+            DFT { inverse, onesided } => signal::eval_dft(*inverse, *onesided, ins).map(|t| vec![t]),
+            Det {} => linalg::eval_det(req(ins, 0)?).map(|t| vec![t]),
             Trilu { upper } => index_ops::eval_trilu(*upper, req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
             Range {} => index_ops::eval_range(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
             Shape { start, end } => shape_ops::eval_shape(*start, *end, req(ins, 0)?).map(|t| vec![t]),
