@@ -118,14 +118,14 @@ impl MiniFloat {
         let code = if below == top {
             let ulp = self.magnitude(top) - self.magnitude(top - 1);
             let over = a - self.magnitude(top);
-            if over < ulp / 2.0 || (over == ulp / 2.0 && top % 2 == 0) {
+            if over < ulp / 2.0 || (over == ulp / 2.0 && top.is_multiple_of(2)) {
                 top
             } else {
                 return overflow();
             }
         } else {
             let (d0, d1) = (a - self.magnitude(below), self.magnitude(below + 1) - a);
-            if d0 < d1 || (d0 == d1 && below % 2 == 0) {
+            if d0 < d1 || (d0 == d1 && below.is_multiple_of(2)) {
                 below
             } else {
                 below + 1
