@@ -16,7 +16,7 @@ fn entry(k: &str, v: &str) -> StringStringEntryProto {
     e
 }
 
-fn write_model(dir: &PathBuf, location: &str, offset: usize, length: usize) -> PathBuf {
+fn write_model(dir: &std::path::Path, location: &str, offset: usize, length: usize) -> PathBuf {
     let mut w = TensorProto::new();
     w.name = "w".into();
     w.dims = vec![3];
