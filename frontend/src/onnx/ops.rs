@@ -140,7 +140,6 @@ static TABLE: &[Entry] = &[
     ("Attention", 23, attention),
     ("AveragePool", 1, |cx| pool(cx, "avg")),
     ("BatchNormalization", 1, batch_norm),
-    ("BlackmanWindow", 17, |cx| window(cx, WindowKind::Blackman)),
     ("BitShift", 11, |cx| {
         let op = if cx.s("direction", "")? == "LEFT" { BinaryOp::BitShiftLeft } else { BinaryOp::BitShiftRight };
         Ok(Out::Node(Op::Binary { op }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))
@@ -149,14 +148,15 @@ static TABLE: &[Entry] = &[
     un!("BitwiseNot", BitwiseNot),
     bin!("BitwiseOr", BitwiseOr),
     bin!("BitwiseXor", BitwiseXor),
+    ("BlackmanWindow", 17, |cx| window(cx, WindowKind::Blackman)),
     ("Cast", 1, |cx| {
         let to = dtype_from_onnx(cx.i("to", 0)? as i32).map_err(|d| LowerError::Unsupported(format!("Cast to {d}")))?;
         Ok(Out::Node(Op::Cast { to, saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?)]))
     }),
     ("CastLike", 15, |cx| Ok(Out::Node(Op::CastLike { saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     un!("Ceil", Ceil),
-    ("CenterCropPad", 18, |cx| Ok(Out::Node(Op::CenterCropPad { axes: cx.ints("axes")? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     ("Celu", 12, |cx| Ok(Out::Node(Op::Celu { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
+    ("CenterCropPad", 18, |cx| Ok(Out::Node(Op::CenterCropPad { axes: cx.ints("axes")? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     ("Clip", 1, |cx| {
         let x = cx.req(0)?;
         let dt = cx.dtype(x);
@@ -345,6 +345,7 @@ static TABLE: &[Entry] = &[
     ("NegativeLogLikelihoodLoss", 12, |cx| {
         Ok(Out::Node(Op::NegativeLogLikelihoodLoss { reduction: loss_reduction(cx)?, ignore_index: cx.a.opt_i("ignore_index")? }, cx.all()))
     }),
+    ("NonMaxSuppression", 10, |cx| Ok(Out::Node(Op::NonMaxSuppression { center_point_box: cx.b("center_point_box", false)? }, cx.all()))),
     ("NonZero", 9, |cx| Ok(Out::Node(Op::NonZero {}, vec![Some(cx.req(0)?)]))),
     un!("Not", Not),
     ("OneHot", 9, |cx| Ok(Out::Node(Op::OneHot { axis: cx.i("axis", -1)? }, cx.all()))),
@@ -424,11 +425,11 @@ static TABLE: &[Entry] = &[
     }),
     ("Slice", 10, |cx| Ok(Out::Node(Op::Slice {}, cx.all()))),
     ("Softmax", 1, |cx| softmax(cx, 0)),
-    un!("Softplus", Softplus),
-    un!("Softsign", Softsign),
     ("SoftmaxCrossEntropyLoss", 12, |cx| {
         Ok(Out::Node(Op::SoftmaxCrossEntropyLoss { reduction: loss_reduction(cx)?, ignore_index: cx.a.opt_i("ignore_index")? }, cx.all()))
     }),
+    un!("Softplus", Softplus),
+    un!("Softsign", Softsign),
     ("SpaceToDepth", 1, |cx| Ok(Out::Node(Op::SpaceToDepth { blocksize: cx.i("blocksize", 0)? }, vec![Some(cx.req(0)?)]))),
     ("Split", 1, |cx| {
         let x = cx.req(0)?;
@@ -464,16 +465,27 @@ static TABLE: &[Entry] = &[
     }),
     ("Transpose", 1, |cx| Ok(Out::Node(Op::Transpose { perm: cx.ints("perm")? }, vec![Some(cx.req(0)?)]))),
     ("Trilu", 14, |cx| Ok(Out::Node(Op::Trilu { upper: cx.b("upper", true)? }, cx.all()))),
-    ("Upsample", 7, upsample),
+    ("Unique", 11, |cx| Ok(Out::Node(Op::Unique { sorted: cx.b("sorted", true)?, axis: cx.a.opt_i("axis")? }, vec![Some(cx.req(0)?)]))),
     ("Unsqueeze", 1, |cx| {
         let axes = cx.ints("axes")?;
         let a = cx.ints_const("axes", &axes);
         Ok(Out::Node(Op::Unsqueeze {}, vec![Some(cx.req(0)?), Some(a)]))
     }),
     ("Unsqueeze", 13, |cx| Ok(Out::Node(Op::Unsqueeze {}, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
+    ("Upsample", 7, upsample),
     ("Where", 9, |cx| Ok(Out::Node(Op::Where {}, vec![Some(cx.req(0)?), Some(cx.req(1)?), Some(cx.req(2)?)]))),
     bin!("Xor", Xor),
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_is_sorted_by_op_type_then_opset_without_duplicates() {
+        for w in super::TABLE.windows(2) {
+            assert!((w[0].0, w[0].1) < (w[1].0, w[1].1), "{} {} must come before {} {}", w[0].0, w[0].1, w[1].0, w[1].1);
+        }
+    }
+}
 
 /// The ONNX op types kiln imports (for `kiln ops` and docs).
 pub fn supported_op_types() -> Vec<&'static str> {

@@ -217,3 +217,84 @@ pub(crate) fn eval_eye_like(dtype: Option<DType>, k: i64, x: &Tensor) -> Result<
     let v: Vec<i64> = (0..r * c).map(|i| i64::from((i % c) as i64 - (i / c) as i64 == k)).collect();
     Ok(tensor(vec![r, c], Data::from_i64(dtype.unwrap_or(x.dtype()), &v)))
 }
+
+pub(crate) fn infer_unique(
+    axis: Option<i64>,
+    n_out: usize,
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
+    let x = req(ins, 0)?;
+    let k = names.fresh();
+    let y = match axis {
+        None => Shape(vec![k.clone()]),
+        Some(a) => {
+            let a = norm_axis(a, x.shape.rank())?;
+            let mut s = x.shape.clone();
+            s.0[a] = k.clone();
+            s
+        }
+    };
+    let n = match axis {
+        None => x.shape.numel().map_or_else(|| names.fresh(), Dim::Known),
+        Some(a) => x.shape.0[norm_axis(a, x.shape.rank())?].clone(),
+    };
+    let mut out = vec![TensorType::new(x.dtype, y), TensorType::new(DType::I64, Shape(vec![k.clone()]))];
+    out.push(TensorType::new(DType::I64, Shape(vec![n])));
+    out.push(TensorType::new(DType::I64, Shape(vec![k])));
+    out.truncate(n_out.max(1));
+    Ok(out)
+}
+
+/// Unique elements (or slices along `axis`): sorted ascending, or in order of first occurrence.
+/// Outputs: values, first-occurrence indices, inverse indices, counts.
+pub(crate) fn eval_unique(sorted: bool, axis: Option<i64>, x: &Tensor, n_out: usize) -> Result<Vec<Tensor>, OpError> {
+    let (src, a) = match axis {
+        None => (tensor(vec![x.numel()], x.data().clone()), 0),
+        Some(a) => (x.clone(), norm_axis(a, x.rank())?),
+    };
+    let (outer, len, inner) = split_at_axis(src.dims(), a);
+    let v = src.to_f64();
+    let slice = |l: usize| -> Vec<f64> {
+        (0..outer).flat_map(|o| (0..inner).map(move |i| (o, i))).map(|(o, i)| v[(o * len + l) * inner + i]).collect()
+    };
+    let keys: Vec<Vec<f64>> = (0..len).map(slice).collect();
+    let cmp =
+        |p: &Vec<f64>, q: &Vec<f64>| p.iter().zip(q).map(|(a, b)| a.total_cmp(b)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal);
+    // First occurrence of each distinct key, in order of appearance.
+    let mut firsts: Vec<usize> = vec![];
+    let mut inverse = vec![0usize; len];
+    for l in 0..len {
+        match firsts.iter().position(|&f| cmp(&keys[f], &keys[l]).is_eq()) {
+            Some(p) => inverse[l] = p,
+            None => {
+                inverse[l] = firsts.len();
+                firsts.push(l);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..firsts.len()).collect();
+    if sorted {
+        order.sort_by(|&p, &q| cmp(&keys[firsts[p]], &keys[firsts[q]]));
+    }
+    let mut rank = vec![0usize; order.len()];
+    for (r, &p) in order.iter().enumerate() {
+        rank[p] = r;
+    }
+    let indices: Vec<i64> = order.iter().map(|&p| firsts[p] as i64).collect();
+    let inverse: Vec<i64> = inverse.iter().map(|&p| rank[p] as i64).collect();
+    let counts: Vec<i64> = order.iter().map(|&p| inverse.iter().filter(|&&r| r as usize == rank[p]).count() as i64).collect();
+    let k = indices.len();
+    let idx: Vec<usize> =
+        (0..outer).flat_map(|o| indices.iter().flat_map(move |&l| (0..inner).map(move |i| (o * len + l as usize) * inner + i))).collect();
+    let mut ydims = src.dims().to_vec();
+    ydims[a] = k;
+    let mut out = vec![
+        tensor(ydims, src.data().take(&idx)),
+        tensor(vec![k], Data::I64(indices)),
+        tensor(vec![len], Data::I64(inverse)),
+        tensor(vec![k], Data::I64(counts)),
+    ];
+    out.truncate(n_out.max(1));
+    Ok(out)
+}

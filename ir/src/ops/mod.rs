@@ -8,6 +8,7 @@ mod activation;
 mod control;
 mod conv;
 mod data_movement;
+mod detection;
 mod elementwise;
 mod gather_scatter;
 mod gemm_kernel;
@@ -274,6 +275,11 @@ define_ops! {
     DFT { inverse: bool, onesided: bool },
     /// Determinants of the trailing square matrices.
     Det {},
+    /// Inputs: boxes [B, N, 4], scores [B, C, N], max_output_boxes_per_class?, iou_threshold?,
+    /// score_threshold?. Output: selected (batch, class, box) triples [K, 3].
+    NonMaxSuppression { center_point_box: bool },
+    /// Outputs: values, indices, inverse_indices, counts.
+    Unique { sorted: bool, axis: Option<i64> },
     /// Inputs: x, roi?, scales?, sizes?.
     Resize {
         mode: ResizeMode, coordinate_transformation_mode: CoordMode, nearest_mode: NearestMode,
@@ -538,6 +544,8 @@ impl Op {
             SignalWindow { dtype, .. } => signal::infer_window(*dtype, ins, names),
             DFT { onesided, .. } => signal::infer_dft(*onesided, ins, names),
             Det {} => linalg::infer_det(ins),
+            NonMaxSuppression { .. } => detection::infer_nms(names),
+            Unique { axis, .. } => index_ops::infer_unique(*axis, n_out, ins, names),
             Trilu { .. } => shape_ops::infer_identity(self, ins, 1),
             Range {} => index_ops::infer_range(ins, names),
             Shape { start, end } => shape_ops::infer_shape_op(*start, *end, ins),
@@ -683,6 +691,8 @@ impl Op {
             SignalWindow { kind, periodic, dtype } => signal::eval_window(*kind, *periodic, *dtype, req(ins, 0)?).map(|t| vec![t]),
             DFT { inverse, onesided } => signal::eval_dft(*inverse, *onesided, ins).map(|t| vec![t]),
             Det {} => linalg::eval_det(req(ins, 0)?).map(|t| vec![t]),
+            NonMaxSuppression { center_point_box } => detection::eval_nms(*center_point_box, ins).map(|t| vec![t]),
+            Unique { sorted, axis } => index_ops::eval_unique(*sorted, *axis, req(ins, 0)?, n_out),
             Trilu { upper } => index_ops::eval_trilu(*upper, req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
             Range {} => index_ops::eval_range(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
             Shape { start, end } => shape_ops::eval_shape(*start, *end, req(ins, 0)?).map(|t| vec![t]),
