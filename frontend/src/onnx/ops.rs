@@ -477,16 +477,6 @@ static TABLE: &[Entry] = &[
     bin!("Xor", Xor),
 ];
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn table_is_sorted_by_op_type_then_opset_without_duplicates() {
-        for w in super::TABLE.windows(2) {
-            assert!((w[0].0, w[0].1) < (w[1].0, w[1].1), "{} {} must come before {} {}", w[0].0, w[0].1, w[1].0, w[1].1);
-        }
-    }
-}
-
 /// The ONNX op types kiln imports (for `kiln ops` and docs).
 pub fn supported_op_types() -> Vec<&'static str> {
     let mut v: Vec<&str> = TABLE.iter().map(|e| e.0).collect();
@@ -889,4 +879,14 @@ fn loop_op(cx: &mut Cx) -> R {
         ins.push(Some(cx.conv.lookup(c).ok_or_else(|| LowerError::Invalid(format!("captured value `{c}` not found")))?));
     }
     Ok(Out::Node(Op::Loop { body: Box::new(g), num_carried: k as i64 }, ins))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_is_sorted_by_op_type_then_opset_without_duplicates() {
+        for w in super::TABLE.windows(2) {
+            assert!((w[0].0, w[0].1) < (w[1].0, w[1].1), "{} {} must come before {} {}", w[0].0, w[0].1, w[1].0, w[1].1);
+        }
+    }
 }
