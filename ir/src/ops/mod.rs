@@ -120,7 +120,7 @@ attr_enum!(
     }
 );
 
-/// Convolution window attributes shared by Conv, ConvTranspose, ConvInteger and QLinearConv.
+/// Window attributes shared by the convolutions and poolings, gathered from an op's fields.
 /// Empty lists mean the ONNX defaults (1s, 0s) for the spatial rank of the input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
@@ -129,6 +129,18 @@ pub struct Window {
     pub pads: Vec<i64>,
     pub dilations: Vec<i64>,
     pub auto_pad: AutoPad,
+}
+
+impl Window {
+    pub fn new(kernel_shape: &[i64], strides: &[i64], pads: &[i64], dilations: &[i64], auto_pad: AutoPad) -> Window {
+        Window {
+            kernel_shape: kernel_shape.to_vec(),
+            strides: strides.to_vec(),
+            pads: pads.to_vec(),
+            dilations: dilations.to_vec(),
+            auto_pad,
+        }
+    }
 }
 
 macro_rules! define_ops {
@@ -478,35 +490,17 @@ impl Op {
             Conv { kernel_shape, strides, pads, dilations, group: _, auto_pad }
             | ConvInteger { kernel_shape, strides, pads, dilations, group: _, auto_pad }
             | QLinearConv { kernel_shape, strides, pads, dilations, group: _, auto_pad } => {
-                let w = Window {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    auto_pad: *auto_pad,
-                };
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 conv::infer_conv(self, &w, ins, names)
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
-                let w = Window {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    auto_pad: *auto_pad,
-                };
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins, names)
             }
             MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
             | AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
             | LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => {
-                let w = Window {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    auto_pad: *auto_pad,
-                };
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 pool::infer_pool(&w, *ceil_mode, n_out, ins, names)
             }
             GlobalPool { .. } => pool::infer_global(ins),
@@ -613,13 +607,7 @@ impl Op {
             Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
             | ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
             | QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                let w = Window {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    auto_pad: *auto_pad,
-                };
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 match self {
                     ConvInteger { .. } => quant::eval_conv_integer(&w, *group, ins),
                     QLinearConv { .. } => quant::eval_qlinear_conv(&w, *group, ins),
@@ -628,13 +616,7 @@ impl Op {
                 .map(|t| vec![t])
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
-                let w = Window {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    auto_pad: *auto_pad,
-                };
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 conv::eval_conv_transpose(&w, *group, output_padding, output_shape, ins).map(|t| vec![t])
             }
             MaxPool { .. } | AveragePool { .. } | LpPool { .. } => pool::eval_pool(self, req(ins, 0)?, n_out),

@@ -38,16 +38,9 @@ pub(crate) fn eval_pool(op: &Op, x: &Tensor, n_out: usize) -> Result<Vec<Tensor>
     let (w, ceil_mode) = match op {
         Op::MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
         | Op::AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. }
-        | Op::LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => (
-            Window {
-                kernel_shape: kernel_shape.clone(),
-                strides: strides.clone(),
-                pads: pads.clone(),
-                dilations: dilations.clone(),
-                auto_pad: *auto_pad,
-            },
-            *ceil_mode,
-        ),
+        | Op::LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, .. } => {
+            (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *ceil_mode)
+        }
         _ => return invalid("not a pooling op"),
     };
     let xd = x.dims();
