@@ -187,6 +187,19 @@ impl Elem for bool {
     }
 }
 
+/// `v` rounded to the nearest value of float dtype `dtype` (identity for f64 and non-floats).
+pub fn round_to(dtype: DType, v: f64) -> f64 {
+    match dtype {
+        DType::F32 => v as f32 as f64,
+        DType::F16 => f16::from_f64(v).to_f64(),
+        DType::BF16 => bf16::from_f64(v).to_f64(),
+        d => match d.minifloat() {
+            Some(f) => f.decode(f.encode(v, false)),
+            None => v,
+        },
+    }
+}
+
 fn wrap_i4(v: i64) -> i8 {
     (((v & 0xF) ^ 0x8) - 0x8) as i8
 }

@@ -6,7 +6,7 @@ use super::elementwise::tensor;
 use super::matmul::eval_matmul;
 use super::{invalid, norm_axis, opt, req, InType, OpError, TensorType, Window};
 use crate::dtype::DType;
-use crate::tensor::{Data, Tensor};
+use crate::tensor::{round_to, Data, Tensor};
 
 /// Expands a scale or zero point to one value per element of `dims`.
 fn expand_param(p: &Tensor, dims: &[usize], axis: i64, block: i64) -> Result<Vec<f64>, OpError> {
@@ -110,7 +110,10 @@ pub(crate) fn eval_quantize(
         return Ok(tensor(x.dims().to_vec(), Data::from_f64(dt, &v)));
     }
     let (lo, hi) = range_of(dt).ok_or_else(|| OpError::Unsupported(format!("QuantizeLinear to {dt}")))?;
-    let v: Vec<i64> = xv.iter().zip(&scale).zip(&zp).map(|((x, s), z)| ((x / s).round_ties_even() + z).clamp(lo, hi) as i64).collect();
+    // x / scale rounds in x's dtype before the rounding to integers, as the spec computes it.
+    let xdt = x.dtype();
+    let div = |x: f64, s: f64| round_to(xdt, x / s);
+    let v: Vec<i64> = xv.iter().zip(&scale).zip(&zp).map(|((x, s), z)| (div(*x, *s).round_ties_even() + z).clamp(lo, hi) as i64).collect();
     Ok(tensor(x.dims().to_vec(), Data::from_i64(dt, &v)))
 }
 
@@ -170,9 +173,8 @@ pub(crate) fn eval_matmul_integer(ins: &[Option<&Tensor>]) -> Result<Tensor, OpE
     Ok(eval_matmul(&ac, &bc)?.cast(DType::I32))
 }
 
-/// Requantizes an accumulator. `wrap`: the result wraps into the output type instead of
-/// saturating (what the ONNX reference, and so the node suite, does for QLinearMatMul).
-fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>, out: DType, wrap: bool) -> Result<Tensor, OpError> {
+/// Requantizes an accumulator: round(acc * scale / y_scale) + y_zero_point, saturated.
+fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>, out: DType) -> Result<Tensor, OpError> {
     let ys = y_scale.to_f64();
     let yz = y_zp.map_or(0.0, |z| z.to_f64()[0]);
     let (lo, hi) = range_of(out).ok_or_else(|| OpError::Unsupported(format!("requantize to {out}")))?;
@@ -184,12 +186,7 @@ fn requantize(acc: &Tensor, scale: f64, y_scale: &Tensor, y_zp: Option<&Tensor>,
         .enumerate()
         .map(|(i, &a)| {
             let s = if ys.len() > 1 { ys[(i / inner) % ch] } else { ys[0] };
-            let q = (a * scale / s).round_ties_even() + yz;
-            if wrap {
-                q as i64
-            } else {
-                q.clamp(lo, hi) as i64
-            }
+            ((a * scale / s).round_ties_even() + yz).clamp(lo, hi) as i64
         })
         .collect();
     Ok(tensor(acc.dims().to_vec(), Data::from_i64(out, &v)))
@@ -204,9 +201,18 @@ pub(crate) fn eval_qlinear_matmul(ins: &[Option<&Tensor>]) -> Result<Tensor, OpE
         return Err(OpError::Unsupported("QLinearMatMul with per-axis scales".into()));
     }
     let out = zy.map_or(a.dtype(), |z| z.dtype());
-    // Scale product in f32, as the reference does.
-    let s = (sa.to_f64()[0] as f32 * sb.to_f64()[0] as f32) as f64;
-    requantize(&acc, s, sy, zy, out, true)
+    // The multiplier a_scale * b_scale / y_scale is rounded in the scales' dtype at each
+    // step, as the ONNX reference computes it; the accumulator is then scaled in f64.
+    let dt = sa.dtype();
+    let round = |v: f64| round_to(dt, v);
+    let m = round(round(sa.to_f64()[0] * sb.to_f64()[0]) / sy.to_f64()[0]);
+    if range_of(out).is_none() {
+        return Err(OpError::Unsupported(format!("QLinearMatMul to {out}")));
+    }
+    let yz = zy.map_or(0.0, |z| z.to_f64()[0]);
+    // The reference wraps (it does not saturate) into the output type; so does kiln.
+    let v: Vec<i64> = acc.to_f64().iter().map(|&c| (c * m + yz).round_ties_even() as i64).collect();
+    Ok(tensor(acc.dims().to_vec(), Data::from_i64(out, &v)))
 }
 
 pub(crate) fn eval_conv_integer(w: &Window, group: i64, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
@@ -237,11 +243,11 @@ pub(crate) fn eval_qlinear_conv(w: &Window, group: i64, ins: &[Option<&Tensor>])
     let swv = sw.to_f64();
     let out = zy.map_or(x.dtype(), |z| z.dtype());
     if swv.len() == 1 {
-        return requantize(&acc, sxv * swv[0], sy, zy, out, false);
+        return requantize(&acc, sxv * swv[0], sy, zy, out);
     }
     // Per-output-channel weight scales: fold into the accumulator first.
     let ch = acc.dims()[1];
     let inner: usize = acc.dims()[2..].iter().product();
     let v: Vec<f64> = acc.to_f64().iter().enumerate().map(|(i, &a)| a * swv[(i / inner) % ch]).collect();
-    requantize(&tensor(acc.dims().to_vec(), Data::F64(v)), sxv, sy, zy, out, false)
+    requantize(&tensor(acc.dims().to_vec(), Data::F64(v)), sxv, sy, zy, out)
 }
