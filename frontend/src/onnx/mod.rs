@@ -322,7 +322,7 @@ impl Converter<'_> {
                 failed.extend(node.output.iter().cloned());
                 continue;
             }
-            match ops::convert_node(self, node) {
+            match ops::convert_node(self, node, i) {
                 Ok(()) => {}
                 Err(ops::NodeFailure::Unsupported(u)) => {
                     self.unsupported.push(u);

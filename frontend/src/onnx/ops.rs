@@ -489,8 +489,8 @@ fn lookup(op_type: &str, opset: i64) -> Option<fn(&mut Cx) -> R> {
     entries.iter().rev().find(|e| e.1 <= opset).or(entries.first()).map(|e| e.2)
 }
 
-pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto) -> Result<(), NodeFailure> {
-    let idx = conv.graph().nodes.len();
+/// Converts ONNX node number `idx` of its graph (used to name unnamed nodes).
+pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto, idx: usize) -> Result<(), NodeFailure> {
     let name = node_name(node, idx);
     let domain = node.domain.clone();
     let opset = conv.opset_of(&domain).unwrap_or(0);
@@ -532,10 +532,16 @@ pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto) -> Result<(),
         Err(LowerError::Invalid(m)) => return Err(NodeFailure::Fatal(invalid(m))),
     };
     let ids = match out {
-        Out::Node(op, inputs) => cx.conv.add_node(&name, op, inputs, &node.output).map_err(|e| match e.source {
-            kiln_ir::OpError::Unsupported(m) => NodeFailure::Unsupported(unsup(m)),
-            other => NodeFailure::Fatal(invalid(other.to_string())),
-        })?,
+        Out::Node(op, inputs) => {
+            // Name the input types in the error: they are what the user needs to see.
+            let g = cx.conv.graph();
+            let types: Vec<String> =
+                inputs.iter().map(|i| i.map_or("_".into(), |i| format!("{}{}", g.value(i).ty.dtype, g.value(i).ty.shape))).collect();
+            cx.conv.add_node(&name, op, inputs, &node.output).map_err(|e| match e.source {
+                kiln_ir::OpError::Unsupported(m) => NodeFailure::Unsupported(unsup(m)),
+                other => NodeFailure::Fatal(invalid(format!("{other} (inputs: {})", types.join(", ")))),
+            })?
+        }
         Out::Const(t) => {
             let out = node.output.first().cloned().unwrap_or_default();
             vec![Some(cx.conv.add_const(&out, t))]

@@ -27,10 +27,11 @@ pub(crate) fn infer_identity(op: &Op, ins: &[Option<InType>], n_out: usize) -> R
 
 pub(crate) fn eval_dropout(ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
     let x = *req(ins, 0)?;
-    if let Some(t) = opt(ins, 2) {
-        if t.to_i64().first().copied().unwrap_or(0) != 0 {
-            return Err(OpError::Unsupported("Dropout with training_mode=true (random)".into()));
-        }
+    let training = opt(ins, 2).is_some_and(|t| t.to_i64().first().copied().unwrap_or(0) != 0);
+    let ratio = opt(ins, 1).and_then(|t| t.to_f64().first().copied()).unwrap_or(0.5);
+    if training && ratio != 0.0 {
+        // Dropping with a nonzero ratio is random: there is no reference value to reproduce.
+        return Err(OpError::Unsupported("Dropout with training_mode=true and a nonzero ratio (random)".into()));
     }
     let mut out = vec![x.clone()];
     if n_out > 1 {
@@ -323,8 +324,17 @@ pub(crate) fn infer_expand(ins: &[Option<InType>], names: &mut DimNamer) -> Resu
             Ok(vec![TensorType::new(x.dtype, out)])
         }
         None => {
+            // Unknown target: an input dim known to differ from 1 survives broadcasting as is.
             let n = s.shape.0.first().and_then(Dim::known).unwrap_or(0);
-            Ok(vec![TensorType::new(x.dtype, names.shape(n.max(x.shape.rank())))])
+            let r = n.max(x.shape.rank());
+            let pad = r - x.shape.rank();
+            let dims = (0..r)
+                .map(|i| match i.checked_sub(pad).map(|j| &x.shape.0[j]) {
+                    Some(Dim::Known(d)) if *d != 1 => Dim::Known(*d),
+                    _ => names.fresh(),
+                })
+                .collect();
+            Ok(vec![TensorType::new(x.dtype, Shape(dims))])
         }
     }
 }
