@@ -329,6 +329,12 @@ static TABLE: &[Entry] = &[
     ("MatMulInteger", 10, |cx| Ok(Out::Node(Op::MatMulInteger {}, cx.all()))),
     ("Max", 1, |cx| variadic(cx, BinaryOp::Max)),
     ("MaxPool", 1, |cx| pool(cx, "max")),
+    ("MaxUnpool", 9, |cx| {
+        Ok(Out::Node(
+            Op::MaxUnpool { kernel_shape: cx.ints("kernel_shape")?, pads: cx.ints("pads")?, strides: cx.ints("strides")? },
+            cx.all(),
+        ))
+    }),
     ("Mean", 1, |cx| Ok(Out::Node(Op::Mean {}, cx.all()))),
     ("MeanVarianceNormalization", 9, |cx| {
         let axes = cx.a.ints("axes")?.unwrap_or_else(|| vec![0, 2, 3]);
@@ -451,6 +457,14 @@ static TABLE: &[Entry] = &[
     ("Swish", 24, |cx| Ok(Out::Node(Op::Swish { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
     un!("Tan", Tan),
     un!("Tanh", Tanh),
+    ("TensorScatter", 24, |cx| {
+        let circular = match cx.s("mode", "linear")?.as_str() {
+            "linear" => false,
+            "circular" => true,
+            m => return Err(LowerError::Invalid(format!("unknown mode `{m}`"))),
+        };
+        Ok(Out::Node(Op::TensorScatter { axis: cx.i("axis", -2)?, circular }, cx.all()))
+    }),
     ("ThresholdedRelu", 10, |cx| Ok(Out::Node(Op::ThresholdedRelu { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
     ("Tile", 6, |cx| Ok(Out::Node(Op::Tile {}, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
     ("TopK", 1, |cx| {
@@ -671,11 +685,13 @@ fn pool(cx: &mut Cx, kind: &str) -> R {
 }
 
 fn batch_norm(cx: &mut Cx) -> R {
-    if cx.b("training_mode", false)? || (cx.opset < 14 && cx.node.output.len() > 1 && cx.opset >= 9) {
-        return unsupported("training-mode BatchNormalization");
+    // Before opset 14 training mode was signalled by the extra outputs (opsets 9-13).
+    let training = cx.b("training_mode", false)? || (cx.opset < 14 && cx.opset >= 9 && cx.node.output.len() > 1);
+    if training && cx.opset < 14 {
+        return unsupported("training-mode BatchNormalization before opset 14 (saved mean/variance outputs)");
     }
     let ins: Vec<Option<ValueId>> = cx.ins.iter().take(5).copied().collect();
-    Ok(Out::Node(Op::BatchNormalization { epsilon: cx.f("epsilon", 1e-5)? }, ins))
+    Ok(Out::Node(Op::BatchNormalization { epsilon: cx.f("epsilon", 1e-5)?, momentum: cx.f("momentum", 0.9)?, training }, ins))
 }
 
 fn pad(cx: &mut Cx) -> R {

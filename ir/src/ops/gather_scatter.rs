@@ -180,3 +180,47 @@ pub(crate) fn eval_scatter_elements(axis: i64, red: ScatterReduction, x: &Tensor
         .collect::<Result<Vec<_>, OpError>>()?;
     Ok(scatter(x, upd, &pairs, red))
 }
+
+/// TensorScatter (opset 24): writes `update` into a copy of `cache` along `axis`, starting
+/// per batch row at `write_indices[b]` (0 without it), wrapping around in circular mode.
+pub(crate) fn eval_tensor_scatter(
+    axis: i64,
+    circular: bool,
+    cache: &Tensor,
+    update: &Tensor,
+    write: Option<&Tensor>,
+) -> Result<Tensor, OpError> {
+    let r = cache.rank();
+    let a = norm_axis(axis, r)?;
+    if update.rank() != r || (0..r).any(|i| if i == a { update.dims()[i] > cache.dims()[i] } else { update.dims()[i] != cache.dims()[i] }) {
+        return invalid(format!("TensorScatter: update {:?} does not fit cache {:?} on axis {a}", update.dims(), cache.dims()));
+    }
+    if update.dtype() != cache.dtype() {
+        return invalid("TensorScatter: cache and update dtypes differ");
+    }
+    let starts = write.map(|w| w.to_i64());
+    let (cs, us) = (cache.strides(), update.strides());
+    let max_len = cache.dims()[a] as i64;
+    let mut pairs = Vec::with_capacity(update.numel());
+    for k in 0..update.numel() {
+        let b = if r > 0 { (k / us[0]) % update.dims()[0] } else { 0 };
+        let start = starts.as_ref().map_or(0, |s| s.get(b).copied().unwrap_or(0));
+        let mut off = 0;
+        for d in 0..r {
+            let c = ((k / us[d]) % update.dims()[d]) as i64;
+            let c = if d == a {
+                let p = start + c;
+                let p = if circular { p.rem_euclid(max_len.max(1)) } else { p };
+                if p < 0 || p >= max_len {
+                    return invalid(format!("TensorScatter: write position {p} outside the cache's {max_len}"));
+                }
+                p
+            } else {
+                c
+            };
+            off += c as usize * cs[d];
+        }
+        pairs.push((off, k));
+    }
+    Ok(scatter(cache, update, &pairs, ScatterReduction::None))
+}

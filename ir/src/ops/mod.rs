@@ -228,8 +228,9 @@ define_ops! {
     AveragePool { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, auto_pad: AutoPad, ceil_mode: bool, count_include_pad: bool },
     LpPool { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, auto_pad: AutoPad, ceil_mode: bool, p: i64 },
     GlobalPool { kind: PoolKind, p: i64 },
-    /// Inference-mode batch norm. Inputs: x, scale, bias, mean, var.
-    BatchNormalization { epsilon: f32 },
+    /// Inputs: x, scale, bias, mean, var. `training`: normalize with the batch statistics and
+    /// also output the running mean and variance updated with `momentum`.
+    BatchNormalization { epsilon: f32, momentum: f32, training: bool },
     /// Outputs: y, mean?, inv_std_dev?. Statistics in f32 (f64 for f64 input).
     LayerNormalization { axis: i64, epsilon: f32 },
     RMSNormalization { axis: i64, epsilon: f32 },
@@ -292,6 +293,10 @@ define_ops! {
     NonMaxSuppression { center_point_box: bool },
     /// Outputs: values, indices, inverse_indices, counts.
     Unique { sorted: bool, axis: Option<i64> },
+    /// Inputs: past cache, update, write_indices? [batch]. Output: the updated cache.
+    TensorScatter { axis: i64, circular: bool },
+    /// Inputs: X, indices (from MaxPool), output_shape?.
+    MaxUnpool { kernel_shape: Vec<i64>, pads: Vec<i64>, strides: Vec<i64> },
     /// Inputs: x, roi?, scales?, sizes?.
     Resize {
         mode: ResizeMode, coordinate_transformation_mode: CoordMode, nearest_mode: NearestMode,
@@ -504,6 +509,13 @@ impl Op {
                 pool::infer_pool(&w, *ceil_mode, n_out, ins, names)
             }
             GlobalPool { .. } => pool::infer_global(ins),
+            BatchNormalization { training: true, .. } => {
+                let x = req(ins, 0)?;
+                let c = x.shape.0.get(1).cloned().unwrap_or(crate::shape::Dim::Known(1));
+                let mut out = vec![TensorType::new(x.dtype, x.shape.clone())];
+                out.extend((1..n_out.min(3)).map(|_| TensorType::new(x.dtype, Shape(vec![c.clone()]))));
+                Ok(out)
+            }
             BatchNormalization { .. }
             | InstanceNormalization { .. }
             | GroupNormalization { .. }
@@ -532,6 +544,8 @@ impl Op {
             Pad { .. } => shape_ops::infer_pad(ins, names),
             Resize { .. } => resize::infer(self, ins, names),
             GridSample { .. } => grid::infer(ins),
+            TensorScatter { .. } => gather_scatter::infer_like_input(0, ins),
+            MaxUnpool { kernel_shape, pads, strides } => pool::infer_max_unpool(kernel_shape, pads, strides, ins, names),
             AffineGrid { .. } => grid::infer_affine(ins, names),
             CenterCropPad { axes } => data_movement::infer_center_crop_pad(axes, ins, names),
             Col2Im { .. } => conv::infer_col2im(ins, names),
@@ -621,7 +635,9 @@ impl Op {
             }
             MaxPool { .. } | AveragePool { .. } | LpPool { .. } => pool::eval_pool(self, req(ins, 0)?, n_out),
             GlobalPool { kind, p } => pool::eval_global(*kind, *p, req(ins, 0)?).map(|t| vec![t]),
-            BatchNormalization { epsilon } => normalization::eval_batch_norm(*epsilon, ins).map(|t| vec![t]),
+            BatchNormalization { epsilon, momentum, training } => {
+                normalization::eval_batch_norm(*epsilon, *momentum, *training, ins, n_out)
+            }
             LayerNormalization { axis, epsilon } => normalization::eval_layer_norm(*axis, *epsilon, ins, n_out),
             RMSNormalization { axis, epsilon } => normalization::eval_rms_norm(*axis, *epsilon, ins).map(|t| vec![t]),
             InstanceNormalization { epsilon } => normalization::eval_instance_norm(*epsilon, ins).map(|t| vec![t]),
@@ -667,6 +683,10 @@ impl Op {
             GridSample { mode, padding_mode, align_corners } => {
                 grid::eval(*mode, *padding_mode, *align_corners, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t])
             }
+            TensorScatter { axis, circular } => {
+                gather_scatter::eval_tensor_scatter(*axis, *circular, req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied()).map(|t| vec![t])
+            }
+            MaxUnpool { kernel_shape, pads, strides } => pool::eval_max_unpool(kernel_shape, pads, strides, ins).map(|t| vec![t]),
             AffineGrid { align_corners } => grid::eval_affine(*align_corners, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             CenterCropPad { axes } => data_movement::eval_center_crop_pad(axes, req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Col2Im { dilations, pads, strides } => conv::eval_col2im(dilations, pads, strides, ins).map(|t| vec![t]),

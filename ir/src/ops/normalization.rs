@@ -15,16 +15,39 @@ fn float_input(x: &Tensor) -> Result<Vec<f64>, OpError> {
     Ok(x.to_f64())
 }
 
-pub(crate) fn eval_batch_norm(eps: f32, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+/// BatchNormalization. In training mode the batch statistics (population variance) normalize
+/// `x` and the outputs include the updated running mean and variance.
+pub(crate) fn eval_batch_norm(
+    eps: f32,
+    momentum: f32,
+    training: bool,
+    ins: &[Option<&Tensor>],
+    n_out: usize,
+) -> Result<Vec<Tensor>, OpError> {
     let x = *req(ins, 0)?;
     let xv = float_input(x)?;
     let [s, b, m, v] = [1, 2, 3, 4].map(|i| req(ins, i).map(|t| t.to_f64()));
-    let (s, b, m, v) = (s?, b?, m?, v?);
+    let (s, b, running_m, running_v) = (s?, b?, m?, v?);
     let c = if x.rank() > 1 { x.dims()[1] } else { 1 };
+    let inner: usize = x.dims().get(2..).map_or(1, |d| d.iter().product());
+    let (m, v) = if training {
+        let count = (xv.len() / c.max(1)).max(1) as f64;
+        let mut mean = vec![0f64; c];
+        for (i, &xi) in xv.iter().enumerate() {
+            mean[(i / inner.max(1)) % c] += xi / count;
+        }
+        let mut var = vec![0f64; c];
+        for (i, &xi) in xv.iter().enumerate() {
+            let ch = (i / inner.max(1)) % c;
+            var[ch] += (xi - mean[ch]).powi(2) / count;
+        }
+        (mean, var)
+    } else {
+        (running_m.clone(), running_v.clone())
+    };
     if [&s, &b, &m, &v].iter().any(|p| p.len() != c) {
         return invalid(format!("BatchNormalization: parameters must have {c} elements"));
     }
-    let inner: usize = x.dims().get(2..).map_or(1, |d| d.iter().product());
     let y: Vec<f64> = xv
         .iter()
         .enumerate()
@@ -33,7 +56,15 @@ pub(crate) fn eval_batch_norm(eps: f32, ins: &[Option<&Tensor>]) -> Result<Tenso
             (xi - m[ch]) / (v[ch] + eps as f64).sqrt() * s[ch] + b[ch]
         })
         .collect();
-    Ok(tensor(x.dims().to_vec(), Data::from_f64(x.dtype(), &y)))
+    let mut out = vec![tensor(x.dims().to_vec(), Data::from_f64(x.dtype(), &y))];
+    if training && n_out > 1 {
+        let mom = momentum as f64;
+        let upd = |run: &[f64], cur: &[f64]| -> Vec<f64> { run.iter().zip(cur).map(|(r, c)| r * mom + c * (1.0 - mom)).collect() };
+        out.push(tensor(vec![c], Data::from_f64(x.dtype(), &upd(&running_m, &m))));
+        out.push(tensor(vec![c], Data::from_f64(x.dtype(), &upd(&running_v, &v))));
+        out.truncate(n_out);
+    }
+    Ok(out)
 }
 
 pub(crate) fn infer_layer_norm(axis: i64, n_out: usize, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {

@@ -167,3 +167,69 @@ pub(crate) fn eval_global(kind: PoolKind, p: i64, x: &Tensor) -> Result<Tensor, 
     dims.extend(std::iter::repeat_n(1, xd.len() - 2));
     Ok(tensor(dims, Data::from_f64(x.dtype(), &y)))
 }
+
+pub(crate) fn infer_max_unpool(
+    kernel: &[i64],
+    pads: &[i64],
+    strides: &[i64],
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
+    let x = req(ins, 0)?;
+    if let Some(v) = super::shape_ops::const_ints(super::opt(ins, 2)) {
+        return Ok(vec![TensorType::new(x.dtype, Shape(v.iter().map(|&d| Dim::Known(d.max(0) as usize)).collect()))]);
+    }
+    match x.shape.as_fixed() {
+        Some(d) if super::opt(ins, 2).is_none() => {
+            Ok(vec![TensorType::new(x.dtype, Shape::fixed(&unpool_shape(kernel, pads, strides, &d)?))])
+        }
+        _ => Ok(vec![TensorType::new(x.dtype, names.shape(x.shape.rank()))]),
+    }
+}
+
+fn unpool_shape(kernel: &[i64], pads: &[i64], strides: &[i64], x: &[usize]) -> Result<Vec<usize>, OpError> {
+    let n = x.len().saturating_sub(2);
+    if kernel.len() != n {
+        return invalid("MaxUnpool kernel_shape does not match the input's spatial rank");
+    }
+    let mut out = x[..2].to_vec();
+    for d in 0..n {
+        let s = strides.get(d).copied().unwrap_or(1);
+        let p = pads.get(d).copied().unwrap_or(0) + pads.get(n + d).copied().unwrap_or(0);
+        let v = (x[2 + d] as i64 - 1) * s - p + kernel[d];
+        if v < 0 {
+            return invalid("MaxUnpool output size is negative");
+        }
+        out.push(v as usize);
+    }
+    Ok(out)
+}
+
+/// MaxUnpool: scatters X to the flat positions in `indices` (as MaxPool produced them) in a
+/// zero tensor of the unpooled shape, then places it at the origin of `output_shape` if given.
+pub(crate) fn eval_max_unpool(kernel: &[i64], pads: &[i64], strides: &[i64], ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    let (x, ind) = (*req(ins, 0)?, *req(ins, 1)?);
+    let inferred = unpool_shape(kernel, pads, strides, x.dims())?;
+    let n = super::checked_numel(&inferred)?;
+    if ind.numel() != x.numel() {
+        return invalid("MaxUnpool: indices and X differ in size");
+    }
+    let (xv, iv) = (x.to_f64(), ind.to_i64());
+    let mut y = vec![0f64; n];
+    for (v, &i) in xv.iter().zip(&iv) {
+        let i = usize::try_from(i)
+            .ok()
+            .filter(|&i| i < n)
+            .ok_or_else(|| OpError::Invalid(format!("MaxUnpool: index {i} outside the output")))?;
+        y[i] = *v;
+    }
+    let y = tensor(inferred.clone(), Data::from_f64(x.dtype(), &y));
+    let Some(shape) = super::opt(ins, 2) else { return Ok(y) };
+    let target: Vec<usize> = shape.to_i64().iter().map(|&d| d.max(0) as usize).collect();
+    if target.len() != inferred.len() || target.iter().zip(&inferred).any(|(t, i)| t < i) {
+        return invalid(format!("MaxUnpool: output_shape {target:?} smaller than {inferred:?}"));
+    }
+    let pads: Vec<i64> = inferred.iter().map(|_| 0).chain(target.iter().zip(&inferred).map(|(t, i)| (t - i) as i64)).collect();
+    let pt = tensor(vec![pads.len()], Data::I64(pads));
+    super::data_movement::eval_pad(super::PadMode::Constant, &[Some(&y), Some(&pt)])
+}
