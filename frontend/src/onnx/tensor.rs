@@ -89,15 +89,20 @@ fn read_external(t: &TensorProto, dir: Option<&Path>) -> Result<Vec<u8>, ImportE
         return Err(bad(name, format!("external data location `{loc}` escapes the model directory")));
     }
     let path = dir.unwrap_or(Path::new(".")).join(&loc);
-    let bytes = std::fs::read(&path).map_err(|e| ImportError::Io { path: path.display().to_string(), message: e.to_string() })?;
-    let start = offset as usize;
-    let end = match length {
-        Some(l) => start.checked_add(l as usize),
-        None => Some(bytes.len()),
-    };
-    match end {
-        Some(end) if start <= end && end <= bytes.len() => Ok(bytes[start..end].to_vec()),
-        _ => Err(bad(name, format!("external data range {start}..{end:?} outside `{}` ({} bytes)", path.display(), bytes.len()))),
+    let io = |e: std::io::Error| ImportError::Io { path: path.display().to_string(), message: e.to_string() };
+    // Read only this tensor's range: one data file commonly holds every weight of the model.
+    let mut file = std::fs::File::open(&path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let len = length.unwrap_or(size.saturating_sub(offset));
+    match offset.checked_add(len) {
+        Some(end) if end <= size => {
+            use std::io::{Read, Seek, SeekFrom};
+            file.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact(&mut buf).map_err(io)?;
+            Ok(buf)
+        }
+        _ => Err(bad(name, format!("external data range {offset}..{} outside `{}` ({size} bytes)", offset.saturating_add(len), path.display()))),
     }
 }
 
