@@ -73,3 +73,45 @@ fn golden_model_ir_text_is_stable_and_round_trips() {
         assert_eq!(kiln_ir::text::print(&parsed), text, "{name}: print → parse → print differs");
     }
 }
+
+/// The Llama golden with every initializer moved to one external data file (as exporters
+/// write large models) imports to the same graph and gives bit-identical outputs.
+#[test]
+fn golden_model_with_external_data_gives_identical_outputs() {
+    use onnx_protobuf::{tensor_proto::DataLocation, Message, ModelProto, StringStringEntryProto};
+    let d = dir("llama_tiny");
+    let mut m = ModelProto::parse_from_bytes(&std::fs::read(d.join("model.onnx")).expect("read")).expect("parse");
+    let out = std::env::temp_dir().join(format!("kiln-golden-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let mut blob: Vec<u8> = vec![];
+    let entry = |k: &str, v: String| {
+        let mut e = StringStringEntryProto::new();
+        e.key = k.into();
+        e.value = v;
+        e
+    };
+    let g = m.graph.as_mut().expect("graph");
+    let mut moved = 0;
+    for t in g.initializer.iter_mut().filter(|t| t.raw_data.len() > 64) {
+        t.external_data = vec![
+            entry("location", "weights.bin".into()),
+            entry("offset", blob.len().to_string()),
+            entry("length", t.raw_data.len().to_string()),
+        ];
+        blob.append(&mut t.raw_data);
+        t.data_location = DataLocation::EXTERNAL.into();
+        moved += 1;
+    }
+    assert!(moved > 10, "only {moved} initializers moved");
+    std::fs::write(out.join("weights.bin"), &blob).expect("write data");
+    std::fs::write(out.join("model.onnx"), m.write_to_bytes().expect("serialize")).expect("write model");
+    let (g, inputs, _) = load("llama_tiny");
+    let ext = import_file(&out.join("model.onnx"), &ImportOptions::default()).expect("import external");
+    let mut ext_g = ext.graph;
+    kiln_passes::simplify(&mut ext_g, kiln_passes::FOLD_LIMIT).expect("simplify");
+    assert_eq!(kiln_ir::text::print(&ext_g), kiln_ir::text::print(&g));
+    let a = interp::run(&g, inputs.clone()).expect("run inline");
+    let b = interp::run(&ext_g, inputs).expect("run external");
+    assert_eq!(a, b);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -102,7 +102,10 @@ fn read_external(t: &TensorProto, dir: Option<&Path>) -> Result<Vec<u8>, ImportE
             file.read_exact(&mut buf).map_err(io)?;
             Ok(buf)
         }
-        _ => Err(bad(name, format!("external data range {offset}..{} outside `{}` ({size} bytes)", offset.saturating_add(len), path.display()))),
+        _ => Err(bad(
+            name,
+            format!("external data range {offset}..{} outside `{}` ({size} bytes)", offset.saturating_add(len), path.display()),
+        )),
     }
 }
 
