@@ -222,7 +222,7 @@ impl Op {
     pub fn subgraphs(&self) -> Vec<&Graph> {
         match self {
             Op::If { then_branch, else_branch } => vec![then_branch, else_branch],
-            Op::Loop { body, .. } => vec![body],
+            Op::Loop { body, .. } | Op::Scan { body, .. } => vec![body],
             _ => vec![],
         }
     }

@@ -407,6 +407,7 @@ static TABLE: &[Entry] = &[
         Ok(Out::Node(op, cx.all()))
     }),
     un!("Round", Round),
+    ("Scan", 8, scan_op),
     ("Scatter", 9, |cx| Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: ScatterReduction::None }, cx.all()))),
     ("ScatterElements", 11, |cx| {
         Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: scatter_reduction(cx)? }, cx.all()))
@@ -886,6 +887,54 @@ fn sub_err(e: ImportError) -> LowerError {
         ImportError::Unsupported(list) => LowerError::Unsupported(list.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")),
         other => LowerError::Invalid(format!("in subgraph: {other}")),
     }
+}
+
+fn scan_op(cx: &mut Cx) -> R {
+    let Some(body) = cx.a.g("body")? else { return Err(LowerError::Invalid("Scan needs a body".into())) };
+    let batched = cx.opset < 9;
+    let m = cx.i("num_scan_inputs", 0)?;
+    let first = usize::from(batched);
+    let n = cx.ins.len().saturating_sub(first);
+    if m < 0 || m as usize > n {
+        return Err(LowerError::Invalid(format!("num_scan_inputs {m} exceeds the {n} inputs")));
+    }
+    let n_states = n - m as usize;
+    let in_axes = cx.ints("scan_input_axes")?;
+    // Body input types: states as given; scan inputs without their scan (and batch) axis.
+    let mut over: Vec<Option<TensorType>> = vec![];
+    for k in 0..n {
+        over.push(cx.inp(first + k).map(|id| {
+            let mut t = cx.conv.graph().value(id).ty.clone();
+            if batched && !t.shape.0.is_empty() {
+                t.shape.0.remove(0);
+            }
+            if k >= n_states {
+                let r = t.shape.rank() as i64;
+                let a = in_axes.get(k - n_states).copied().unwrap_or(0);
+                let a = if a < 0 { a + r } else { a };
+                if (0..r).contains(&a) {
+                    t.shape.0.remove(a as usize);
+                }
+            }
+            t
+        }));
+    }
+    let (g, caps) = cx.conv.convert_subgraph(body, Some(&over)).map_err(sub_err)?;
+    let mut ins = cx.all();
+    for c in &caps {
+        ins.push(Some(cx.conv.lookup(c).ok_or_else(|| LowerError::Invalid(format!("captured value `{c}` not found")))?));
+    }
+    let op = Op::Scan {
+        body: Box::new(g),
+        num_states: n_states as i64,
+        num_scan_inputs: m,
+        scan_input_axes: in_axes,
+        scan_input_directions: if batched { cx.ints("directions")? } else { cx.ints("scan_input_directions")? },
+        scan_output_axes: cx.ints("scan_output_axes")?,
+        scan_output_directions: cx.ints("scan_output_directions")?,
+        batched,
+    };
+    Ok(Out::Node(op, ins))
 }
 
 fn loop_op(cx: &mut Cx) -> R {

@@ -367,6 +367,19 @@ define_ops! {
     /// Inputs: M?, cond?, loop-carried values, then captured values. Body inputs:
     /// iteration, cond, loop-carried values, captured values.
     Loop { body: Box<Graph>, num_carried: i64 },
+    /// Inputs: [sequence_lens? when `batched`], states, scan inputs, then captured values.
+    /// Body inputs: states, one slice per scan input, captures. Outputs: final states, then
+    /// the body's scan outputs stacked along `scan_output_axes`.
+    Scan {
+        body: Box<Graph>,
+        num_states: i64,
+        num_scan_inputs: i64,
+        scan_input_axes: Vec<i64>,
+        scan_input_directions: Vec<i64>,
+        scan_output_axes: Vec<i64>,
+        scan_output_directions: Vec<i64>,
+        batched: bool,
+    },
 }
 
 /// What inference knows about one input: dtype, shape and, when it is a constant, its value.
@@ -468,6 +481,31 @@ pub(crate) fn opt<T>(inputs: &[Option<T>], i: usize) -> Option<&T> {
 }
 
 impl Op {
+    fn scan_spec(&self) -> Result<control::ScanSpec<'_>, OpError> {
+        match self {
+            Op::Scan {
+                body,
+                num_states,
+                num_scan_inputs,
+                scan_input_axes,
+                scan_input_directions,
+                scan_output_axes,
+                scan_output_directions,
+                batched,
+            } => Ok(control::ScanSpec {
+                body,
+                num_states: (*num_states).max(0) as usize,
+                num_scan_inputs: (*num_scan_inputs).max(0) as usize,
+                input_axes: scan_input_axes,
+                input_reverse: scan_input_directions,
+                output_axes: scan_output_axes,
+                output_reverse: scan_output_directions,
+                batched: *batched,
+            }),
+            _ => invalid("not a Scan op"),
+        }
+    }
+
     /// Infers the output types from the input types (and constant input values, where known).
     pub fn infer(&self, ins: &[Option<InType>], n_out: usize, names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
         use Op::*;
@@ -588,6 +626,7 @@ impl Op {
             SoftmaxCrossEntropyLoss { reduction, .. } => loss::infer(*reduction, n_out, ins),
             If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, ins, names),
             Loop { body, num_carried } => control::infer_loop(body, *num_carried, n_out, ins, names),
+            Scan { .. } => control::infer_scan(&self.scan_spec()?, n_out, ins, names),
         }
     }
 
@@ -728,6 +767,7 @@ impl Op {
             SoftmaxCrossEntropyLoss { reduction, ignore_index } => loss::eval_sce(*reduction, *ignore_index, ins, n_out),
             If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),
             Loop { body, num_carried } => control::eval_loop(body, *num_carried, ins, n_out),
+            Scan { .. } => control::eval_scan(&self.scan_spec()?, ins, n_out),
         }
     }
 }
