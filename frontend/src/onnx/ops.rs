@@ -340,6 +340,10 @@ static TABLE: &[Entry] = &[
         let axes = cx.a.ints("axes")?.unwrap_or_else(|| vec![0, 2, 3]);
         Ok(Out::Node(Op::MeanVarianceNormalization { axes }, vec![Some(cx.req(0)?)]))
     }),
+    ("MelWeightMatrix", 17, |cx| {
+        let dtype = dtype_from_onnx(cx.i("output_datatype", 1)? as i32).map_err(LowerError::Unsupported)?;
+        Ok(Out::Node(Op::MelWeightMatrix { dtype }, cx.all()))
+    }),
     ("Min", 1, |cx| variadic(cx, BinaryOp::Min)),
     un!("Mish", Mish),
     ("Mod", 10, |cx| {
@@ -407,6 +411,7 @@ static TABLE: &[Entry] = &[
         Ok(Out::Node(op, cx.all()))
     }),
     un!("Round", Round),
+    ("STFT", 17, |cx| Ok(Out::Node(Op::STFT { onesided: cx.b("onesided", true)? }, cx.all()))),
     ("Scan", 8, scan_op),
     ("Scatter", 9, |cx| Ok(Out::Node(Op::ScatterElements { axis: cx.i("axis", 0)?, reduction: ScatterReduction::None }, cx.all()))),
     ("ScatterElements", 11, |cx| {

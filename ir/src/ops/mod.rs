@@ -286,6 +286,10 @@ define_ops! {
     SignalWindow { kind: WindowKind, periodic: bool, dtype: DType },
     /// Inputs: x [..., n, 1|2], dft_length?, axis? (default -2). Output [..., m, 2].
     DFT { inverse: bool, onesided: bool },
+    /// Inputs: signal [B, L, 1|2], frame_step, window?, frame_length?. Output [B, frames, bins, 2].
+    STFT { onesided: bool },
+    /// Inputs: num_mel_bins, dft_length, sample_rate, lower_edge_hertz, upper_edge_hertz.
+    MelWeightMatrix { dtype: DType },
     /// Determinants of the trailing square matrices.
     Det {},
     /// Inputs: boxes [B, N, 4], scores [B, C, N], max_output_boxes_per_class?, iou_threshold?,
@@ -590,6 +594,8 @@ impl Op {
             SignalWindow { dtype, .. } => signal::infer_window(*dtype, ins, names),
             DFT { onesided, .. } => signal::infer_dft(*onesided, ins, names),
             Det {} => linalg::infer_det(ins),
+            STFT { onesided } => signal::infer_stft(*onesided, ins, names),
+            MelWeightMatrix { dtype } => signal::infer_mel(*dtype, ins, names),
             NonMaxSuppression { .. } => detection::infer_nms(names),
             Unique { axis, .. } => index_ops::infer_unique(*axis, n_out, ins, names),
             Trilu { .. } => shape_ops::infer_identity(self, ins, 1),
@@ -732,6 +738,8 @@ impl Op {
             SignalWindow { kind, periodic, dtype } => signal::eval_window(*kind, *periodic, *dtype, req(ins, 0)?).map(|t| vec![t]),
             DFT { inverse, onesided } => signal::eval_dft(*inverse, *onesided, ins).map(|t| vec![t]),
             Det {} => linalg::eval_det(req(ins, 0)?).map(|t| vec![t]),
+            STFT { onesided } => signal::eval_stft(*onesided, ins).map(|t| vec![t]),
+            MelWeightMatrix { dtype } => signal::eval_mel(*dtype, ins).map(|t| vec![t]),
             NonMaxSuppression { center_point_box } => detection::eval_nms(*center_point_box, ins).map(|t| vec![t]),
             Unique { sorted, axis } => index_ops::eval_unique(*sorted, *axis, req(ins, 0)?, n_out),
             Trilu { upper } => index_ops::eval_trilu(*upper, req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
