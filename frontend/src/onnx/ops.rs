@@ -402,6 +402,28 @@ static TABLE: &[Entry] = &[
     ("ReverseSequence", 10, |cx| {
         Ok(Out::Node(Op::ReverseSequence { batch_axis: cx.i("batch_axis", 1)?, time_axis: cx.i("time_axis", 0)? }, cx.all()))
     }),
+    ("RoiAlign", 10, |cx| {
+        let ctm = cx.s("coordinate_transformation_mode", if cx.opset < 16 { "output_half_pixel" } else { "half_pixel" })?;
+        let half_pixel = match ctm.as_str() {
+            "half_pixel" => true,
+            "output_half_pixel" => false,
+            m => return Err(LowerError::Invalid(format!("unknown coordinate_transformation_mode `{m}`"))),
+        };
+        let max_mode = match cx.s("mode", "avg")?.as_str() {
+            "avg" => false,
+            "max" => true,
+            m => return Err(LowerError::Invalid(format!("unknown mode `{m}`"))),
+        };
+        let op = Op::RoiAlign {
+            half_pixel,
+            max_mode,
+            output_height: cx.i("output_height", 1)?,
+            output_width: cx.i("output_width", 1)?,
+            sampling_ratio: cx.i("sampling_ratio", 0)?,
+            spatial_scale: cx.f("spatial_scale", 1.0)?,
+        };
+        Ok(Out::Node(op, cx.all()))
+    }),
     ("RotaryEmbedding", 23, |cx| {
         let op = Op::RotaryEmbedding {
             interleaved: cx.b("interleaved", false)?,

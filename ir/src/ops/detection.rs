@@ -2,7 +2,7 @@
 //! are kept unless they overlap an already kept box by more than `iou_threshold`.
 
 use super::elementwise::tensor;
-use super::{invalid, opt, req, DimNamer, OpError, TensorType};
+use super::{invalid, opt, req, DimNamer, InType, OpError, TensorType};
 use crate::dtype::DType;
 use crate::shape::{Dim, Shape};
 use crate::tensor::{Data, Tensor};
@@ -71,4 +71,107 @@ pub(crate) fn eval_nms(center: bool, ins: &[Option<&Tensor>]) -> Result<Tensor, 
         }
     }
     Ok(tensor(vec![out.len() / 3, 3], Data::I64(out)))
+}
+
+pub(crate) fn infer_roi_align(out_h: i64, out_w: i64, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+    let (x, rois) = (req(ins, 0)?, req(ins, 1)?);
+    if x.shape.rank() != 4 || rois.shape.rank() != 2 {
+        return invalid("RoiAlign needs X [N, C, H, W] and rois [R, 4]");
+    }
+    let dims = vec![rois.shape.0[0].clone(), x.shape.0[1].clone(), Dim::Known(out_h.max(0) as usize), Dim::Known(out_w.max(0) as usize)];
+    Ok(vec![TensorType::new(x.dtype, Shape(dims))])
+}
+
+/// The four bilinear taps (flat index, weight) of a sampling point, or none outside the map.
+fn bilinear_taps(y: f64, x: f64, h: usize, w: usize) -> Option<[(usize, f64); 4]> {
+    if y < -1.0 || y > h as f64 || x < -1.0 || x > w as f64 {
+        return None;
+    }
+    let (mut y, mut x) = (y.max(0.0), x.max(0.0));
+    let (mut y0, mut x0) = (y as usize, x as usize);
+    let (y1, x1);
+    if y0 >= h - 1 {
+        y0 = h - 1;
+        y1 = y0;
+        y = y0 as f64;
+    } else {
+        y1 = y0 + 1;
+    }
+    if x0 >= w - 1 {
+        x0 = w - 1;
+        x1 = x0;
+        x = x0 as f64;
+    } else {
+        x1 = x0 + 1;
+    }
+    let (ly, lx) = (y - y0 as f64, x - x0 as f64);
+    let (hy, hx) = (1.0 - ly, 1.0 - lx);
+    Some([(y0 * w + x0, hy * hx), (y0 * w + x1, hy * lx), (y1 * w + x0, ly * hx), (y1 * w + x1, ly * lx)])
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn eval_roi_align(
+    half_pixel: bool,
+    max_mode: bool,
+    out_h: i64,
+    out_w: i64,
+    sampling_ratio: i64,
+    spatial_scale: f32,
+    ins: &[Option<&Tensor>],
+) -> Result<Tensor, OpError> {
+    let (x, rois, batch) = (*req(ins, 0)?, *req(ins, 1)?, *req(ins, 2)?);
+    let [n, c, h, w] = *x.dims() else { return invalid("RoiAlign X must be [N, C, H, W]") };
+    let [r, 4] = *rois.dims() else { return invalid("RoiAlign rois must be [R, 4]") };
+    let (ph, pw) = (out_h.max(0) as usize, out_w.max(0) as usize);
+    if h == 0 || w == 0 || batch.numel() != r {
+        return invalid("RoiAlign: empty feature map or batch_indices not matching rois");
+    }
+    let (xv, rv, bv) = (x.to_f64(), rois.to_f64(), batch.to_i64());
+    let (scale, off) = (spatial_scale as f64, if half_pixel { 0.5 } else { 0.0 });
+    let mut y = vec![0f64; r * c * ph * pw];
+    for ri in 0..r {
+        let b = usize::try_from(bv[ri])
+            .ok()
+            .filter(|&b| b < n)
+            .ok_or_else(|| OpError::Invalid(format!("RoiAlign: batch index {} out of range", bv[ri])))?;
+        let roi = &rv[ri * 4..ri * 4 + 4];
+        let (x0, y0) = (roi[0] * scale - off, roi[1] * scale - off);
+        let (mut rw, mut rh) = (roi[2] * scale - off - x0, roi[3] * scale - off - y0);
+        if !half_pixel {
+            rw = rw.max(1.0);
+            rh = rh.max(1.0);
+        }
+        let (bh, bw) = (rh / ph.max(1) as f64, rw / pw.max(1) as f64);
+        let gh = if sampling_ratio > 0 { sampling_ratio as usize } else { (rh / ph.max(1) as f64).ceil() as usize };
+        let gw = if sampling_ratio > 0 { sampling_ratio as usize } else { (rw / pw.max(1) as f64).ceil() as usize };
+        let count = (gh * gw).max(1) as f64;
+        for ch in 0..c {
+            let plane = &xv[(b * c + ch) * h * w..][..h * w];
+            for py in 0..ph {
+                for px in 0..pw {
+                    let mut acc: Option<f64> = None;
+                    for iy in 0..gh {
+                        let yy = y0 + py as f64 * bh + (iy as f64 + 0.5) * bh / gh as f64;
+                        for ix in 0..gw {
+                            let xx = x0 + px as f64 * bw + (ix as f64 + 0.5) * bw / gw as f64;
+                            let taps = bilinear_taps(yy, xx, h, w);
+                            let v = if max_mode {
+                                taps.map_or(0.0, |t| t.iter().map(|&(i, wt)| wt * plane[i]).fold(f64::NEG_INFINITY, f64::max))
+                            } else {
+                                taps.map_or(0.0, |t| t.iter().map(|&(i, wt)| wt * plane[i]).sum())
+                            };
+                            acc = Some(match (acc, max_mode) {
+                                (None, _) => v,
+                                (Some(a), true) => a.max(v),
+                                (Some(a), false) => a + v,
+                            });
+                        }
+                    }
+                    let v = acc.unwrap_or(0.0);
+                    y[((ri * c + ch) * ph + py) * pw + px] = if max_mode { v } else { v / count };
+                }
+            }
+        }
+    }
+    Ok(tensor(vec![r, c, ph, pw], Data::from_f64(x.dtype(), &y)))
 }

@@ -295,6 +295,8 @@ define_ops! {
     /// Inputs: boxes [B, N, 4], scores [B, C, N], max_output_boxes_per_class?, iou_threshold?,
     /// score_threshold?. Output: selected (batch, class, box) triples [K, 3].
     NonMaxSuppression { center_point_box: bool },
+    /// Inputs: X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch_indices [R].
+    RoiAlign { half_pixel: bool, max_mode: bool, output_height: i64, output_width: i64, sampling_ratio: i64, spatial_scale: f32 },
     /// Outputs: values, indices, inverse_indices, counts.
     Unique { sorted: bool, axis: Option<i64> },
     /// Inputs: past cache, update, write_indices? [batch]. Output: the updated cache.
@@ -597,6 +599,7 @@ impl Op {
             STFT { onesided } => signal::infer_stft(*onesided, ins, names),
             MelWeightMatrix { dtype } => signal::infer_mel(*dtype, ins, names),
             NonMaxSuppression { .. } => detection::infer_nms(names),
+            RoiAlign { output_height, output_width, .. } => detection::infer_roi_align(*output_height, *output_width, ins),
             Unique { axis, .. } => index_ops::infer_unique(*axis, n_out, ins, names),
             Trilu { .. } => shape_ops::infer_identity(self, ins, 1),
             Range {} => index_ops::infer_range(ins, names),
@@ -741,6 +744,10 @@ impl Op {
             STFT { onesided } => signal::eval_stft(*onesided, ins).map(|t| vec![t]),
             MelWeightMatrix { dtype } => signal::eval_mel(*dtype, ins).map(|t| vec![t]),
             NonMaxSuppression { center_point_box } => detection::eval_nms(*center_point_box, ins).map(|t| vec![t]),
+            RoiAlign { half_pixel, max_mode, output_height, output_width, sampling_ratio, spatial_scale } => {
+                detection::eval_roi_align(*half_pixel, *max_mode, *output_height, *output_width, *sampling_ratio, *spatial_scale, ins)
+                    .map(|t| vec![t])
+            }
             Unique { sorted, axis } => index_ops::eval_unique(*sorted, *axis, req(ins, 0)?, n_out),
             Trilu { upper } => index_ops::eval_trilu(*upper, req(ins, 0)?, opt(ins, 1).copied()).map(|t| vec![t]),
             Range {} => index_ops::eval_range(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
