@@ -213,6 +213,17 @@ static TABLE: &[Entry] = &[
         ))
     }),
     ("DFT", 20, |cx| Ok(Out::Node(Op::DFT { inverse: cx.b("inverse", false)?, onesided: cx.b("onesided", false)? }, cx.all()))),
+    ("DeformConv", 19, |cx| {
+        let op = Op::DeformConv {
+            kernel_shape: cx.ints("kernel_shape")?,
+            strides: cx.ints("strides")?,
+            pads: cx.ints("pads")?,
+            dilations: cx.ints("dilations")?,
+            group: cx.i("group", 1)?,
+            offset_group: cx.i("offset_group", 1)?,
+        };
+        Ok(Out::Node(op, cx.all()))
+    }),
     ("DepthToSpace", 1, |cx| {
         let mode = match cx.s("mode", "DCR")?.as_str() {
             "DCR" => DepthToSpaceMode::Dcr,

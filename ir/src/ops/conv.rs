@@ -441,3 +441,74 @@ pub(crate) fn eval_col2im(dilations: &[i64], pads: &[i64], strides: &[i64], ins:
     dims.extend(&img);
     Ok(tensor(dims, Data::from_f64(x.dtype(), &y)))
 }
+
+/// DeformConv (2-D): each kernel tap samples X bilinearly (zero outside) at its regular
+/// position plus a learned offset (per offset group and output position), scaled by `mask`.
+/// Inputs: X [N, C, H, W], W [M, C/group, kH, kW], offset [N, G*kH*kW*2, oH, oW], B?, mask?.
+pub(crate) fn eval_deform_conv(w: &Window, group: i64, offset_group: i64, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    use super::grid::taps;
+    use super::{GridMode, GridPadding};
+    let (x, wt, off) = (*req(ins, 0)?, *req(ins, 1)?, *req(ins, 2)?);
+    let ([n, c, ih, iw], [m, cg, kh, kw]) = (
+        <[usize; 4]>::try_from(x.dims()).map_err(|_| OpError::Unsupported("DeformConv other than 2-D".into()))?,
+        <[usize; 4]>::try_from(wt.dims()).map_err(|_| OpError::Invalid("DeformConv weight must be [M, C/group, kH, kW]".into()))?,
+    );
+    let (group, og) = (group.max(1) as usize, offset_group.max(1) as usize);
+    let r = resolve(w, &[ih, iw], &[kh, kw], false)?;
+    let (oh, ow) = (r.out[0], r.out[1]);
+    if c != cg * group || m % group != 0 || c % og != 0 || off.dims() != [n, og * kh * kw * 2, oh, ow] {
+        return invalid(format!(
+            "DeformConv: X {:?}, W {:?}, offset {:?} and groups ({group}, {og}) disagree",
+            x.dims(),
+            wt.dims(),
+            off.dims()
+        ));
+    }
+    let mask = opt(ins, 4).map(|t| t.to_f64());
+    if mask.as_ref().is_some_and(|mk| mk.len() != n * og * kh * kw * oh * ow) {
+        return invalid("DeformConv: mask does not match offset");
+    }
+    let (xv, wv, ov) = (x.to_f64(), wt.to_f64(), off.to_f64());
+    let mut y = vec![0f64; n * m * oh * ow];
+    if let Some(b) = opt(ins, 3) {
+        add_bias(&mut y, &b.to_f64(), oh * ow);
+    }
+    let (mg, c_per_og) = (m / group, c / og);
+    for b in 0..n {
+        for g in 0..og {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let k = ki * kw + kj;
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            let at = |ch: usize| ((((b * og + g) * kh * kw + k) * 2 + ch) * oh + i) * ow + j;
+                            let py = (i * r.strides[0]) as f64 - r.pad_begin[0] as f64 + (ki * r.dilations[0]) as f64 + ov[at(0)];
+                            let px = (j * r.strides[1]) as f64 - r.pad_begin[1] as f64 + (kj * r.dilations[1]) as f64 + ov[at(1)];
+                            let mk = mask.as_ref().map_or(1.0, |mk| mk[(((b * og + g) * kh * kw + k) * oh + i) * ow + j]);
+                            let (ty, tx) = (
+                                taps(py, ih, GridMode::Linear, GridPadding::Zeros, true),
+                                taps(px, iw, GridMode::Linear, GridPadding::Zeros, true),
+                            );
+                            for ci in g * c_per_og..(g + 1) * c_per_og {
+                                let plane = &xv[(b * c + ci) * ih * iw..][..ih * iw];
+                                let mut v = 0.0;
+                                for &(yy, wy) in &ty {
+                                    for &(xx, wx) in &tx {
+                                        if let (Some(yy), Some(xx)) = (yy, xx) {
+                                            v += wy * wx * plane[yy * iw + xx];
+                                        }
+                                    }
+                                }
+                                let gi = ci / cg;
+                                for mo in gi * mg..(gi + 1) * mg {
+                                    y[((b * m + mo) * oh + i) * ow + j] += wv[((mo * cg + ci % cg) * kh + ki) * kw + kj] * v * mk;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(tensor(vec![n, m, oh, ow], Data::from_f64(x.dtype(), &y)))
+}

@@ -58,7 +58,7 @@ fn cubic(t: f64) -> [f64; 4] {
 }
 
 /// Per-axis taps: (source index or None for a zero, weight).
-fn taps(v: f64, d: usize, mode: GridMode, pad: GridPadding, align: bool) -> Vec<(Option<usize>, f64)> {
+pub(crate) fn taps(v: f64, d: usize, mode: GridMode, pad: GridPadding, align: bool) -> Vec<(Option<usize>, f64)> {
     let (lo, hi) = if align { (0.0, d as f64 - 1.0) } else { (-0.5, d as f64 - 0.5) };
     let mut v = if mode == GridMode::Nearest { v.round_ties_even() } else { v };
     if v < lo || v > hi {

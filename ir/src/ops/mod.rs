@@ -220,6 +220,8 @@ define_ops! {
     Conv { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
     ConvInteger { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
     QLinearConv { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad },
+    /// Inputs: X, W, offset, B?, mask?. 2-D.
+    DeformConv { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, offset_group: i64 },
     ConvTranspose {
         kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64,
         auto_pad: AutoPad, output_padding: Vec<i64>, output_shape: Vec<i64>,
@@ -542,6 +544,10 @@ impl Op {
                 let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 conv::infer_conv(self, &w, ins, names)
             }
+            DeformConv { kernel_shape, strides, pads, dilations, .. } => {
+                let w = Window::new(kernel_shape, strides, pads, dilations, AutoPad::NotSet);
+                conv::infer_conv(self, &w, ins, names)
+            }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
                 let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
                 conv::infer_conv_transpose(&w, *group, output_padding, output_shape, ins, names)
@@ -676,6 +682,10 @@ impl Op {
                     _ => conv::eval_conv(&w, *group, req(ins, 0)?, req(ins, 1)?, opt(ins, 2).copied()),
                 }
                 .map(|t| vec![t])
+            }
+            DeformConv { kernel_shape, strides, pads, dilations, group, offset_group } => {
+                let w = Window::new(kernel_shape, strides, pads, dilations, AutoPad::NotSet);
+                conv::eval_deform_conv(&w, *group, *offset_group, ins).map(|t| vec![t])
             }
             ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
                 let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
