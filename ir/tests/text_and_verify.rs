@@ -114,3 +114,46 @@ fn value_driven_sizes_are_bounded() {
     let ok = Tensor::new(vec![2], Data::I64(vec![2, 3])).expect("tensor");
     assert_eq!(interp::run(&g, vec![ok]).expect("small")[0].dims(), &[2, 3]);
 }
+
+#[test]
+fn mutated_text_never_panics_the_parser() {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../testsuite/golden/resnet18_narrow/model.ir.txt"))
+        .expect("golden IR text");
+    // Zero weights of the declared types, so that the unmutated text parses completely.
+    let mut weights = HashMap::new();
+    for line in src.lines().filter(|l| l.contains(" = weight ")) {
+        let (name, ty) = line.trim().split_once(" = weight ").expect("weight line");
+        let (dtype, dims) = ty.split_once('[').expect("type");
+        let dims: Vec<usize> = dims.trim_end_matches(']').split(',').map(|d| d.parse().expect("dim")).collect();
+        let t = kiln_ir::Tensor::zeros(DType::from_name(dtype).expect("dtype"), dims);
+        weights.insert(name.trim_start_matches('%').trim_matches('"').to_string(), std::sync::Arc::new(t));
+    }
+    let g = parse(&src, &weights).expect("the golden text parses with its weights");
+    assert_eq!(print(&g), src);
+    let bytes: Vec<char> = src.chars().collect();
+    let alphabet: Vec<char> = "%\"[](){}<>=,:_0123456789.-eifgraphweightconst \n".chars().collect();
+    let mut state = 0x9E3779B97F4A7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..3000 {
+        let mut s = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() as usize) % s.len();
+            match next() % 3 {
+                0 => s[i] = alphabet[(next() as usize) % alphabet.len()],
+                1 => {
+                    s.remove(i);
+                }
+                _ => s.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+            }
+        }
+        let text: String = s.into_iter().collect();
+        let _ = parse(&text, &weights);
+        let cut = (next() as usize) % text.len();
+        let _ = parse(&text[..text.char_indices().map(|(i, _)| i).take_while(|&i| i <= cut).last().unwrap_or(0)], &weights);
+    }
+}
