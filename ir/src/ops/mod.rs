@@ -427,6 +427,21 @@ pub enum OpError {
     Invalid(String),
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// A kiln bug surfaced while inferring or evaluating this op (never the model's fault).
+    #[error("internal error (a kiln bug, please report it): {0}")]
+    Internal(String),
+}
+
+/// Runs `f`, turning a panic (a kiln bug) into [`OpError::Internal`] so that one bad op
+/// reports an error naming its node instead of taking the process down.
+pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, OpError>) -> Result<T, OpError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(OpError::Internal(msg))
+        }
+    }
 }
 
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, OpError> {
@@ -516,6 +531,15 @@ impl Op {
 
     /// Infers the output types from the input types (and constant input values, where known).
     pub fn infer(&self, ins: &[Option<InType>], n_out: usize, names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
+        guard(|| self.infer_unguarded(ins, n_out, names))
+    }
+
+    /// Runs the op's reference semantics. `n_out` is how many outputs the node has.
+    pub fn eval(&self, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
+        guard(|| self.eval_unguarded(ins, n_out))
+    }
+
+    fn infer_unguarded(&self, ins: &[Option<InType>], n_out: usize, names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
         use Op::*;
         match self {
             Identity {} | Dropout {} => shape_ops::infer_identity(self, ins, n_out),
@@ -645,8 +669,7 @@ impl Op {
         }
     }
 
-    /// Runs the op's reference semantics. `n_out` is how many outputs the node has.
-    pub fn eval(&self, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
+    fn eval_unguarded(&self, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
         use Op::*;
         match self {
             Identity {} => Ok(vec![(*req(ins, 0)?).clone()]),
