@@ -95,6 +95,26 @@ pub fn run_observed(g: &Graph, inputs: Vec<Tensor>, observe: &mut dyn FnMut(usiz
         };
         let mut produced: Vec<Option<Tensor>> = outs.into_iter().map(Some).collect();
         produced.resize(node.outputs.len(), None);
+        // Every result must have the type inference recorded (known dims exactly).
+        for (o, t) in node.outputs.iter().zip(&produced) {
+            if let (Some(o), Some(t)) = (o, t) {
+                let ty = &g.value(*o).ty;
+                let fits = ty.dtype == t.dtype()
+                    && ty.shape.rank() == t.rank()
+                    && ty.shape.0.iter().zip(t.dims()).all(|(d, &n)| d.known().is_none_or(|k| k == n));
+                if !fits {
+                    let message = format!(
+                        "`{}` was inferred as {}{} but evaluated to {}{:?}",
+                        g.value(*o).name,
+                        ty.dtype,
+                        ty.shape,
+                        t.dtype(),
+                        t.dims()
+                    );
+                    return Err(RunError::Node { node: node.name.clone(), op: node.op.kind_name(), source: OpError::Internal(message) });
+                }
+            }
+        }
         observe(i, &produced);
         for (o, t) in node.outputs.iter().zip(produced) {
             if let Some(o) = o {

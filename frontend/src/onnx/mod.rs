@@ -133,7 +133,7 @@ pub(crate) struct Converter<'o> {
     opsets: HashMap<String, i64>,
     dir: Option<PathBuf>,
     opts: &'o ImportOptions,
-    unsupported: Vec<UnsupportedOp>,
+    pub(crate) unsupported: Vec<UnsupportedOp>,
 }
 
 /// The declared dtype and (when given) shape of a value.
@@ -241,9 +241,14 @@ impl Converter<'_> {
         inputs_override: Option<&[Option<TensorType>]>,
     ) -> Result<(Graph, Vec<String>), ImportError> {
         self.frames.push(Frame { graph: Graph::new(gp.name.clone()), scope: HashMap::new(), used_names: HashSet::new(), captures: vec![] });
+        let before = self.unsupported.len();
         let res = self.convert_body(gp, inputs_override);
         let frame = self.frames.pop().ok_or(ImportError::NoGraph)?;
         res?;
+        // Report a subgraph's unsupported ops through the node that owns it.
+        if !self.frames.is_empty() && self.unsupported.len() > before {
+            return Err(ImportError::Unsupported(self.unsupported.split_off(before)));
+        }
         let mut g = frame.graph;
         // Captured inputs were appended as found; order inputs as declared, then captures.
         let caps: Vec<String> = frame.captures.iter().map(|(n, _)| n.clone()).collect();
@@ -254,7 +259,8 @@ impl Converter<'_> {
         Ok((g, caps))
     }
 
-    fn convert_body(&mut self, gp: &GraphProto, inputs_override: Option<&[Option<TensorType>]>) -> Result<(), ImportError> {
+    /// Adds a graph's initializers to the current frame; returns their names.
+    fn add_initializers(&mut self, gp: &GraphProto) -> Result<HashSet<String>, ImportError> {
         let dir = self.dir.clone();
         let mut init_names = HashSet::new();
         for t in &gp.initializer {
@@ -266,6 +272,18 @@ impl Converter<'_> {
         if !gp.sparse_initializer.is_empty() {
             return Err(ImportError::UnsupportedDType { what: "sparse initializer".into(), dtype: "sparse".into() });
         }
+        Ok(init_names)
+    }
+
+    /// Imports the nodes of an input-less graph (a taken If branch) into the current graph and
+    /// returns the values of its outputs; `None` when one of its ops is unsupported.
+    pub(crate) fn inline_graph(&mut self, gp: &GraphProto) -> Result<Option<Vec<ValueId>>, ImportError> {
+        self.add_initializers(gp)?;
+        self.convert_nodes(gp)
+    }
+
+    fn convert_body(&mut self, gp: &GraphProto, inputs_override: Option<&[Option<TensorType>]>) -> Result<(), ImportError> {
+        let init_names = self.add_initializers(gp)?;
         let top = self.frames.len() == 1;
         for (k, vi) in gp.input.iter().enumerate() {
             if init_names.contains(&vi.name) {
@@ -314,11 +332,23 @@ impl Converter<'_> {
             let id = self.frame().graph.add_input(name, ty);
             self.bind(&vi.name, id);
         }
+        if let Some(outs) = self.convert_nodes(gp)? {
+            self.frame().graph.outputs = outs;
+        }
+        Ok(())
+    }
+
+    /// Converts a graph's nodes in topological order, then resolves its outputs (`None` when an
+    /// unsupported op was recorded, so the outputs may be missing).
+    fn convert_nodes(&mut self, gp: &GraphProto) -> Result<Option<Vec<ValueId>>, ImportError> {
+        let before = self.unsupported.len();
         let order = topo_order(gp, &self.frames.last().map(|f| f.scope.keys().cloned().collect()).unwrap_or_default(), self)?;
         let mut failed: HashSet<String> = HashSet::new();
         for i in order {
             let node = &gp.node[i];
-            if node.input.iter().any(|n| failed.contains(n)) {
+            // Skip nodes that read (directly or from a subgraph) what an unsupported node
+            // failed to produce: the unsupported node is what gets reported.
+            if node_deps(node).iter().any(|n| failed.contains(n)) {
                 failed.extend(node.output.iter().cloned());
                 continue;
             }
@@ -331,16 +361,15 @@ impl Converter<'_> {
                 Err(ops::NodeFailure::Fatal(e)) => return Err(e),
             }
         }
-        if !self.unsupported.is_empty() {
-            return Ok(());
+        if self.unsupported.len() > before {
+            return Ok(None);
         }
         let mut outs = vec![];
         for o in &gp.output {
             let id = self.lookup(&o.name).ok_or_else(|| ImportError::MissingOutput(o.name.clone()))?;
             outs.push(id);
         }
-        self.frame().graph.outputs = outs;
-        Ok(())
+        Ok(Some(outs))
     }
 
     pub(crate) fn bind_outputs(&mut self, node: &NodeProto, ids: &[Option<ValueId>]) {

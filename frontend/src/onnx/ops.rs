@@ -39,6 +39,8 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T, LowerError> {
 pub(crate) enum Out {
     Node(Op, Vec<Option<ValueId>>),
     Const(Tensor),
+    /// The node's outputs are existing values (a folded If).
+    Alias(Vec<Option<ValueId>>),
 }
 
 type R = Result<Out, LowerError>;
@@ -599,6 +601,7 @@ pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto, idx: usize) -
             let out = node.output.first().cloned().unwrap_or_default();
             vec![Some(cx.conv.add_const(&out, t))]
         }
+        Out::Alias(ids) => ids,
     };
     cx.conv.bind_outputs(node, &ids);
     Ok(())
@@ -905,6 +908,20 @@ fn if_op(cx: &mut Cx) -> R {
     let (Some(tg), Some(eg)) = (cx.a.g("then_branch")?, cx.a.g("else_branch")?) else {
         return Err(LowerError::Invalid("If needs then_branch and else_branch".into()));
     };
+    // A condition known at import selects its branch now; the other is never imported.
+    let cond = cx.req(0)?;
+    if let Some(c) = cx.conv.graph().const_value(cond).and_then(|t| t.to_i64().first().copied()) {
+        let branch = if c != 0 { tg } else { eg };
+        let before = cx.conv.unsupported.len();
+        return match cx.conv.inline_graph(branch).map_err(sub_err)? {
+            Some(outs) if outs.len() == cx.node.output.len() => Ok(Out::Alias(outs.into_iter().map(Some).collect())),
+            Some(outs) => Err(LowerError::Invalid(format!("If branch returns {} values for {} outputs", outs.len(), cx.node.output.len()))),
+            None => {
+                let list = cx.conv.unsupported.split_off(before);
+                Err(LowerError::Unsupported(list.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")))
+            }
+        };
+    }
     let (then_branch, then_caps) = cx.conv.convert_subgraph(tg, None).map_err(sub_err)?;
     let (else_branch, else_caps) = cx.conv.convert_subgraph(eg, None).map_err(sub_err)?;
     let mut caps = then_caps;

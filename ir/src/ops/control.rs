@@ -19,18 +19,25 @@ pub(crate) fn infer_if(then_g: &Graph, else_g: &Graph, ins: &[Option<InType>], n
     if t.len() != e.len() {
         return Err(OpError::Invalid(format!("If branches return {} and {} values", t.len(), e.len())));
     }
-    Ok(t.into_iter()
+    t.into_iter()
         .zip(e)
         .map(|(a, b)| {
-            if a == b {
-                a
-            } else {
-                // Branches may differ in shape; only the rank (when equal) survives.
-                let rank = if a.shape.rank() == b.shape.rank() { a.shape.rank() } else { 0 };
-                TensorType::new(a.dtype, names.shape(rank))
+            if a.dtype != b.dtype {
+                return Err(OpError::Invalid(format!("If branches return {} and {}", a.dtype, b.dtype)));
             }
+            if a.shape.rank() != b.shape.rank() {
+                // The IR needs a known rank; this one depends on run-time data.
+                return Err(OpError::Unsupported(format!(
+                    "If branches return ranks {} and {} and the condition is not known at compile time",
+                    a.shape.rank(),
+                    b.shape.rank()
+                )));
+            }
+            // Dims the branches agree on survive; the others depend on the condition.
+            let dims = a.shape.0.iter().zip(&b.shape.0).map(|(x, y)| if x == y { x.clone() } else { names.fresh() }).collect();
+            Ok(TensorType::new(a.dtype, Shape(dims)))
         })
-        .collect())
+        .collect()
 }
 
 pub(crate) fn eval_if(then_g: &Graph, else_g: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
@@ -122,8 +129,9 @@ pub(crate) fn eval_loop(body: &Graph, num_carried: i64, ins: &[Option<&Tensor>],
     for (j, acc) in scans.into_iter().enumerate() {
         if acc.is_empty() {
             let ty = &body.value(body.outputs[1 + k + j]).ty;
+            // Zero iterations: an empty stack; dims the body leaves symbolic are 0 too.
             let mut d = vec![0];
-            d.extend(ty.shape.as_fixed().unwrap_or_default());
+            d.extend(ty.shape.0.iter().map(|d| d.known().unwrap_or(0)));
             res.push(Tensor::zeros(ty.dtype, d));
             continue;
         }

@@ -86,7 +86,12 @@ pub(crate) fn infer_spatial(
 
 fn kernel_of(w: &Window, wshape: &[Dim]) -> Result<Vec<usize>, OpError> {
     if !w.kernel_shape.is_empty() {
-        return list_or(&w.kernel_shape, w.kernel_shape.len(), 1);
+        let k = list_or(&w.kernel_shape, w.kernel_shape.len(), 1)?;
+        let consistent = k.len() + 2 == wshape.len() && k.iter().zip(&wshape[2..]).all(|(&k, d)| d.known().is_none_or(|n| n == k));
+        if !consistent {
+            return invalid(format!("kernel_shape {:?} contradicts the weight's spatial dims", w.kernel_shape));
+        }
+        return Ok(k);
     }
     wshape[2..].iter().map(|d| d.known().ok_or_else(|| OpError::Invalid("conv weight needs known spatial dims".into()))).collect()
 }
@@ -180,6 +185,9 @@ pub(crate) fn eval_conv(w: &Window, group: i64, x: &Tensor, wt: &Tensor, bias: O
         return invalid(format!("Conv: input channels {} do not match weight {wd:?} with group {group}", xd[1]));
     }
     let kernel: Vec<usize> = wd[2..].to_vec();
+    if !w.kernel_shape.is_empty() && w.kernel_shape.iter().map(|&k| k as usize).ne(kernel.iter().copied()) {
+        return invalid(format!("Conv: kernel_shape {:?} contradicts the weight's {kernel:?}", w.kernel_shape));
+    }
     let r = resolve(w, &xd[2..], &kernel, false)?;
     let mut dims = vec![xd[0], wd[0]];
     dims.extend(&r.out);
@@ -321,6 +329,9 @@ pub(crate) fn eval_conv_transpose(
     }
     let (cg, mg) = (c / group, wd[1]);
     let m = mg * group;
+    if !w.kernel_shape.is_empty() && w.kernel_shape.iter().map(|&k| k as usize).ne(wd[2..].iter().copied()) {
+        return invalid(format!("ConvTranspose: kernel_shape {:?} contradicts the weight's {:?}", w.kernel_shape, &wd[2..]));
+    }
     let g = transpose_geom(w, &xd[2..], &wd[2..], output_padding, output_shape)?;
     let nd = xd.len() - 2;
     let in_sz: usize = xd[2..].iter().product();

@@ -27,7 +27,10 @@ pub(crate) fn infer_range(ins: &[Option<InType>], names: &mut DimNamer) -> Resul
 
 pub(crate) fn eval_range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor, OpError> {
     let dt = start.dtype();
-    let first = |t: &Tensor| t.to_f64().first().copied().ok_or_else(|| OpError::Invalid("Range inputs must be scalars".into()));
+    if [start, limit, delta].iter().any(|t| t.numel() != 1) {
+        return invalid("Range inputs must be scalars");
+    }
+    let first = |t: &Tensor| t.to_f64()[0];
     if dt.is_int() {
         let (s, l, d) = (start.to_i64()[0], limit.to_i64()[0], delta.to_i64()[0]);
         if d == 0 {
@@ -37,7 +40,7 @@ pub(crate) fn eval_range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Resu
         let v: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
         return Ok(tensor(vec![n], Data::from_i64(dt, &v)));
     }
-    let (s, l, d) = (first(start)?, first(limit)?, first(delta)?);
+    let (s, l, d) = (first(start), first(limit), first(delta));
     if d == 0.0 {
         return invalid("Range delta must not be 0");
     }

@@ -49,7 +49,16 @@ pub(crate) fn infer_reduce(keepdims: bool, noop: bool, ins: &[Option<InType>], n
         Some(a) => match const_ints(Some(a)) {
             Some(v) => Some(v),
             None => {
-                let r = if keepdims { x.shape.rank() } else { 0 };
+                // Runtime axes: their count (the axes input's length) fixes the rank.
+                let len = super::shape_ops::list_len(a, "Reduce axes")?;
+                let known = a.shape.rank() == 0 || a.shape.0[0].known().is_some();
+                let r = match (keepdims, known, len) {
+                    (true, _, _) => x.shape.rank(),
+                    (false, false, _) => return invalid("Reduce without keepdims needs axes of known length"),
+                    (false, true, 0) if noop => x.shape.rank(),
+                    (false, true, 0) => 0,
+                    (false, true, k) => x.shape.rank().saturating_sub(k),
+                };
                 return Ok(vec![TensorType::new(x.dtype, names.shape(r))]);
             }
         },
@@ -73,7 +82,8 @@ pub(crate) fn infer_reduce(keepdims: bool, noop: bool, ins: &[Option<InType>], n
 
 pub(crate) fn eval_reduce(kind: ReduceKind, keepdims: bool, noop: bool, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
     let x = *req(ins, 0)?;
-    let Some(axes) = axes_of(x.rank(), opt(ins, 1).map(|t| t.to_i64()), noop)? else {
+    let axes = opt(ins, 1).map(|t| super::shape_ops::ints_1d(t, "Reduce axes")).transpose()?;
+    let Some(axes) = axes_of(x.rank(), axes, noop)? else {
         return Ok(x.clone());
     };
     let out_dims: Vec<usize> = x

@@ -9,6 +9,24 @@ use crate::dtype::DType;
 use crate::shape::{broadcast_sym, Dim, Shape};
 use crate::tensor::{Data, Tensor};
 
+/// Length of a 1-D (or scalar) list input such as axes or a target shape; higher ranks are
+/// rejected (evaluation rejects them too, through [`ints_1d`]).
+pub(crate) fn list_len(x: &InType, what: &str) -> Result<usize, OpError> {
+    match x.shape.rank() {
+        0 => Ok(1),
+        1 => Ok(x.shape.0[0].known().unwrap_or(0)),
+        r => invalid(format!("{what} must be 1-D, has rank {r}")),
+    }
+}
+
+/// The values of a 1-D (or scalar) list input.
+pub(crate) fn ints_1d(t: &Tensor, what: &str) -> Result<Vec<i64>, OpError> {
+    if t.rank() > 1 {
+        return invalid(format!("{what} must be 1-D, has shape {:?}", t.dims()));
+    }
+    Ok(t.to_i64())
+}
+
 /// The value of a constant i64 input, if inference knows it.
 pub(crate) fn const_ints(x: Option<&InType>) -> Option<Vec<i64>> {
     x.and_then(|x| x.value).map(|t| t.to_i64())
@@ -158,7 +176,7 @@ pub(crate) fn infer_squeeze(ins: &[Option<InType>], names: &mut DimNamer) -> Res
                 x.shape.0.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect()
             }
             None => {
-                let n = a.shape.0.first().and_then(Dim::known).unwrap_or(0);
+                let n = list_len(a, "Squeeze axes")?;
                 return Ok(vec![TensorType::new(x.dtype, names.shape(x.shape.rank().saturating_sub(n)))]);
             }
         },
@@ -173,7 +191,7 @@ pub(crate) fn infer_squeeze(ins: &[Option<InType>], names: &mut DimNamer) -> Res
 pub(crate) fn eval_squeeze(x: &Tensor, axes: Option<&Tensor>) -> Result<Tensor, OpError> {
     let dims: Vec<usize> = match axes {
         Some(a) => {
-            let axes = squeeze_axes(&a.to_i64(), x.rank())?;
+            let axes = squeeze_axes(&ints_1d(a, "Squeeze axes")?, x.rank())?;
             for &a in &axes {
                 if x.dims()[a] != 1 {
                     return invalid(format!("Squeeze: axis {a} has size {}", x.dims()[a]));
@@ -211,14 +229,14 @@ pub(crate) fn infer_unsqueeze(ins: &[Option<InType>], names: &mut DimNamer) -> R
     match const_ints(Some(a)) {
         Some(axes) => Ok(vec![TensorType::new(x.dtype, Shape(unsqueeze_dims(&x.shape.0, &axes, Dim::Known(1))?))]),
         None => {
-            let n = a.shape.0.first().and_then(Dim::known).unwrap_or(0);
+            let n = list_len(a, "Unsqueeze axes")?;
             Ok(vec![TensorType::new(x.dtype, names.shape(x.shape.rank() + n))])
         }
     }
 }
 
 pub(crate) fn eval_unsqueeze(x: &Tensor, axes: &Tensor) -> Result<Tensor, OpError> {
-    Ok(tensor(unsqueeze_dims(x.dims(), &axes.to_i64(), 1)?, x.data().clone()))
+    Ok(tensor(unsqueeze_dims(x.dims(), &ints_1d(axes, "Unsqueeze axes")?, 1)?, x.data().clone()))
 }
 
 pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
@@ -416,13 +434,13 @@ pub(crate) fn infer_constant_of_shape(value: &Tensor, ins: &[Option<InType>], na
     let s = req(ins, 0)?;
     let shape = match const_ints(Some(s)) {
         Some(v) => Shape(v.iter().map(|&d| Dim::Known(d.max(0) as usize)).collect()),
-        None => names.shape(s.shape.0.first().and_then(Dim::known).unwrap_or(0)),
+        None => names.shape(list_len(s, "ConstantOfShape shape")?),
     };
     Ok(vec![TensorType::new(value.dtype(), shape)])
 }
 
 pub(crate) fn eval_constant_of_shape(value: &Tensor, shape: &Tensor) -> Result<Tensor, OpError> {
-    let dims: Vec<usize> = shape.to_i64().iter().map(|&d| d.max(0) as usize).collect();
+    let dims: Vec<usize> = ints_1d(shape, "ConstantOfShape shape")?.iter().map(|&d| d.max(0) as usize).collect();
     let n = super::checked_numel(&dims)?;
     if value.numel() != 1 {
         return invalid("ConstantOfShape value must have one element");

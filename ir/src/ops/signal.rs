@@ -146,8 +146,8 @@ pub(crate) fn infer_stft(onesided: bool, ins: &[Option<InType>], names: &mut Dim
     if x.shape.rank() != 3 {
         return invalid("STFT signal must be [batch, length, 1|2]");
     }
-    let frame_len = match (const_ints(opt(ins, 3)), opt(ins, 2)) {
-        (Some(v), _) => v.first().map(|&n| n.max(0) as usize),
+    let frame_len = match (opt(ins, 3), opt(ins, 2)) {
+        (Some(f), _) => const_ints(Some(f)).and_then(|v| v.first().map(|&n| n.max(0) as usize)),
         (None, Some(w)) => w.shape.0.first().and_then(Dim::known),
         (None, None) => x.shape.0[1].known(),
     };
