@@ -6,7 +6,9 @@
 //! unsupported op of the model is reported at once.
 
 mod attrs;
-mod ops;
+mod lowerings;
+mod node;
+mod table;
 pub mod tensor;
 mod wire;
 
@@ -17,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use ops::supported_op_types;
+pub use table::supported_op_types;
 pub use tensor::{dtype_from_onnx, tensor_from_proto};
 
 /// Nodes whose inputs are all constant are folded at import when no output exceeds this.
@@ -352,13 +354,13 @@ impl Converter<'_> {
                 failed.extend(node.output.iter().cloned());
                 continue;
             }
-            match ops::convert_node(self, node, i) {
+            match node::convert_node(self, node, i) {
                 Ok(()) => {}
-                Err(ops::NodeFailure::Unsupported(u)) => {
+                Err(node::NodeFailure::Unsupported(u)) => {
                     self.unsupported.push(u);
                     failed.extend(node.output.iter().cloned());
                 }
-                Err(ops::NodeFailure::Fatal(e)) => return Err(e),
+                Err(node::NodeFailure::Fatal(e)) => return Err(e),
             }
         }
         if self.unsupported.len() > before {
