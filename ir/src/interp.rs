@@ -1,5 +1,13 @@
 //! The reference interpreter: runs a graph node by node with each op's reference semantics.
 //! It is the oracle every later stage is checked against.
+//!
+//! Numerics: elementwise float math is done per element in f64 and rounded once to the op's
+//! dtype (f16, bf16 and float8 included); MatMul, Gemm and Conv accumulate in f32 for
+//! f32/f16/bf16 inputs and in f64 for f64; reductions, normalizations, softmax and attention
+//! accumulate in f64; integer ops are exact (i64, wrapping into the op's dtype); comparisons
+//! and logic are exact. Every result is checked against the type inference recorded for its
+//! node, so a disagreement between an op's inference and its semantics is an error
+//! ([`OpError::Internal`]), never a silently wrong shape.
 
 use crate::graph::Graph;
 use crate::ops::OpError;
