@@ -30,11 +30,12 @@ pub enum DType {
     F8E5M2,
     F8E5M2FNUZ,
     F4E2M1,
+    F8E8M0,
 }
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 22] = [
+    pub const ALL: [DType; 23] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -57,6 +58,7 @@ impl DType {
         DType::F8E5M2,
         DType::F8E5M2FNUZ,
         DType::F4E2M1,
+        DType::F8E8M0,
     ];
 
     /// The name used in the text form (`f32`, `i64`, `bool`, ...).
@@ -84,6 +86,7 @@ impl DType {
             DType::F8E5M2 => "f8e5m2",
             DType::F8E5M2FNUZ => "f8e5m2fnuz",
             DType::F4E2M1 => "f4e2m1",
+            DType::F8E8M0 => "f8e8m0",
         }
     }
 
@@ -96,7 +99,14 @@ impl DType {
         match self {
             DType::I2 | DType::U2 => 2,
             DType::I4 | DType::U4 | DType::F4E2M1 => 4,
-            DType::Bool | DType::I8 | DType::U8 | DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 8,
+            DType::Bool
+            | DType::I8
+            | DType::U8
+            | DType::F8E4M3FN
+            | DType::F8E4M3FNUZ
+            | DType::F8E5M2
+            | DType::F8E5M2FNUZ
+            | DType::F8E8M0 => 8,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 16,
             DType::F32 | DType::I32 | DType::U32 => 32,
             DType::F64 | DType::I64 | DType::U64 => 64,
@@ -109,7 +119,7 @@ impl DType {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || self.minifloat().is_some()
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64 | DType::F8E8M0) || self.minifloat().is_some()
     }
 
     /// The bit format of the 8- and 4-bit float types.

@@ -177,6 +177,22 @@ mod tests {
         assert_eq!(E2M1.decode(E2M1.encode(100.0, false)), 6.0);
         assert_eq!(E4M3FNUZ.encode(-0.0, false), 0);
     }
+
+    #[test]
+    fn e8m0_is_a_biased_power_of_two() {
+        use super::{E8M0Rounding as R, F8E8M0};
+        assert_eq!(F8E8M0::encode(1.0, true, R::Up).0, 127);
+        assert_eq!(F8E8M0(127).decode(), 1.0);
+        assert_eq!(F8E8M0(130).decode(), 8.0);
+        assert_eq!(F8E8M0::encode(1.5, true, R::Up).decode(), 2.0);
+        assert_eq!(F8E8M0::encode(1.5, true, R::Down).decode(), 1.0);
+        assert_eq!(F8E8M0::encode(1.75, true, R::Nearest).decode(), 2.0);
+        assert_eq!(F8E8M0::encode(1.25, true, R::Nearest).decode(), 1.0);
+        assert!(F8E8M0::encode(f64::NAN, true, R::Up).decode().is_nan());
+        // The largest exponent does not round up into NaN when saturating.
+        assert_eq!(F8E8M0::encode(3.0e38, true, R::Up).0, 0xFE);
+        assert_eq!(F8E8M0::encode(3.0e38, false, R::Up).0, 0xFF);
+    }
 }
 
 macro_rules! minifloat_elem {
@@ -226,3 +242,58 @@ minifloat_elem!(
     F4E2M1,
     E2M1
 );
+
+crate::attr_enum!(
+    /// How a value rounds to float8 E8M0 (a power of two): ONNX Cast's `round_mode`.
+    E8M0Rounding { Up = "up", Down = "down", Nearest = "nearest" }
+);
+
+/// float8 E8M0 (the MX scale format): an 8-bit exponent, value 2^(e - 127); 0xFF is NaN.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct F8E8M0(pub u8);
+
+impl F8E8M0 {
+    pub fn decode(self) -> f64 {
+        if self.0 == 0xFF {
+            f64::NAN
+        } else {
+            2f64.powi(self.0 as i32 - 127)
+        }
+    }
+
+    /// Encodes from the value's f32 bits as the ONNX reference does: the f32 exponent field,
+    /// raised by one when rounding up (`Up` looks at mantissa mask 0x4FFFFF, as the reference
+    /// does); NaN and infinity become 0xFF; `saturate` keeps 0xFE from rounding up to NaN.
+    pub fn encode(v: f64, saturate: bool, mode: E8M0Rounding) -> F8E8M0 {
+        let bits = (v as f32).to_bits();
+        let exp = (bits >> 23) & 0xFF;
+        if exp == 0xFF {
+            return F8E8M0(0xFF);
+        }
+        let round_up = match mode {
+            E8M0Rounding::Down => false,
+            E8M0Rounding::Up => bits & 0x4F_FFFF != 0,
+            E8M0Rounding::Nearest => {
+                let (g, r, s) = (bits & 0x40_0000 != 0, bits & 0x20_0000 != 0, bits & 0x1F_FFFF != 0);
+                g && (r || s || exp > 0)
+            }
+        };
+        let bump = round_up && !(saturate && exp == 0xFE);
+        F8E8M0((exp + u32::from(bump)) as u8)
+    }
+}
+
+impl crate::tensor::Elem for F8E8M0 {
+    fn to_f64(self) -> f64 {
+        self.decode()
+    }
+    fn from_f64(v: f64) -> Self {
+        F8E8M0::encode(v, true, E8M0Rounding::Up)
+    }
+    fn to_i64(self) -> i64 {
+        self.decode() as i64
+    }
+    fn from_i64(v: i64) -> Self {
+        F8E8M0::encode(v as f64, true, E8M0Rounding::Up)
+    }
+}

@@ -1,7 +1,7 @@
 //! Concrete tensors: a row-major buffer of one dtype plus its dimensions.
 
 use crate::dtype::DType;
-use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ};
+use crate::minifloat::{F4E2M1, F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ, F8E8M0};
 use crate::shape::strides;
 use half::{bf16, f16};
 
@@ -30,6 +30,7 @@ pub enum Data {
     F8E5M2(Vec<F8E5M2>),
     F8E5M2FNUZ(Vec<F8E5M2FNUZ>),
     F4E2M1(Vec<F4E2M1>),
+    F8E8M0(Vec<F8E8M0>),
 }
 
 /// Runs `$e` with `$v` bound to the inner `Vec` of any [`Data`] variant.
@@ -59,6 +60,7 @@ macro_rules! each_data {
             $crate::Data::F8E5M2($v) => $e,
             $crate::Data::F8E5M2FNUZ($v) => $e,
             $crate::Data::F4E2M1($v) => $e,
+            $crate::Data::F8E8M0($v) => $e,
         }
     };
 }
@@ -90,6 +92,7 @@ macro_rules! map_data {
             $crate::Data::F8E5M2($v) => $crate::Data::F8E5M2($e),
             $crate::Data::F8E5M2FNUZ($v) => $crate::Data::F8E5M2FNUZ($e),
             $crate::Data::F4E2M1($v) => $crate::Data::F4E2M1($e),
+            $crate::Data::F8E8M0($v) => $crate::Data::F8E8M0($e),
         }
     };
 }
@@ -193,6 +196,7 @@ pub fn round_to(dtype: DType, v: f64) -> f64 {
         DType::F32 => v as f32 as f64,
         DType::F16 => f16::from_f64(v).to_f64(),
         DType::BF16 => bf16::from_f64(v).to_f64(),
+        DType::F8E8M0 => F8E8M0::encode(v, false, crate::minifloat::E8M0Rounding::Nearest).decode(),
         d => match d.minifloat() {
             Some(f) => f.decode(f.encode(v, false)),
             None => v,
@@ -233,6 +237,7 @@ impl Data {
             Data::F8E5M2(_) => DType::F8E5M2,
             Data::F8E5M2FNUZ(_) => DType::F8E5M2FNUZ,
             Data::F4E2M1(_) => DType::F4E2M1,
+            Data::F8E8M0(_) => DType::F8E8M0,
         }
     }
 
@@ -277,6 +282,7 @@ impl Data {
             DType::F8E5M2 => Data::F8E5M2(conv(v)),
             DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
             DType::F4E2M1 => Data::F4E2M1(conv(v)),
+            DType::F8E8M0 => Data::F8E8M0(conv(v)),
         }
     }
 
@@ -308,6 +314,7 @@ impl Data {
             DType::F8E5M2 => Data::F8E5M2(conv(v)),
             DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
             DType::F4E2M1 => Data::F4E2M1(conv(v)),
+            DType::F8E8M0 => Data::F8E8M0(conv(v)),
         }
     }
 

@@ -20,7 +20,7 @@ fn descr(d: DType) -> Option<&'static str> {
         DType::U64 => "<u8",
         DType::Bool => "|b1",
         DType::BF16 | DType::I4 | DType::U4 | DType::I2 | DType::U2 => return None,
-        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F4E2M1 => return None,
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F4E2M1 | DType::F8E8M0 => return None,
     })
 }
 
@@ -28,7 +28,7 @@ fn descr(d: DType) -> Option<&'static str> {
 pub fn write(t: &Tensor) -> Vec<u8> {
     // numpy has no bf16, float8, float4 or sub-byte integers: widen them.
     let t = match t.dtype() {
-        d if d == DType::BF16 || d.minifloat().is_some() => t.cast(DType::F32),
+        d if d == DType::BF16 || d == DType::F8E8M0 || d.minifloat().is_some() => t.cast(DType::F32),
         DType::I4 | DType::I2 => t.cast(DType::I8),
         DType::U4 | DType::U2 => t.cast(DType::U8),
         _ => t.clone(),

@@ -200,6 +200,11 @@ pub(crate) fn resize(cx: &mut Cx) -> R {
     Ok(Out::Node(op, ins))
 }
 
+pub(crate) fn round_mode(cx: &Cx) -> Result<kiln_ir::ops::E8M0Rounding, LowerError> {
+    let m = cx.s("round_mode", "up")?;
+    kiln_ir::ops::E8M0Rounding::from_name(&m).ok_or_else(|| LowerError::Invalid(format!("unknown round_mode `{m}`")))
+}
+
 pub(crate) fn window(cx: &mut Cx, kind: WindowKind) -> R {
     let dtype = dtype_from_onnx(cx.i("output_datatype", 1)? as i32).map_err(LowerError::Unsupported)?;
     Ok(Out::Node(Op::SignalWindow { kind, periodic: cx.b("periodic", true)?, dtype }, vec![Some(cx.req(0)?)]))

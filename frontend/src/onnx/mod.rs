@@ -519,5 +519,6 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
         DType::F4E2M1 => 23,
         DType::U2 => 25,
         DType::I2 => 26,
+        DType::F8E8M0 => 24,
     }
 }

@@ -54,9 +54,14 @@ static TABLE: &[Entry] = &[
     ("BlackmanWindow", 17, |cx| window(cx, WindowKind::Blackman)),
     ("Cast", 1, |cx| {
         let to = dtype_from_onnx(cx.i("to", 0)? as i32).map_err(|d| LowerError::Unsupported(format!("Cast to {d}")))?;
-        Ok(Out::Node(Op::Cast { to, saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?)]))
+        Ok(Out::Node(Op::Cast { to, saturate: cx.b("saturate", true)?, round_mode: round_mode(cx)? }, vec![Some(cx.req(0)?)]))
     }),
-    ("CastLike", 15, |cx| Ok(Out::Node(Op::CastLike { saturate: cx.b("saturate", true)? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),
+    ("CastLike", 15, |cx| {
+        Ok(Out::Node(
+            Op::CastLike { saturate: cx.b("saturate", true)?, round_mode: round_mode(cx)? },
+            vec![Some(cx.req(0)?), Some(cx.req(1)?)],
+        ))
+    }),
     un!("Ceil", Ceil),
     ("Celu", 12, |cx| Ok(Out::Node(Op::Celu { alpha: cx.f("alpha", 1.0)? }, vec![Some(cx.req(0)?)]))),
     ("CenterCropPad", 18, |cx| Ok(Out::Node(Op::CenterCropPad { axes: cx.ints("axes")? }, vec![Some(cx.req(0)?), Some(cx.req(1)?)]))),

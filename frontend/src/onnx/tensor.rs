@@ -34,7 +34,7 @@ pub fn dtype_from_onnx(code: i32) -> Result<DType, String> {
         26 => DType::I2,
         8 => return Err("string".into()),
         14 | 15 => return Err("complex".into()),
-        24 => return Err("float8 E8M0".into()),
+        24 => DType::F8E8M0,
         other => return Err(format!("unknown data type code {other}")),
     })
 }
@@ -133,7 +133,7 @@ fn from_raw(dtype: DType, b: &[u8], n: usize) -> Option<Data> {
         DType::U64 => Data::U64(le!(u64, 8)),
         DType::Bool => Data::Bool(b.iter().map(|&v| v != 0).collect()),
         DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::F4E2M1 => unpack(dtype, b.iter().map(|&v| v as u32), 8, n),
-        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => bits_to_data(dtype, b.to_vec()),
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 => bits_to_data(dtype, b.to_vec()),
     })
 }
 
@@ -159,6 +159,7 @@ fn bits_to_data(dtype: DType, codes: Vec<u8>) -> Data {
         DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(codes.into_iter().map(m::F8E4M3FNUZ).collect()),
         DType::F8E5M2 => Data::F8E5M2(codes.into_iter().map(m::F8E5M2).collect()),
         DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(codes.into_iter().map(m::F8E5M2FNUZ).collect()),
+        DType::F8E8M0 => Data::F8E8M0(codes.into_iter().map(m::F8E8M0).collect()),
         _ => Data::F4E2M1(codes.into_iter().map(|c| m::F4E2M1(c & 0xF)).collect()),
     }
 }
@@ -204,7 +205,7 @@ fn from_typed(t: &TensorProto, dtype: DType, n: usize) -> Result<Data, String> {
             }
             unpack(dtype, t.int32_data.iter().map(|&v| v as u32 & 0xFF), 8, n)
         }
-        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => {
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 => {
             check(t.int32_data.len())?;
             bits_to_data(dtype, t.int32_data.iter().map(|&v| v as u8).collect())
         }

@@ -419,8 +419,13 @@ pub(crate) fn eval_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor
     Ok(tensor(out, Data::from_i64(dt, &v)))
 }
 
-/// ONNX Cast: `saturate` clamps to a float8 target's finite range before rounding.
-pub(crate) fn cast(x: &Tensor, to: DType, saturate: bool) -> Tensor {
+/// ONNX Cast: `saturate` clamps to a float8 target's finite range before rounding;
+/// `round_mode` says how a value becomes a float8 E8M0 power of two.
+pub(crate) fn cast(x: &Tensor, to: DType, saturate: bool, round_mode: crate::minifloat::E8M0Rounding) -> Tensor {
+    if to == DType::F8E8M0 && x.dtype() != to {
+        let v = x.to_f64().into_iter().map(|v| crate::minifloat::F8E8M0::encode(v, saturate, round_mode)).collect();
+        return tensor(x.dims().to_vec(), Data::F8E8M0(v));
+    }
     match to.minifloat() {
         Some(f) if saturate && matches!(to, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ) => {
             let m = f.max();

@@ -31,6 +31,7 @@ use crate::attr::{Attr, AttrValue};
 use crate::attr_enum;
 use crate::dtype::DType;
 use crate::graph::Graph;
+pub use crate::minifloat::E8M0Rounding;
 use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
@@ -207,10 +208,10 @@ define_ops! {
     Clip {},
     Where {},
     /// `saturate`: out-of-range values become the largest finite value of a float8 target
-    /// (ONNX's default) instead of infinity or NaN.
-    Cast { to: DType, saturate: bool },
-    /// Cast to the dtype of the second input (`saturate` as for Cast).
-    CastLike { saturate: bool },
+    /// (ONNX's default) instead of infinity or NaN; `round_mode` applies to float8 E8M0.
+    Cast { to: DType, saturate: bool, round_mode: E8M0Rounding },
+    /// Cast to the dtype of the second input (`saturate` and `round_mode` as for Cast).
+    CastLike { saturate: bool, round_mode: E8M0Rounding },
     MatMul {},
     Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
     /// Inputs: A, B, a_zero_point?, b_zero_point?; i32 result.
@@ -689,8 +690,8 @@ impl Op {
             | IsInf { .. } => activation::eval(self, req(ins, 0)?).map(|t| vec![t]),
             Clip {} => activation::eval_clip(ins).map(|t| vec![t]),
             Where {} => elementwise::eval_where(req(ins, 0)?, req(ins, 1)?, req(ins, 2)?).map(|t| vec![t]),
-            Cast { to, saturate } => Ok(vec![elementwise::cast(req(ins, 0)?, *to, *saturate)]),
-            CastLike { saturate } => Ok(vec![elementwise::cast(req(ins, 0)?, req(ins, 1)?.dtype(), *saturate)]),
+            Cast { to, saturate, round_mode } => Ok(vec![elementwise::cast(req(ins, 0)?, *to, *saturate, *round_mode)]),
+            CastLike { saturate, round_mode } => Ok(vec![elementwise::cast(req(ins, 0)?, req(ins, 1)?.dtype(), *saturate, *round_mode)]),
             MatMul {} => matmul::eval_matmul(req(ins, 0)?, req(ins, 1)?).map(|t| vec![t]),
             Gemm { alpha, beta, trans_a, trans_b } => matmul::eval_gemm(*alpha, *beta, *trans_a, *trans_b, ins).map(|t| vec![t]),
             MatMulInteger {} => quant::eval_matmul_integer(ins).map(|t| vec![t]),
