@@ -100,7 +100,7 @@ impl Cx<'_, '_> {
     }
 }
 
-/// (op type, first opset this lowering applies to, lowering).
+/// Converts ONNX node number `idx` of its graph (the number names unnamed nodes).
 pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto, idx: usize) -> Result<(), NodeFailure> {
     let name = node_name(node, idx);
     let domain = node.domain.clone();

@@ -7,6 +7,7 @@ use super::tensor::{dtype_from_onnx, tensor_from_proto};
 use kiln_ir::ops::{DepthToSpaceMode, GeluApprox, GridMode, GridPadding, PoolKind, ReduceKind, ScatterReduction, WindowKind};
 use kiln_ir::{BinaryOp, Data, Op, Tensor, UnaryOp};
 
+/// (op type, first opset this lowering applies to, lowering).
 type Entry = (&'static str, i64, fn(&mut Cx) -> R);
 
 fn unary(op: UnaryOp) -> impl Fn(&mut Cx) -> R {
@@ -450,7 +451,6 @@ pub(crate) fn lookup(op_type: &str, opset: i64) -> Option<fn(&mut Cx) -> R> {
     entries.iter().rev().find(|e| e.1 <= opset).or(entries.first()).map(|e| e.2)
 }
 
-/// Converts ONNX node number `idx` of its graph (used to name unnamed nodes).
 #[cfg(test)]
 mod tests {
     #[test]
