@@ -212,6 +212,62 @@ fn wrap_i2(v: i64) -> i8 {
     (((v & 0x3) ^ 0x2) - 0x2) as i8
 }
 
+/// A scalar that converts to every element type with cast semantics (f64 or i64).
+trait Source: Copy {
+    fn to<T: Elem>(self) -> T;
+    /// The integer whose low bits a sub-byte integer keeps (truncating floats toward zero).
+    fn bits(self) -> i64;
+}
+
+impl Source for f64 {
+    fn to<T: Elem>(self) -> T {
+        T::from_f64(self)
+    }
+    fn bits(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Source for i64 {
+    fn to<T: Elem>(self) -> T {
+        T::from_i64(self)
+    }
+    fn bits(self) -> i64 {
+        self
+    }
+}
+
+fn build<S: Source>(dtype: DType, v: &[S]) -> Data {
+    fn conv<S: Source, T: Elem>(v: &[S]) -> Vec<T> {
+        v.iter().map(|&x| x.to()).collect()
+    }
+    match dtype {
+        DType::F32 => Data::F32(conv(v)),
+        DType::F16 => Data::F16(conv(v)),
+        DType::BF16 => Data::BF16(conv(v)),
+        DType::F64 => Data::F64(conv(v)),
+        DType::I8 => Data::I8(conv(v)),
+        DType::U8 => Data::U8(conv(v)),
+        DType::I16 => Data::I16(conv(v)),
+        DType::U16 => Data::U16(conv(v)),
+        DType::I32 => Data::I32(conv(v)),
+        DType::U32 => Data::U32(conv(v)),
+        DType::I64 => Data::I64(conv(v)),
+        DType::U64 => Data::U64(conv(v)),
+        DType::Bool => Data::Bool(conv(v)),
+        DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x.bits())).collect()),
+        DType::U4 => Data::U4(v.iter().map(|&x| (x.bits() & 0xF) as u8).collect()),
+        DType::I2 => Data::I2(v.iter().map(|&x| wrap_i2(x.bits())).collect()),
+        DType::U2 => Data::U2(v.iter().map(|&x| (x.bits() & 0x3) as u8).collect()),
+        DType::F8E4M3FN => Data::F8E4M3FN(conv(v)),
+        DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(conv(v)),
+        DType::F8E5M2 => Data::F8E5M2(conv(v)),
+        DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
+        DType::F4E2M1 => Data::F4E2M1(conv(v)),
+        DType::F8E8M0 => Data::F8E8M0(conv(v)),
+    }
+}
+
 impl Data {
     pub fn dtype(&self) -> DType {
         match self {
@@ -256,66 +312,12 @@ impl Data {
 
     /// Builds data of `dtype` from f64 values with cast semantics.
     pub fn from_f64(dtype: DType, v: &[f64]) -> Data {
-        fn conv<T: Elem>(v: &[f64]) -> Vec<T> {
-            v.iter().map(|&x| T::from_f64(x)).collect()
-        }
-        match dtype {
-            DType::F32 => Data::F32(conv(v)),
-            DType::F16 => Data::F16(conv(v)),
-            DType::BF16 => Data::BF16(conv(v)),
-            DType::F64 => Data::F64(conv(v)),
-            DType::I8 => Data::I8(conv(v)),
-            DType::U8 => Data::U8(conv(v)),
-            DType::I16 => Data::I16(conv(v)),
-            DType::U16 => Data::U16(conv(v)),
-            DType::I32 => Data::I32(conv(v)),
-            DType::U32 => Data::U32(conv(v)),
-            DType::I64 => Data::I64(conv(v)),
-            DType::U64 => Data::U64(conv(v)),
-            DType::Bool => Data::Bool(conv(v)),
-            DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x as i64)).collect()),
-            DType::U4 => Data::U4(v.iter().map(|&x| (x as i64 & 0xF) as u8).collect()),
-            DType::I2 => Data::I2(v.iter().map(|&x| wrap_i2(x as i64)).collect()),
-            DType::U2 => Data::U2(v.iter().map(|&x| (x as i64 & 0x3) as u8).collect()),
-            DType::F8E4M3FN => Data::F8E4M3FN(conv(v)),
-            DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(conv(v)),
-            DType::F8E5M2 => Data::F8E5M2(conv(v)),
-            DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
-            DType::F4E2M1 => Data::F4E2M1(conv(v)),
-            DType::F8E8M0 => Data::F8E8M0(conv(v)),
-        }
+        build(dtype, v)
     }
 
     /// Builds data of `dtype` from i64 values with cast semantics (exact for every int type).
     pub fn from_i64(dtype: DType, v: &[i64]) -> Data {
-        fn conv<T: Elem>(v: &[i64]) -> Vec<T> {
-            v.iter().map(|&x| T::from_i64(x)).collect()
-        }
-        match dtype {
-            DType::F32 => Data::F32(conv(v)),
-            DType::F16 => Data::F16(conv(v)),
-            DType::BF16 => Data::BF16(conv(v)),
-            DType::F64 => Data::F64(conv(v)),
-            DType::I8 => Data::I8(conv(v)),
-            DType::U8 => Data::U8(conv(v)),
-            DType::I16 => Data::I16(conv(v)),
-            DType::U16 => Data::U16(conv(v)),
-            DType::I32 => Data::I32(conv(v)),
-            DType::U32 => Data::U32(conv(v)),
-            DType::I64 => Data::I64(conv(v)),
-            DType::U64 => Data::U64(conv(v)),
-            DType::Bool => Data::Bool(conv(v)),
-            DType::I4 => Data::I4(v.iter().map(|&x| wrap_i4(x)).collect()),
-            DType::U4 => Data::U4(v.iter().map(|&x| (x & 0xF) as u8).collect()),
-            DType::I2 => Data::I2(v.iter().map(|&x| wrap_i2(x)).collect()),
-            DType::U2 => Data::U2(v.iter().map(|&x| (x & 0x3) as u8).collect()),
-            DType::F8E4M3FN => Data::F8E4M3FN(conv(v)),
-            DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(conv(v)),
-            DType::F8E5M2 => Data::F8E5M2(conv(v)),
-            DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(conv(v)),
-            DType::F4E2M1 => Data::F4E2M1(conv(v)),
-            DType::F8E8M0 => Data::F8E8M0(conv(v)),
-        }
+        build(dtype, v)
     }
 
     pub fn to_f64(&self) -> Vec<f64> {
