@@ -2,8 +2,10 @@
 //!
 //! Today: [`fold_constants`] (evaluates nodes whose inputs are all constants, and `Shape`/`Size`
 //! of statically shaped values, so Shape → Gather → Concat → Reshape chains become constants
-//! once input shapes are known) and [`eliminate_dead_code`]. [`simplify`] runs both to a fixed
-//! point and re-infers types in between. The equality-saturation optimizer lands here later.
+//! once input shapes are known), [`eliminate_common_subexpressions`] and
+//! [`eliminate_dead_code`]. [`simplify`] runs folding and DCE to a fixed point; [`run_pipeline`]
+//! runs every classic pass by name and can stop after any of them. The equality-saturation
+//! optimizer lands here later.
 //!
 //! ```
 //! use kiln_ir::{DType, Graph, Op, Shape, TensorType};
@@ -16,11 +18,15 @@
 //! assert!(g.nodes.is_empty());
 //! ```
 
+mod cse;
 mod dce;
 mod fold_constants;
+mod pipeline;
 
+pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};
+pub use pipeline::{run_pipeline, PipelineError, PipelineReport, PASSES};
 
 use kiln_ir::NodeError;
 

@@ -118,3 +118,20 @@ fn golden_model_with_external_data_gives_identical_outputs() {
     assert_eq!(a, b);
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// The classic pipeline (folding, CSE, DCE) changes no output bit of any golden model.
+#[test]
+fn classic_pipeline_keeps_golden_outputs_bit_identical() {
+    for name in MODELS {
+        let (g, inputs, _) = load(name);
+        let mut opt = g.clone();
+        let report = kiln_passes::run_pipeline(&mut opt, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        kiln_ir::verify(&opt).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let removed: usize = report.changes.iter().map(|c| c.1).sum();
+        println!("{name}: {} nodes -> {} ({removed} changes)", g.nodes.len(), opt.nodes.len());
+        assert!(opt.nodes.len() <= g.nodes.len());
+        let a = interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let b = interp::run(&opt, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(a, b, "{name}: outputs changed");
+    }
+}

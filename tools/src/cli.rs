@@ -45,7 +45,8 @@ enum Cmd {
         target: String,
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
-        /// What to print instead of writing an artifact: `ir` (the imported, simplified IR).
+        /// What to print instead of writing an artifact: `ir` (the imported, simplified IR) or
+        /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, cse, dce).
         #[arg(long)]
         emit: Option<String>,
         #[arg(long = "input-shape")]
@@ -212,7 +213,13 @@ fn compile(model: &Path, target: &str, output: Option<&Path>, emit: Option<&str>
             print!("{}", kiln_ir::text::print(&g));
             return Ok(());
         }
-        Some(other) => bail!("--emit {other}: only `ir` is available in this version"),
+        Some(e) if e.starts_with("ir-after=") => {
+            let mut g = g;
+            kiln_passes::run_pipeline(&mut g, Some(&e["ir-after=".len()..]))?;
+            print!("{}", kiln_ir::text::print(&g));
+            return Ok(());
+        }
+        Some(other) => bail!("--emit {other}: expected `ir` or `ir-after=PASS` (passes: {})", kiln_passes::PASSES.join(", ")),
         None => {}
     }
     t.status()?;

@@ -93,3 +93,22 @@ fn a_missing_file_is_one_line_and_nonzero() {
     let err = text(&o.stderr);
     assert!(err.starts_with("error: importing no/such/model.onnx"), "{err}");
 }
+
+#[test]
+fn emit_ir_after_a_pass_and_reject_unknown_passes() {
+    let o = kiln(&[
+        "compile",
+        "testsuite/golden/bert_tiny/model.onnx",
+        "--emit",
+        "ir-after=cse",
+        "--input-shape",
+        "input_ids=1x8",
+        "--input-shape",
+        "attention_mask=1x8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("graph "));
+    let o = kiln(&["compile", "testsuite/golden/bert_tiny/model.onnx", "--emit", "ir-after=fuse-everything"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("unknown pass `fuse-everything`"), "{}", text(&o.stderr));
+}
