@@ -16,7 +16,7 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
     // Candidates by (kind, inputs); the op itself is compared in full (attributes included).
     let mut seen: HashMap<(&'static str, Vec<Option<ValueId>>), Vec<usize>> = HashMap::new();
     let mut keep = vec![true; g.nodes.len()];
-    for i in 0..g.nodes.len() {
+    for (i, kept) in keep.iter_mut().enumerate() {
         let inputs: Vec<Option<ValueId>> = g.nodes[i].inputs.iter().map(|v| v.map(|v| *replace.get(&v).unwrap_or(&v))).collect();
         g.nodes[i].inputs = inputs.clone();
         let node = &g.nodes[i];
@@ -33,7 +33,7 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
                 // An output the earlier node left unused cannot stand in for a used one.
                 if pairs.len() == node.outputs.iter().flatten().count() {
                     replace.extend(pairs);
-                    keep[i] = false;
+                    *kept = false;
                 }
             }
             None => seen.entry(key).or_default().push(i),
