@@ -21,11 +21,13 @@
 mod cse;
 mod dce;
 mod fold_constants;
+mod memory_plan;
 mod pipeline;
 
 pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};
+pub use memory_plan::{plan_memory, Buffer, MemoryPlan, PlanError, ALIGN};
 pub use pipeline::{run_pipeline, PipelineError, PipelineReport, PASSES};
 
 use kiln_ir::NodeError;

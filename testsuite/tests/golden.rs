@@ -135,3 +135,30 @@ fn classic_pipeline_keeps_golden_outputs_bit_identical() {
         assert_eq!(a, b, "{name}: outputs changed");
     }
 }
+
+/// With shapes specialized to the golden inputs, every model gets a valid memory plan whose
+/// arena is within 1.1x of the liveness lower bound.
+#[test]
+fn memory_plans_are_valid_and_near_the_liveness_lower_bound() {
+    for name in MODELS {
+        let d = dir(name);
+        let (g0, inputs, _) = load(name);
+        let shapes = g0.inputs.iter().zip(&inputs).map(|(&i, t)| (g0.value(i).name.clone(), t.dims().to_vec())).collect();
+        let mut g = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).expect("import").graph;
+        kiln_passes::run_pipeline(&mut g, None).expect("pipeline");
+        let plan = kiln_passes::plan_memory(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
+        plan.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ratio = plan.arena_bytes as f64 / plan.lower_bound_bytes.max(1) as f64;
+        println!(
+            "{name}: {} buffers for {} nodes, arena {} B, lower bound {} B, ratio {ratio:.3}",
+            plan.buffers.len(),
+            g.nodes.len(),
+            plan.arena_bytes,
+            plan.lower_bound_bytes
+        );
+        assert!(ratio <= 1.1, "{name}: arena is {ratio:.3}x the lower bound");
+        // Every intermediate value the graph computes has a place (or aliases an input/weight).
+        let planned = g.nodes.iter().flat_map(|n| n.outputs.iter().flatten()).filter(|v| plan.value_buffer.contains_key(v)).count();
+        assert!(planned > 0);
+    }
+}

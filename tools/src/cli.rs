@@ -46,7 +46,8 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// What to print instead of writing an artifact: `ir` (the imported, simplified IR) or
-        /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, cse, dce).
+        /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, cse, dce),
+        /// or `memory-plan` (the arena plan after the classic pipeline; needs static shapes).
         #[arg(long)]
         emit: Option<String>,
         #[arg(long = "input-shape")]
@@ -219,7 +220,29 @@ fn compile(model: &Path, target: &str, output: Option<&Path>, emit: Option<&str>
             print!("{}", kiln_ir::text::print(&g));
             return Ok(());
         }
-        Some(other) => bail!("--emit {other}: expected `ir` or `ir-after=PASS` (passes: {})", kiln_passes::PASSES.join(", ")),
+        Some("memory-plan") => {
+            let mut g = g;
+            kiln_passes::run_pipeline(&mut g, None)?;
+            let plan = kiln_passes::plan_memory(&g)?;
+            plan.check().map_err(|e| anyhow!("internal error: invalid memory plan: {e}"))?;
+            println!("{:>12} {:>12} {:>6} {:>6}  values", "offset", "bytes", "first", "last");
+            for b in &plan.buffers {
+                let names: Vec<&str> = b.values.iter().map(|&v| g.value(v).name.as_str()).collect();
+                println!("{:>12} {:>12} {:>6} {:>6}  {}", b.offset, b.bytes, b.first, b.last, names.join(", "));
+            }
+            let ratio = plan.arena_bytes as f64 / plan.lower_bound_bytes.max(1) as f64;
+            println!(
+                "arena {} bytes, liveness lower bound {} bytes ({ratio:.3}x), {} buffers for {} nodes",
+                plan.arena_bytes,
+                plan.lower_bound_bytes,
+                plan.buffers.len(),
+                g.nodes.len()
+            );
+            return Ok(());
+        }
+        Some(other) => {
+            bail!("--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}) or `memory-plan`", kiln_passes::PASSES.join(", "))
+        }
         None => {}
     }
     t.status()?;

@@ -112,3 +112,14 @@ fn emit_ir_after_a_pass_and_reject_unknown_passes() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("unknown pass `fuse-everything`"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn emit_memory_plan_needs_static_shapes() {
+    let o = kiln(&["compile", "testsuite/golden/gpt2_tiny/model.onnx", "--emit", "memory-plan", "--input-shape", "input_ids=1x8"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.lines().last().is_some_and(|l| l.starts_with("arena ") && l.contains("liveness lower bound")), "{out}");
+    let o = kiln(&["compile", "testsuite/golden/gpt2_tiny/model.onnx", "--emit", "memory-plan"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("symbolic shape"), "{}", text(&o.stderr));
+}
