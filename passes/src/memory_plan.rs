@@ -97,14 +97,11 @@ pub fn plan_memory(g: &Graph) -> Result<MemoryPlan, PlanError> {
             // A view of a value outside the arena (input or weight) needs no arena space.
             if k == 0 && is_view(&node.op) {
                 if let Some(src) = first_in {
-                    match plan.value_buffer.get(&src).copied() {
-                        Some(b) => {
-                            let buf = &mut plan.buffers[b];
-                            buf.values.push(out);
-                            buf.last = buf.last.max(own_last);
-                            plan.value_buffer.insert(out, b);
-                        }
-                        None => {}
+                    if let Some(b) = plan.value_buffer.get(&src).copied() {
+                        let buf = &mut plan.buffers[b];
+                        buf.values.push(out);
+                        buf.last = buf.last.max(own_last);
+                        plan.value_buffer.insert(out, b);
                     }
                     continue;
                 }
