@@ -107,11 +107,15 @@ pub fn plan_memory(g: &Graph) -> Result<MemoryPlan, PlanError> {
                 }
             }
             if k == 0 && is_elementwise(&node.op) {
+                // Element i of the output overwrites element i of the input: same element size
+                // and count, so no element is overwritten before it is read.
                 let reusable = node.inputs.iter().flatten().find_map(|v| {
                     let b = *plan.value_buffer.get(v)?;
                     let buf = &plan.buffers[b];
+                    let vt = &g.value(*v).ty;
+                    let same_layout = vt.dtype.bits() == ty.dtype.bits() && vt.shape.numel() == Some(numel);
                     let dies_here = buf.values.iter().all(|w| last_use.get(w).copied().unwrap_or(0) <= i);
-                    (dies_here && buf.bytes == bytes).then_some(b)
+                    (dies_here && same_layout && buf.bytes == bytes).then_some(b)
                 });
                 if let Some(b) = reusable {
                     let buf = &mut plan.buffers[b];
@@ -216,6 +220,14 @@ mod tests {
         assert_eq!(p.buffers.len(), 2);
         assert_eq!(p.arena_bytes, 128);
         assert_eq!(p.lower_bound_bytes, 128);
+    }
+
+    #[test]
+    fn a_narrower_output_does_not_overwrite_its_input_in_place() {
+        // bool (1 byte) from f32 (4 bytes): both round up to one 64-byte block, but writing in
+        // place would clobber input elements not yet read by a parallel kernel.
+        let (_, p) = plan("graph \"g\" (%x: f32[16]) {\n  %a = Exp[e](%x) : f32[16]\n  %b = IsNaN[n](%a) : bool[16]\n  return %b\n}\n");
+        assert_eq!(p.buffers.len(), 2);
     }
 
     #[test]
