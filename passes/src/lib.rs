@@ -2,8 +2,8 @@
 //!
 //! Today: [`fold_constants`] (evaluates nodes whose inputs are all constants, and `Shape`/`Size`
 //! of statically shaped values, so Shape → Gather → Concat → Reshape chains become constants
-//! once input shapes are known), [`eliminate_common_subexpressions`] and
-//! [`eliminate_dead_code`]. [`simplify`] runs folding and DCE to a fixed point; [`run_pipeline`]
+//! once input shapes are known), [`canonicalize`] (drops ops that change nothing),
+//! [`eliminate_common_subexpressions`] and [`eliminate_dead_code`]. [`simplify`] runs folding and DCE to a fixed point; [`run_pipeline`]
 //! runs every classic pass by name and can stop after any of them. The equality-saturation
 //! optimizer lands here later.
 //!
@@ -18,12 +18,14 @@
 //! assert!(g.nodes.is_empty());
 //! ```
 
+mod canonicalize;
 mod cse;
 mod dce;
 mod fold_constants;
 mod memory_plan;
 mod pipeline;
 
+pub use canonicalize::canonicalize;
 pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};

@@ -1,11 +1,11 @@
 //! The pass manager: the classic passes in a fixed order, each named, with the option to stop
 //! after any of them (`kiln compile --emit ir-after=PASS`).
 
-use crate::{eliminate_common_subexpressions, eliminate_dead_code, fold_constants, FOLD_LIMIT};
+use crate::{canonicalize, eliminate_common_subexpressions, eliminate_dead_code, fold_constants, FOLD_LIMIT};
 use kiln_ir::{Graph, NodeError};
 
 /// The passes, in the order they run.
-pub const PASSES: [&str; 3] = ["fold-constants", "cse", "dce"];
+pub const PASSES: [&str; 4] = ["fold-constants", "canonicalize", "cse", "dce"];
 
 /// What a pipeline run did, per pass (nodes changed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub fn run_pipeline(g: &mut Graph, stop_after: Option<&str>) -> Result<PipelineR
         for name in PASSES {
             let n = match name {
                 "fold-constants" => fold_constants(g, FOLD_LIMIT),
+                "canonicalize" => canonicalize(g),
                 "cse" => eliminate_common_subexpressions(g),
                 _ => eliminate_dead_code(g),
             };
@@ -46,7 +47,7 @@ pub fn run_pipeline(g: &mut Graph, stop_after: Option<&str>) -> Result<PipelineR
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PipelineError {
-    #[error("unknown pass `{0}` (passes: fold-constants, cse, dce)")]
+    #[error("unknown pass `{0}` (passes: fold-constants, canonicalize, cse, dce)")]
     UnknownPass(String),
     #[error("{0}")]
     Type(#[from] NodeError),

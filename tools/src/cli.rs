@@ -46,7 +46,7 @@ enum Cmd {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// What to print instead of writing an artifact: `ir` (the imported, simplified IR) or
-        /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, cse, dce),
+        /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, canonicalize, cse, dce),
         /// or `memory-plan` (the arena plan after the classic pipeline; needs static shapes).
         #[arg(long)]
         emit: Option<String>,
