@@ -20,6 +20,7 @@ struct Cli {
 enum Cmd {
     /// Show a model's inputs, outputs, op histogram and parameters.
     Inspect {
+        /// An .onnx file.
         model: PathBuf,
         #[arg(long)]
         json: bool,
@@ -29,20 +30,26 @@ enum Cmd {
     },
     /// Run a model in the reference interpreter.
     Run {
+        /// An .onnx file.
         model: PathBuf,
         /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
         #[arg(long = "input")]
         input: Vec<String>,
+        /// Directory for one NAME.npy per model output.
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
+        /// Only `ref` (the reference interpreter) runs models in this version.
         #[arg(long, default_value = "ref")]
         target: String,
     },
     /// Compile a model for a target.
     Compile {
+        /// An .onnx file.
         model: PathBuf,
+        /// ref, cpu, sm_90, sm_80 or 910b; only `ref` produces output in this version.
         #[arg(long, default_value = "ref")]
         target: String,
+        /// Where to write the artifact (for `ref`: the verified IR text).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// What to print instead of writing an artifact: `ir` (the imported, simplified IR) or
@@ -50,6 +57,7 @@ enum Cmd {
         /// or `memory-plan` (the arena plan after the classic pipeline; needs static shapes).
         #[arg(long)]
         emit: Option<String>,
+        /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
     },
@@ -58,6 +66,7 @@ enum Cmd {
     Compare { got: PathBuf, want: PathBuf },
     /// Run the ONNX node test suite.
     Conformance {
+        /// The onnx/backend/test/data/node directory of the onnx 1.20.0 wheel.
         #[arg(long)]
         suite: PathBuf,
         #[arg(long, default_value = "ref")]
