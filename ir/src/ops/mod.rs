@@ -5,6 +5,7 @@
 //! with exhaustive matches, so a new variant makes the compiler list every place to visit.
 
 mod activation;
+mod attention;
 mod control;
 mod conv;
 mod data_movement;
@@ -23,7 +24,7 @@ mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
-mod sequence_ops;
+
 mod shape_ops;
 mod signal;
 
@@ -660,7 +661,7 @@ impl Op {
             QuantizeLinear { output_dtype, .. } => quant::infer_quantize(*output_dtype, ins),
             DequantizeLinear { output_dtype, .. } => quant::infer_dequantize(*output_dtype, ins),
             DynamicQuantizeLinear {} => quant::infer_dynamic(ins),
-            Attention { q_num_heads, kv_num_heads, .. } => sequence_ops::infer_attention(*q_num_heads, *kv_num_heads, n_out, ins, names),
+            Attention { q_num_heads, kv_num_heads, .. } => attention::infer_attention(*q_num_heads, *kv_num_heads, n_out, ins, names),
             RotaryEmbedding { .. } => shape_ops::infer_identity(self, ins, 1),
             NegativeLogLikelihoodLoss { reduction, .. } => loss::infer(*reduction, 1, ins),
             SoftmaxCrossEntropyLoss { reduction, .. } => loss::infer(*reduction, n_out, ins),
@@ -808,9 +809,9 @@ impl Op {
                 quant::eval_dequantize(*axis, *block_size, *output_dtype, ins).map(|t| vec![t])
             }
             DynamicQuantizeLinear {} => quant::eval_dynamic(req(ins, 0)?),
-            Attention { .. } => sequence_ops::eval_attention(self, ins, n_out),
+            Attention { .. } => attention::eval_attention(self, ins, n_out),
             RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
-                sequence_ops::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t])
+                attention::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t])
             }
             NegativeLogLikelihoodLoss { reduction, ignore_index } => loss::eval_nll(*reduction, *ignore_index, ins).map(|t| vec![t]),
             SoftmaxCrossEntropyLoss { reduction, ignore_index } => loss::eval_sce(*reduction, *ignore_index, ins, n_out),
