@@ -24,7 +24,6 @@ mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
-
 mod shape_ops;
 mod signal;
 
