@@ -10,6 +10,7 @@
 //! %y = Relu[relu](%b) : f32[4]
 //! ```
 
+use crate::forwarding::{forwarded, remove_nodes};
 use kiln_ir::{Graph, Op, ValueId};
 use std::collections::{HashMap, HashSet};
 
@@ -42,7 +43,7 @@ pub fn canonicalize(g: &mut Graph) -> usize {
     let mut replace: HashMap<ValueId, ValueId> = HashMap::new();
     let mut keep = vec![true; g.nodes.len()];
     for (i, kept) in keep.iter_mut().enumerate() {
-        let inputs: Vec<Option<ValueId>> = g.nodes[i].inputs.iter().map(|v| v.map(|v| *replace.get(&v).unwrap_or(&v))).collect();
+        let inputs = forwarded(&g.nodes[i].inputs, &replace);
         g.nodes[i].inputs = inputs;
         let node = &g.nodes[i];
         if node.outputs.iter().flatten().any(|o| graph_outputs.contains(o)) {
@@ -55,10 +56,7 @@ pub fn canonicalize(g: &mut Graph) -> usize {
             }
         }
     }
-    let removed = keep.iter().filter(|k| !**k).count();
-    let mut k = keep.into_iter();
-    g.nodes.retain(|_| k.next().unwrap_or(true));
-    removed
+    remove_nodes(g, keep)
 }
 
 #[cfg(test)]

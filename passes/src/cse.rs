@@ -7,6 +7,7 @@
 //! %c = Add[add](%a, %b) : f32[4]
 //! ```
 
+use crate::forwarding::{forwarded, remove_nodes};
 use kiln_ir::{Graph, ValueId};
 use std::collections::HashMap;
 
@@ -17,7 +18,7 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
     let mut seen: HashMap<(&'static str, Vec<Option<ValueId>>), Vec<usize>> = HashMap::new();
     let mut keep = vec![true; g.nodes.len()];
     for (i, kept) in keep.iter_mut().enumerate() {
-        let inputs: Vec<Option<ValueId>> = g.nodes[i].inputs.iter().map(|v| v.map(|v| *replace.get(&v).unwrap_or(&v))).collect();
+        let inputs = forwarded(&g.nodes[i].inputs, &replace);
         g.nodes[i].inputs = inputs.clone();
         let node = &g.nodes[i];
         if !node.op.subgraphs().is_empty() {
@@ -42,10 +43,7 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
     for o in &mut g.outputs {
         *o = *replace.get(o).unwrap_or(o);
     }
-    let removed = keep.iter().filter(|k| !**k).count();
-    let mut k = keep.into_iter();
-    g.nodes.retain(|_| k.next().unwrap_or(true));
-    removed
+    remove_nodes(g, keep)
 }
 
 #[cfg(test)]

@@ -14,9 +14,6 @@ pub fn eliminate_dead_code(g: &mut Graph) -> usize {
             live.extend(n.inputs.iter().flatten().copied());
         }
     }
-    let before = g.nodes.len();
-    let mut k = keep.into_iter();
-    g.nodes.retain(|_| k.next().unwrap_or(true));
     g.consts.retain(|id, _| live.contains(id));
-    before - g.nodes.len()
+    crate::forwarding::remove_nodes(g, keep)
 }

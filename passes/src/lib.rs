@@ -22,6 +22,7 @@ mod canonicalize;
 mod cse;
 mod dce;
 mod fold_constants;
+mod forwarding;
 mod memory_plan;
 mod pipeline;
 
