@@ -357,21 +357,26 @@ impl Lexer {
             }
         }
     }
+    /// Comma-separated items up to `close` (the opening bracket already consumed).
+    fn list<T>(&mut self, close: char, mut item: impl FnMut(&mut Self) -> Result<T, ParseError>) -> Result<Vec<T>, ParseError> {
+        let mut items = vec![];
+        while !self.eat(close) {
+            if !items.is_empty() {
+                self.punct(',')?;
+            }
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
     fn ty(&mut self) -> Result<TensorType, ParseError> {
         let d = self.ident()?;
         let dtype = DType::from_name(&d).ok_or_else(|| self.err(format!("unknown dtype `{d}`")))?;
         self.punct('[')?;
-        let mut dims = vec![];
-        while !self.eat(']') {
-            if !dims.is_empty() {
-                self.punct(',')?;
-            }
-            dims.push(match self.next()? {
-                Tok::Num(n) => Dim::Known(n.parse().map_err(|_| self.err(format!("bad dimension `{n}`")))?),
-                Tok::Ident(s) | Tok::Str(s) => Dim::Sym(s),
-                other => return Err(self.err(format!("bad dimension {other:?}"))),
-            });
-        }
+        let dims = self.list(']', |p| match p.next()? {
+            Tok::Num(n) => Ok(Dim::Known(n.parse().map_err(|_| p.err(format!("bad dimension `{n}`")))?)),
+            Tok::Ident(s) | Tok::Str(s) => Ok(Dim::Sym(s)),
+            other => Err(p.err(format!("bad dimension {other:?}"))),
+        })?;
         Ok(TensorType::new(dtype, Shape(dims)))
     }
     fn number(&mut self) -> Result<String, ParseError> {
@@ -384,13 +389,7 @@ impl Lexer {
     fn values(&mut self, ty: &TensorType) -> Result<Tensor, ParseError> {
         let dims = ty.shape.as_fixed().ok_or_else(|| self.err("constants need a fixed shape"))?;
         self.punct('[')?;
-        let mut items = vec![];
-        while !self.eat(']') {
-            if !items.is_empty() {
-                self.punct(',')?;
-            }
-            items.push(self.number()?);
-        }
+        let items = self.list(']', Self::number)?;
         let data = if ty.dtype == DType::Bool {
             Data::Bool(items.iter().map(|s| s == "true").collect())
         } else if ty.dtype.is_float() {
@@ -432,13 +431,7 @@ impl Lexer {
                 _ => Attr::Ident(s),
             },
             Tok::Punct('[') => {
-                let mut items = vec![];
-                while !self.eat(']') {
-                    if !items.is_empty() {
-                        self.punct(',')?;
-                    }
-                    items.push(self.next()?);
-                }
+                let items = self.list(']', Self::next)?;
                 if items.iter().all(|t| matches!(t, Tok::Ident(_))) && !items.is_empty() {
                     Attr::Idents(items.into_iter().map(|t| if let Tok::Ident(s) = t { s } else { String::new() }).collect())
                 } else if items
@@ -480,13 +473,12 @@ impl Lexer {
         let mut g = Graph::new(name);
         let mut scope: HashMap<String, ValueId> = HashMap::new();
         self.punct('(')?;
-        while !self.eat(')') {
-            if !g.inputs.is_empty() {
-                self.punct(',')?;
-            }
-            let n = self.value_name()?.ok_or_else(|| self.err("inputs need names"))?;
-            self.punct(':')?;
-            let t = self.ty()?;
+        let inputs = self.list(')', |p| {
+            let n = p.value_name()?.ok_or_else(|| p.err("inputs need names"))?;
+            p.punct(':')?;
+            Ok((n, p.ty()?))
+        })?;
+        for (n, t) in inputs {
             scope.insert(n.clone(), g.add_input(n, t));
         }
         self.punct('{')?;
@@ -531,27 +523,18 @@ impl Lexer {
             };
             self.punct(']')?;
             self.punct('(')?;
-            let mut ins = vec![];
-            while !self.eat(')') {
-                if !ins.is_empty() {
-                    self.punct(',')?;
-                }
-                ins.push(match self.value_name()? {
-                    None => None,
-                    Some(n) => Some(*scope.get(&n).ok_or_else(|| self.err(format!("undefined value %{n}")))?),
-                });
-            }
+            let ins = self.list(')', |p| match p.value_name()? {
+                None => Ok(None),
+                Some(n) => scope.get(&n).map(|&id| Some(id)).ok_or_else(|| p.err(format!("undefined value %{n}"))),
+            })?;
             let mut attrs: HashMap<String, Attr> = HashMap::new();
             if self.eat('{') {
-                while !self.eat('}') {
-                    if !attrs.is_empty() {
-                        self.punct(',')?;
-                    }
-                    let k = self.ident()?;
-                    self.punct('=')?;
-                    let v = self.attr(weights)?;
-                    attrs.insert(k, v);
-                }
+                let pairs = self.list('}', |p| {
+                    let k = p.ident()?;
+                    p.punct('=')?;
+                    Ok((k, p.attr(weights)?))
+                })?;
+                attrs.extend(pairs);
             }
             let op = if let Some(u) = UnaryOp::from_name(&head) {
                 Op::Unary { op: u }

@@ -13,8 +13,8 @@
 //! let x = g.add_input("x", TensorType::new(DType::F32, Shape::fixed(&[2, 3])));
 //! let s = g.add_node("shape", Op::Shape { start: 0, end: None }, vec![Some(x)], &[Some("s".into())]).unwrap();
 //! g.outputs = vec![s[0].unwrap()];
-//! let report = kiln_passes::simplify(&mut g, kiln_passes::FOLD_LIMIT).unwrap();
-//! assert_eq!(report.folded, 1);
+//! let report = kiln_passes::simplify(&mut g).unwrap();
+//! assert_eq!(report.changes[0], ("fold-constants", 1));
 //! assert!(g.nodes.is_empty());
 //! ```
 
@@ -31,29 +31,10 @@ pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};
 pub use memory_plan::{plan_memory, Buffer, MemoryPlan, PlanError, ALIGN};
-pub use pipeline::{run_pipeline, PipelineError, PipelineReport, PASSES};
+pub use pipeline::{run_passes, run_pipeline, PipelineError, PipelineReport, PASSES};
 
-use kiln_ir::NodeError;
-
-/// What [`simplify`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SimplifyReport {
-    pub folded: usize,
-    pub removed: usize,
-}
-
-/// Folds constants and removes dead nodes until nothing changes, re-inferring types so that
-/// newly constant shapes propagate.
-pub fn simplify(g: &mut kiln_ir::Graph, fold_limit: usize) -> Result<SimplifyReport, NodeError> {
-    let mut report = SimplifyReport::default();
-    loop {
-        let f = fold_constants(g, fold_limit);
-        let r = eliminate_dead_code(g);
-        report.folded += f;
-        report.removed += r;
-        g.reinfer()?;
-        if f == 0 && r == 0 {
-            return Ok(report);
-        }
-    }
+/// Import cleanup: constant folding and dead-code elimination to a fixed point (the
+/// pipeline's `fold-constants` and `dce` passes), types re-inferred after each.
+pub fn simplify(g: &mut kiln_ir::Graph) -> Result<PipelineReport, PipelineError> {
+    run_passes(g, &["fold-constants", "dce"], None)
 }

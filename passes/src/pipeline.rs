@@ -13,18 +13,24 @@ pub struct PipelineReport {
     pub changes: Vec<(&'static str, usize)>,
 }
 
-/// Runs the passes to a fixed point (at most 8 rounds), stopping after `stop_after` in the first
-/// round when it is given. Types are re-inferred after every pass.
+/// Runs every pass ([`PASSES`]) to a fixed point, stopping after `stop_after` in the first
+/// round when it is given.
 pub fn run_pipeline(g: &mut Graph, stop_after: Option<&str>) -> Result<PipelineReport, PipelineError> {
-    if let Some(p) = stop_after {
-        if !PASSES.contains(&p) {
+    run_passes(g, &PASSES, stop_after)
+}
+
+/// Runs the named passes in order to a fixed point (at most 8 rounds), stopping after
+/// `stop_after` in the first round when it is given. Types are re-inferred after every pass.
+pub fn run_passes(g: &mut Graph, passes: &[&'static str], stop_after: Option<&str>) -> Result<PipelineReport, PipelineError> {
+    for p in passes.iter().copied().chain(stop_after) {
+        if !PASSES.contains(&p) || (stop_after == Some(p) && !passes.contains(&p)) {
             return Err(PipelineError::UnknownPass(p.to_string()));
         }
     }
     let mut report = PipelineReport::default();
     for _round in 0..8 {
         let mut changed = 0;
-        for name in PASSES {
+        for &name in passes {
             let n = match name {
                 "fold-constants" => fold_constants(g, FOLD_LIMIT),
                 "canonicalize" => canonicalize(g),

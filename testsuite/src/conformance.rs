@@ -58,6 +58,11 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Reads `{prefix}_0.pb`, `{prefix}_1.pb`, ... of a test data set.
+fn read_all(data: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
+    numbered(data, prefix).iter().map(|p| read_pb(p)).collect()
+}
+
 /// Runs one case directory.
 pub fn run_case(dir: &Path) -> CaseResult {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -79,22 +84,11 @@ fn run_case_inner(dir: &Path) -> (Status, String) {
         Err(e) => return (Status::Failed, e),
     };
     let data = dir.join("test_data_set_0");
-    let mut inputs = vec![];
-    for p in numbered(&data, "input") {
-        match read_pb(&p) {
-            Ok(t) => inputs.push(t),
-            Err(e) if e.contains("not supported") => return (Status::Unsupported, e),
-            Err(e) => return (Status::Failed, e),
-        }
-    }
-    let mut expected = vec![];
-    for p in numbered(&data, "output") {
-        match read_pb(&p) {
-            Ok(t) => expected.push(t),
-            Err(e) if e.contains("not supported") => return (Status::Unsupported, e),
-            Err(e) => return (Status::Failed, e),
-        }
-    }
+    let (inputs, expected) = match (read_all(&data, "input"), read_all(&data, "output")) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) if e.contains("not supported") => return (Status::Unsupported, e),
+        (Err(e), _) | (_, Err(e)) => return (Status::Failed, e),
+    };
     let opts =
         ImportOptions { input_shapes: names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>() };
     let model = match import_file(&dir.join("model.onnx"), &opts) {

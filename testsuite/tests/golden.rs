@@ -34,7 +34,7 @@ fn load(name: &str) -> (kiln_ir::Graph, Vec<Tensor>, Vec<Tensor>) {
         }
         outputs.push(read_npy(&p));
     }
-    kiln_passes::simplify(&mut g, kiln_passes::FOLD_LIMIT).unwrap_or_else(|e| panic!("{name}: {e}"));
+    kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
     kiln_ir::verify(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
     (g, inputs, outputs)
 }
@@ -111,7 +111,7 @@ fn golden_model_with_external_data_gives_identical_outputs() {
     let (g, inputs, _) = load("llama_tiny");
     let ext = import_file(&out.join("model.onnx"), &ImportOptions::default()).expect("import external");
     let mut ext_g = ext.graph;
-    kiln_passes::simplify(&mut ext_g, kiln_passes::FOLD_LIMIT).expect("simplify");
+    kiln_passes::simplify(&mut ext_g).expect("simplify");
     assert_eq!(kiln_ir::text::print(&ext_g), kiln_ir::text::print(&g));
     let a = interp::run(&g, inputs.clone()).expect("run inline");
     let b = interp::run(&ext_g, inputs).expect("run external");

@@ -127,7 +127,7 @@ fn load(model: &Path, shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
             bail!("--input-shape: the model has no input named `{name}`");
         }
     }
-    kiln_passes::simplify(&mut g, kiln_passes::FOLD_LIMIT).context("simplifying the imported graph")?;
+    kiln_passes::simplify(&mut g).context("simplifying the imported graph")?;
     kiln_ir::verify(&g).context("verifying the imported graph")?;
     Ok(g)
 }

@@ -268,7 +268,7 @@ pub(crate) fn eval_unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, OpError> {
                 Erf => erf,
                 Sigmoid => |v| if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { v.exp() / (1.0 + v.exp()) },
                 Tanh => f64::tanh,
-                Relu => |v| if v > 0.0 { v } else { 0.0 * v.signum().max(0.0) },
+                Relu => |v| if v > 0.0 { v } else { 0.0 },
                 Softplus => |v| if v > 30.0 { v } else { v.exp().ln_1p() },
                 Softsign => |v| v / (1.0 + v.abs()),
                 Mish => |v| v * (if v > 30.0 { v } else { v.exp().ln_1p() }).tanh(),
