@@ -218,11 +218,12 @@ impl Op {
         }
     }
 
-    /// Subgraphs held by control-flow ops.
+    /// Subgraphs held by control-flow ops and fused ops' bodies.
     pub fn subgraphs(&self) -> Vec<&Graph> {
         match self {
             Op::If { then_branch, else_branch } => vec![then_branch, else_branch],
             Op::Loop { body, .. } | Op::Scan { body, .. } => vec![body],
+            Op::FusedElementwise { body } | Op::MatMulFused { body, .. } | Op::ConvFused { body, .. } => vec![body],
             _ => vec![],
         }
     }

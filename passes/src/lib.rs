@@ -21,10 +21,12 @@
 mod canonicalize;
 mod cse;
 mod dce;
+pub mod eqsat;
 mod fold_constants;
 mod forwarding;
 mod memory_plan;
 mod pipeline;
+pub mod rules;
 
 pub use canonicalize::canonicalize;
 pub use cse::eliminate_common_subexpressions;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use kiln_frontend::onnx::{import_file, ImportOptions};
 use kiln_ir::{interp, Dim, Graph, Tensor};
 use kiln_target::Target;
-use kiln_testsuite::{conformance, npy};
+use kiln_testsuite::{conformance, npy, optimizer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -52,11 +52,16 @@ enum Cmd {
         /// Where to write the artifact (for `ref`: the verified IR text).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
-        /// What to print instead of writing an artifact: `ir` (the imported, simplified IR) or
+        /// What to print instead of writing an artifact: `ir` (the imported, simplified IR),
         /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, canonicalize, cse, dce),
-        /// or `memory-plan` (the arena plan after the classic pipeline; needs static shapes).
+        /// `opt-ir` (the IR the optimizer extracts for --target), or `memory-plan` (the arena plan
+        /// of the optimized graph; needs static shapes).
         #[arg(long)]
         emit: Option<String>,
+        /// Write the optimizer's report (ops before/after, kernels, rules fired, stop reason,
+        /// timings, arena size) as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
@@ -83,8 +88,8 @@ pub fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
         Cmd::Run { model, input, output_dir, target } => run(&model, &input, &output_dir, &target),
-        Cmd::Compile { model, target, output, emit, input_shape } => {
-            compile(&model, &target, output.as_deref(), emit.as_deref(), &parse_shapes(&input_shape)?)
+        Cmd::Compile { model, target, output, emit, report, input_shape } => {
+            compile(&model, &target, output.as_deref(), emit.as_deref(), report.as_deref(), &parse_shapes(&input_shape)?)
         }
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Conformance { suite, target, json, filter } => conformance_cmd(&suite, &target, json, filter.as_deref()),
@@ -215,51 +220,67 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
     Ok(())
 }
 
-fn compile(model: &Path, target: &str, output: Option<&Path>, emit: Option<&str>, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+fn compile(
+    model: &Path,
+    target: &str,
+    output: Option<&Path>,
+    emit: Option<&str>,
+    report: Option<&Path>,
+    shapes: &HashMap<String, Vec<usize>>,
+) -> Result<()> {
+    let started = std::time::Instant::now();
     let t: Target = target.parse()?;
     let g = load(model, shapes)?;
-    match emit {
-        Some("ir") => {
-            print!("{}", kiln_ir::text::print(&g));
-            return Ok(());
+    if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
+        let mut g = g;
+        if let Some(pass) = e.strip_prefix("ir-after=") {
+            kiln_passes::run_pipeline(&mut g, Some(pass))?;
         }
-        Some(e) if e.starts_with("ir-after=") => {
-            let mut g = g;
-            kiln_passes::run_pipeline(&mut g, Some(&e["ir-after=".len()..]))?;
-            print!("{}", kiln_ir::text::print(&g));
-            return Ok(());
-        }
-        Some("memory-plan") => {
-            let mut g = g;
-            kiln_passes::run_pipeline(&mut g, None)?;
-            let plan = kiln_passes::plan_memory(&g)?;
-            plan.check().map_err(|e| anyhow!("internal error: invalid memory plan: {e}"))?;
-            println!("{:>12} {:>12} {:>6} {:>6}  values", "offset", "bytes", "first", "last");
-            for b in &plan.buffers {
-                let names: Vec<&str> = b.values.iter().map(|&v| g.value(v).name.as_str()).collect();
-                println!("{:>12} {:>12} {:>6} {:>6}  {}", b.offset, b.bytes, b.first, b.last, names.join(", "));
-            }
-            let ratio = plan.arena_bytes as f64 / plan.lower_bound_bytes.max(1) as f64;
-            println!(
-                "arena {} bytes, liveness lower bound {} bytes ({ratio:.3}x), {} buffers for {} nodes",
-                plan.arena_bytes,
-                plan.lower_bound_bytes,
-                plan.buffers.len(),
-                g.nodes.len()
-            );
-            return Ok(());
-        }
-        Some(other) => {
-            bail!("--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}) or `memory-plan`", kiln_passes::PASSES.join(", "))
-        }
-        None => {}
+        print!("{}", kiln_ir::text::print(&g));
+        return write_report(report, None);
     }
-    t.status()?;
-    let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
-    // The reference target's artifact is the verified IR text.
-    std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
-    let unsym = g.inputs.iter().any(|&i| g.value(i).ty.shape.0.iter().any(|d| matches!(d, Dim::Sym(_))));
-    println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
+    if let Some(other) = emit.filter(|e| !["opt-ir", "memory-plan"].contains(e)) {
+        bail!("--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir` or `memory-plan`", kiln_passes::PASSES.join(", "));
+    }
+    let (g, rep) = optimizer::optimize(&g, t, started).context("optimizing")?;
+    match emit {
+        Some("opt-ir") => print!("{}", kiln_ir::text::print(&g)),
+        Some(_) => print_memory_plan(&g)?,
+        None => {
+            t.status()?;
+            let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
+            // The reference target's artifact is the verified, optimized IR text.
+            std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
+            let unsym = g.inputs.iter().any(|&i| g.value(i).ty.shape.0.iter().any(|d| matches!(d, Dim::Sym(_))));
+            println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
+        }
+    }
+    write_report(report, Some(&rep))
+}
+
+fn write_report(path: Option<&Path>, rep: Option<&optimizer::Report>) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let rep = rep.ok_or_else(|| anyhow!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o"))?;
+    let text = serde_json::to_string_pretty(&rep.to_json())?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_memory_plan(g: &Graph) -> Result<()> {
+    let plan = kiln_passes::plan_memory(g)?;
+    plan.check().map_err(|e| anyhow!("internal error: invalid memory plan: {e}"))?;
+    println!("{:>12} {:>12} {:>6} {:>6}  values", "offset", "bytes", "first", "last");
+    for b in &plan.buffers {
+        let names: Vec<&str> = b.values.iter().map(|&v| g.value(v).name.as_str()).collect();
+        println!("{:>12} {:>12} {:>6} {:>6}  {}", b.offset, b.bytes, b.first, b.last, names.join(", "));
+    }
+    let ratio = plan.arena_bytes as f64 / plan.lower_bound_bytes.max(1) as f64;
+    println!(
+        "arena {} bytes, liveness lower bound {} bytes ({ratio:.3}x), {} buffers for {} nodes",
+        plan.arena_bytes,
+        plan.lower_bound_bytes,
+        plan.buffers.len(),
+        g.nodes.len()
+    );
     Ok(())
 }
 

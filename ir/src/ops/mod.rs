@@ -11,6 +11,7 @@ mod conv;
 mod data_movement;
 mod detection;
 mod elementwise;
+mod fused;
 mod gather_scatter;
 mod gemm_kernel;
 mod grid;
@@ -389,6 +390,15 @@ define_ops! {
         scan_output_directions: Vec<i64>,
         batched: bool,
     },
+    /// An elementwise program made by fusion: `body`'s inputs are this op's inputs, its nodes
+    /// are elementwise ops (see `ops/fused.rs`).
+    FusedElementwise { body: Box<Graph> },
+    /// MatMul(a, b) with an elementwise epilogue: `body`'s inputs are the product (split along
+    /// its last axis into `splits` parts, or whole when empty), then the inputs after `b`.
+    MatMulFused { splits: Vec<i64>, body: Box<Graph> },
+    /// Conv(x, w, bias?) with an elementwise epilogue: `body`'s inputs are the convolution,
+    /// then the inputs after the bias slot.
+    ConvFused { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad, body: Box<Graph> },
 }
 
 /// What inference knows about one input: dtype, shape and, when it is a constant, its value.
@@ -667,6 +677,12 @@ impl Op {
             If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, ins, names),
             Loop { body, num_carried } => control::infer_loop(body, *num_carried, n_out, ins, names),
             Scan { .. } => control::infer_scan(&self.scan_spec()?, n_out, ins, names),
+            FusedElementwise { body } => fused::infer_elementwise(body, ins),
+            MatMulFused { splits, body } => fused::infer_matmul_fused(splits, body, ins),
+            ConvFused { kernel_shape, strides, pads, dilations, auto_pad, body, .. } => {
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
+                fused::infer_conv_fused(self, &w, body, ins, names)
+            }
         }
     }
 
@@ -817,6 +833,12 @@ impl Op {
             If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),
             Loop { body, num_carried } => control::eval_loop(body, *num_carried, ins, n_out),
             Scan { .. } => control::eval_scan(&self.scan_spec()?, ins, n_out),
+            FusedElementwise { body } => fused::eval_elementwise(body, ins),
+            MatMulFused { splits, body } => fused::eval_matmul_fused(splits, body, ins),
+            ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, body } => {
+                let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
+                fused::eval_conv_fused(&w, *group, body, ins)
+            }
         }
     }
 }

@@ -1,0 +1,50 @@
+//! Roofline cost of one op on an Ascend 910B2 (figures from ../shared/ASCEND.md §3):
+//!
+//! | | 910B2 |
+//! |---|---|
+//! | GM bandwidth | ≈1.5 TB/s |
+//! | cube fp16/bf16 | ≈300 TFLOP/s practical (353.9 derived peak) |
+//! | cube int8 | ≈600 TOP/s (2× fp16, derived) |
+//! | cube fp32 | ≈75 TFLOP/s (assumed ¼ of fp16: Mmad takes f32 at a lower rate; not a vendor figure) |
+//! | vector | ≈11 TFLOP/s (fp16, derived) |
+//! | launch | 3 µs (assumed; no public figure) |
+//!
+//! Infeasible: f64 math (neither cube nor vector units compute in f64), float8/float4 (not in
+//! the 910B's Mmad dtypes) and control flow (If, Loop, Scan).
+
+use kiln_ir::{DType, Op, TensorType};
+use kiln_passes::eqsat::roofline::Peaks;
+use kiln_passes::eqsat::{CostModel, INFEASIBLE};
+
+#[derive(Clone, Copy, Debug)]
+pub struct AscendCost {
+    peaks: Peaks,
+}
+
+impl Default for AscendCost {
+    fn default() -> AscendCost {
+        AscendCost {
+            peaks: Peaks { bytes_per_us: 1.5e6, matrix_f16: 3.0e8, matrix_f32: 7.5e7, matrix_i8: 6.0e8, vector: 1.1e7, launch_us: 3.0 },
+        }
+    }
+}
+
+fn unsupported(d: DType) -> bool {
+    matches!(d, DType::F64 | DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 | DType::F4E2M1)
+}
+
+impl CostModel for AscendCost {
+    fn name(&self) -> &'static str {
+        "910b"
+    }
+
+    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
+        if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+            return INFEASIBLE;
+        }
+        if ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).any(unsupported) {
+            return INFEASIBLE;
+        }
+        self.peaks.cost(op, ins, outs)
+    }
+}

@@ -1,0 +1,61 @@
+//! Roofline cost of one op on an NVIDIA GPU.
+//!
+//! | | sm_90 (H100 SXM) | sm_80 (A100 80 GB) |
+//! |---|---|---|
+//! | HBM bandwidth | 3.0 TB/s | 2.0 TB/s |
+//! | fp16/bf16 tensor core | ~750 TFLOP/s | 312 TFLOP/s |
+//! | fp32 (no TF32) | ~50 TFLOP/s | 19.5 TFLOP/s |
+//! | int8 tensor core | ~1500 TOP/s | 624 TOP/s |
+//! | launch | 2 µs | 2 µs |
+//!
+//! Infeasible: float8/float4 math on sm_80 (no fp8 tensor cores), and control flow (If, Loop,
+//! Scan), which kiln runs on the host, not as a kernel.
+
+use kiln_ir::{DType, Op, TensorType};
+use kiln_passes::eqsat::roofline::Peaks;
+use kiln_passes::eqsat::{CostModel, INFEASIBLE};
+
+#[derive(Clone, Copy, Debug)]
+pub struct CudaCost {
+    pub arch: u32,
+    peaks: Peaks,
+}
+
+impl CudaCost {
+    pub fn sm90() -> CudaCost {
+        CudaCost {
+            arch: 90,
+            peaks: Peaks { bytes_per_us: 3.0e6, matrix_f16: 7.5e8, matrix_f32: 5.0e7, matrix_i8: 1.5e9, vector: 5.0e7, launch_us: 2.0 },
+        }
+    }
+    pub fn sm80() -> CudaCost {
+        CudaCost {
+            arch: 80,
+            peaks: Peaks { bytes_per_us: 2.0e6, matrix_f16: 3.12e8, matrix_f32: 1.95e7, matrix_i8: 6.24e8, vector: 1.95e7, launch_us: 2.0 },
+        }
+    }
+}
+
+fn is_fp8(d: DType) -> bool {
+    matches!(d, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 | DType::F4E2M1)
+}
+
+impl CostModel for CudaCost {
+    fn name(&self) -> &'static str {
+        if self.arch == 90 {
+            "sm_90"
+        } else {
+            "sm_80"
+        }
+    }
+
+    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
+        if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+            return INFEASIBLE;
+        }
+        if self.arch < 89 && ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).any(is_fp8) {
+            return INFEASIBLE;
+        }
+        self.peaks.cost(op, ins, outs)
+    }
+}

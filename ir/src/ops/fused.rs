@@ -1,0 +1,203 @@
+//! Fused ops, made by the optimizer: an optional anchor (MatMul or Conv) followed by an
+//! elementwise program held as a body graph. Reference semantics are the obvious ones: compute
+//! the anchor, split its result along the last axis when asked, then run the body on those parts
+//! and the extra inputs. Body values keep their declared dtypes and ranks; their dims are
+//! re-inferred from the actual inputs, so one body serves any shapes it broadcasts over.
+//!
+//! ```text
+//! %y = MatMulFused[fc](%x, %w, %b) {splits=[], body=graph "epilogue" (%acc: f32[2,8], %b: f32[8]) {
+//!   %s = Add[s](%acc, %b) : f32[2,8]
+//!   %r = Relu[r](%s) : f32[2,8]
+//!   return %r
+//! }} : f32[2,8]
+//! ```
+
+use super::{conv, data_movement, matmul, norm_axis, req, DimNamer, InType, Op, OpError, TensorType, Window};
+use crate::graph::Graph;
+use crate::shape::{Dim, Shape};
+use crate::tensor::Tensor;
+
+impl Op {
+    /// Ops a fused body may hold: each output element depends only on the same element of
+    /// each (broadcast) input.
+    pub fn is_elementwise(&self) -> bool {
+        use Op::*;
+        match self {
+            Identity {} | Unary { .. } | Binary { .. } | Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } => true,
+            HardSigmoid { .. } | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } | IsInf { .. } => true,
+            Clip {} | Where {} | Cast { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn check_body(body: &Graph) -> Result<(), OpError> {
+    if let Some(n) = body.nodes.iter().find(|n| !n.op.is_elementwise() || n.outputs.len() != 1) {
+        return Err(OpError::Invalid(format!("fused body node `{}` ({}) is not a single-output elementwise op", n.name, n.op.kind_name())));
+    }
+    if body.outputs.is_empty() {
+        return Err(OpError::Invalid("fused body has no outputs".into()));
+    }
+    Ok(())
+}
+
+/// Type inference of `body` applied to `args`: each argument must have the dtype and rank its
+/// body input declares (and the same size where both dims are known).
+fn infer_body(body: &Graph, args: &[(crate::dtype::DType, Shape)]) -> Result<Vec<TensorType>, OpError> {
+    check_body(body)?;
+    if args.len() != body.inputs.len() {
+        return Err(OpError::Arity { expected: body.inputs.len().to_string(), got: args.len() });
+    }
+    let mut types: Vec<Option<TensorType>> = vec![None; body.values.len()];
+    for (i, (&id, (dt, shape))) in body.inputs.iter().zip(args).enumerate() {
+        let decl = &body.value(id).ty;
+        let dims_agree = decl.shape.0.iter().zip(&shape.0).all(|(a, b)| match (a, b) {
+            (Dim::Known(x), Dim::Known(y)) => x == y,
+            _ => true,
+        });
+        if decl.dtype != *dt || decl.shape.rank() != shape.rank() || !dims_agree {
+            return Err(OpError::Invalid(format!("fused body input {i} is declared {}{}, given {dt}{shape}", decl.dtype, decl.shape)));
+        }
+        types[id.0 as usize] = Some(TensorType::new(*dt, shape.clone()));
+    }
+    for n in &body.nodes {
+        let ins: Vec<Option<InType>> = n
+            .inputs
+            .iter()
+            .map(|i| {
+                i.map(|id| match (&types[id.0 as usize], body.consts.get(&id)) {
+                    (Some(t), _) => Ok(InType { dtype: t.dtype, shape: &t.shape, value: None }),
+                    (None, Some(c)) => Ok(InType { dtype: c.dtype(), shape: &body.value(id).ty.shape, value: Some(c.as_ref()) }),
+                    (None, None) => Err(OpError::Invalid(format!("fused body node `{}` reads an undefined value", n.name))),
+                })
+                .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let out = n.op.infer(&ins, 1, &mut DimNamer::new(&n.name))?;
+        let o = n.outputs[0].ok_or_else(|| OpError::Invalid(format!("fused body node `{}` has no output", n.name)))?;
+        types[o.0 as usize] = out.into_iter().next();
+    }
+    body.outputs
+        .iter()
+        .map(|&o| match (&types[o.0 as usize], body.consts.get(&o)) {
+            (Some(t), _) => Ok(t.clone()),
+            (None, Some(c)) => Ok(TensorType::fixed(c.dtype(), c.dims())),
+            (None, None) => Err(OpError::Invalid("fused body returns an undefined value".into())),
+        })
+        .collect()
+}
+
+/// Runs `body` on `args` (elementwise ops only, so no interpreter bookkeeping is needed).
+fn eval_body(body: &Graph, args: Vec<Tensor>) -> Result<Vec<Tensor>, OpError> {
+    check_body(body)?;
+    let mut slots: Vec<Option<Tensor>> = vec![None; body.values.len()];
+    for (&id, t) in body.inputs.iter().zip(args) {
+        slots[id.0 as usize] = Some(t);
+    }
+    for n in &body.nodes {
+        let out = {
+            let ins: Vec<Option<&Tensor>> = n
+                .inputs
+                .iter()
+                .map(|i| i.and_then(|id| slots[id.0 as usize].as_ref().or_else(|| body.consts.get(&id).map(|c| c.as_ref()))))
+                .collect();
+            n.op.eval(&ins, 1)?
+        };
+        if let Some(o) = n.outputs[0] {
+            slots[o.0 as usize] = out.into_iter().next();
+        }
+    }
+    body.outputs
+        .iter()
+        .map(|&o| {
+            slots[o.0 as usize]
+                .clone()
+                .or_else(|| body.consts.get(&o).map(|c| c.as_ref().clone()))
+                .ok_or_else(|| OpError::Invalid("fused body returns an undefined value".into()))
+        })
+        .collect()
+}
+
+fn in_types(ins: &[Option<InType>], from: usize) -> Result<Vec<(crate::dtype::DType, Shape)>, OpError> {
+    (from..ins.len()).map(|i| req(ins, i).map(|t| (t.dtype, t.shape.clone()))).collect()
+}
+
+/// The parts of a product along its last axis (the whole product when `splits` is empty).
+fn split_types(acc: &TensorType, splits: &[i64]) -> Result<Vec<(crate::dtype::DType, Shape)>, OpError> {
+    if splits.is_empty() {
+        return Ok(vec![(acc.dtype, acc.shape.clone())]);
+    }
+    let last = acc.shape.rank().checked_sub(1).ok_or_else(|| OpError::Invalid("cannot split a scalar".into()))?;
+    if splits.iter().any(|&s| s <= 0) {
+        return Err(OpError::Invalid(format!("splits {splits:?} must be positive")));
+    }
+    if let Dim::Known(n) = acc.shape.0[last] {
+        if splits.iter().sum::<i64>() != n as i64 {
+            return Err(OpError::Invalid(format!("splits {splits:?} do not add up to {n}")));
+        }
+    }
+    Ok(splits
+        .iter()
+        .map(|&s| {
+            let mut d = acc.shape.0.clone();
+            d[last] = Dim::Known(s as usize);
+            (acc.dtype, Shape(d))
+        })
+        .collect())
+}
+
+fn split_values(acc: Tensor, splits: &[i64]) -> Result<Vec<Tensor>, OpError> {
+    if splits.is_empty() {
+        return Ok(vec![acc]);
+    }
+    let sizes = Tensor::from_i64s(vec![splits.len()], splits.to_vec()).map_err(|e| OpError::Invalid(e.to_string()))?;
+    let axis = norm_axis(-1, acc.rank())? as i64;
+    data_movement::eval_split(axis, &acc, Some(&sizes), splits.len())
+}
+
+pub(crate) fn infer_elementwise(body: &Graph, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+    infer_body(body, &in_types(ins, 0)?)
+}
+
+pub(crate) fn eval_elementwise(body: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
+    let args = (0..ins.len()).map(|i| req(ins, i).map(|t| (*t).clone())).collect::<Result<_, _>>()?;
+    eval_body(body, args)
+}
+
+pub(crate) fn infer_matmul_fused(splits: &[i64], body: &Graph, ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpError> {
+    let acc = matmul::infer_matmul(&Op::MatMul {}, &ins[..ins.len().min(2)])?.remove(0);
+    let mut args = split_types(&acc, splits)?;
+    args.extend(in_types(ins, 2)?);
+    infer_body(body, &args)
+}
+
+pub(crate) fn eval_matmul_fused(splits: &[i64], body: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
+    let acc = matmul::eval_matmul(req(ins, 0)?, req(ins, 1)?)?;
+    let mut args = split_values(acc, splits)?;
+    for i in 2..ins.len() {
+        args.push((*req(ins, i)?).clone());
+    }
+    eval_body(body, args)
+}
+
+pub(crate) fn infer_conv_fused(
+    op: &Op,
+    w: &Window,
+    body: &Graph,
+    ins: &[Option<InType>],
+    names: &mut DimNamer,
+) -> Result<Vec<TensorType>, OpError> {
+    let acc = conv::infer_conv(op, w, &ins[..ins.len().min(3)], names)?.remove(0);
+    let mut args = vec![(acc.dtype, acc.shape)];
+    args.extend(in_types(ins, 3)?);
+    infer_body(body, &args)
+}
+
+pub(crate) fn eval_conv_fused(w: &Window, group: i64, body: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
+    let acc = conv::eval_conv(w, group, req(ins, 0)?, req(ins, 1)?, ins.get(2).copied().flatten())?;
+    let mut args = vec![acc];
+    for i in 3..ins.len() {
+        args.push((*req(ins, i)?).clone());
+    }
+    eval_body(body, args)
+}

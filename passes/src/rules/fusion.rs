@@ -1,0 +1,203 @@
+//! Fusion: an elementwise consumer is absorbed into its producer, so that a chain of
+//! elementwise ops, or a MatMul/Conv with what follows it, becomes one kernel.
+//!
+//! ```text
+//! %mm = MatMul[mm](%x, %w) : f32[2,8]            %r = MatMulFused[r](%x, %w, %b) {splits=[],
+//! %s  = Add[s](%mm, %b) : f32[2,8]         =>        body=(%acc0, %in1) { Add, Relu }} : f32[2,8]
+//! %r  = Relu[r](%s) : f32[2,8]
+//! ```
+//!
+//! The consumer stays in the e-graph next to the fused form; the extraction keeps whichever is
+//! cheaper, so a producer that is also read elsewhere is only recomputed when that pays.
+
+use super::{ops, ty, Body, MAX_BODY};
+use crate::eqsat::lang::Node;
+use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
+use egg::Id;
+use kiln_ir::{Graph, Op, ValueId};
+
+pub const RULES: [Rule; 3] = [
+    Rule { name: "fusion/elementwise-chain", search: elementwise_chain },
+    Rule { name: "fusion/matmul-epilogue", search: matmul_epilogue },
+    Rule { name: "fusion/conv-epilogue", search: conv_epilogue },
+];
+
+/// An elementwise op or fused elementwise program that can be absorbed.
+fn consumer(node: &Node) -> Option<(&Op, &[Id])> {
+    match node {
+        Node::Op { op, outputs: 1, args } if is_fusable(op.op()) => Some((op.op(), args)),
+        _ => None,
+    }
+}
+
+fn is_fusable(op: &Op) -> bool {
+    matches!(op, Op::FusedElementwise { .. }) || (op.is_elementwise() && !matches!(op, Op::Identity {}))
+}
+
+fn distinct(eg: &crate::eqsat::analysis::EG, args: &[Id]) -> Vec<Id> {
+    let mut v: Vec<Id> = args.iter().map(|a| eg.find(*a)).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn classes(ids: &[Id]) -> Vec<Term> {
+    ids.iter().map(|&i| Term::Class(i)).collect()
+}
+
+fn elementwise_chain(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let mut out = Vec::new();
+    for p in distinct(eg, nargs) {
+        for (pop, pargs) in ops(eg, p) {
+            if !is_fusable(pop) {
+                continue;
+            }
+            let mut b = Body::new("fused");
+            let Some(pout) = b.apply(eg, pop, pargs) else { continue };
+            b.bind(eg, p, pout[0]);
+            let Some(res) = b.apply(eg, nop, nargs) else { continue };
+            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
+                continue;
+            }
+            let (body, extras) = b.finish(res);
+            out.push((class, Term::Op(Op::FusedElementwise { body }, classes(&extras))));
+        }
+    }
+    out
+}
+
+/// The parts of an anchor's result as body inputs, then the producer's own epilogue inlined.
+fn anchor_body(
+    eg: &crate::eqsat::analysis::EG,
+    b: &mut Body,
+    p: Id,
+    splits: &[i64],
+    inner: Option<(&Graph, &[Id])>,
+) -> Option<Vec<ValueId>> {
+    let acc = match inner {
+        // A fused producer: its body's leading inputs are the parts.
+        Some((g, _)) => g.inputs.iter().take(splits.len().max(1)).map(|&i| g.value(i).ty.clone()).collect::<Vec<_>>(),
+        None => vec![ty(eg, p)?.clone()],
+    };
+    let parts: Vec<ValueId> = acc.into_iter().map(|t| b.anchor(t)).collect();
+    match inner {
+        None => Some(parts),
+        Some((g, extras)) => {
+            let mut args = parts;
+            for &e in extras {
+                args.push(b.outer(eg, e)?);
+            }
+            b.inline(g, &args)
+        }
+    }
+}
+
+fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let Some(out_ty) = ty(eg, class) else { return vec![] };
+    let mut out = Vec::new();
+    for p in distinct(eg, nargs) {
+        // The epilogue runs once per product element: it must not broadcast the product.
+        if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
+            continue;
+        }
+        // Producers: a MatMul or single-output MatMulFused in `p`, or one output of a
+        // MatMulFused with several outputs (then every output the consumer reads is bound).
+        let mut producers: Vec<(&Op, &[Id], Option<Id>)> = ops(eg, p).map(|(o, a)| (o, a, None)).collect();
+        for n in &eg[p].nodes {
+            if let Node::Get { tuple, .. } = n {
+                for t in &eg[tuple[0]].nodes {
+                    if let Node::Op { op, outputs, args } = t {
+                        if *outputs > 1 {
+                            producers.push((op.op(), args, Some(eg.find(tuple[0]))));
+                        }
+                    }
+                }
+            }
+        }
+        for (pop, pargs, tuple) in producers {
+            let (splits, inner) = match pop {
+                Op::MatMul {} if tuple.is_none() => (vec![], None),
+                Op::MatMulFused { splits, body } => (splits.clone(), Some((body.as_ref(), &pargs[2..]))),
+                _ => continue,
+            };
+            let mut b = Body::new("epilogue");
+            let Some(pout) = anchor_body(eg, &mut b, p, &splits, inner) else { continue };
+            match tuple {
+                None => b.bind(eg, p, pout[0]),
+                Some(t) => {
+                    for &q in nargs {
+                        for n in &eg[q].nodes {
+                            if let Node::Get { index, tuple } = n {
+                                if eg.find(tuple[0]) == t && (*index as usize) < pout.len() {
+                                    b.bind(eg, q, pout[*index as usize]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let Some(res) = b.apply(eg, nop, nargs) else { continue };
+            if b.len() > MAX_BODY {
+                continue;
+            }
+            let (body, extras) = b.finish(res);
+            let mut args = vec![Term::Class(pargs[0]), Term::Class(pargs[1])];
+            args.extend(classes(&extras));
+            out.push((class, Term::Op(Op::MatMulFused { splits, body }, args)));
+        }
+    }
+    out
+}
+
+fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let Some(out_ty) = ty(eg, class) else { return vec![] };
+    let mut out = Vec::new();
+    for p in distinct(eg, nargs) {
+        if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
+            continue;
+        }
+        for (pop, pargs) in ops(eg, p) {
+            let (window, inner) = match pop {
+                Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad), None)
+                }
+                Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, body } => {
+                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad), Some((body.as_ref(), &pargs[3.min(pargs.len())..])))
+                }
+                _ => continue,
+            };
+            let mut b = Body::new("epilogue");
+            let Some(pout) = anchor_body(eg, &mut b, p, &[], inner) else { continue };
+            b.bind(eg, p, pout[0]);
+            let Some(res) = b.apply(eg, nop, nargs) else { continue };
+            if b.len() > MAX_BODY {
+                continue;
+            }
+            let (body, extras) = b.finish(res);
+            let bias = match pargs.get(2).copied().or_else(|| eg.lookup(Node::Absent)) {
+                Some(c) => Term::Class(c),
+                None => continue,
+            };
+            let mut args = vec![Term::Class(pargs[0]), Term::Class(pargs[1]), bias];
+            args.extend(classes(&extras));
+            let (k, s, pd, d, group, auto_pad) = window;
+            let op = Op::ConvFused {
+                kernel_shape: k.clone(),
+                strides: s.clone(),
+                pads: pd.clone(),
+                dilations: d.clone(),
+                group,
+                auto_pad,
+                body,
+            };
+            out.push((class, Term::Op(op, args)));
+        }
+    }
+    out
+}
