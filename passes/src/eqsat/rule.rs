@@ -139,6 +139,8 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
     let mut fired: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut stop = StopReason::IterationLimit(limits.iterations);
     let mut iterations = 0;
+    // KILN_EQSAT_TRACE=1 prints what each iteration did.
+    let trace = std::env::var_os("KILN_EQSAT_TRACE").is_some();
     for _ in 0..limits.iterations {
         iterations += 1;
         let mut found: Vec<(&'static str, Proposal)> = Vec::new();
@@ -157,14 +159,26 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
         }
         let before = (eg.total_size(), eg.number_of_classes());
         let mut changed = false;
+        let mut this_round: BTreeMap<&'static str, usize> = BTreeMap::new();
         for (name, (class, term)) in &found {
             let id = add_term(eg, term);
             if eg.union(*class, id) {
-                *fired.entry(name).or_default() += 1;
+                *this_round.entry(name).or_default() += 1;
                 changed = true;
             }
         }
         eg.rebuild();
+        if trace {
+            eprintln!(
+                "eqsat iteration {iterations}: {} proposals, {} e-nodes, {} e-classes, fired {this_round:?}",
+                found.len(),
+                eg.total_size(),
+                eg.number_of_classes()
+            );
+        }
+        for (k, v) in this_round {
+            *fired.entry(k).or_default() += v;
+        }
         if !changed && (eg.total_size(), eg.number_of_classes()) == before {
             stop = StopReason::Saturated;
             break;

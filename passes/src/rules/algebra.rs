@@ -256,7 +256,8 @@ fn scale_into_weights(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             continue;
         }
         for (mop, margs) in ops(eg, mm) {
-            let (Op::MatMul {}, Some(w)) = (mop, konst(eg, margs[1])) else { continue };
+            let Op::MatMul {} = mop else { continue };
+            let Some(w) = konst(eg, margs[1]) else { continue };
             if !w.dtype().is_float() {
                 continue;
             }

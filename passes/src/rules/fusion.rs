@@ -11,6 +11,7 @@
 //! cheaper, so a producer that is also read elsewhere is only recomputed when that pays.
 
 use super::{ops, ty, Body, MAX_BODY};
+use crate::eqsat::analysis::EG;
 use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
 use egg::Id;
@@ -22,20 +23,47 @@ pub const RULES: [Rule; 3] = [
     Rule { name: "fusion/conv-epilogue", search: conv_epilogue },
 ];
 
-/// An elementwise op or fused elementwise program that can be absorbed.
-fn consumer(node: &Node) -> Option<(&Op, &[Id])> {
+/// An elementwise op, or the largest fused elementwise program of its e-class, that can be
+/// absorbed. Smaller fused variants are skipped so that a chain grows linearly, not by every
+/// sub-chain.
+fn consumer<'a>(eg: &'a EG, class: Id, node: &'a Node) -> Option<(&'a Op, &'a [Id])> {
     match node {
-        Node::Op { op, outputs: 1, args } if is_fusable(op.op()) => Some((op.op(), args)),
+        Node::Op { op, outputs: 1, args } if is_fusable(op.op()) && is_representative(eg, class, op.op()) => Some((op.op(), args)),
         _ => None,
     }
+}
+
+fn body_size(op: &Op) -> Option<usize> {
+    match op {
+        Op::FusedElementwise { body } | Op::MatMulFused { body, .. } | Op::ConvFused { body, .. } => Some(body.nodes.len()),
+        _ => None,
+    }
+}
+
+/// Plain ops always; a fused op only when no fused op of the same kind in its e-class has a
+/// larger body (the first of equals).
+fn is_representative(eg: &EG, class: Id, op: &Op) -> bool {
+    let Some(n) = body_size(op) else { return true };
+    let largest = ops(eg, class)
+        .filter(|(o, _)| o.kind_name() == op.kind_name())
+        .filter_map(|(o, _)| body_size(o).map(|s| (s, o)))
+        .fold(None::<(usize, &Op)>, |best, (s, o)| if best.is_none_or(|b| s > b.0) { Some((s, o)) } else { best });
+    largest.is_none_or(|(s, o)| s == n && std::ptr::eq(o, op))
+}
+
+/// Producer ops of an e-class worth absorbing into.
+fn producers(eg: &EG, p: Id) -> impl Iterator<Item = (&Op, &[Id])> {
+    ops(eg, p).filter(move |(o, _)| is_representative(eg, p, o))
 }
 
 fn is_fusable(op: &Op) -> bool {
     matches!(op, Op::FusedElementwise { .. }) || (op.is_elementwise() && !matches!(op, Op::Identity {}))
 }
 
-fn distinct(eg: &crate::eqsat::analysis::EG, args: &[Id]) -> Vec<Id> {
-    let mut v: Vec<Id> = args.iter().map(|a| eg.find(*a)).collect();
+/// The distinct input e-classes of a consumer in `class`, without `class` itself (an e-class
+/// that reads itself, like `x = x + 0` after `x + 0 = x`, must not be fused into itself).
+fn distinct(eg: &EG, class: Id, args: &[Id]) -> Vec<Id> {
+    let mut v: Vec<Id> = args.iter().map(|a| eg.find(*a)).filter(|&a| a != eg.find(class)).collect();
     v.sort();
     v.dedup();
     v
@@ -47,10 +75,10 @@ fn classes(ids: &[Id]) -> Vec<Term> {
 
 fn elementwise_chain(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
-    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let Some((nop, nargs)) = consumer(eg, class, node) else { return vec![] };
     let mut out = Vec::new();
-    for p in distinct(eg, nargs) {
-        for (pop, pargs) in ops(eg, p) {
+    for p in distinct(eg, class, nargs) {
+        for (pop, pargs) in producers(eg, p) {
             if !is_fusable(pop) {
                 continue;
             }
@@ -96,29 +124,29 @@ fn anchor_body(
 
 fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
-    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let Some((nop, nargs)) = consumer(eg, class, node) else { return vec![] };
     let Some(out_ty) = ty(eg, class) else { return vec![] };
     let mut out = Vec::new();
-    for p in distinct(eg, nargs) {
+    for p in distinct(eg, class, nargs) {
         // The epilogue runs once per product element: it must not broadcast the product.
         if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
             continue;
         }
         // Producers: a MatMul or single-output MatMulFused in `p`, or one output of a
         // MatMulFused with several outputs (then every output the consumer reads is bound).
-        let mut producers: Vec<(&Op, &[Id], Option<Id>)> = ops(eg, p).map(|(o, a)| (o, a, None)).collect();
+        let mut candidates: Vec<(&Op, &[Id], Option<Id>)> = producers(eg, p).map(|(o, a)| (o, a, None)).collect();
         for n in &eg[p].nodes {
             if let Node::Get { tuple, .. } = n {
                 for t in &eg[tuple[0]].nodes {
                     if let Node::Op { op, outputs, args } = t {
                         if *outputs > 1 {
-                            producers.push((op.op(), args, Some(eg.find(tuple[0]))));
+                            candidates.push((op.op(), args, Some(eg.find(tuple[0]))));
                         }
                     }
                 }
             }
         }
-        for (pop, pargs, tuple) in producers {
+        for (pop, pargs, tuple) in candidates {
             let (splits, inner) = match pop {
                 Op::MatMul {} if tuple.is_none() => (vec![], None),
                 Op::MatMulFused { splits, body } => (splits.clone(), Some((body.as_ref(), &pargs[2..]))),
@@ -155,14 +183,14 @@ fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 
 fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
-    let Some((nop, nargs)) = consumer(node) else { return vec![] };
+    let Some((nop, nargs)) = consumer(eg, class, node) else { return vec![] };
     let Some(out_ty) = ty(eg, class) else { return vec![] };
     let mut out = Vec::new();
-    for p in distinct(eg, nargs) {
+    for p in distinct(eg, class, nargs) {
         if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
             continue;
         }
-        for (pop, pargs) in ops(eg, p) {
+        for (pop, pargs) in producers(eg, p) {
             let (window, inner) = match pop {
                 Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
                     ((kernel_shape, strides, pads, dilations, *group, *auto_pad), None)

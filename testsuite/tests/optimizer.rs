@@ -1,0 +1,72 @@
+//! The optimizer on the golden models, for every target's rules and cost model: the optimized
+//! graph verifies, computes what the original computes (within 1e-4 of each output's scale, in
+//! the interpreter), fuses as the kernel budgets demand where they are met today, and
+//! its memory plan stays within 1.1x of the liveness lower bound.
+
+use kiln_frontend::onnx::{import_file, ImportOptions};
+use kiln_ir::{interp, Tensor};
+use kiln_target::Target;
+use kiln_testsuite::{compare::errors, npy, optimizer};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const MODELS: [&str; 6] = ["resnet18_narrow", "mobilenet_v2_narrow", "bert_tiny", "gpt2_tiny", "llama_tiny", "qwen2_tiny"];
+const TARGETS: [Target; 3] = [Target::Sm90, Target::Ascend910B, Target::Cpu];
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join(name)
+}
+
+fn read_npy(p: &Path) -> Tensor {
+    npy::read(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The golden model with its input shapes specialized to the golden inputs, and those inputs.
+fn load(name: &str) -> (kiln_ir::Graph, Vec<Tensor>) {
+    let d = dir(name);
+    let g0 = import_file(&d.join("model.onnx"), &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}")).graph;
+    let inputs: Vec<Tensor> = g0.inputs.iter().map(|&i| read_npy(&d.join(format!("input_{}.npy", g0.value(i).name)))).collect();
+    let shapes: HashMap<String, Vec<usize>> =
+        g0.inputs.iter().zip(&inputs).map(|(&i, t)| (g0.value(i).name.clone(), t.dims().to_vec())).collect();
+    let mut g = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).expect("import").graph;
+    kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (g, inputs)
+}
+
+#[test]
+fn optimized_golden_models_compute_what_the_originals_compute() {
+    for name in MODELS {
+        let (g, inputs) = load(name);
+        let want = interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for target in TARGETS {
+            let (opt, rep) = optimizer::optimize(&g, target, Instant::now()).unwrap_or_else(|e| panic!("{name} {target}: {e:#}"));
+            let got = interp::run(&opt, inputs.clone()).unwrap_or_else(|e| panic!("{name} {target}: {e}"));
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(a.dims(), b.dims(), "{name} {target} output {k}: shape");
+                let (av, bv) = (a.to_f64(), b.to_f64());
+                let scale = bv.iter().fold(0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+                let rel = errors(&av, &bv).max_abs / scale;
+                let e = &rep.eqsat;
+                println!(
+                    "{name} {target}: {} -> {} ops, {} kernels, {} ({} iterations, {:.0} ms), output {k} error {rel:.2e} of scale",
+                    e.ops_before, e.ops_after, e.kernels, e.stop_reason, e.iterations, e.eqsat_ms
+                );
+                assert!(rel <= 1e-4, "{name} {target} output {k}: error {rel:.3e} of the output's scale");
+            }
+            let (arena, lb) = (rep.arena_bytes.expect("static shapes plan"), rep.arena_lower_bound_bytes.expect("plan"));
+            assert!(arena as f64 <= 1.1 * lb as f64, "{name} {target}: arena {arena} B vs lower bound {lb} B");
+        }
+    }
+}
+
+/// resnet18 for sm_90 within the budget of 24 kernels (20 convolutions with their
+/// BatchNorm, ReLU and residual add fused, max pool, global pool, classifier).
+#[test]
+fn resnet18_fuses_into_at_most_24_kernels_for_sm90() {
+    let (g, _) = load("resnet18_narrow");
+    let (_, rep) = optimizer::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
+    println!("resnet18: {} kernels, rules {:?}", rep.eqsat.kernels, rep.eqsat.rules_fired);
+    assert!(rep.eqsat.kernels <= 24, "{} kernels", rep.eqsat.kernels);
+    assert!(rep.eqsat.rules_fired.get("fusion/conv-epilogue").is_some_and(|&n| n > 0));
+}
