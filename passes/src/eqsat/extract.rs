@@ -193,9 +193,11 @@ fn local_search(p: &Problem, usable: &dyn Fn(&Node) -> bool, choice: &mut HashMa
                 let mut trial = choice.clone();
                 trial.insert(c, i);
                 let Some((_, reach)) = p.dag(&trial) else { continue };
-                // Classes that can now reuse values the move computes anyway.
-                let present: HashSet<Id> = reach.iter().copied().collect();
-                for d in &reach {
+                // Classes that can now reuse values the move computes anyway. A switch only
+                // reads classes earlier in this (children-first) order, so it cannot close a
+                // cycle.
+                let pos: HashMap<Id, usize> = reach.iter().enumerate().map(|(k, c)| (*c, k)).collect();
+                for (k, d) in reach.iter().enumerate() {
                     if *d == c {
                         continue;
                     }
@@ -203,7 +205,9 @@ fn local_search(p: &Problem, usable: &dyn Fn(&Node) -> bool, choice: &mut HashMa
                     let better = p.cands[d]
                         .iter()
                         .enumerate()
-                        .filter(|(_, (n, own))| *own < cur && usable(n) && n.children().iter().all(|ch| present.contains(&eg.find(*ch))))
+                        .filter(|(_, (n, own))| {
+                            *own < cur && usable(n) && n.children().iter().all(|ch| pos.get(&eg.find(*ch)).is_some_and(|&q| q < k))
+                        })
                         .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1));
                     if let Some((j, _)) = better {
                         trial.insert(*d, j);

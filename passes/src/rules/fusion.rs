@@ -51,9 +51,11 @@ fn is_representative(eg: &EG, class: Id, op: &Op) -> bool {
     largest.is_none_or(|(s, o)| s == n && std::ptr::eq(o, op))
 }
 
-/// Producer ops of an e-class worth absorbing into.
+/// Producer ops of an e-class worth absorbing into: representatives that do not read their own
+/// e-class (a node like `x + 0` in the class of `x` is a fixed point, not a producer; absorbing
+/// it would grow bodies forever).
 fn producers(eg: &EG, p: Id) -> impl Iterator<Item = (&Op, &[Id])> {
-    ops(eg, p).filter(move |(o, _)| is_representative(eg, p, o))
+    ops(eg, p).filter(move |(o, a)| is_representative(eg, p, o) && a.iter().all(|x| eg.find(*x) != p))
 }
 
 fn is_fusable(op: &Op) -> bool {
@@ -169,7 +171,7 @@ fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                 }
             }
             let Some(res) = b.apply(eg, nop, nargs) else { continue };
-            if b.len() > MAX_BODY {
+            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
                 continue;
             }
             let (body, extras) = b.finish(res);
@@ -204,7 +206,7 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             let Some(pout) = anchor_body(eg, &mut b, p, &[], inner) else { continue };
             b.bind(eg, p, pout[0]);
             let Some(res) = b.apply(eg, nop, nargs) else { continue };
-            if b.len() > MAX_BODY {
+            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
                 continue;
             }
             let (body, extras) = b.finish(res);
