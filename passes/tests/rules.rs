@@ -40,23 +40,32 @@ pub fn random_inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
-/// Optimizes `src` with every rule and checks the result against the original on random inputs.
+/// Optimizes `src` with every rule and checks the result against the original on random inputs;
+/// then does the same with each rule alone, so every rule's two sides are compared on their own.
 fn run(src: &str) -> (Graph, EqsatReport) {
     let g = parse(src, &HashMap::new()).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    for rule in kiln_passes::rules::all() {
+        let (opt, _) = optimize(&g, &[rule], &Gpu, Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", rule.name));
+        check_same(&g, &opt);
+    }
     let (opt, rep) = optimize(&g, &kiln_passes::rules::all(), &Gpu, Limits::default()).unwrap_or_else(|e| panic!("{e}"));
-    kiln_ir::verify(&opt).unwrap_or_else(|e| panic!("{e}\n{}", kiln_ir::text::print(&opt)));
+    check_same(&g, &opt);
+    (opt, rep)
+}
+
+fn check_same(g: &Graph, opt: &Graph) {
+    kiln_ir::verify(opt).unwrap_or_else(|e| panic!("{e}\n{}", kiln_ir::text::print(opt)));
     for seed in 0..3 {
-        let x = random_inputs(&g, seed);
-        let want = interp::run(&g, x.clone()).expect("original runs");
-        let got = interp::run(&opt, x).unwrap_or_else(|e| panic!("{e}\n{}", kiln_ir::text::print(&opt)));
+        let x = random_inputs(g, seed);
+        let want = interp::run(g, x.clone()).expect("original runs");
+        let got = interp::run(opt, x).unwrap_or_else(|e| panic!("{e}\n{}", kiln_ir::text::print(opt)));
         for (a, b) in got.iter().zip(&want) {
             assert_eq!(a.dims(), b.dims());
             for (p, q) in a.to_f64().iter().zip(b.to_f64()) {
-                assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "{p} vs {q}\n{}", kiln_ir::text::print(&opt));
+                assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "{p} vs {q}\n{}", kiln_ir::text::print(opt));
             }
         }
     }
-    (opt, rep)
 }
 
 fn fired(rep: &EqsatReport, rule: &str) -> usize {
@@ -258,4 +267,291 @@ fn gemm_with_a_scale_stays_gemm() {
     let (opt, rep) = run(src);
     assert_eq!(fired(&rep, "algebra/gemm-to-matmul"), 0);
     assert_eq!(kinds(&opt), ["Gemm"]);
+}
+
+#[test]
+fn transposes_that_cancel_disappear() {
+    let src = r#"graph "g" (%x: f32[2,3,4]) {
+  %t = Transpose[t](%x) {perm=[2, 0, 1]} : f32[4,2,3]
+  %u = Transpose[u](%t) {perm=[1, 2, 0]} : f32[2,3,4]
+  %y = Neg[y](%u) : f32[2,3,4]
+  return %y
+}
+"#;
+    let (opt, rep) = run(src);
+    assert!(fired(&rep, "algebra/transpose-transpose") > 0);
+    assert_eq!(kinds(&opt), ["Neg"]);
+}
+
+#[test]
+fn transposes_that_do_not_cancel_compose_into_one() {
+    let src = r#"graph "g" (%x: f32[2,3,4]) {
+  %t = Transpose[t](%x) {perm=[2, 0, 1]} : f32[4,2,3]
+  %u = Transpose[u](%t) {perm=[0, 2, 1]} : f32[4,3,2]
+  return %u
+}
+"#;
+    let (opt, rep) = run(src);
+    assert!(fired(&rep, "algebra/transpose-transpose") > 0);
+    assert_eq!(kinds(&opt), ["Transpose"]);
+}
+
+#[test]
+fn reshape_of_reshape_reads_the_original() {
+    let src = r#"graph "g" (%x: f32[2,6]) {
+  %s1 = const i64[3] [2, 3, 2]
+  %s2 = const i64[2] [3, 4]
+  %a = Reshape[a](%x, %s1) {allowzero=false} : f32[2,3,2]
+  %b = Reshape[b](%a, %s2) {allowzero=false} : f32[3,4]
+  return %b
+}
+"#;
+    let (opt, rep) = run(src);
+    assert!(fired(&rep, "algebra/reshape-reshape") > 0);
+    assert_eq!(kinds(&opt), ["Reshape"]);
+}
+
+#[test]
+fn reshape_with_a_zero_dim_is_not_collapsed() {
+    // A 0 copies the reshaped value's dim: collapsing would copy a different one.
+    let src = r#"graph "g" (%x: f32[2,6]) {
+  %s1 = const i64[3] [3, 2, 2]
+  %s2 = const i64[2] [0, 4]
+  %a = Reshape[a](%x, %s1) {allowzero=false} : f32[3,2,2]
+  %b = Reshape[b](%a, %s2) {allowzero=false} : f32[3,4]
+  return %b
+}
+"#;
+    let (_, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/reshape-reshape"), 0);
+}
+
+#[test]
+fn view_to_the_same_shape_is_its_input() {
+    let src = r#"graph "g" (%x: f32[2,3]) {
+  %s = const i64[2] [2, 3]
+  %a = Reshape[a](%x, %s) {allowzero=false} : f32[2,3]
+  %b = Exp[b](%a) : f32[2,3]
+  return %b
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/view-noop"), 1);
+    assert_eq!(kinds(&opt), ["Exp"]);
+}
+
+#[test]
+fn view_that_changes_the_shape_stays() {
+    let src = r#"graph "g" (%x: f32[2,3]) {
+  %s = const i64[2] [3, 2]
+  %a = Reshape[a](%x, %s) {allowzero=false} : f32[3,2]
+  return %a
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/view-noop"), 0);
+    assert_eq!(kinds(&opt), ["Reshape"]);
+}
+
+#[test]
+fn widening_cast_round_trip_is_the_input() {
+    let src = r#"graph "g" (%x: i32[4]) {
+  %a = Cast[a](%x) {to=i64, saturate=true, round_mode=up} : i64[4]
+  %b = Cast[b](%a) {to=i32, saturate=true, round_mode=up} : i32[4]
+  %c = Neg[c](%b) : i32[4]
+  return %c
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/cast-roundtrip"), 1);
+    assert_eq!(kinds(&opt), ["Neg"]);
+}
+
+#[test]
+fn narrowing_cast_round_trip_stays() {
+    // f32 → f16 → f32 rounds: not an identity.
+    let src = r#"graph "g" (%x: f32[4]) {
+  %a = Cast[a](%x) {to=f16, saturate=true, round_mode=up} : f16[4]
+  %b = Cast[b](%a) {to=f32, saturate=true, round_mode=up} : f32[4]
+  return %b
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/cast-roundtrip"), 0);
+    assert!(!opt.nodes.is_empty());
+}
+
+#[test]
+fn adding_zero_and_multiplying_by_one_vanish() {
+    let src = r#"graph "g" (%x: f32[2,3]) {
+  %z = const f32[3] [0.0, 0.0, 0.0]
+  %o = const f32[] [1.0]
+  %a = Add[a](%x, %z) : f32[2,3]
+  %b = Mul[b](%o, %a) : f32[2,3]
+  %c = Exp[c](%b) : f32[2,3]
+  return %c
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/neutral-element"), 2);
+    assert_eq!(kinds(&opt), ["Exp"]);
+}
+
+#[test]
+fn adding_zero_that_broadcasts_stays() {
+    // x [3] + zeros [2,3] has shape [2,3]: not x.
+    let src = r#"graph "g" (%x: f32[3]) {
+  %z = const f32[2,3] [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+  %a = Add[a](%x, %z) : f32[2,3]
+  return %a
+}
+"#;
+    let (_, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/neutral-element"), 0);
+}
+
+#[test]
+fn scalar_scale_of_a_matmul_goes_into_the_weights() {
+    let src = r#"graph "g" (%x: f32[2,2]) {
+  %w = const f32[2,2] [1.0, 2.0, 3.0, 4.0]
+  %s = const f32[] [8.0]
+  %m = MatMul[m](%x, %w) : f32[2,2]
+  %d = Div[d](%m, %s) : f32[2,2]
+  return %d
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/scale-into-weights"), 1);
+    assert_eq!(kinds(&opt), ["MatMul"]);
+}
+
+#[test]
+fn tensor_scale_of_a_matmul_stays_an_epilogue() {
+    let src = r#"graph "g" (%x: f32[2,2]) {
+  %w = const f32[2,2] [1.0, 2.0, 3.0, 4.0]
+  %s = const f32[2] [8.0, 2.0]
+  %m = MatMul[m](%x, %w) : f32[2,2]
+  %d = Div[d](%m, %s) : f32[2,2]
+  return %d
+}
+"#;
+    let (_, rep) = run(src);
+    assert_eq!(fired(&rep, "algebra/scale-into-weights"), 0);
+}
+
+const GELU_ERF: &str = r#"graph "g" (%x: f32[8]) {
+  %r2 = const f32[] [1.4142135]
+  %one = const f32[] [1.0]
+  %half = const f32[] [0.5]
+  %d = Div[d](%x, %r2) : f32[8]
+  %e = Erf[e](%d) : f32[8]
+  %a = Add[a](%e, %one) : f32[8]
+  %m = Mul[m](%x, %a) : f32[8]
+  %y = Mul[y](%m, %half) : f32[8]
+  return %y
+}
+"#;
+
+#[test]
+fn erf_gelu_is_recognized() {
+    let (opt, rep) = run(GELU_ERF);
+    assert_eq!(fired(&rep, "patterns/gelu-erf"), 1);
+    assert_eq!(kinds(&opt), ["Gelu"]);
+}
+
+#[test]
+fn erf_gelu_with_another_constant_is_not_gelu() {
+    let (_, rep) = run(&GELU_ERF.replace("[0.5]", "[0.25]"));
+    assert_eq!(fired(&rep, "patterns/gelu-erf"), 0);
+}
+
+const GELU_TANH: &str = r#"graph "g" (%x: f32[8]) {
+  %three = const f32[] [3.0]
+  %c1 = const f32[] [0.044715]
+  %c2 = const f32[] [0.7978846]
+  %one = const f32[] [1.0]
+  %half = const f32[] [0.5]
+  %hx = Mul[hx](%half, %x) : f32[8]
+  %p = Pow[p](%x, %three) : f32[8]
+  %q = Mul[q](%c1, %p) : f32[8]
+  %s = Add[s](%x, %q) : f32[8]
+  %t = Mul[t](%c2, %s) : f32[8]
+  %th = Tanh[th](%t) : f32[8]
+  %a = Add[a](%one, %th) : f32[8]
+  %y = Mul[y](%hx, %a) : f32[8]
+  return %y
+}
+"#;
+
+#[test]
+fn tanh_gelu_is_recognized() {
+    let (opt, rep) = run(GELU_TANH);
+    assert_eq!(fired(&rep, "patterns/gelu-tanh"), 1);
+    assert_eq!(kinds(&opt), ["Gelu"]);
+}
+
+#[test]
+fn tanh_gelu_with_a_square_is_not_gelu() {
+    let (_, rep) = run(&GELU_TANH.replace("[3.0]", "[2.0]"));
+    assert_eq!(fired(&rep, "patterns/gelu-tanh"), 0);
+}
+
+const RMS: &str = r#"graph "g" (%x: f32[2,4]) {
+  %two = const f32[] [2.0]
+  %axes = const i64[1] [-1]
+  %eps = const f32[] [1e-6]
+  %one = const f32[] [1.0]
+  %w = const f32[4] [1.0, 0.5, -1.0, 2.0]
+  %p = Pow[p](%x, %two) : f32[2,4]
+  %m = Reduce[m](%p, %axes) {kind=mean, keepdims=true, noop_with_empty_axes=false} : f32[2,1]
+  %a = Add[a](%m, %eps) : f32[2,1]
+  %s = Sqrt[s](%a) : f32[2,1]
+  %r = Div[r](%one, %s) : f32[2,1]
+  %n = Mul[n](%x, %r) : f32[2,4]
+  %y = Mul[y](%w, %n) : f32[2,4]
+  return %y
+}
+"#;
+
+#[test]
+fn rms_norm_is_recognized() {
+    let (opt, rep) = run(RMS);
+    assert_eq!(fired(&rep, "patterns/rms-norm"), 1);
+    assert_eq!(kinds(&opt), ["RMSNormalization"]);
+}
+
+#[test]
+fn mean_over_another_axis_is_not_rms_norm() {
+    let src = RMS
+        .replace("%x: f32[2,4]", "%x: f32[4,4]")
+        .replace("[2,4]", "[4,4]")
+        .replace("%axes = const i64[1] [-1]", "%axes = const i64[1] [0]")
+        .replace("f32[2,1]", "f32[1,4]");
+    let (_, rep) = run(&src);
+    assert_eq!(fired(&rep, "patterns/rms-norm"), 0);
+}
+
+#[test]
+fn silu_is_recognized() {
+    let src = r#"graph "g" (%x: f32[8]) {
+  %s = Sigmoid[s](%x) : f32[8]
+  %y = Mul[y](%x, %s) : f32[8]
+  return %y
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "patterns/silu"), 1);
+    assert_eq!(kinds(&opt), ["Swish"]);
+}
+
+#[test]
+fn gated_sigmoid_is_not_silu() {
+    let src = r#"graph "g" (%x: f32[8], %g: f32[8]) {
+  %s = Sigmoid[s](%g) : f32[8]
+  %y = Mul[y](%x, %s) : f32[8]
+  return %y
+}
+"#;
+    let (_, rep) = run(src);
+    assert_eq!(fired(&rep, "patterns/silu"), 0);
 }

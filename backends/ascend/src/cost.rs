@@ -13,7 +13,7 @@
 //! the 910B's Mmad dtypes) and control flow (If, Loop, Scan).
 
 use kiln_ir::{DType, Op, TensorType};
-use kiln_passes::eqsat::roofline::Peaks;
+use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
 use kiln_passes::eqsat::{CostModel, INFEASIBLE};
 
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +42,7 @@ impl CostModel for AscendCost {
         if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
             return INFEASIBLE;
         }
-        if ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).any(unsupported) {
+        if dtypes_within(op, ins, outs).into_iter().any(unsupported) {
             return INFEASIBLE;
         }
         self.peaks.cost(op, ins, outs)

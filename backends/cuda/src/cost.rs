@@ -12,7 +12,7 @@
 //! Scan), which kiln runs on the host, not as a kernel.
 
 use kiln_ir::{DType, Op, TensorType};
-use kiln_passes::eqsat::roofline::Peaks;
+use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
 use kiln_passes::eqsat::{CostModel, INFEASIBLE};
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +53,7 @@ impl CostModel for CudaCost {
         if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
             return INFEASIBLE;
         }
-        if self.arch < 89 && ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).any(is_fp8) {
+        if self.arch < 89 && dtypes_within(op, ins, outs).into_iter().any(is_fp8) {
             return INFEASIBLE;
         }
         self.peaks.cost(op, ins, outs)

@@ -110,11 +110,12 @@ pub fn from_egraph(low: &Lowered, choice: &HashMap<Id, Node>) -> Result<Graph, N
         }
     }
     let mut g = Graph::new(low.graph_name.clone());
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut unique = |base: &str| -> String {
+    // Value names and node names are separate namespaces, each kept unique.
+    let mut taken: [HashSet<String>; 2] = Default::default();
+    let mut unique_in = |space: usize, base: &str| -> String {
         let mut name = base.to_string();
         let mut k = 1;
-        while !taken.insert(name.clone()) {
+        while !taken[space].insert(name.clone()) {
             name = format!("{base}.{k}");
             k += 1;
         }
@@ -125,7 +126,7 @@ pub fn from_egraph(low: &Lowered, choice: &HashMap<Id, Node>) -> Result<Graph, N
     // Inputs keep their order and names whether or not they are still used.
     for (i, name) in low.input_names.iter().enumerate() {
         let ty = eg.analysis.input_types[i].clone();
-        let v = g.add_input(unique(name), ty);
+        let v = g.add_input(unique_in(0, name), ty);
         if let Some(c) = eg.lookup(Node::Input(i as u32)) {
             val.insert(eg.find(c), v);
         }
@@ -141,7 +142,7 @@ pub fn from_egraph(low: &Lowered, choice: &HashMap<Id, Node>) -> Result<Graph, N
             Node::Input(_) => {}
             Node::Weight(k) => {
                 let t = eg.analysis.consts[*k as usize].clone();
-                let v = g.add_const(unique(&eg.analysis.const_names[*k as usize]), t);
+                let v = g.add_const(unique_in(0, &eg.analysis.const_names[*k as usize]), t);
                 val.insert(c, v);
             }
             Node::Absent => {}
@@ -151,9 +152,9 @@ pub fn from_egraph(low: &Lowered, choice: &HashMap<Id, Node>) -> Result<Graph, N
             }
             Node::Op { op, outputs, args } => {
                 let inputs: Vec<Option<ValueId>> = args.iter().map(|a| val.get(&eg.find(*a)).copied()).collect();
-                let node_name = unique(&nname);
+                let node_name = unique_in(1, &nname);
                 if *outputs == 1 {
-                    let out = g.add_node(node_name, op.op().clone(), inputs, &[Some(unique(&vname))])?;
+                    let out = g.add_node(node_name, op.op().clone(), inputs, &[Some(unique_in(0, &vname))])?;
                     val.insert(c, out[0].expect("output requested"));
                 } else {
                     let reads = used.get(&c).cloned().unwrap_or_default();
@@ -161,7 +162,7 @@ pub fn from_egraph(low: &Lowered, choice: &HashMap<Id, Node>) -> Result<Graph, N
                         let get = eg.lookup(Node::Get { index: j, tuple: [c] }).map(|x| eg.find(x));
                         get.and_then(|x| low.names.get(&x)).map_or_else(|| format!("{nname}.out{j}"), |n| n.0.clone())
                     };
-                    let outs: Vec<Option<String>> = (0..*outputs).map(|j| reads.contains(&j).then(|| unique(&out_name(j)))).collect();
+                    let outs: Vec<Option<String>> = (0..*outputs).map(|j| reads.contains(&j).then(|| unique_in(0, &out_name(j)))).collect();
                     let ids = g.add_node(node_name, op.op().clone(), inputs, &outs)?;
                     tuples.insert(c, ids);
                 }

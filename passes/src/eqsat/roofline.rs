@@ -13,6 +13,28 @@ pub fn is_view(op: &Op) -> bool {
     matches!(op, Op::Identity {} | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Dropout {})
 }
 
+/// The op and, for a fused op, every op of its body: what a target must be able to run.
+pub fn ops_within(op: &Op) -> Vec<&Op> {
+    let mut v = vec![op];
+    if matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+        for g in op.subgraphs() {
+            v.extend(g.nodes.iter().map(|n| &n.op));
+        }
+    }
+    v
+}
+
+/// Every dtype `op` reads, writes or computes in (fused bodies included).
+pub fn dtypes_within(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Vec<DType> {
+    let mut v: Vec<DType> = ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).collect();
+    if matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+        for g in op.subgraphs() {
+            v.extend(g.values.iter().map(|x| x.ty.dtype));
+        }
+    }
+    v
+}
+
 /// A target's peak figures.
 #[derive(Clone, Copy, Debug)]
 pub struct Peaks {

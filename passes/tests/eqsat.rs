@@ -1,0 +1,162 @@
+//! The e-graph core: unsound rules fail loudly, limits stop saturation with the right reason,
+//! sharing survives the round trip, the extraction is DAG-aware, and ops a target cannot run
+//! are reported.
+
+use egg::Id;
+use kiln_ir::text::parse;
+use kiln_ir::{Graph, Op, TensorType, UnaryOp};
+use kiln_passes::eqsat::lang::Node;
+use kiln_passes::eqsat::roofline::Peaks;
+use kiln_passes::eqsat::rule::{Ctx, Proposal, Term};
+use kiln_passes::eqsat::{optimize, CostModel, ExtractMethod, Limits, OptimizeError, Rule, StopReason, INFEASIBLE};
+use std::collections::HashMap;
+use std::time::Duration;
+
+struct Gpu;
+impl CostModel for Gpu {
+    fn name(&self) -> &'static str {
+        "test-gpu"
+    }
+    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
+        Peaks { bytes_per_us: 3.0e6, matrix_f16: 7.5e8, matrix_f32: 5.0e7, matrix_i8: 1.5e9, vector: 5.0e7, launch_us: 2.0 }
+            .cost(op, ins, outs)
+    }
+}
+
+/// A target that cannot run Sin.
+struct NoSin;
+impl CostModel for NoSin {
+    fn name(&self) -> &'static str {
+        "no-sin"
+    }
+    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
+        if kiln_passes::eqsat::roofline::ops_within(op).iter().any(|o| **o == (Op::Unary { op: UnaryOp::Sin })) {
+            INFEASIBLE
+        } else {
+            Gpu.op_cost(op, ins, outs)
+        }
+    }
+}
+
+fn graph(src: &str) -> Graph {
+    parse(src, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const CHAIN: &str = "graph \"g\" (%x: f32[2,3]) {\n  %a = Neg[a](%x) : f32[2,3]\n  %b = Sin[b](%a) : f32[2,3]\n  return %b\n}\n";
+
+/// Claims `Neg(x) = Transpose(x)`: a different shape.
+fn unsound_shape(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let _ = cx;
+    match node {
+        Node::Op { op, args, .. } if *op.op() == (Op::Unary { op: UnaryOp::Neg }) => {
+            vec![(class, Term::Op(Op::Transpose { perm: vec![1, 0] }, vec![Term::Class(args[0])]))]
+        }
+        _ => vec![],
+    }
+}
+
+/// Builds a MatMul of a [2,3] by itself, which does not type-check.
+fn ill_typed(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let _ = cx;
+    match node {
+        Node::Op { op, args, .. } if *op.op() == (Op::Unary { op: UnaryOp::Neg }) => {
+            vec![(class, Term::Op(Op::MatMul {}, vec![Term::Class(args[0]), Term::Class(args[0])]))]
+        }
+        _ => vec![],
+    }
+}
+
+/// x = (x + 1) - 1 for every x: each application makes a new e-class `x + 1`, so it never
+/// saturates.
+fn add_sub_one(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let _ = node;
+    let one = || Term::Weight("one".into(), std::sync::Arc::new(kiln_ir::Tensor::from_f32s(vec![], vec![1.0]).expect("scalar")));
+    let bin = |op, a, b| Term::Op(Op::Binary { op }, vec![a, b]);
+    if cx.eg[class].data.value().is_some_and(|t| t.dtype == kiln_ir::DType::F32) {
+        vec![(class, bin(kiln_ir::BinaryOp::Sub, bin(kiln_ir::BinaryOp::Add, Term::Class(class), one()), one()))]
+    } else {
+        vec![]
+    }
+}
+
+#[test]
+fn a_rule_merging_different_shapes_fails_loudly() {
+    let rule = Rule { name: "test/unsound", search: unsound_shape };
+    let err = optimize(&graph(CHAIN), &[rule], &Gpu, Limits::default()).expect_err("unsound rule must fail");
+    let OptimizeError::Internal(msg) = err else { panic!("{err}") };
+    assert!(msg.contains("unsound rewrite merged e-classes"), "{msg}");
+}
+
+#[test]
+fn a_rule_building_an_ill_typed_op_fails_loudly() {
+    let rule = Rule { name: "test/ill-typed", search: ill_typed };
+    let err = optimize(&graph(CHAIN), &[rule], &Gpu, Limits::default()).expect_err("must fail");
+    assert!(err.to_string().contains("does not type-check"), "{err}");
+}
+
+#[test]
+fn saturation_stops_at_each_limit_and_says_which() {
+    let rule = Rule { name: "test/add-sub-one", search: add_sub_one };
+    let g = graph(CHAIN);
+    let (_, rep) =
+        optimize(&g, &[rule], &Gpu, Limits { nodes: 1_000_000, iterations: 3, time: Duration::from_secs(60) }).expect("optimize");
+    assert_eq!(rep.stop_reason, StopReason::IterationLimit(3));
+    let (_, rep) = optimize(&g, &[rule], &Gpu, Limits { nodes: 50, iterations: 1000, time: Duration::from_secs(60) }).expect("optimize");
+    assert_eq!(rep.stop_reason, StopReason::NodeLimit(50));
+    let (out, rep) =
+        optimize(&g, &[rule], &Gpu, Limits { nodes: usize::MAX, iterations: usize::MAX, time: Duration::ZERO }).expect("optimize");
+    assert!(matches!(rep.stop_reason, StopReason::TimeLimit(_)));
+    // Whatever stopped it, the extraction keeps the cheapest: the original two ops.
+    assert_eq!(out.nodes.len(), 2);
+}
+
+#[test]
+fn without_rules_saturation_stops_at_once_and_the_graph_comes_back() {
+    let (out, rep) = optimize(&graph(CHAIN), &[], &Gpu, Limits::default()).expect("optimize");
+    assert_eq!(rep.stop_reason, StopReason::Saturated);
+    assert_eq!(kiln_ir::text::print(&out), CHAIN);
+}
+
+#[test]
+fn shared_values_stay_shared_and_duplicates_merge() {
+    // %a is read twice; %c duplicates %a.
+    let src = "graph \"g\" (%x: f32[4]) {\n  %a = Exp[a](%x) : f32[4]\n  %c = Exp[c](%x) : f32[4]\n  %b = Add[b](%a, %c) : f32[4]\n  %d = Mul[d](%a, %b) : f32[4]\n  return %d, %a\n}\n";
+    let (out, _) = optimize(&graph(src), &[], &Gpu, Limits::default()).expect("optimize");
+    let names: Vec<&str> = out.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "d"]);
+    assert_eq!(out.outputs[1], out.nodes[0].outputs[0].expect("a"));
+}
+
+#[test]
+fn extraction_is_exact_on_small_graphs_and_dag_aware_on_large_ones() {
+    // Three matmuls of one input: merging pays only when all three read the merged product,
+    // which a per-use (tree) cost never sees.
+    let qkv = |chain: usize| {
+        let mut s = String::from("graph \"g\" (%x0: f32[4,4]) {\n");
+        for i in 0..chain {
+            s += &format!("  %x{} = Tanh[t{i}](%x{i}) : f32[4,4]\n  %y{i} = Neg[n{i}](%x{}) : f32[4,4]\n", i + 1, i + 1);
+        }
+        s += &format!("  %wq = const f32[4,2] [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]\n  %wk = const f32[4,2] [-0.1, 0.2, -0.3, 0.4, -0.5, 0.6, -0.7, 0.8]\n  %wv = const f32[4,2] [1.1, 0.2, 1.3, 0.4, 1.5, 0.6, 1.7, 0.8]\n  %q = MatMul[q](%x{chain}, %wq) : f32[4,2]\n  %k = MatMul[k](%x{chain}, %wk) : f32[4,2]\n  %v = MatMul[v](%x{chain}, %wv) : f32[4,2]\n");
+        let ys: Vec<String> = (0..chain).map(|i| format!("%y{i}")).collect();
+        s += &format!("  return %q, %k, %v{}{}\n}}\n", if ys.is_empty() { "" } else { ", " }, ys.join(", "));
+        graph(&s)
+    };
+    let rules = kiln_passes::rules::all();
+    let (small, rep) = optimize(&qkv(0), &rules, &Gpu, Limits::default()).expect("optimize");
+    assert_eq!(rep.extraction, ExtractMethod::Exact);
+    assert_eq!(small.nodes.len(), 1, "{}", kiln_ir::text::print(&small));
+    let (large, rep) = optimize(&qkv(14), &rules, &Gpu, Limits::default()).expect("optimize");
+    assert_eq!(rep.extraction, ExtractMethod::GreedyDag);
+    assert_eq!(
+        large.nodes.iter().filter(|n| matches!(n.op, Op::MatMul {} | Op::MatMulFused { .. })).count(),
+        1,
+        "{}",
+        kiln_ir::text::print(&large)
+    );
+}
+
+#[test]
+fn ops_the_target_cannot_run_are_named() {
+    let err = optimize(&graph(CHAIN), &kiln_passes::rules::all(), &NoSin, Limits::default()).expect_err("infeasible");
+    assert_eq!(err.to_string(), "the no-sin target cannot run: Sin");
+}
