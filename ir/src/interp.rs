@@ -135,14 +135,32 @@ pub fn run_observed(g: &Graph, inputs: Vec<Tensor>, observe: &mut dyn FnMut(usiz
             }
         }
     }
+    // A value returned twice is cloned for all but its last position.
     g.outputs
         .iter()
-        .map(|&o| {
-            slots[o.0 as usize].take().or_else(|| g.consts.get(&o).map(|a| a.as_ref().clone())).ok_or_else(|| RunError::Node {
+        .enumerate()
+        .map(|(k, &o)| {
+            let slot = if g.outputs[k + 1..].contains(&o) { slots[o.0 as usize].clone() } else { slots[o.0 as usize].take() };
+            slot.or_else(|| g.consts.get(&o).map(|a| a.as_ref().clone())).ok_or_else(|| RunError::Node {
                 node: g.value(o).name.clone(),
                 op: "output",
                 source: OpError::Invalid("output was not produced".into()),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DType, TensorType};
+
+    #[test]
+    fn a_value_returned_twice_is_returned_twice() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", TensorType::fixed(DType::F32, &[2]));
+        g.outputs = vec![x, x];
+        let t = Tensor::from_f32s(vec![2], vec![1.0, 2.0]).expect("size");
+        assert_eq!(run(&g, vec![t.clone()]).expect("runs"), vec![t.clone(), t]);
+    }
 }
