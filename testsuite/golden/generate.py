@@ -9,7 +9,7 @@ that disagree.
 
 Environment (see ../../../shared/TOOLCHAIN.md): Debian's CPU torch in a venv made with
 --system-site-packages, plus `pip install -r testsuite/golden/requirements.txt`.
-Run: python3 testsuite/golden/generate.py [--out testsuite/golden] [--full-resnet18 DIR]
+Run: python3 testsuite/golden/generate.py [--out testsuite/golden] [--full-resnet18 DIR] [--bert-base DIR]
 """
 import argparse
 import os
@@ -142,6 +142,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--full-resnet18", help="also export the full torchvision resnet18 (45 MB) here, for timing")
+    ap.add_argument("--bert-base", help="also export a 12-layer BERT-base encoder (random weights, seq 128, 440 MB) here, for timing the optimizer")
     args = ap.parse_args()
     torch.manual_seed(SEED)
     g = torch.Generator().manual_seed(SEED)
@@ -153,6 +154,13 @@ def main():
         m = torchvision.models.resnet18(num_classes=1000)
         randomize_bn(m, g)
         export("resnet18", m, {"input": torch.randn(1, 3, 224, 224, generator=g)}, ["logits"], None, args.full_resnet18)
+    if args.bert_base:
+        from transformers import BertConfig, BertModel
+
+        bert = BertModel(BertConfig(attn_implementation="eager"), add_pooling_layer=False)
+        ids = torch.randint(0, 30522, (1, 128), generator=g)
+        feeds = {"input_ids": ids, "attention_mask": torch.ones(1, 128, dtype=torch.int64)}
+        export("bert_base", LogitsOnly(bert, "last_hidden_state"), feeds, ["last_hidden_state"], None, args.bert_base)
 
 
 if __name__ == "__main__":

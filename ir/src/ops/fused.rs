@@ -22,12 +22,26 @@ impl Op {
     /// each (broadcast) input.
     pub fn is_elementwise(&self) -> bool {
         use Op::*;
-        match self {
-            Identity {} | Unary { .. } | Binary { .. } | Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } => true,
-            HardSigmoid { .. } | ThresholdedRelu { .. } | Gelu { .. } | Shrink { .. } | Swish { .. } | IsInf { .. } => true,
-            Clip {} | Where {} | Cast { .. } => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Identity {}
+                | Unary { .. }
+                | Binary { .. }
+                | Mean {}
+                | LeakyRelu { .. }
+                | Elu { .. }
+                | Selu { .. }
+                | Celu { .. }
+                | HardSigmoid { .. }
+                | ThresholdedRelu { .. }
+                | Gelu { .. }
+                | Shrink { .. }
+                | Swish { .. }
+                | IsInf { .. }
+                | Clip {}
+                | Where {}
+                | Cast { .. }
+        )
     }
 }
 

@@ -332,10 +332,12 @@ fn member(eg: &EG, r: Id, x: Id) -> Option<(Id, Option<&kiln_ir::Graph>, &[Id])>
         }
         match op {
             Op::MatMul {} if best.is_none() => best = Some((args[1], None, &[])),
-            Op::MatMulFused { splits, body } if splits.is_empty() && body.outputs.len() == 1 => {
-                if best.is_none_or(|b| b.1.is_none_or(|g| g.nodes.len() < body.nodes.len())) {
-                    best = Some((args[1], Some(body), &args[2..]));
-                }
+            Op::MatMulFused { splits, body }
+                if splits.is_empty()
+                    && body.outputs.len() == 1
+                    && best.is_none_or(|b| b.1.is_none_or(|g| g.nodes.len() < body.nodes.len())) =>
+            {
+                best = Some((args[1], Some(body), &args[2..]));
             }
             _ => {}
         }
