@@ -232,22 +232,27 @@ fn compile(
     let t: Target = target.parse()?;
     let g = load(model, shapes)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
+        if report.is_some() {
+            bail!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o");
+        }
         let mut g = g;
         if let Some(pass) = e.strip_prefix("ir-after=") {
             kiln_passes::run_pipeline(&mut g, Some(pass))?;
         }
         print!("{}", kiln_ir::text::print(&g));
-        return write_report(report, None);
+        return Ok(());
     }
     if let Some(other) = emit.filter(|e| !["opt-ir", "memory-plan"].contains(e)) {
         bail!("--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir` or `memory-plan`", kiln_passes::PASSES.join(", "));
+    }
+    if emit.is_none() {
+        t.status()?;
     }
     let (g, rep) = optimizer::optimize(&g, t, started).context("optimizing")?;
     match emit {
         Some("opt-ir") => print!("{}", kiln_ir::text::print(&g)),
         Some(_) => print_memory_plan(&g)?,
         None => {
-            t.status()?;
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
             // The reference target's artifact is the verified, optimized IR text.
             std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
@@ -255,12 +260,11 @@ fn compile(
             println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
         }
     }
-    write_report(report, Some(&rep))
+    write_report(report, &rep)
 }
 
-fn write_report(path: Option<&Path>, rep: Option<&optimizer::Report>) -> Result<()> {
+fn write_report(path: Option<&Path>, rep: &optimizer::Report) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let rep = rep.ok_or_else(|| anyhow!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o"))?;
     let text = serde_json::to_string_pretty(&rep.to_json())?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }

@@ -123,3 +123,38 @@ fn emit_memory_plan_needs_static_shapes() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("symbolic shape"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn emit_opt_ir_and_report_for_each_target() {
+    let report = std::env::temp_dir().join(format!("kiln-report-{}.json", std::process::id()));
+    for target in ["sm_90", "910b", "cpu"] {
+        let o = kiln(&["compile", RESNET, "--target", target, "--emit", "opt-ir", "--report", report.to_str().expect("utf-8")]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let ir = text(&o.stdout);
+        assert!(ir.contains("ConvFused"), "{ir}");
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("json");
+        for key in [
+            "ops_before",
+            "ops_after",
+            "kernels",
+            "rules_fired",
+            "stop_reason",
+            "eqsat_ms",
+            "compile_ms",
+            "arena_bytes",
+            "arena_lower_bound_bytes",
+        ] {
+            assert!(r.get(key).is_some(), "{target}: report lacks `{key}`: {r}");
+        }
+        assert_eq!(r["target"], target);
+        assert!(r["kernels"].as_u64().is_some_and(|k| k <= 24), "{r}");
+        assert!(r["ops_after"].as_u64() < r["ops_before"].as_u64(), "{r}");
+        assert!(r["rules_fired"]["fusion/conv-epilogue"].as_u64().is_some_and(|n| n > 0), "{r}");
+    }
+    let _ = std::fs::remove_file(&report);
+    let o = kiln(&["compile", RESNET, "--emit", "ir", "--report", report.to_str().expect("utf-8")]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("--report needs the optimizer"), "{}", text(&o.stderr));
+    let o = kiln(&["compile", RESNET, "--emit", "opt-everything"]);
+    assert!(text(&o.stderr).contains("expected `ir`, `ir-after=PASS`"), "{}", text(&o.stderr));
+}
