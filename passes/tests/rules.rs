@@ -555,3 +555,56 @@ fn gated_sigmoid_is_not_silu() {
     let (_, rep) = run(src);
     assert_eq!(fired(&rep, "patterns/silu"), 0);
 }
+
+const ATTENTION: &str = r#"graph "g" (%q: f32[1,2,4,8], %k: f32[1,2,4,8], %v: f32[1,2,4,8], %mask: f32[1,1,4,4]) {
+  %c = const f32[] [2.828427]
+  %kt = Transpose[kt](%k) {perm=[0, 1, 3, 2]} : f32[1,2,8,4]
+  %s = MatMul[s](%q, %kt) : f32[1,2,4,4]
+  %d = Div[d](%s, %c) : f32[1,2,4,4]
+  %a = Add[a](%d, %mask) : f32[1,2,4,4]
+  %p = Softmax[p](%a) {axis=-1, legacy=false} : f32[1,2,4,4]
+  %y = MatMul[y](%p, %v) : f32[1,2,4,8]
+  return %y
+}
+"#;
+
+#[test]
+fn attention_is_recognized() {
+    let (opt, rep) = run(ATTENTION);
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert_eq!(kinds(&opt), ["Attention"]);
+}
+
+#[test]
+fn attention_over_keys_transposed_with_the_heads_is_recognized() {
+    // The exporter merges "split heads" and "transpose K" into one Transpose of [b, s, h, d].
+    let src = r#"graph "g" (%q: f32[1,2,4,8], %k0: f32[1,4,2,8], %v: f32[1,2,4,8]) {
+  %kt = Transpose[kt](%k0) {perm=[0, 2, 3, 1]} : f32[1,2,8,4]
+  %s = MatMul[s](%q, %kt) : f32[1,2,4,4]
+  %p = Softmax[p](%s) {axis=-1, legacy=false} : f32[1,2,4,4]
+  %y = MatMul[y](%p, %v) : f32[1,2,4,8]
+  return %y
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert!(kinds(&opt).contains(&"Attention"));
+}
+
+#[test]
+fn softmax_over_another_axis_is_not_attention() {
+    let (_, rep) = run(&ATTENTION.replace("{axis=-1, legacy=false}", "{axis=2, legacy=false}"));
+    assert_eq!(fired(&rep, "patterns/attention"), 0);
+}
+
+#[test]
+fn a_mask_that_broadcasts_the_scores_is_not_an_attention_mask() {
+    // A mask with batch 2 over scores with batch 1 makes the scores (and the result) batch 2:
+    // an Attention op would return batch 1.
+    let src = ATTENTION.replace("%mask: f32[1,1,4,4]", "%mask: f32[2,1,4,4]").replace(": f32[1,2,4,4]\n  %p", ": f32[2,2,4,4]\n  %p");
+    let src = src
+        .replace("%p = Softmax[p](%a) {axis=-1, legacy=false} : f32[1,2,4,4]", "%p = Softmax[p](%a) {axis=-1, legacy=false} : f32[2,2,4,4]")
+        .replace("%y = MatMul[y](%p, %v) : f32[1,2,4,8]", "%y = MatMul[y](%p, %v) : f32[2,2,4,8]");
+    let (_, rep) = run(&src);
+    assert_eq!(fired(&rep, "patterns/attention"), 0);
+}

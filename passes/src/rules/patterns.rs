@@ -7,6 +7,11 @@
 //! %a = Add[a](%m, 1e-6)                           =>
 //! %s = Sqrt[s](%a); %r = Div[r](1.0, %s)
 //! %n = Mul[n](%x, %r); %y = Mul[y](%w, %n)
+//!
+//! %kt = Transpose(%k) {perm=[0, 1, 3, 2]}                %y = Attention[y](%q, %k, %v, %mask)
+//! %s = MatMul(%q, %kt); %d = Div(%s, 8.0)         =>        {scale=0.125, q_num_heads=h, ...}
+//! %a = Add(%d, %mask); %p = Softmax(%a) {axis=-1}
+//! %y = MatMul(%p, %v)
 //! ```
 
 use super::{binary, is_scalar, konst, ops, same, scalar, ty, unary};
@@ -15,9 +20,10 @@ use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
 use egg::Id;
 use kiln_ir::ops::{GeluApprox, ReduceKind};
-use kiln_ir::{BinaryOp, Op, UnaryOp};
+use kiln_ir::{BinaryOp, Dim, Op, TensorType, UnaryOp};
 
-pub const RULES: [Rule; 4] = [
+pub const RULES: [Rule; 5] = [
+    Rule { name: "patterns/attention", search: attention },
     Rule { name: "patterns/gelu-erf", search: gelu_erf },
     Rule { name: "patterns/gelu-tanh", search: gelu_tanh },
     Rule { name: "patterns/rms-norm", search: rms_norm },
@@ -173,4 +179,119 @@ fn silu(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
         }
     }
     vec![]
+}
+
+/// K as a term and its type, given `Kᵀ = Transpose{perm}(k0)`: K is `k0` transposed by `perm`
+/// with its last two axes swapped back (just `k0` when that is the identity).
+fn untransposed(eg: &EG, perm: &[i64], k0: Id) -> Option<(Term, TensorType)> {
+    let k0t = ty(eg, k0)?;
+    if perm.len() != 4 || k0t.shape.rank() != 4 {
+        return None;
+    }
+    let q = [perm[0], perm[1], perm[3], perm[2]];
+    let dims = q.iter().map(|&a| usize::try_from(a).ok().and_then(|a| k0t.shape.0.get(a).cloned())).collect::<Option<Vec<Dim>>>()?;
+    let t = TensorType::new(k0t.dtype, kiln_ir::Shape(dims));
+    if q == [0, 1, 2, 3] {
+        Some((Term::Class(k0), t))
+    } else {
+        Some((Term::Op(Op::Transpose { perm: q.to_vec() }, vec![Term::Class(k0)]), t))
+    }
+}
+
+/// Scores `Q·Kᵀ`, possibly scaled by a constant: (q, K as a term, K's type, scale).
+fn scaled_scores(eg: &EG, t: Id) -> Vec<(Id, Term, TensorType, f64)> {
+    let qk = |c: Id| -> Vec<(Id, Term, TensorType)> {
+        let mut v = Vec::new();
+        for (o, a) in ops(eg, c) {
+            if !matches!(o, Op::MatMul {}) || a.len() != 2 {
+                continue;
+            }
+            for (to, ka) in ops(eg, a[1]) {
+                if let Op::Transpose { perm } = to {
+                    if let Some((k, kt)) = untransposed(eg, perm, ka[0]) {
+                        v.push((a[0], k, kt));
+                    }
+                }
+            }
+        }
+        v
+    };
+    let mut out: Vec<(Id, Term, TensorType, f64)> = qk(t).into_iter().map(|(q, k, kt)| (q, k, kt, 1.0)).collect();
+    for (m, c) in binary(eg, t, BinaryOp::Div) {
+        if let Some(d) = scalar(eg, c).filter(|d| *d != 0.0) {
+            out.extend(qk(m).into_iter().map(|(q, k, kt)| (q, k, kt, 1.0 / d)));
+        }
+    }
+    for (m, c) in binary(eg, t, BinaryOp::Mul) {
+        if let Some(f) = scalar(eg, c) {
+            out.extend(qk(m).into_iter().map(|(q, k, kt)| (q, k, kt, f)));
+        }
+    }
+    out
+}
+
+/// Whether `m` broadcasts to `target` (right-aligned, each dim 1 or equal).
+fn broadcasts_to(m: &TensorType, target: &TensorType) -> bool {
+    m.shape.rank() <= target.shape.rank()
+        && m.shape.0.iter().rev().zip(target.shape.0.iter().rev()).all(|(a, b)| a == &Dim::Known(1) || a == b)
+}
+
+/// softmax(Q·Kᵀ·scale + mask) · V over 4-D [batch, heads, seq, head_dim] tensors: one Attention.
+fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Node::Op { op, outputs: 1, args: pv } = node else { return vec![] };
+    if !matches!(op.op(), Op::MatMul {}) || pv.len() != 2 {
+        return vec![];
+    }
+    let (p, v) = (pv[0], pv[1]);
+    let (Some(vt), Some(out)) = (ty(eg, v), ty(eg, class)) else { return vec![] };
+    if vt.shape.rank() != 4 || !matches!(vt.dtype, kiln_ir::DType::F32 | kiln_ir::DType::F16 | kiln_ir::DType::BF16) {
+        return vec![];
+    }
+    let mut found = Vec::new();
+    for (sop, sargs) in ops(eg, p) {
+        let Op::Softmax { axis: -1 | 3, legacy: false } = sop else { continue };
+        let s = sargs[0];
+        let Some(st) = ty(eg, s) else { continue };
+        let mut forms: Vec<(Id, Option<Id>)> = vec![(s, None)];
+        forms.extend(binary(eg, s, BinaryOp::Add).into_iter().map(|(t, m)| (t, Some(m))));
+        for (t, mask) in forms {
+            if let Some(m) = mask {
+                if ty(eg, m).is_none_or(|mt| mt.dtype != st.dtype || !broadcasts_to(mt, st)) {
+                    continue;
+                }
+            }
+            for (q, k, kt, scale) in scaled_scores(eg, t) {
+                let Some(qt) = ty(eg, q) else { continue };
+                let (Some(h), Some(hk)) = (qt.shape.0.get(1).and_then(|d| d.known()), kt.shape.0.get(1).and_then(|d| d.known())) else {
+                    continue;
+                };
+                // Attention's result is [batch, q heads, q seq, v head dim]: it must be the product's type.
+                let y = [&qt.shape.0[0], &qt.shape.0[1], &qt.shape.0[2], &vt.shape.0[3]];
+                if kt.shape.rank() != 4
+                    || qt.dtype != vt.dtype
+                    || kt.dtype != vt.dtype
+                    || vt.shape.0[1] != Dim::Known(hk)
+                    || h % hk != 0
+                    || out.shape.0.iter().zip(y).any(|(a, b)| a != b)
+                {
+                    continue;
+                }
+                let op = Op::Attention {
+                    is_causal: false,
+                    kv_num_heads: hk as i64,
+                    q_num_heads: h as i64,
+                    qk_matmul_output_mode: 0,
+                    scale: Some(scale as f32),
+                    softcap: 0.0,
+                    softmax_precision: None,
+                };
+                let mut args = vec![Term::Class(q), k, Term::Class(v)];
+                args.extend(mask.map(Term::Class));
+                found.push((class, Term::Op(op, args)));
+            }
+        }
+    }
+    found.truncate(1);
+    found
 }
