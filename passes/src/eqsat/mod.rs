@@ -53,19 +53,18 @@ pub fn kernel_count(g: &Graph) -> usize {
 /// values of different types, or builds an op that does not type-check, is an internal error.
 pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits) -> Result<(Graph, EqsatReport), OptimizeError> {
     let start = Instant::now();
-    let run = || {
+    // Everything that could panic on a kiln bug (a rule's type error, an extraction invariant)
+    // runs under catch_unwind so that the user gets an error naming the problem.
+    let run = || -> Result<_, OptimizeError> {
         let mut low = convert::to_egraph(g);
         let sat = rule::saturate(&mut low.eg, rules, limits);
-        let ex = extract::extract(&low.eg, &low.outputs, model);
-        (low, sat, ex)
+        let ex = extract::extract(&low.eg, &low.outputs, model).map_err(|ops| OptimizeError::Infeasible { target: model.name(), ops })?;
+        let out = convert::from_egraph(&low, &ex.choice)?;
+        Ok((out, sat, ex))
     };
-    let (low, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {
-        OptimizeError::Internal(
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default(),
-        )
-    })?;
-    let ex = ex.map_err(|ops| OptimizeError::Infeasible { target: model.name(), ops })?;
-    let out = convert::from_egraph(&low, &ex.choice)?;
+    let (out, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {
+        OptimizeError::Internal(p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())
+    })??;
     let report = EqsatReport {
         ops_before: g.nodes.len(),
         ops_after: out.nodes.len(),
