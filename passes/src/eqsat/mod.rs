@@ -63,7 +63,9 @@ pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits
         Ok((out, sat, ex))
     };
     let (out, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {
-        OptimizeError::Internal(p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())
+        OptimizeError::Internal(
+            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default(),
+        )
     })??;
     let report = EqsatReport {
         ops_before: g.nodes.len(),
