@@ -6,22 +6,13 @@ use egg::Id;
 use kiln_ir::text::parse;
 use kiln_ir::{Graph, Op, TensorType, UnaryOp};
 use kiln_passes::eqsat::lang::Node;
-use kiln_passes::eqsat::roofline::Peaks;
 use kiln_passes::eqsat::rule::{Ctx, Proposal, Term};
 use kiln_passes::eqsat::{optimize, CostModel, ExtractMethod, Limits, OptimizeError, Rule, StopReason, INFEASIBLE};
 use std::collections::HashMap;
 use std::time::Duration;
 
-struct Gpu;
-impl CostModel for Gpu {
-    fn name(&self) -> &'static str {
-        "test-gpu"
-    }
-    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        Peaks { bytes_per_us: 3.0e6, matrix_f16: 7.5e8, matrix_f32: 5.0e7, matrix_i8: 1.5e9, vector: 5.0e7, launch_us: 2.0 }
-            .cost(op, ins, outs)
-    }
-}
+mod common;
+use common::Gpu;
 
 /// A target that cannot run Sin.
 struct NoSin;

@@ -2,25 +2,15 @@
 //! interpreter on random inputs) and one where it must not fire.
 
 use kiln_ir::text::parse;
-use kiln_ir::{interp, DType, Graph, Op, Tensor, TensorType};
-use kiln_passes::eqsat::roofline::Peaks;
-use kiln_passes::eqsat::{optimize, CostModel, EqsatReport, Limits};
+use kiln_ir::{interp, DType, Graph, Tensor};
+use kiln_passes::eqsat::{optimize, EqsatReport, Limits};
 use std::collections::HashMap;
 
-/// A GPU-like roofline (H100 figures) so fusion pays.
-struct Gpu;
-impl CostModel for Gpu {
-    fn name(&self) -> &'static str {
-        "test-gpu"
-    }
-    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        Peaks { bytes_per_us: 3.0e6, matrix_f16: 7.5e8, matrix_f32: 5.0e7, matrix_i8: 1.5e9, vector: 5.0e7, launch_us: 2.0 }
-            .cost(op, ins, outs)
-    }
-}
+mod common;
+use common::Gpu;
 
 /// Deterministic pseudo-random input for each graph input (floats in [-2, 2)).
-pub fn random_inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
+fn random_inputs(g: &Graph, seed: u64) -> Vec<Tensor> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     g.inputs
         .iter()

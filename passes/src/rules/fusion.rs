@@ -71,6 +71,23 @@ fn distinct(eg: &EG, class: Id, args: &[Id]) -> Vec<Id> {
     v
 }
 
+/// The producer e-classes a consumer may absorb into as an anchor's epilogue: its inputs with
+/// exactly its own shape (the epilogue runs once per anchor element, it must not broadcast it).
+fn same_shape_inputs(eg: &EG, class: Id, nargs: &[Id]) -> Vec<Id> {
+    let Some(out_ty) = ty(eg, class) else { return vec![] };
+    distinct(eg, class, nargs).into_iter().filter(|&p| ty(eg, p).map(|t| &t.shape) == Some(&out_ty.shape)).collect()
+}
+
+/// Applies the consumer to what the body computes so far and closes the body; `None` when it
+/// cannot be applied, grows past [`MAX_BODY`], or would read the consumer's own e-class.
+fn close(mut b: Body, eg: &EG, class: Id, nop: &Op, nargs: &[Id]) -> Option<(Box<Graph>, Vec<Id>)> {
+    let res = b.apply(eg, nop, nargs)?;
+    if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
+        return None;
+    }
+    Some(b.finish(res))
+}
+
 fn classes(ids: &[Id]) -> Vec<Term> {
     ids.iter().map(|&i| Term::Class(i)).collect()
 }
@@ -87,11 +104,7 @@ fn elementwise_chain(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             let mut b = Body::new("fused");
             let Some(pout) = b.apply(eg, pop, pargs) else { continue };
             b.bind(eg, p, pout[0]);
-            let Some(res) = b.apply(eg, nop, nargs) else { continue };
-            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
-                continue;
-            }
-            let (body, extras) = b.finish(res);
+            let Some((body, extras)) = close(b, eg, class, nop, nargs) else { continue };
             out.push((class, Term::Op(Op::FusedElementwise { body }, classes(&extras))));
         }
     }
@@ -99,13 +112,7 @@ fn elementwise_chain(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 }
 
 /// The parts of an anchor's result as body inputs, then the producer's own epilogue inlined.
-fn anchor_body(
-    eg: &crate::eqsat::analysis::EG,
-    b: &mut Body,
-    p: Id,
-    splits: &[i64],
-    inner: Option<(&Graph, &[Id])>,
-) -> Option<Vec<ValueId>> {
+fn anchor_body(eg: &EG, b: &mut Body, p: Id, splits: &[i64], inner: Option<(&Graph, &[Id])>) -> Option<Vec<ValueId>> {
     let acc = match inner {
         // A fused producer: its body's leading inputs are the parts.
         Some((g, _)) => g.inputs.iter().take(splits.len().max(1)).map(|&i| g.value(i).ty.clone()).collect::<Vec<_>>(),
@@ -127,13 +134,8 @@ fn anchor_body(
 fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Some((nop, nargs)) = consumer(eg, class, node) else { return vec![] };
-    let Some(out_ty) = ty(eg, class) else { return vec![] };
     let mut out = Vec::new();
-    for p in distinct(eg, class, nargs) {
-        // The epilogue runs once per product element: it must not broadcast the product.
-        if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
-            continue;
-        }
+    for p in same_shape_inputs(eg, class, nargs) {
         // Producers: a MatMul or single-output MatMulFused in `p`, or one output of a
         // MatMulFused with several outputs (then every output the consumer reads is bound).
         let mut candidates: Vec<(&Op, &[Id], Option<Id>)> = producers(eg, p).map(|(o, a)| (o, a, None)).collect();
@@ -170,11 +172,7 @@ fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                     }
                 }
             }
-            let Some(res) = b.apply(eg, nop, nargs) else { continue };
-            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
-                continue;
-            }
-            let (body, extras) = b.finish(res);
+            let Some((body, extras)) = close(b, eg, class, nop, nargs) else { continue };
             let mut args = vec![Term::Class(pargs[0]), Term::Class(pargs[1])];
             args.extend(classes(&extras));
             out.push((class, Term::Op(Op::MatMulFused { splits, body }, args)));
@@ -186,12 +184,8 @@ fn matmul_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Some((nop, nargs)) = consumer(eg, class, node) else { return vec![] };
-    let Some(out_ty) = ty(eg, class) else { return vec![] };
     let mut out = Vec::new();
-    for p in distinct(eg, class, nargs) {
-        if ty(eg, p).map(|t| &t.shape) != Some(&out_ty.shape) {
-            continue;
-        }
+    for p in same_shape_inputs(eg, class, nargs) {
         for (pop, pargs) in producers(eg, p) {
             let (window, inner) = match pop {
                 Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
@@ -205,11 +199,7 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             let mut b = Body::new("epilogue");
             let Some(pout) = anchor_body(eg, &mut b, p, &[], inner) else { continue };
             b.bind(eg, p, pout[0]);
-            let Some(res) = b.apply(eg, nop, nargs) else { continue };
-            if b.len() > MAX_BODY || b.extras.contains(&eg.find(class)) {
-                continue;
-            }
-            let (body, extras) = b.finish(res);
+            let Some((body, extras)) = close(b, eg, class, nop, nargs) else { continue };
             let bias = match pargs.get(2).copied().or_else(|| eg.lookup(Node::Absent)) {
                 Some(c) => Term::Class(c),
                 None => continue,
