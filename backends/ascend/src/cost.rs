@@ -39,7 +39,7 @@ impl CostModel for AscendCost {
     }
 
     fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+        if op.is_control_flow() {
             return INFEASIBLE;
         }
         if dtypes_within(op, ins, outs).into_iter().any(unsupported) {

@@ -50,7 +50,7 @@ impl CostModel for CudaCost {
     }
 
     fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        if !op.subgraphs().is_empty() && !matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+        if op.is_control_flow() {
             return INFEASIBLE;
         }
         if self.arch < 89 && dtypes_within(op, ins, outs).into_iter().any(is_fp8) {

@@ -18,6 +18,16 @@ use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
 impl Op {
+    /// The optimizer's fused ops (each holds an elementwise body).
+    pub fn is_fused(&self) -> bool {
+        matches!(self, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. })
+    }
+
+    /// Control flow: ops whose subgraphs run as programs of their own (If, Loop, Scan).
+    pub fn is_control_flow(&self) -> bool {
+        matches!(self, Op::If { .. } | Op::Loop { .. } | Op::Scan { .. })
+    }
+
     /// Ops a fused body may hold: each output element depends only on the same element of
     /// each (broadcast) input.
     pub fn is_elementwise(&self) -> bool {

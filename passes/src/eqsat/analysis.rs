@@ -37,10 +37,6 @@ impl ClassData {
             _ => None,
         }
     }
-    /// Static dims of a value class.
-    pub fn dims(&self) -> Option<Vec<usize>> {
-        self.value()?.shape.as_fixed()
-    }
 }
 
 /// Weights and graph-input types the e-graph's leaves refer to.

@@ -25,7 +25,7 @@ pub const INFEASIBLE: f64 = f64::INFINITY;
 const TIE_BREAK_US: f64 = 1e-6;
 
 fn body_nodes(n: &Node) -> usize {
-    n.op().and_then(|o| o.subgraphs().first().map(|g| g.nodes.len())).unwrap_or(0)
+    n.op().filter(|o| o.is_fused()).and_then(|o| o.subgraphs().first().map(|g| g.nodes.len())).unwrap_or(0)
 }
 
 /// The largest number of candidate combinations costed exhaustively.
@@ -107,9 +107,7 @@ pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extractio
         for (n, c) in &list {
             if !c.is_finite() {
                 // Fused ops are the optimizer's own; the error names the model's ops.
-                if let Some(op) =
-                    n.op().filter(|o| !matches!(o, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }))
-                {
+                if let Some(op) = n.op().filter(|o| !o.is_fused()) {
                     infeasible.insert(op.display_name());
                 }
             }
@@ -121,9 +119,13 @@ pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extractio
 
     // Tree-greedy bottom-up: best tree cost per class, strictly improving (so no cycles).
     let mut best: HashMap<Id, (f64, usize)> = HashMap::new();
+    // Classes in id order, so that ties resolve the same way on every run.
+    let mut order: Vec<Id> = p.cands.keys().copied().collect();
+    order.sort();
     loop {
         let mut changed = false;
-        for (c, list) in &p.cands {
+        for c in &order {
+            let list = &p.cands[c];
             for (i, (n, own)) in list.iter().enumerate() {
                 let sum = n.children().iter().try_fold(*own, |acc, ch| best.get(&eg.find(*ch)).map(|b| acc + b.0));
                 if let Some(total) = sum {

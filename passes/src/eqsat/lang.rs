@@ -122,7 +122,4 @@ impl Node {
             _ => None,
         }
     }
-    pub fn op_node(op: Op, args: Vec<Id>) -> Node {
-        Node::Op { op: OpKey::new(op), outputs: 1, args }
-    }
 }

@@ -16,7 +16,7 @@ pub fn is_view(op: &Op) -> bool {
 /// The op and, for a fused op, every op of its body: what a target must be able to run.
 pub fn ops_within(op: &Op) -> Vec<&Op> {
     let mut v = vec![op];
-    if matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+    if op.is_fused() {
         for g in op.subgraphs() {
             v.extend(g.nodes.iter().map(|n| &n.op));
         }
@@ -27,7 +27,7 @@ pub fn ops_within(op: &Op) -> Vec<&Op> {
 /// Every dtype `op` reads, writes or computes in (fused bodies included).
 pub fn dtypes_within(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Vec<DType> {
     let mut v: Vec<DType> = ins.iter().flatten().map(|t| t.dtype).chain(outs.iter().map(|t| t.dtype)).collect();
-    if matches!(op, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. }) {
+    if op.is_fused() {
         for g in op.subgraphs() {
             v.extend(g.values.iter().map(|x| x.ty.dtype));
         }
@@ -56,7 +56,6 @@ pub struct Work {
     pub bytes: f64,
     pub matrix_flops: f64,
     pub vector_flops: f64,
-    pub dtype_bits: usize,
 }
 
 pub fn numel(t: &TensorType) -> f64 {
@@ -76,7 +75,6 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
     let io: f64 = ins.iter().flatten().map(|t| bytes(t)).sum::<f64>() + outs.iter().map(bytes).sum::<f64>();
     let out_elems: f64 = outs.iter().map(numel).sum();
     let biggest = ins.iter().flatten().map(|t| numel(t)).fold(out_elems, f64::max);
-    let dtype_bits = ins.iter().flatten().next().map_or(32, |t| t.dtype.bits());
     let body_len = |g: &kiln_ir::Graph| g.nodes.len().max(1) as f64;
     let (matrix_flops, vector_flops) = match op {
         Op::MatMul {} | Op::MatMulFused { .. } | Op::Gemm { .. } | Op::MatMulInteger {} | Op::QLinearMatMul {} => {
@@ -84,7 +82,7 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
                 Op::QLinearMatMul {} => (ins.first().copied().flatten(), ins.get(3).copied().flatten()),
                 _ => (ins.first().copied().flatten(), ins.get(1).copied().flatten()),
             };
-            let (Some(a), Some(b)) = (a, b) else { return Work { bytes: io, dtype_bits, ..Work::default() } };
+            let (Some(a), Some(b)) = (a, b) else { return Work { bytes: io, ..Work::default() } };
             let (ra, rb) = (a.shape.rank(), b.shape.rank());
             let k = dim(a, ra.saturating_sub(1));
             let m = if ra >= 2 { dim(a, ra - 2) } else { 1.0 };
@@ -114,7 +112,7 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
             // Q [b, h, sq, d] (or 3-D) against K [b, hk, sk, d]: QKᵀ and PV.
             let q = ins.first().copied().flatten();
             let k = ins.get(1).copied().flatten();
-            let (Some(q), Some(k)) = (q, k) else { return Work { bytes: io, dtype_bits, ..Work::default() } };
+            let (Some(q), Some(k)) = (q, k) else { return Work { bytes: io, ..Work::default() } };
             let sk = dim(k, k.shape.rank().saturating_sub(2));
             let mm = 4.0 * numel(q) * sk;
             (mm, 5.0 * numel(q) / dim(q, q.shape.rank() - 1).max(1.0) * sk)
@@ -122,7 +120,7 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
         Op::FusedElementwise { body } => (0.0, out_elems * body_len(body)),
         _ => (0.0, 4.0 * biggest),
     };
-    Work { bytes: io, matrix_flops, vector_flops, dtype_bits }
+    Work { bytes: io, matrix_flops, vector_flops }
 }
 
 impl Peaks {

@@ -34,10 +34,7 @@ fn consumer<'a>(eg: &'a EG, class: Id, node: &'a Node) -> Option<(&'a Op, &'a [I
 }
 
 fn body_size(op: &Op) -> Option<usize> {
-    match op {
-        Op::FusedElementwise { body } | Op::MatMulFused { body, .. } | Op::ConvFused { body, .. } => Some(body.nodes.len()),
-        _ => None,
-    }
+    op.is_fused().then(|| op.subgraphs().first().map_or(0, |g| g.nodes.len()))
 }
 
 /// Plain ops always; a fused op only when no fused op of the same kind in its e-class has a
