@@ -70,3 +70,44 @@ fn resnet18_fuses_into_at_most_24_kernels_for_sm90() {
     assert!(rep.eqsat.kernels <= 24, "{} kernels", rep.eqsat.kernels);
     assert!(rep.eqsat.rules_fired.get("fusion/conv-epilogue").is_some_and(|&n| n > 0));
 }
+
+/// The kernels of an optimized graph by op name (views are free and not listed).
+fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
+    g.nodes.iter().filter(|n| !kiln_passes::eqsat::roofline::is_view(&n.op)).map(|n| n.op.display_name().to_string()).collect()
+}
+
+/// A transformer golden for sm_90: at most `per_layer` kernels per layer plus `outside` for
+/// what is not in a layer, one Attention per layer, and no head data movement left.
+fn transformer_budget(name: &str, layers: usize, per_layer: usize, outside: usize) -> Vec<String> {
+    let (g, _) = load(name);
+    let (opt, rep) = optimizer::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
+    let ops = kernel_ops(&opt);
+    println!("{name}: {} kernels {ops:?}", rep.eqsat.kernels);
+    assert_eq!(ops.len(), rep.eqsat.kernels, "the report counts the graph's kernels");
+    assert!(rep.eqsat.kernels <= layers * per_layer + outside, "{name}: {} kernels for {layers} layers", rep.eqsat.kernels);
+    assert_eq!(ops.iter().filter(|o| *o == "Attention").count(), layers, "{name}: one Attention per layer");
+    for moved in ["Transpose", "Expand", "Softmax", "Concat"] {
+        assert!(!ops.iter().any(|o| o == moved), "{name}: a {moved} kernel is left");
+    }
+    ops
+}
+
+/// BERT: ≤ 8 kernels per encoder layer (QKV, attention, projection + residual, norm, FFN up +
+/// GELU, FFN down + residual, norm); outside the layers: word-embedding gather, embedding sum,
+/// embedding LayerNorm, and the padding mask's scaling.
+#[test]
+fn bert_layers_fuse_into_at_most_8_kernels_for_sm90() {
+    let ops = transformer_budget("bert_tiny", 2, 8, 4);
+    assert_eq!(ops.iter().filter(|o| *o == "LayerNormalization").count(), 2 * 2 + 1);
+}
+
+/// Llama and Qwen2: ≤ 9 kernels per decoder layer (RMSNorm, QKV, rotary for Q and K,
+/// attention, projection + residual, RMSNorm, gate/up + SwiGLU, down + residual); outside the
+/// layers: embedding gather, final RMSNorm, lm_head.
+#[test]
+fn llama_and_qwen2_layers_fuse_into_at_most_9_kernels_for_sm90() {
+    for name in ["llama_tiny", "qwen2_tiny"] {
+        let ops = transformer_budget(name, 2, 9, 3);
+        assert_eq!(ops.iter().filter(|o| *o == "RotaryEmbedding").count(), 2 * 2, "{name}: rotary for Q and K");
+    }
+}

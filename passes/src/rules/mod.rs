@@ -4,6 +4,7 @@
 
 pub mod algebra;
 pub mod fusion;
+pub mod heads;
 pub mod patterns;
 
 use crate::eqsat::analysis::{ClassData, EG};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub fn all() -> Vec<Rule> {
     let mut r = algebra::RULES.to_vec();
     r.extend(patterns::RULES);
+    r.extend(heads::RULES);
     r.extend(fusion::RULES);
     r
 }

@@ -12,6 +12,10 @@
 //! %s = MatMul(%q, %kt); %d = Div(%s, 8.0)         =>        {scale=0.125, q_num_heads=h, ...}
 //! %a = Add(%d, %mask); %p = Softmax(%a) {axis=-1}
 //! %y = MatMul(%p, %v)
+//!
+//! %x1 = Slice(%x, [0], [8], [-1]); %x2 = Slice(%x, [8], [16], [-1])    %y = RotaryEmbedding(%x,
+//! %r = Concat(Neg(%x2), %x1) {axis=-1}                          =>          %cos[:, :8], %sin[:, :8])
+//! %y = Add(Mul(%x, %cos), Mul(%r, %sin))         (cos and sin: constant [seq, 16] tables, halves equal)
 //! ```
 
 use super::{binary, is_scalar, konst, ops, same, scalar, ty, unary};
@@ -22,8 +26,9 @@ use egg::Id;
 use kiln_ir::ops::{GeluApprox, ReduceKind};
 use kiln_ir::{BinaryOp, Dim, Op, TensorType, UnaryOp};
 
-pub const RULES: [Rule; 5] = [
+pub const RULES: [Rule; 6] = [
     Rule { name: "patterns/attention", search: attention },
+    Rule { name: "patterns/rotary", search: rotary },
     Rule { name: "patterns/gelu-erf", search: gelu_erf },
     Rule { name: "patterns/gelu-tanh", search: gelu_tanh },
     Rule { name: "patterns/rms-norm", search: rms_norm },
@@ -294,4 +299,102 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     }
     found.truncate(1);
     found
+}
+
+/// The slice of `x` along its last axis with step 1 in class `c`: (first, length).
+fn last_axis_slice(eg: &EG, c: Id, x: Id) -> Option<(usize, usize)> {
+    let (xt, ct) = (ty(eg, x)?.shape.as_fixed()?, ty(eg, c)?.shape.as_fixed()?);
+    let r = xt.len();
+    for (op, a) in ops(eg, c) {
+        if !matches!(op, Op::Slice {}) || !same(eg, a[0], x) || a.len() < 4 {
+            continue;
+        }
+        let int = |i: usize| a.get(i).and_then(|&c| konst(eg, c)).map(|t| t.to_i64());
+        let (Some(starts), Some(axes)) = (int(1), int(3)) else { continue };
+        let steps = if a.len() > 4 { int(4) } else { Some(vec![1]) };
+        if starts.len() != 1 || steps != Some(vec![1]) || !(axes == [-1] || axes == [r as i64 - 1]) {
+            continue;
+        }
+        let len = xt[r - 1] as i64;
+        let first = if starts[0] < 0 { starts[0] + len } else { starts[0] }.clamp(0, len) as usize;
+        if ct[..r - 1] == xt[..r - 1] {
+            return Some((first, ct[r - 1]));
+        }
+    }
+    None
+}
+
+/// `Concat(Neg(x[..., h:]), x[..., :h])` along the last axis with `h` half of it.
+fn is_rotate_half(eg: &EG, c: Id, x: Id) -> bool {
+    let Some(d) = ty(eg, x).and_then(|t| t.shape.as_fixed()).and_then(|v| v.last().copied()) else { return false };
+    let r = ty(eg, x).map_or(0, |t| t.shape.rank()) as i64;
+    ops(eg, c).any(|(op, a)| {
+        matches!(op, Op::Concat { axis } if *axis == -1 || *axis == r - 1)
+            && a.len() == 2
+            && d % 2 == 0
+            && unary(eg, a[0], UnaryOp::Neg).into_iter().any(|n| last_axis_slice(eg, n, x) == Some((d / 2, d / 2)))
+            && last_axis_slice(eg, a[1], x) == Some((0, d / 2))
+    })
+}
+
+/// A constant cos/sin table broadcasting to `x` ([.., seq, dim], leading dims 1) whose two
+/// halves agree along the last axis: its first halves as a [seq, dim/2] cache.
+fn half_table(eg: &EG, c: Id, x: Id) -> Option<kiln_ir::Tensor> {
+    let t = konst(eg, c)?;
+    let xt = ty(eg, x)?;
+    let xd = xt.shape.as_fixed()?;
+    let r = xd.len();
+    let dims = t.dims();
+    if t.dtype() != xt.dtype || !(3..=4).contains(&r) || dims.len() < 2 || dims.len() > r {
+        return None;
+    }
+    let (s, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    if (s, d) != (xd[r - 2], xd[r - 1]) || dims[..dims.len() - 2].iter().any(|&k| k != 1) || d % 2 != 0 {
+        return None;
+    }
+    let v = t.to_f64();
+    let h = d / 2;
+    let mut half = Vec::with_capacity(s * h);
+    for row in v.chunks(d) {
+        if row[..h].iter().zip(&row[h..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
+            return None;
+        }
+        half.extend_from_slice(&row[..h]);
+    }
+    kiln_ir::Tensor::new(vec![s, h], kiln_ir::Data::from_f64(t.dtype(), &half)).ok()
+}
+
+/// `x·cos + rotate_half(x)·sin` with constant tables: one RotaryEmbedding (non-interleaved,
+/// the whole head dim rotated).
+fn rotary(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    if !matches!(node.op(), Some(Op::Binary { op: BinaryOp::Add })) {
+        return vec![];
+    }
+    for (a, b) in binary(eg, class, BinaryOp::Add) {
+        for (x, cos) in binary(eg, a, BinaryOp::Mul) {
+            if ty(eg, x) != ty(eg, class) || ty(eg, x).is_none_or(|t| !t.dtype.is_float()) {
+                continue;
+            }
+            let Some(cos_half) = half_table(eg, cos, x) else { continue };
+            for (r, sin) in binary(eg, b, BinaryOp::Mul) {
+                let Some(sin_half) = half_table(eg, sin, x) else { continue };
+                if !is_rotate_half(eg, r, x) {
+                    continue;
+                }
+                let name = super::algebra::weight_name(eg, cos);
+                let sname = super::algebra::weight_name(eg, sin);
+                // A 3-D x is one head per position; a 4-D x is [batch, heads, seq, dim].
+                let num_heads = if ty(eg, x).is_some_and(|t| t.shape.rank() == 3) { 1 } else { 0 };
+                let op = Op::RotaryEmbedding { interleaved: false, num_heads, rotary_embedding_dim: 0 };
+                let args = vec![
+                    Term::Class(x),
+                    Term::Weight(format!("{name}.half"), std::sync::Arc::new(cos_half)),
+                    Term::Weight(format!("{sname}.half"), std::sync::Arc::new(sin_half)),
+                ];
+                return vec![(class, Term::Op(op, args))];
+            }
+        }
+    }
+    vec![]
 }

@@ -1,5 +1,9 @@
 //! Shared by the optimizer's tests: a GPU-like cost model (H100 figures) so that fusion pays.
 
+#![allow(dead_code)] // each test binary uses part of this module
+
+pub mod rule_check;
+
 use kiln_ir::{Op, TensorType};
 use kiln_passes::eqsat::roofline::Peaks;
 use kiln_passes::eqsat::CostModel;

@@ -1,0 +1,150 @@
+//! The attention-head rules (`heads/*`) and rotary recognition (`patterns/rotary`): each fires
+//! where the exporter's head data movement can go, and not where the data would be permuted
+//! differently.
+
+mod common;
+use common::rule_check::{fired, kinds, run};
+
+/// `x·cos + rotate_half(x)·sin` on 4-D heads with HF-style tables (both halves equal).
+const ROTARY: &str = r#"graph "g" (%x: f32[1,2,4,8]) {
+  %cos = const f32[1,1,4,8] [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.540302, 0.995004, 0.99995, 1.0, 0.540302, 0.995004, 0.99995, 1.0, -0.416147, 0.980067, 0.9998, 0.999998, -0.416147, 0.980067, 0.9998, 0.999998, -0.989992, 0.955336, 0.99955, 0.999996, -0.989992, 0.955336, 0.99955, 0.999996]
+  %sin = const f32[1,1,4,8] [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.841471, 0.099833, 0.01, 0.001, 0.841471, 0.099833, 0.01, 0.001, 0.909297, 0.198669, 0.019999, 0.002, 0.909297, 0.198669, 0.019999, 0.002, 0.14112, 0.29552, 0.029996, 0.003, 0.14112, 0.29552, 0.029996, 0.003]
+  %zero = const i64[1] [0]
+  %half = const i64[1] [4]
+  %end = const i64[1] [9223372036854775807]
+  %axis = const i64[1] [-1]
+  %one = const i64[1] [1]
+  %x1 = Slice[x1](%x, %zero, %half, %axis, %one) : f32[1,2,4,4]
+  %x2 = Slice[x2](%x, %half, %end, %axis, %one) : f32[1,2,4,4]
+  %n = Neg[n](%x2) : f32[1,2,4,4]
+  %r = Concat[r](%n, %x1) {axis=-1} : f32[1,2,4,8]
+  %a = Mul[a](%x, %cos) : f32[1,2,4,8]
+  %b = Mul[b](%r, %sin) : f32[1,2,4,8]
+  %y = Add[y](%a, %b) : f32[1,2,4,8]
+  return %y
+}
+"#;
+
+#[test]
+fn rotary_is_recognized() {
+    let (opt, rep) = run(ROTARY);
+    assert_eq!(fired(&rep, "patterns/rotary"), 1);
+    assert_eq!(kinds(&opt), ["RotaryEmbedding"]);
+}
+
+#[test]
+fn rotary_with_the_halves_swapped_is_not_rotary() {
+    // Concat(-x1, x2) rotates the other way round: not what RotaryEmbedding computes.
+    let (_, rep) = run(&ROTARY
+        .replace("Neg[n](%x2) : f32[1,2,4,4]", "Neg[n](%x1) : f32[1,2,4,4]")
+        .replace("Concat[r](%n, %x1)", "Concat[r](%n, %x2)"));
+    assert_eq!(fired(&rep, "patterns/rotary"), 0);
+}
+
+#[test]
+fn rotary_with_tables_whose_halves_differ_is_not_rotary() {
+    // RotaryEmbedding's cache holds one half; a table whose halves differ has no such cache.
+    let (_, rep) = run(&ROTARY.replacen("[1.0, ", "[0.5, ", 1));
+    assert_eq!(fired(&rep, "patterns/rotary"), 0);
+}
+
+/// 4-D attention over heads split from [1, 4, 16] projections and merged back.
+const SPLIT_HEADS: &str = r#"graph "g" (%q: f32[1,4,16], %k: f32[1,4,16], %v: f32[1,4,16]) {
+  %s4 = const i64[4] [1, 4, 2, 8]
+  %s3 = const i64[3] [1, 4, 16]
+  %q4 = Reshape[q4](%q, %s4) {allowzero=false} : f32[1,4,2,8]
+  %qh = Transpose[qh](%q4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
+  %k4 = Reshape[k4](%k, %s4) {allowzero=false} : f32[1,4,2,8]
+  %kh = Transpose[kh](%k4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
+  %v4 = Reshape[v4](%v, %s4) {allowzero=false} : f32[1,4,2,8]
+  %vh = Transpose[vh](%v4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
+  %a = Attention[a](%qh, %kh, %vh) {is_causal=false, kv_num_heads=2, q_num_heads=2, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null} : f32[1,2,4,8]
+  %at = Transpose[at](%a) {perm=[0, 2, 1, 3]} : f32[1,4,2,8]
+  %y = Reshape[y](%at, %s3) {allowzero=false} : f32[1,4,16]
+  return %y
+}
+"#;
+
+#[test]
+fn attention_takes_heads_split_from_the_projections() {
+    let (opt, rep) = run(SPLIT_HEADS);
+    assert_eq!(fired(&rep, "heads/attention-3d"), 1);
+    assert_eq!(kinds(&opt), ["Attention"]);
+}
+
+#[test]
+fn attention_over_a_reshape_that_is_no_head_split_stays_4d() {
+    // %v is [4, 1, 16]: reshaping it to [1, 4, 2, 8] mixes batch and sequence, so it is not
+    // the head split of a [batch, seq, hidden] tensor.
+    let src = SPLIT_HEADS.replace("%v: f32[1,4,16]", "%v: f32[4,1,16]");
+    let (opt, rep) = run(&src);
+    assert_eq!(fired(&rep, "heads/attention-3d"), 0);
+    assert!(kinds(&opt).contains(&"Transpose"));
+}
+
+/// Grouped-query attention: one KV head repeated for two query heads, as HF's repeat_kv does.
+const GQA: &str = r#"graph "g" (%q: f32[1,4,4,8], %k: f32[1,2,4,8], %v: f32[1,2,4,8]) {
+  %ax = const i64[1] [2]
+  %e5 = const i64[5] [1, 2, 2, 4, 8]
+  %s4 = const i64[4] [1, 4, 4, 8]
+  %ku = Unsqueeze[ku](%k, %ax) : f32[1,2,1,4,8]
+  %ke = Expand[ke](%ku, %e5) : f32[1,2,2,4,8]
+  %kr = Reshape[kr](%ke, %s4) {allowzero=false} : f32[1,4,4,8]
+  %vu = Unsqueeze[vu](%v, %ax) : f32[1,2,1,4,8]
+  %ve = Expand[ve](%vu, %e5) : f32[1,2,2,4,8]
+  %vr = Reshape[vr](%ve, %s4) {allowzero=false} : f32[1,4,4,8]
+  %y = Attention[y](%q, %kr, %vr) {is_causal=false, kv_num_heads=4, q_num_heads=4, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null} : f32[1,4,4,8]
+  return %y
+}
+"#;
+
+#[test]
+fn attention_reads_repeated_kv_heads_once() {
+    let (opt, rep) = run(GQA);
+    assert_eq!(fired(&rep, "heads/gqa-repeat"), 1);
+    assert_eq!(kinds(&opt), ["Attention"]);
+}
+
+#[test]
+fn kv_heads_tiled_instead_of_repeated_are_not_grouped() {
+    // Unsqueezing before the heads axis tiles them (h = r·2 + kh), while Attention groups
+    // neighbouring query heads on one KV head (kh = h / 2).
+    let src = GQA
+        .replace("%ax = const i64[1] [2]", "%ax = const i64[1] [1]")
+        .replace("Unsqueeze[ku](%k, %ax) : f32[1,2,1,4,8]", "Unsqueeze[ku](%k, %ax) : f32[1,1,2,4,8]")
+        .replace("Unsqueeze[vu](%v, %ax) : f32[1,2,1,4,8]", "Unsqueeze[vu](%v, %ax) : f32[1,1,2,4,8]");
+    let (opt, rep) = run(&src);
+    assert_eq!(fired(&rep, "heads/gqa-repeat"), 0);
+    assert!(kinds(&opt).contains(&"Expand"));
+}
+
+/// Rotary over a head split: a 3-D RotaryEmbedding on the projection.
+const ROTARY_SPLIT: &str = r#"graph "g" (%q: f32[1,4,16]) {
+  %c = const f32[4,4] [1.0, 1.0, 1.0, 1.0, 0.540302, 0.995004, 0.99995, 1.0, -0.416147, 0.980067, 0.9998, 0.999998, -0.989992, 0.955336, 0.99955, 0.999996]
+  %s = const f32[4,4] [0.0, 0.0, 0.0, 0.0, 0.841471, 0.099833, 0.01, 0.001, 0.909297, 0.198669, 0.019999, 0.002, 0.14112, 0.29552, 0.029996, 0.003]
+  %s4 = const i64[4] [1, 4, 2, 8]
+  %q4 = Reshape[q4](%q, %s4) {allowzero=false} : f32[1,4,2,8]
+  %qh = Transpose[qh](%q4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
+  %r = RotaryEmbedding[r](%qh, %c, %s) {interleaved=false, num_heads=0, rotary_embedding_dim=0} : f32[1,2,4,8]
+  %rt = Transpose[rt](%r) {perm=[0, 2, 1, 3]} : f32[1,4,2,8]
+  return %rt
+}
+"#;
+
+#[test]
+fn rotary_runs_on_the_projection_before_the_head_split() {
+    let (opt, rep) = run(ROTARY_SPLIT);
+    assert_eq!(fired(&rep, "heads/rotary-3d"), 1);
+    assert_eq!(kinds(&opt), ["RotaryEmbedding", "Reshape"]);
+}
+
+#[test]
+fn rotary_over_other_transposes_stays_4d() {
+    // perm [0, 2, 3, 1] does not split heads off a [batch, seq, hidden] tensor.
+    let src = ROTARY_SPLIT
+        .replace("%s4 = const i64[4] [1, 4, 2, 8]", "%s4 = const i64[4] [1, 4, 8, 2]")
+        .replace("Reshape[q4](%q, %s4) {allowzero=false} : f32[1,4,2,8]", "Reshape[q4](%q, %s4) {allowzero=false} : f32[1,4,8,2]")
+        .replace("Transpose[qh](%q4) {perm=[0, 2, 1, 3]}", "Transpose[qh](%q4) {perm=[0, 3, 1, 2]}");
+    let (_, rep) = run(&src);
+    assert_eq!(fired(&rep, "heads/rotary-3d"), 0);
+}
