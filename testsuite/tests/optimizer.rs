@@ -101,6 +101,15 @@ fn bert_layers_fuse_into_at_most_8_kernels_for_sm90() {
     assert_eq!(ops.iter().filter(|o| *o == "LayerNormalization").count(), 2 * 2 + 1);
 }
 
+/// GPT-2 (its own budget, like BERT's: the causal mask built with Where, and QKV as one Gemm
+/// split three ways): ≤ 8 kernels per layer; outside: token gather, position add, final
+/// LayerNorm, lm_head.
+#[test]
+fn gpt2_layers_fuse_into_at_most_8_kernels_for_sm90() {
+    let ops = transformer_budget("gpt2_tiny", 2, 8, 4);
+    assert!(!ops.iter().any(|o| o == "Split" || o == "Where"), "{ops:?}");
+}
+
 /// Llama and Qwen2: ≤ 9 kernels per decoder layer (RMSNorm, QKV, rotary for Q and K,
 /// attention, projection + residual, RMSNorm, gate/up + SwiGLU, down + residual); outside the
 /// layers: embedding gather, final RMSNorm, lm_head.

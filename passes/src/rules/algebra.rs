@@ -18,7 +18,7 @@ use egg::Id;
 use kiln_ir::{BinaryOp, DType, Op, Tensor};
 use std::sync::Arc;
 
-pub const RULES: [Rule; 9] = [
+pub const RULES: [Rule; 11] = [
     Rule { name: "algebra/view-noop", search: view_noop },
     Rule { name: "algebra/transpose-transpose", search: transpose_transpose },
     Rule { name: "algebra/reshape-reshape", search: reshape_reshape },
@@ -28,6 +28,8 @@ pub const RULES: [Rule; 9] = [
     Rule { name: "algebra/batchnorm-into-conv", search: batchnorm_into_conv },
     Rule { name: "algebra/scale-into-weights", search: scale_into_weights },
     Rule { name: "algebra/merge-matmuls", search: merge_matmuls },
+    Rule { name: "algebra/split-matmul", search: split_matmul },
+    Rule { name: "algebra/matmul-flatten", search: matmul_flatten },
 ];
 
 fn op_args(node: &Node) -> Option<(&Op, &[Id])> {
@@ -387,4 +389,67 @@ fn merge(eg: &EG, x: Id, set: &[Member]) -> Vec<Proposal> {
     args.extend(extras.iter().map(|&e| Term::Class(e)));
     let n = set.len() as u32;
     set.iter().enumerate().map(|(i, m)| (m.0, Term::Get { index: i as u32, op: op.clone(), outputs: n, args: args.clone() })).collect()
+}
+
+/// `Split(MatMul(x, W))` along the last axis: one MatMulFused whose parts are the pieces (the
+/// form merge-matmuls produces, so a fused QKV projection exported as one Gemm and a Split gets
+/// the same kernels as three projections).
+fn split_matmul(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Node::Get { index, tuple } = node else { return vec![] };
+    let super::super::eqsat::analysis::ClassType::Tuple(parts) = &data(eg, tuple[0]).ty else { return vec![] };
+    let mut out = Vec::new();
+    for n in &eg[tuple[0]].nodes {
+        let Node::Op { op, outputs, args } = n else { continue };
+        let Op::Split { axis } = op.op() else { continue };
+        let Some(mt) = ty(eg, args[0]) else { continue };
+        let r = mt.shape.rank() as i64;
+        if !(*axis == -1 || *axis == r - 1) || parts.len() != *outputs as usize {
+            continue;
+        }
+        let Some(splits) = parts.iter().map(|p| p.shape.0.last().and_then(|d| d.known()).map(|d| d as i64)).collect::<Option<Vec<i64>>>()
+        else {
+            continue;
+        };
+        for (mop, margs) in ops(eg, args[0]) {
+            if !matches!(mop, Op::MatMul {}) || konst(eg, margs[1]).is_none_or(|w| w.rank() != 2) {
+                continue;
+            }
+            let mut b = Body::new("split");
+            let accs: Vec<_> = parts.iter().map(|p| b.anchor(p.clone())).collect();
+            let (body, _) = b.finish(accs);
+            let op = Op::MatMulFused { splits: splits.clone(), body };
+            let args = vec![Term::Class(margs[0]), Term::Class(margs[1])];
+            out.push((class, Term::Get { index: *index, op, outputs: *outputs, args }));
+        }
+    }
+    out
+}
+
+/// `Reshape(MatMul(Reshape(x, [m, k]), W), [.., n])` with x = [.., k] and the outer reshape
+/// restoring x's leading dims: `MatMul(x, W)` (a 2-D weight multiplies any leading dims).
+fn matmul_flatten(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    let Some((Op::Reshape { .. }, args)) = op_args(node) else { return vec![] };
+    let Some(out) = ty(eg, class).and_then(|t| t.shape.as_fixed()) else { return vec![] };
+    let mut res = Vec::new();
+    for (mop, margs) in ops(eg, args[0]) {
+        if !matches!(mop, Op::MatMul {}) || konst(eg, margs[1]).is_none_or(|w| w.rank() != 2) {
+            continue;
+        }
+        for (rop, rargs) in ops(eg, margs[0]) {
+            if !matches!(rop, Op::Reshape { .. } | Op::Flatten { .. }) {
+                continue;
+            }
+            let Some(x) = ty(eg, rargs[0]).and_then(|t| t.shape.as_fixed()) else { continue };
+            if x.len() == out.len()
+                && x.len() >= 2
+                && x[..x.len() - 1] == out[..out.len() - 1]
+                && ty(eg, margs[0]).and_then(|t| t.shape.as_fixed()).is_some_and(|r| r.len() == 2 && r[1] == x[x.len() - 1])
+            {
+                res.push((class, Term::Op(Op::MatMul {}, vec![Term::Class(rargs[0]), Term::Class(margs[1])])));
+            }
+        }
+    }
+    res
 }

@@ -241,7 +241,67 @@ fn broadcasts_to(m: &TensorType, target: &TensorType) -> bool {
         && m.shape.0.iter().rev().zip(target.shape.0.iter().rev()).all(|(a, b)| a == &Dim::Known(1) || a == b)
 }
 
+/// How the scores are masked before the softmax.
+#[derive(Clone, Debug)]
+enum Masking {
+    /// An additive mask (an e-class) and whether a lower-triangular `Where` also applies.
+    Additive(Option<Id>, bool),
+    /// A constant boolean `Where` mask that is not causal, as an additive constant.
+    Selected(kiln_ir::Tensor),
+}
+
+/// `Where(cond, t, fill)` with a constant boolean cond and a fill so negative that softmax gives
+/// it no weight: (t, cond, fill).
+fn where_masks(eg: &EG, c: Id) -> Vec<(Id, Id, f64)> {
+    ops(eg, c)
+        .filter(|(op, a)| matches!(op, Op::Where {}) && a.len() == 3)
+        .filter_map(|(_, a)| {
+            let cond = konst(eg, a[0]).filter(|t| t.dtype() == kiln_ir::DType::Bool)?;
+            let fill = scalar(eg, a[2]).filter(|f| *f <= -1e30)?;
+            (cond.rank() >= 2).then_some((a[1], a[0], fill))
+        })
+        .collect()
+}
+
+/// Whether boolean `cond` ([.., sq, sk], leading dims 1) keeps exactly the causal positions
+/// `j <= i` of square scores.
+fn is_causal_mask(cond: &kiln_ir::Tensor) -> bool {
+    let d = cond.dims();
+    let (sq, sk) = (d[d.len() - 2], d[d.len() - 1]);
+    sq == sk && d[..d.len() - 2].iter().all(|&x| x == 1) && cond.to_f64().iter().enumerate().all(|(n, &v)| (v != 0.0) == (n % sk <= n / sk))
+}
+
+/// The masked forms of softmax input `s`: (unmasked scores, masking).
+fn masked_forms(eg: &EG, s: Id) -> Vec<(Id, Masking)> {
+    let st = ty(eg, s).cloned();
+    let add_ok = |m: Id| ty(eg, m).zip(st.as_ref()).is_some_and(|(mt, st)| mt.dtype == st.dtype && broadcasts_to(mt, st));
+    let mut heads: Vec<(Id, Option<Id>)> = vec![(s, None)];
+    heads.extend(binary(eg, s, BinaryOp::Add).into_iter().filter(|(_, m)| add_ok(*m)).map(|(t, m)| (t, Some(m))));
+    let mut out = Vec::new();
+    for (t, mask) in heads {
+        out.push((t, Masking::Additive(mask, false)));
+        for (inner, cond, fill) in where_masks(eg, t) {
+            let (Some(c), Some(st)) = (konst(eg, cond), st.as_ref()) else { continue };
+            let cond_ty = TensorType::new(st.dtype, kiln_ir::Shape(c.dims().iter().map(|&d| Dim::Known(d)).collect()));
+            if !broadcasts_to(&cond_ty, st) {
+                continue;
+            }
+            if is_causal_mask(c) && c.dims().last().map(|&k| Dim::Known(k)) == st.shape.0.last().cloned() {
+                out.push((inner, Masking::Additive(mask, true)));
+            } else if mask.is_none() {
+                let v: Vec<f64> = c.to_f64().iter().map(|&b| if b != 0.0 { 0.0 } else { fill }).collect();
+                if let Ok(t) = kiln_ir::Tensor::new(c.dims().to_vec(), kiln_ir::Data::from_f64(st.dtype, &v)) {
+                    out.push((inner, Masking::Selected(t)));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// softmax(Q·Kᵀ·scale + mask) · V over 4-D [batch, heads, seq, head_dim] tensors: one Attention.
+/// The mask may be added, selected by a constant `Where` (a lower-triangular one becomes
+/// `is_causal`), or both.
 fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Node::Op { op, outputs: 1, args: pv } = node else { return vec![] };
@@ -253,19 +313,9 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     if vt.shape.rank() != 4 || !matches!(vt.dtype, kiln_ir::DType::F32 | kiln_ir::DType::F16 | kiln_ir::DType::BF16) {
         return vec![];
     }
-    let mut found = Vec::new();
     for (sop, sargs) in ops(eg, p) {
         let Op::Softmax { axis: -1 | 3, legacy: false } = sop else { continue };
-        let s = sargs[0];
-        let Some(st) = ty(eg, s) else { continue };
-        let mut forms: Vec<(Id, Option<Id>)> = vec![(s, None)];
-        forms.extend(binary(eg, s, BinaryOp::Add).into_iter().map(|(t, m)| (t, Some(m))));
-        for (t, mask) in forms {
-            if let Some(m) = mask {
-                if ty(eg, m).is_none_or(|mt| mt.dtype != st.dtype || !broadcasts_to(mt, st)) {
-                    continue;
-                }
-            }
+        for (t, masking) in masked_forms(eg, sargs[0]) {
             for (q, k, kt, scale) in scaled_scores(eg, t) {
                 let Some(qt) = ty(eg, q) else { continue };
                 let (Some(h), Some(hk)) = (qt.shape.0.get(1).and_then(|d| d.known()), kt.shape.0.get(1).and_then(|d| d.known())) else {
@@ -282,8 +332,12 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                 {
                     continue;
                 }
+                let (mask, is_causal) = match &masking {
+                    Masking::Additive(m, causal) => (m.map(Term::Class), *causal),
+                    Masking::Selected(t) => (Some(Term::Weight("attention.mask".into(), std::sync::Arc::new(t.clone()))), false),
+                };
                 let op = Op::Attention {
-                    is_causal: false,
+                    is_causal,
                     kv_num_heads: hk as i64,
                     q_num_heads: h as i64,
                     qk_matmul_output_mode: 0,
@@ -292,13 +346,12 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                     softmax_precision: None,
                 };
                 let mut args = vec![Term::Class(q), k, Term::Class(v)];
-                args.extend(mask.map(Term::Class));
-                found.push((class, Term::Op(op, args)));
+                args.extend(mask);
+                return vec![(class, Term::Op(op, args))];
             }
         }
     }
-    found.truncate(1);
-    found
+    vec![]
 }
 
 /// The slice of `x` along its last axis with step 1 in class `c`: (first, length).

@@ -1,6 +1,7 @@
-//! The attention-head rules (`heads/*`) and rotary recognition (`patterns/rotary`): each fires
-//! where the exporter's head data movement can go, and not where the data would be permuted
-//! differently.
+//! The transformer rules: attention heads (`heads/*`), rotary and masked attention
+//! (`patterns/rotary`, `patterns/attention` with Where masks) and split projections
+//! (`algebra/split-matmul`, `algebra/matmul-flatten`). Each fires where the exporter's data
+//! movement can go, and not where the data would be permuted or masked differently.
 
 mod common;
 use common::rule_check::{fired, kinds, run};
@@ -147,4 +148,110 @@ fn rotary_over_other_transposes_stays_4d() {
         .replace("Transpose[qh](%q4) {perm=[0, 2, 1, 3]}", "Transpose[qh](%q4) {perm=[0, 3, 1, 2]}");
     let (_, rep) = run(&src);
     assert_eq!(fired(&rep, "heads/rotary-3d"), 0);
+}
+
+/// GPT-2's causal attention: the scores selected by a lower-triangular Where.
+const CAUSAL: &str = r#"graph "g" (%q: f32[1,2,4,8], %k: f32[1,2,4,8], %v: f32[1,2,4,8]) {
+  %m = const bool[1,1,4,4] [MASK]
+  %fill = const f32[] [-3.4028235e38]
+  %c = const f32[] [2.828427]
+  %kt = Transpose[kt](%k) {perm=[0, 1, 3, 2]} : f32[1,2,8,4]
+  %s = MatMul[s](%q, %kt) : f32[1,2,4,4]
+  %d = Div[d](%s, %c) : f32[1,2,4,4]
+  %w = Where[w](%m, %d, %fill) : f32[1,2,4,4]
+  %p = Softmax[p](%w) {axis=-1, legacy=false} : f32[1,2,4,4]
+  %y = MatMul[y](%p, %v) : f32[1,2,4,8]
+  return %y
+}
+"#;
+
+fn attention_attrs(g: &kiln_ir::Graph) -> Vec<(bool, usize)> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            kiln_ir::Op::Attention { is_causal, .. } => Some((is_causal, n.inputs.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lower_triangular_where_is_causal_attention() {
+    let (opt, rep) = run(
+        &CAUSAL.replace("MASK", "true, false, false, false, true, true, false, false, true, true, true, false, true, true, true, true")
+    );
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert_eq!(attention_attrs(&opt), [(true, 3)], "is_causal and no mask input");
+}
+
+#[test]
+fn another_where_mask_becomes_an_additive_mask() {
+    let (opt, rep) = run(
+        &CAUSAL.replace("MASK", "true, true, false, false, true, true, true, false, false, true, true, true, false, false, true, true")
+    );
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert_eq!(attention_attrs(&opt), [(false, 4)], "a constant mask input");
+}
+
+#[test]
+fn a_where_that_fills_with_zero_is_not_a_mask() {
+    // Filling with 0 keeps weight on the masked positions: not an attention mask.
+    let src = CAUSAL
+        .replace("MASK", "true, false, false, false, true, true, false, false, true, true, true, false, true, true, true, true")
+        .replace("[-3.4028235e38]", "[0.0]");
+    let (opt, rep) = run(&src);
+    assert_eq!(fired(&rep, "patterns/attention"), 0);
+    assert!(kinds(&opt).contains(&"Softmax"));
+}
+
+/// A fused QKV projection exported as one Gemm split three ways, through 2-D reshapes.
+const SPLIT_QKV: &str = r#"graph "g" (%x: f32[1,4,8]) {
+  %w = const f32[8,12] [-0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10, 0.60, -0.20, 0.30, -0.50, 0.00, 0.50, -0.30, 0.20, -0.60, -0.10, 0.40, -0.40, 0.10]
+  %s2 = const i64[2] [4, 8]
+  %s3 = const i64[3] [1, 4, 12]
+  %parts = const i64[3] [4, 4, 4]
+  %x2 = Reshape[x2](%x, %s2) {allowzero=false} : f32[4,8]
+  %mm = MatMul[mm](%x2, %w) : f32[4,12]
+  %m3 = Reshape[m3](%mm, %s3) {allowzero=false} : f32[1,4,12]
+  %a, %b, %c = Split[sp](%m3, %parts) {axis=-1} : f32[1,4,4], f32[1,4,4], f32[1,4,4]
+  %ra = Relu[ra](%a) : f32[1,4,4]
+  %y = Add[y](%ra, %b) : f32[1,4,4]
+  %z = Mul[z](%y, %c) : f32[1,4,4]
+  return %z
+}
+"#;
+
+#[test]
+fn a_split_matmul_is_one_kernel_with_its_epilogue() {
+    let (opt, rep) = run(SPLIT_QKV);
+    assert_eq!(fired(&rep, "algebra/matmul-flatten"), 1);
+    assert_eq!(fired(&rep, "algebra/split-matmul"), 3);
+    assert_eq!(kinds(&opt), ["MatMulFused"]);
+}
+
+#[test]
+fn a_matmul_over_mixed_leading_dims_is_not_flattened_away() {
+    // [1,4,8] -> [4,8] -> product [4,12] -> [2,2,12]: the leading dims change.
+    let src = SPLIT_QKV
+        .replace("%s3 = const i64[3] [1, 4, 12]", "%s3 = const i64[3] [2, 2, 12]")
+        .replace("Reshape[m3](%mm, %s3) {allowzero=false} : f32[1,4,12]", "Reshape[m3](%mm, %s3) {allowzero=false} : f32[2,2,12]")
+        .replace("f32[1,4,4]", "f32[2,2,4]");
+    let (_, rep) = run(&src);
+    assert_eq!(fired(&rep, "algebra/matmul-flatten"), 0);
+}
+
+#[test]
+fn a_split_across_rows_is_not_a_split_matmul() {
+    let src = r#"graph "g" (%x: f32[4,8]) {
+  %w = const f32[8,4] [W32]
+  %parts = const i64[2] [2, 2]
+  %mm = MatMul[mm](%x, %w) : f32[4,4]
+  %a, %b = Split[sp](%mm, %parts) {axis=0} : f32[2,4], f32[2,4]
+  %y = Add[y](%a, %b) : f32[2,4]
+  return %y
+}
+"#;
+    let w: Vec<String> = (0..32).map(|i| format!("{:.2}", ((i * 7) % 11) as f64 / 10.0 - 0.5)).collect();
+    let (_, rep) = run(&src.replace("W32", &w.join(", ")));
+    assert_eq!(fired(&rep, "algebra/split-matmul"), 0);
 }
