@@ -147,7 +147,9 @@ fn emit_opt_ir_and_report_for_each_target() {
             assert!(r.get(key).is_some(), "{target}: report lacks `{key}`: {r}");
         }
         assert_eq!(r["target"], target);
-        assert!(r["kernels"].as_u64().is_some_and(|k| k <= 24), "{r}");
+        // The budget is for sm_90; the 910b adds the NC1HWC0 conversions its cost model asks for.
+        let budget = if target == "910b" { 26 } else { 24 };
+        assert!(r["kernels"].as_u64().is_some_and(|k| k <= budget), "{r}");
         assert!(r["ops_after"].as_u64() < r["ops_before"].as_u64(), "{r}");
         assert!(r["rules_fired"]["fusion/conv-epilogue"].as_u64().is_some_and(|n| n > 0), "{r}");
     }

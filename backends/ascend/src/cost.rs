@@ -9,9 +9,13 @@
 //! | vector | ≈11 TFLOP/s (fp16, derived) |
 //! | launch | 3 µs (assumed; no public figure) |
 //!
+//! The cube unit reads convolution activations in NC1HWC0: a convolution left in NCHW pays for
+//! the TransData pair GE inserts around it (input to 5HD, result back).
+//!
 //! Infeasible: f64 math (neither cube nor vector units compute in f64), float8/float4 (not in
 //! the 910B's Mmad dtypes) and control flow (If, Loop, Scan).
 
+use kiln_ir::ops::Format;
 use kiln_ir::{DType, Op, TensorType};
 use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
 use kiln_passes::eqsat::{CostModel, INFEASIBLE};
@@ -45,6 +49,16 @@ impl CostModel for AscendCost {
         if dtypes_within(op, ins, outs).into_iter().any(unsupported) {
             return INFEASIBLE;
         }
-        self.peaks.cost(op, ins, outs)
+        let conv = self.peaks.cost(op, ins, outs);
+        match (op, ins.first().copied().flatten(), outs.first()) {
+            (Op::Conv { .. } | Op::ConvFused { format: Format::Nchw, .. }, Some(x), Some(y)) if x.shape.rank() == 4 => {
+                let to = Op::ToFormat { format: Format::Nc1hwc0, align: crate::rules::c0(x.dtype) };
+                let from = Op::FromFormat { format: Format::Nc1hwc0, align: crate::rules::c0(y.dtype), channels: 0 };
+                // The converted shapes differ from x and y by padding only; their bytes are close enough.
+                conv + self.peaks.cost(&to, &[Some(x)], std::slice::from_ref(x))
+                    + self.peaks.cost(&from, &[Some(y)], std::slice::from_ref(y))
+            }
+            _ => conv,
+        }
     }
 }

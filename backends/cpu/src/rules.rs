@@ -1,5 +1,5 @@
 //! The rules the optimizer runs for the CPU: every target-independent rule set (algebra,
-//! exporter patterns, fusion). The CPU has no layout rules.
+//! exporter patterns, heads, layout, fusion). The CPU offers no storage formats of its own.
 
 use kiln_passes::eqsat::Rule;
 

@@ -8,9 +8,13 @@
 //! | int8 tensor core | ~1500 TOP/s | 624 TOP/s |
 //! | launch | 2 µs | 2 µs |
 //!
+//! Convolution in 16-bit floats reaches the tensor cores only in NHWC (implicit GEMM over
+//! channels-last tiles); in NCHW its flops run at the fp32 vector rate.
+//!
 //! Infeasible: float8/float4 math on sm_80 (no fp8 tensor cores), and control flow (If, Loop,
 //! Scan), which kiln runs on the host, not as a kernel.
 
+use kiln_ir::ops::Format;
 use kiln_ir::{DType, Op, TensorType};
 use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
 use kiln_passes::eqsat::{CostModel, INFEASIBLE};
@@ -55,6 +59,10 @@ impl CostModel for CudaCost {
         }
         if self.arch < 89 && dtypes_within(op, ins, outs).into_iter().any(is_fp8) {
             return INFEASIBLE;
+        }
+        let nchw_conv = matches!(op, Op::Conv { .. } | Op::ConvFused { format: Format::Nchw, .. });
+        if nchw_conv && outs.first().is_some_and(|t| matches!(t.dtype, DType::F16 | DType::BF16)) {
+            return Peaks { matrix_f16: self.peaks.vector, ..self.peaks }.cost(op, ins, outs);
         }
         self.peaks.cost(op, ins, outs)
     }

@@ -12,7 +12,7 @@
 //! }} : f32[2,8]
 //! ```
 
-use super::{conv, data_movement, matmul, norm_axis, req, DimNamer, InType, Op, OpError, TensorType, Window};
+use super::{conv, data_movement, layout, matmul, norm_axis, req, DimNamer, Format, InType, Op, OpError, TensorType, Window};
 use crate::graph::Graph;
 use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
@@ -204,24 +204,59 @@ pub(crate) fn eval_matmul_fused(splits: &[i64], body: &Graph, ins: &[Option<&Ten
     eval_body(body, args)
 }
 
+/// The logical NCHW type of a stored conv input or output with `channels` channels.
+fn logical_type(t: &InType, (format, align): (Format, i64), channels: Option<usize>) -> Result<TensorType, OpError> {
+    if format == Format::Nchw {
+        return Ok(TensorType::new(t.dtype, t.shape.clone()));
+    }
+    let c = channels.ok_or_else(|| OpError::Invalid("a formatted ConvFused needs a weight of known shape".into()))?;
+    let ins = [Some(*t)];
+    Ok(layout::infer_from(format, align, c as i64, &ins)?.remove(0))
+}
+
 pub(crate) fn infer_conv_fused(
     op: &Op,
     w: &Window,
+    fmt: (Format, i64),
     body: &Graph,
     ins: &[Option<InType>],
     names: &mut DimNamer,
 ) -> Result<Vec<TensorType>, OpError> {
-    let acc = conv::infer_conv(op, w, &ins[..ins.len().min(3)], names)?.remove(0);
+    let (x, wt) = (req(ins, 0)?, req(ins, 1)?);
+    let group = match op {
+        Op::ConvFused { group, .. } => (*group).max(1) as usize,
+        _ => 1,
+    };
+    let c_in = wt.shape.0.get(1).and_then(|d| d.known()).map(|c| c * group);
+    let xl = logical_type(x, fmt, c_in)?;
+    let mut cins: Vec<Option<InType>> = ins[..ins.len().min(3)].to_vec();
+    cins[0] = Some(InType { dtype: xl.dtype, shape: &xl.shape, value: None });
+    let acc = conv::infer_conv(op, w, &cins, names)?.remove(0);
+    let acc = TensorType::new(acc.dtype, Shape(layout::stored_dims(fmt.0, fmt.1, &acc.shape.0)?));
     let mut args = vec![(acc.dtype, acc.shape)];
     args.extend(in_types(ins, 3)?);
     infer_body(body, &args)
 }
 
-pub(crate) fn eval_conv_fused(w: &Window, group: i64, body: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
-    let acc = conv::eval_conv(w, group, req(ins, 0)?, req(ins, 1)?, ins.get(2).copied().flatten())?;
-    let mut args = vec![acc];
+pub(crate) fn eval_conv_fused(
+    w: &Window,
+    group: i64,
+    (format, align): (Format, i64),
+    body: &Graph,
+    ins: &[Option<&Tensor>],
+) -> Result<Vec<Tensor>, OpError> {
+    let (x, wt) = (req(ins, 0)?, req(ins, 1)?);
+    let c_in = wt.dims().get(1).copied().unwrap_or(0) * group.max(1) as usize;
+    let x = layout::from_format(format, align, c_in as i64, x)?;
+    let acc = conv::eval_conv(w, group, &x, wt, ins.get(2).copied().flatten())?;
+    let c_out = acc.dims().get(1).copied().unwrap_or(0) as i64;
+    let mut args = vec![layout::to_format(format, align, &acc)?];
     for i in 3..ins.len() {
         args.push((*req(ins, i)?).clone());
     }
-    eval_body(body, args)
+    if format == Format::Nchw {
+        return eval_body(body, args);
+    }
+    // The epilogue may map zero padding to something else: the result's padding is zero again.
+    eval_body(body, args)?.into_iter().map(|y| layout::to_format(format, align, &layout::from_format(format, align, c_out, &y)?)).collect()
 }

@@ -16,6 +16,7 @@ mod gather_scatter;
 mod gemm_kernel;
 mod grid;
 mod index_ops;
+pub mod layout;
 mod linalg;
 mod loss;
 mod matmul;
@@ -42,6 +43,10 @@ pub use shape_ops::shape_tensor;
 attr_enum!(
     /// How ONNX `auto_pad` derives padding from the input size.
     AutoPad { NotSet = "notset", SameUpper = "same_upper", SameLower = "same_lower", Valid = "valid" }
+);
+attr_enum!(
+    /// Storage format of a 4-D activation (see `layout`).
+    Format { Nchw = "nchw", Nhwc = "nhwc", Nc1hwc0 = "nc1hwc0" }
 );
 attr_enum!(
     /// `Pad` modes.
@@ -398,7 +403,16 @@ define_ops! {
     MatMulFused { splits: Vec<i64>, body: Box<Graph> },
     /// Conv(x, w, bias?) with an elementwise epilogue: `body`'s inputs are the convolution,
     /// then the inputs after the bias slot.
-    ConvFused { kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad, body: Box<Graph> },
+    /// In a storage `format` other than nchw, x and the result are stored values (see `layout`);
+    /// the epilogue runs on stored values and the result's channel padding is zero.
+    ConvFused {
+        kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad,
+        format: Format, align: i64, body: Box<Graph>,
+    },
+    /// A logical NCHW value converted to a storage format (channels zero-padded to `align`).
+    ToFormat { format: Format, align: i64 },
+    /// A stored value converted back to logical NCHW with `channels` channels.
+    FromFormat { format: Format, align: i64, channels: i64 },
 }
 
 /// What inference knows about one input: dtype, shape and, when it is a constant, its value.
@@ -679,10 +693,12 @@ impl Op {
             Scan { .. } => control::infer_scan(&self.scan_spec()?, n_out, ins, names),
             FusedElementwise { body } => fused::infer_elementwise(body, ins),
             MatMulFused { splits, body } => fused::infer_matmul_fused(splits, body, ins),
-            ConvFused { kernel_shape, strides, pads, dilations, auto_pad, body, .. } => {
+            ConvFused { kernel_shape, strides, pads, dilations, auto_pad, format, align, body, .. } => {
                 let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
-                fused::infer_conv_fused(self, &w, body, ins, names)
+                fused::infer_conv_fused(self, &w, (*format, *align), body, ins, names)
             }
+            ToFormat { format, align } => layout::infer_to(*format, *align, ins),
+            FromFormat { format, align, channels } => layout::infer_from(*format, *align, *channels, ins),
         }
     }
 
@@ -835,10 +851,12 @@ impl Op {
             Scan { .. } => control::eval_scan(&self.scan_spec()?, ins, n_out),
             FusedElementwise { body } => fused::eval_elementwise(body, ins),
             MatMulFused { splits, body } => fused::eval_matmul_fused(splits, body, ins),
-            ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, body } => {
+            ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body } => {
                 let w = Window::new(kernel_shape, strides, pads, dilations, *auto_pad);
-                fused::eval_conv_fused(&w, *group, body, ins)
+                fused::eval_conv_fused(&w, *group, (*format, *align), body, ins)
             }
+            ToFormat { format, align } => layout::to_format(*format, *align, req(ins, 0)?).map(|t| vec![t]),
+            FromFormat { format, align, channels } => layout::from_format(*format, *align, *channels, req(ins, 0)?).map(|t| vec![t]),
         }
     }
 }

@@ -13,6 +13,7 @@ use kiln_ir::{Graph, NodeError};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+pub use egg::Id;
 pub use extract::{CostModel, ExtractMethod, INFEASIBLE};
 pub use rule::{Limits, Rule, StopReason};
 

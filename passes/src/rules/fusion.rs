@@ -15,6 +15,7 @@ use crate::eqsat::analysis::EG;
 use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
 use egg::Id;
+use kiln_ir::ops::Format;
 use kiln_ir::{Graph, Op, ValueId};
 
 pub const RULES: [Rule; 3] = [
@@ -186,10 +187,15 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
         for (pop, pargs) in producers(eg, p) {
             let (window, inner) = match pop {
                 Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad), None)
+                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad, Format::Nchw, 1), None)
                 }
-                Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, body } => {
-                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad), Some((body.as_ref(), &pargs[3.min(pargs.len())..])))
+                Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body } => {
+                    // A formatted result's padding is zero: the consumer's must be too.
+                    if *format != Format::Nchw && !super::layout::zero_padded(eg, class, 3) {
+                        continue;
+                    }
+                    let w = (kernel_shape, strides, pads, dilations, *group, *auto_pad, *format, *align);
+                    (w, Some((body.as_ref(), &pargs[3.min(pargs.len())..])))
                 }
                 _ => continue,
             };
@@ -203,7 +209,7 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             };
             let mut args = vec![Term::Class(pargs[0]), Term::Class(pargs[1]), bias];
             args.extend(classes(&extras));
-            let (k, s, pd, d, group, auto_pad) = window;
+            let (k, s, pd, d, group, auto_pad, format, align) = window;
             let op = Op::ConvFused {
                 kernel_shape: k.clone(),
                 strides: s.clone(),
@@ -211,6 +217,8 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                 dilations: d.clone(),
                 group,
                 auto_pad,
+                format,
+                align,
                 body,
             };
             out.push((class, Term::Op(op, args)));

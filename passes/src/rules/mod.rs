@@ -5,6 +5,7 @@
 pub mod algebra;
 pub mod fusion;
 pub mod heads;
+pub mod layout;
 pub mod patterns;
 
 use crate::eqsat::analysis::{ClassData, EG};
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Rule> {
     let mut r = algebra::RULES.to_vec();
     r.extend(patterns::RULES);
     r.extend(heads::RULES);
+    r.extend(layout::RULES);
     r.extend(fusion::RULES);
     r
 }
