@@ -536,3 +536,37 @@ fn a_mask_that_broadcasts_the_scores_is_not_an_attention_mask() {
     let (_, rep) = run(&src);
     assert_eq!(fired(&rep, "patterns/attention"), 0);
 }
+
+/// LayerNorm as PyTorch exports it below opset 17.
+const LAYER_NORM: &str = r#"graph "g" (%x: f32[2,4]) {
+  %two = const f32[] [2.0]
+  %axes = const i64[1] [-1]
+  %eps = const f32[] [1e-5]
+  %w = const f32[4] [1.0, 0.5, -1.0, 2.0]
+  %b = const f32[4] [0.1, 0.2, 0.3, -0.4]
+  %m = Reduce[m](%x, %axes) {kind=mean, keepdims=true, noop_with_empty_axes=false} : f32[2,1]
+  %d = Sub[d](%x, %m) : f32[2,4]
+  %p = Pow[p](%d, %two) : f32[2,4]
+  %v = Reduce[v](%p, %axes) {kind=mean, keepdims=true, noop_with_empty_axes=false} : f32[2,1]
+  %a = Add[a](%v, %eps) : f32[2,1]
+  %s = Sqrt[s](%a) : f32[2,1]
+  %n = Div[n](%d, %s) : f32[2,4]
+  %y = Mul[y](%n, %w) : f32[2,4]
+  %z = Add[z](%y, %b) : f32[2,4]
+  return %z
+}
+"#;
+
+#[test]
+fn decomposed_layer_norm_is_recognized() {
+    let (opt, rep) = run(LAYER_NORM);
+    assert_eq!(fired(&rep, "patterns/layer-norm"), 1);
+    assert_eq!(kinds(&opt), ["LayerNormalization"]);
+}
+
+#[test]
+fn variance_of_the_input_instead_of_the_centred_input_is_not_layer_norm() {
+    // mean(x²) is not the variance unless x is centred.
+    let (_, rep) = run(&LAYER_NORM.replace("Pow[p](%d, %two)", "Pow[p](%x, %two)"));
+    assert_eq!(fired(&rep, "patterns/layer-norm"), 0);
+}

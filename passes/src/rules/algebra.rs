@@ -1,6 +1,7 @@
 //! Algebra: identities, view and cast cancellation, Gemm as MatMul + bias, weights folded
-//! ahead of time (BatchNorm into Conv, scalar scales into MatMul weights) and matmuls that read
-//! the same input merged into one.
+//! ahead of time (BatchNorm into Conv, scalar scales into MatMul weights), matmuls that read
+//! the same input merged into one, a matmul split along its columns as one split matmul, and a
+//! matmul over flattened leading dims as the matmul of the unflattened input.
 //!
 //! ```text
 //! %q = MatMul[q](%x, %wq) : f32[4,8]          %qkv = MatMulFused[q](%x, %wq.merged) {splits=[8, 8],

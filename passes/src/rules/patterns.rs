@@ -26,8 +26,9 @@ use egg::Id;
 use kiln_ir::ops::{GeluApprox, ReduceKind};
 use kiln_ir::{BinaryOp, Dim, Op, TensorType, UnaryOp};
 
-pub const RULES: [Rule; 6] = [
+pub const RULES: [Rule; 7] = [
     Rule { name: "patterns/attention", search: attention },
+    Rule { name: "patterns/layer-norm", search: layer_norm },
     Rule { name: "patterns/rotary", search: rotary },
     Rule { name: "patterns/gelu-erf", search: gelu_erf },
     Rule { name: "patterns/gelu-tanh", search: gelu_tanh },
@@ -115,23 +116,67 @@ fn gelu_tanh(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     }
 }
 
+/// The inputs of `mean(·, last axis, keepdims)` nodes in class `m`.
+fn last_axis_means(eg: &EG, m: Id) -> Vec<Id> {
+    let Some(rank) = ty(eg, m).map(|t| t.shape.rank() as i64) else { return vec![] };
+    ops(eg, m)
+        .filter(|(op, args)| {
+            matches!(op, Op::Reduce { kind: ReduceKind::Mean, keepdims: true, .. })
+                && args.get(1).and_then(|&ax| konst(eg, ax)).is_some_and(|t| t.to_i64() == [-1] || t.to_i64() == [rank - 1])
+        })
+        .map(|(_, args)| args[0])
+        .collect()
+}
+
 /// `mean(x², last axis, keepdims) + eps`: the eps.
 fn mean_square_plus_eps(eg: &EG, a: Id, x: Id) -> Option<f64> {
-    let rank = ty(eg, x)?.shape.rank() as i64;
     for (m, e) in binary(eg, a, BinaryOp::Add) {
         let Some(eps) = scalar(eg, e) else { continue };
-        for (op, args) in ops(eg, m) {
-            let Op::Reduce { kind: ReduceKind::Mean, keepdims: true, .. } = op else { continue };
-            let last =
-                args.get(1).and_then(|&ax| konst(eg, ax)).is_some_and(|t| matches!(t.to_i64()[..], [-1]) || t.to_i64() == [rank - 1]);
-            let squared = binary(eg, args[0], BinaryOp::Pow).iter().any(|(b, p)| same(eg, *b, x) && is_scalar(eg, *p, 2.0))
-                || binary(eg, args[0], BinaryOp::Mul).iter().any(|(p, q)| same(eg, *p, x) && same(eg, *q, x));
-            if last && squared {
+        for sq in last_axis_means(eg, m) {
+            let squared = binary(eg, sq, BinaryOp::Pow).iter().any(|(b, p)| same(eg, *b, x) && is_scalar(eg, *p, 2.0))
+                || binary(eg, sq, BinaryOp::Mul).iter().any(|(p, q)| same(eg, *p, x) && same(eg, *q, x));
+            if squared {
                 return Some(eps);
             }
         }
     }
     None
+}
+
+/// `(x - mean(x)) / sqrt(mean((x - mean(x))²) + eps) · w + b` over the last axis, as PyTorch
+/// exports LayerNorm below opset 17: one LayerNormalization.
+fn layer_norm(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    let eg = cx.eg;
+    if !matches!(node.op(), Some(Op::Binary { op: BinaryOp::Add })) {
+        return vec![];
+    }
+    let Some(xt) = ty(eg, class) else { return vec![] };
+    let last = xt.shape.0.last().and_then(|d| d.known());
+    let vector = |c: Id| konst(eg, c).is_some_and(|t| t.rank() == 1 && Some(t.dims()[0]) == last && t.dtype() == xt.dtype);
+    for (y, b) in binary(eg, class, BinaryOp::Add) {
+        if !vector(b) {
+            continue;
+        }
+        for (n, w) in binary(eg, y, BinaryOp::Mul) {
+            if !vector(w) {
+                continue;
+            }
+            for (d, s) in binary(eg, n, BinaryOp::Div) {
+                for (x, m) in binary(eg, d, BinaryOp::Sub) {
+                    if ty(eg, x) != Some(xt) || !last_axis_means(eg, m).iter().any(|&mx| same(eg, mx, x)) {
+                        continue;
+                    }
+                    for a in unary(eg, s, UnaryOp::Sqrt) {
+                        if let Some(eps) = mean_square_plus_eps(eg, a, d) {
+                            let op = Op::LayerNormalization { axis: -1, epsilon: eps as f32 };
+                            return vec![(class, Term::Op(op, vec![Term::Class(x), Term::Class(w), Term::Class(b)]))];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    vec![]
 }
 
 /// `1 / sqrt(a)` written as Div(1, Sqrt) or Reciprocal(Sqrt): the a.
