@@ -62,19 +62,18 @@ fn head_split(eg: &EG, c: Id) -> Option<(Id, usize)> {
     None
 }
 
-fn shape_const(dims: &[usize]) -> Term {
+fn shape_const(dims: &[usize]) -> Option<Term> {
     let v: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let name = format!("heads.shape.{}", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"));
-    let t = Tensor::from_i64s(vec![v.len()], v).expect("length matches");
-    Term::Weight(name, Arc::new(t))
+    Some(Term::Weight(name, Arc::new(Tensor::from_i64s(vec![v.len()], v).ok()?)))
 }
 
 /// `Transpose(Reshape(t3, [b,s,h,d]), [0,2,1,3])`: the head split of a 3-D term, for a class of
 /// 4-D type [b,h,s,d].
-fn split_of(t3: Term, out4: &[usize]) -> Term {
-    let [b, h, s, d] = out4[..] else { unreachable!("callers pass 4-D shapes") };
-    let r = Term::Op(Op::Reshape { allowzero: false }, vec![t3, shape_const(&[b, s, h, d])]);
-    Term::Op(Op::Transpose { perm: SWAP_HEADS.to_vec() }, vec![r])
+fn split_of(t3: Term, out4: &[usize]) -> Option<Term> {
+    let [b, h, s, d] = out4[..] else { return None };
+    let r = Term::Op(Op::Reshape { allowzero: false }, vec![t3, shape_const(&[b, s, h, d])?]);
+    Some(Term::Op(Op::Transpose { perm: SWAP_HEADS.to_vec() }, vec![r]))
 }
 
 /// 4-D Attention over head-split Q, K and V (no past state) = head split of the 3-D Attention.
@@ -98,7 +97,7 @@ fn attention_3d(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     }
     let mut a = vec![Term::Class(q), Term::Class(k), Term::Class(v)];
     a.extend(args.get(3).map(|&m| Term::Class(m)));
-    vec![(class, split_of(Term::Op(op3, a), &out))]
+    split_of(Term::Op(op3, a), &out).map(|t| (class, t)).into_iter().collect()
 }
 
 /// `Reshape(Expand(Unsqueeze(x)))` repeating each of x's heads `rep` times: the x.
@@ -158,5 +157,5 @@ fn rotary_3d(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let op3 = Op::RotaryEmbedding { interleaved, num_heads: h as i64, rotary_embedding_dim };
     let mut a = vec![Term::Class(x)];
     a.extend(args[1..].iter().map(|&c| Term::Class(c)));
-    vec![(class, split_of(Term::Op(op3, a), &out))]
+    split_of(Term::Op(op3, a), &out).map(|t| (class, t)).into_iter().collect()
 }
