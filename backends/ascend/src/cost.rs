@@ -53,7 +53,8 @@ impl CostModel for AscendCost {
         match (op, ins.first().copied().flatten(), outs.first()) {
             (Op::Conv { .. } | Op::ConvFused { format: Format::Nchw, .. }, Some(x), Some(y)) if x.shape.rank() == 4 => {
                 let to = Op::ToFormat { format: Format::Nc1hwc0, align: crate::rules::c0(x.dtype) };
-                let from = Op::FromFormat { format: Format::Nc1hwc0, align: crate::rules::c0(y.dtype), channels: 0 };
+                let channels = y.shape.0.get(1).and_then(|d| d.known()).unwrap_or(0) as i64;
+                let from = Op::FromFormat { format: Format::Nc1hwc0, align: crate::rules::c0(y.dtype), channels };
                 // The converted shapes differ from x and y by padding only; their bytes are close enough.
                 conv + self.peaks.cost(&to, &[Some(x)], std::slice::from_ref(x))
                     + self.peaks.cost(&from, &[Some(y)], std::slice::from_ref(y))

@@ -23,6 +23,27 @@ impl Op {
         matches!(self, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. })
     }
 
+    /// A ConvFused with the convolution attributes of `self` (a Conv or ConvFused), in `format`
+    /// with `align`, running `body`; None for any other op.
+    pub fn with_conv_epilogue(&self, format: Format, align: i64, body: Box<Graph>) -> Option<Op> {
+        let (Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
+        | Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, .. }) = self
+        else {
+            return None;
+        };
+        Some(Op::ConvFused {
+            kernel_shape: kernel_shape.clone(),
+            strides: strides.clone(),
+            pads: pads.clone(),
+            dilations: dilations.clone(),
+            group: *group,
+            auto_pad: *auto_pad,
+            format,
+            align,
+            body,
+        })
+    }
+
     /// Control flow: ops whose subgraphs run as programs of their own (If, Loop, Scan).
     pub fn is_control_flow(&self) -> bool {
         matches!(self, Op::If { .. } | Op::Loop { .. } | Op::Scan { .. })

@@ -11,7 +11,7 @@
 //! %u = Transpose[u](%t) {perm=[1, 0]}   =>    %u = %x
 //! ```
 
-use super::{binary, data, konst, ops, scalar, ty, Body};
+use super::{binary, data, fixed, konst, ops, scalar, ty, weight_name, Body};
 use crate::eqsat::analysis::EG;
 use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
@@ -187,17 +187,6 @@ fn gemm_to_matmul(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 /// this so that they compute them once).
 fn has_op(eg: &EG, c: Id, f: impl Fn(&Op) -> bool) -> bool {
     ops(eg, c).any(|(o, _)| f(o))
-}
-
-pub(crate) fn weight_name(eg: &EG, c: Id) -> String {
-    eg[c]
-        .nodes
-        .iter()
-        .find_map(|n| match n {
-            Node::Weight(k) => Some(eg.analysis.const_names[*k as usize].clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| "w".into())
 }
 
 /// BatchNorm(Conv(x, w, b)) in inference mode with constant statistics: one Conv with the
@@ -432,7 +421,7 @@ fn split_matmul(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 fn matmul_flatten(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Some((Op::Reshape { .. }, args)) = op_args(node) else { return vec![] };
-    let Some(out) = ty(eg, class).and_then(|t| t.shape.as_fixed()) else { return vec![] };
+    let Some(out) = fixed(eg, class) else { return vec![] };
     let mut res = Vec::new();
     for (mop, margs) in ops(eg, args[0]) {
         if !matches!(mop, Op::MatMul {}) || konst(eg, margs[1]).is_none_or(|w| w.rank() != 2) {
@@ -442,11 +431,11 @@ fn matmul_flatten(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             if !matches!(rop, Op::Reshape { .. } | Op::Flatten { .. }) {
                 continue;
             }
-            let Some(x) = ty(eg, rargs[0]).and_then(|t| t.shape.as_fixed()) else { continue };
+            let Some(x) = fixed(eg, rargs[0]) else { continue };
             if x.len() == out.len()
                 && x.len() >= 2
                 && x[..x.len() - 1] == out[..out.len() - 1]
-                && ty(eg, margs[0]).and_then(|t| t.shape.as_fixed()).is_some_and(|r| r.len() == 2 && r[1] == x[x.len() - 1])
+                && fixed(eg, margs[0]).is_some_and(|r| r.len() == 2 && r[1] == x[x.len() - 1])
             {
                 res.push((class, Term::Op(Op::MatMul {}, vec![Term::Class(rargs[0]), Term::Class(margs[1])])));
             }

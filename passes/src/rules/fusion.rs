@@ -185,17 +185,14 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let mut out = Vec::new();
     for p in same_shape_inputs(eg, class, nargs) {
         for (pop, pargs) in producers(eg, p) {
-            let (window, inner) = match pop {
-                Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                    ((kernel_shape, strides, pads, dilations, *group, *auto_pad, Format::Nchw, 1), None)
-                }
-                Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body } => {
+            let (format, align, inner) = match pop {
+                Op::Conv { .. } => (Format::Nchw, 1, None),
+                Op::ConvFused { format, align, body, .. } => {
                     // A formatted result's padding is zero: the consumer's must be too.
                     if *format != Format::Nchw && !super::layout::zero_padded(eg, class, 3) {
                         continue;
                     }
-                    let w = (kernel_shape, strides, pads, dilations, *group, *auto_pad, *format, *align);
-                    (w, Some((body.as_ref(), &pargs[3.min(pargs.len())..])))
+                    (*format, *align, Some((body.as_ref(), &pargs[3.min(pargs.len())..])))
                 }
                 _ => continue,
             };
@@ -209,18 +206,7 @@ fn conv_epilogue(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             };
             let mut args = vec![Term::Class(pargs[0]), Term::Class(pargs[1]), bias];
             args.extend(classes(&extras));
-            let (k, s, pd, d, group, auto_pad, format, align) = window;
-            let op = Op::ConvFused {
-                kernel_shape: k.clone(),
-                strides: s.clone(),
-                pads: pd.clone(),
-                dilations: d.clone(),
-                group,
-                auto_pad,
-                format,
-                align,
-                body,
-            };
+            let Some(op) = pop.with_conv_epilogue(format, align, body) else { continue };
             out.push((class, Term::Op(op, args)));
         }
     }

@@ -17,7 +17,7 @@
 //! 3-D op); `algebra/transpose-transpose`, `algebra/reshape-reshape` and `algebra/view-noop`
 //! then cancel the head merge against it.
 
-use super::{ops, ty};
+use super::{fixed, ops, ty};
 use crate::eqsat::analysis::EG;
 use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
@@ -33,10 +33,6 @@ pub const RULES: [Rule; 3] = [
 
 const SWAP_HEADS: [i64; 4] = [0, 2, 1, 3];
 
-fn known(eg: &EG, c: Id) -> Option<Vec<usize>> {
-    ty(eg, c)?.shape.as_fixed()
-}
-
 /// A head split `Transpose(Reshape(x, [b,s,h,d]), [0,2,1,3])` with `x: [b,s,h·d]` in class `c`:
 /// the x and h.
 fn head_split(eg: &EG, c: Id) -> Option<(Id, usize)> {
@@ -49,8 +45,8 @@ fn head_split(eg: &EG, c: Id) -> Option<(Id, usize)> {
                 continue;
             }
             let (Some([b, s, h, d]), Some([xb, xs, hd])) = (
-                known(eg, args[0]).and_then(|v| <[usize; 4]>::try_from(v).ok()),
-                known(eg, rargs[0]).and_then(|v| <[usize; 3]>::try_from(v).ok()),
+                fixed(eg, args[0]).and_then(|v| <[usize; 4]>::try_from(v).ok()),
+                fixed(eg, rargs[0]).and_then(|v| <[usize; 3]>::try_from(v).ok()),
             ) else {
                 continue;
             };
@@ -81,8 +77,8 @@ fn attention_3d(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Node::Op { op, outputs: 1, args } = node else { return vec![] };
     let Op::Attention { q_num_heads, kv_num_heads, .. } = op.op() else { return vec![] };
-    let Some(out) = known(eg, class).filter(|d| d.len() == 4) else { return vec![] };
-    if !(3..=4).contains(&args.len()) || known(eg, args[0]).is_none_or(|d| d.len() != 4) {
+    let Some(out) = fixed(eg, class).filter(|d| d.len() == 4) else { return vec![] };
+    if !(3..=4).contains(&args.len()) || fixed(eg, args[0]).is_none_or(|d| d.len() != 4) {
         return vec![];
     }
     let (Some((q, hq)), Some((k, hk)), Some((v, hv))) = (head_split(eg, args[0]), head_split(eg, args[1]), head_split(eg, args[2])) else {
@@ -102,21 +98,21 @@ fn attention_3d(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 
 /// `Reshape(Expand(Unsqueeze(x)))` repeating each of x's heads `rep` times: the x.
 fn repeated_heads(eg: &EG, c: Id) -> Option<Id> {
-    let [b, h, s, d] = known(eg, c)?[..] else { return None };
+    let [b, h, s, d] = fixed(eg, c)?[..] else { return None };
     for (rop, rargs) in ops(eg, c) {
         if !matches!(rop, Op::Reshape { .. }) {
             continue;
         }
         for (eop, eargs) in ops(eg, rargs[0]) {
-            let Some([eb, kvh, rep, es, ed]) = known(eg, rargs[0]).and_then(|v| <[usize; 5]>::try_from(v).ok()) else { continue };
+            let Some([eb, kvh, rep, es, ed]) = fixed(eg, rargs[0]).and_then(|v| <[usize; 5]>::try_from(v).ok()) else { continue };
             if !matches!(eop, Op::Expand {})
                 || (eb, kvh * rep, es, ed) != (b, h, s, d)
-                || known(eg, eargs[0]) != Some(vec![b, kvh, 1, s, d])
+                || fixed(eg, eargs[0]) != Some(vec![b, kvh, 1, s, d])
             {
                 continue;
             }
             for (uop, uargs) in ops(eg, eargs[0]) {
-                if matches!(uop, Op::Unsqueeze {} | Op::Reshape { .. }) && known(eg, uargs[0]) == Some(vec![b, kvh, s, d]) {
+                if matches!(uop, Op::Unsqueeze {} | Op::Reshape { .. }) && fixed(eg, uargs[0]) == Some(vec![b, kvh, s, d]) {
                     return Some(uargs[0]);
                 }
             }
@@ -130,11 +126,11 @@ fn gqa_repeat(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Node::Op { op, outputs: 1, args } = node else { return vec![] };
     let Op::Attention { .. } = op.op() else { return vec![] };
-    if !(3..=4).contains(&args.len()) || known(eg, args[0]).is_none_or(|d| d.len() != 4) {
+    if !(3..=4).contains(&args.len()) || fixed(eg, args[0]).is_none_or(|d| d.len() != 4) {
         return vec![];
     }
     let (Some(k), Some(v)) = (repeated_heads(eg, args[1]), repeated_heads(eg, args[2])) else { return vec![] };
-    let (Some(kd), Some(vd)) = (known(eg, k), known(eg, v)) else { return vec![] };
+    let (Some(kd), Some(vd)) = (fixed(eg, k), fixed(eg, v)) else { return vec![] };
     if kd[1] != vd[1] {
         return vec![];
     }
@@ -152,7 +148,7 @@ fn rotary_3d(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Node::Op { op, outputs: 1, args } = node else { return vec![] };
     let Op::RotaryEmbedding { interleaved, num_heads: 0, rotary_embedding_dim } = *op.op() else { return vec![] };
-    let Some(out) = known(eg, class).filter(|d| d.len() == 4) else { return vec![] };
+    let Some(out) = fixed(eg, class).filter(|d| d.len() == 4) else { return vec![] };
     let Some((x, h)) = head_split(eg, args[0]) else { return vec![] };
     let op3 = Op::RotaryEmbedding { interleaved, num_heads: h as i64, rotary_embedding_dim };
     let mut a = vec![Term::Class(x)];

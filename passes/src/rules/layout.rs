@@ -150,16 +150,12 @@ pub fn conv_in_format(cx: &Ctx, class: Id, node: &Node, format: Format, align: f
         return vec![];
     }
     let a = align(out.dtype);
-    let (kernel_shape, strides, pads, dilations, group, auto_pad, body) = match op.op() {
-        Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-            (kernel_shape, strides, pads, dilations, group, auto_pad, identity_body(out, format, a))
-        }
-        Op::ConvFused { format: Format::Nchw, kernel_shape, strides, pads, dilations, group, auto_pad, body, .. } => {
-            (kernel_shape, strides, pads, dilations, group, auto_pad, restated(body, format, a, out))
-        }
+    let body = match op.op() {
+        Op::Conv { .. } => identity_body(out, format, a),
+        Op::ConvFused { format: Format::Nchw, body, .. } => restated(body, format, a, out),
         _ => return vec![],
     };
-    let Some(body) = body else { return vec![] };
+    let Some(fused) = body.and_then(|b| op.op().with_conv_epilogue(format, a, b)) else { return vec![] };
     let Some(bias) = args.get(2).copied().or_else(|| eg.lookup(Node::Absent)) else { return vec![] };
     let convert = |c: Id| Term::Op(Op::ToFormat { format, align: a }, vec![Term::Class(c)]);
     let mut new_args = vec![convert(args[0]), Term::Class(args[1]), Term::Class(bias)];
@@ -170,17 +166,6 @@ pub fn conv_in_format(cx: &Ctx, class: Id, node: &Node, format: Format, align: f
             _ => return vec![],
         }
     }
-    let fused = Op::ConvFused {
-        kernel_shape: kernel_shape.clone(),
-        strides: strides.clone(),
-        pads: pads.clone(),
-        dilations: dilations.clone(),
-        group: *group,
-        auto_pad: *auto_pad,
-        format,
-        align: a,
-        body,
-    };
     let channels = out.shape.0[1].known().unwrap_or(0) as i64;
     vec![(class, Term::Op(Op::FromFormat { format, align: a, channels }, vec![Term::Op(fused, new_args)]))]
 }

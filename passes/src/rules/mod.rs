@@ -74,6 +74,23 @@ pub(crate) fn unary(eg: &EG, c: Id, op: UnaryOp) -> Vec<Id> {
     ops(eg, c).filter(|(o, a)| **o == (Op::Unary { op }) && a.len() == 1).map(|(_, a)| a[0]).collect()
 }
 
+/// The name of a weight in class `c` (for naming weights derived from it).
+pub(crate) fn weight_name(eg: &EG, c: Id) -> String {
+    eg[c]
+        .nodes
+        .iter()
+        .find_map(|n| match n {
+            Node::Weight(k) => Some(eg.analysis.const_names[*k as usize].clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "w".into())
+}
+
+/// The dims of class `c` when all are known.
+pub(crate) fn fixed(eg: &EG, c: Id) -> Option<Vec<usize>> {
+    ty(eg, c)?.shape.as_fixed()
+}
+
 pub(crate) fn same(eg: &EG, a: Id, b: Id) -> bool {
     eg.find(a) == eg.find(b)
 }

@@ -18,7 +18,7 @@
 //! %y = Add(Mul(%x, %cos), Mul(%r, %sin))         (cos and sin: constant [seq, 16] tables, halves equal)
 //! ```
 
-use super::{binary, is_scalar, konst, ops, same, scalar, ty, unary};
+use super::{binary, fixed, is_scalar, konst, ops, same, scalar, ty, unary, weight_name};
 use crate::eqsat::analysis::EG;
 use crate::eqsat::lang::Node;
 use crate::eqsat::rule::{Ctx, Proposal, Rule, Term};
@@ -401,7 +401,7 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 
 /// The slice of `x` along its last axis with step 1 in class `c`: (first, length).
 fn last_axis_slice(eg: &EG, c: Id, x: Id) -> Option<(usize, usize)> {
-    let (xt, ct) = (ty(eg, x)?.shape.as_fixed()?, ty(eg, c)?.shape.as_fixed()?);
+    let (xt, ct) = (fixed(eg, x)?, fixed(eg, c)?);
     let r = xt.len();
     for (op, a) in ops(eg, c) {
         if !matches!(op, Op::Slice {}) || !same(eg, a[0], x) || a.len() < 4 {
@@ -424,7 +424,7 @@ fn last_axis_slice(eg: &EG, c: Id, x: Id) -> Option<(usize, usize)> {
 
 /// `Concat(Neg(x[..., h:]), x[..., :h])` along the last axis with `h` half of it.
 fn is_rotate_half(eg: &EG, c: Id, x: Id) -> bool {
-    let Some(d) = ty(eg, x).and_then(|t| t.shape.as_fixed()).and_then(|v| v.last().copied()) else { return false };
+    let Some(d) = fixed(eg, x).and_then(|v| v.last().copied()) else { return false };
     let r = ty(eg, x).map_or(0, |t| t.shape.rank()) as i64;
     ops(eg, c).any(|(op, a)| {
         matches!(op, Op::Concat { axis } if *axis == -1 || *axis == r - 1)
@@ -480,8 +480,8 @@ fn rotary(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                 if !is_rotate_half(eg, r, x) {
                     continue;
                 }
-                let name = super::algebra::weight_name(eg, cos);
-                let sname = super::algebra::weight_name(eg, sin);
+                let name = weight_name(eg, cos);
+                let sname = weight_name(eg, sin);
                 // A 3-D x is one head per position; a 4-D x is [batch, heads, seq, dim].
                 let num_heads = if ty(eg, x).is_some_and(|t| t.shape.rank() == 3) { 1 } else { 0 };
                 let op = Op::RotaryEmbedding { interleaved: false, num_heads, rotary_embedding_dim: 0 };
