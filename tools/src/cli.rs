@@ -46,16 +46,16 @@ enum Cmd {
     Compile {
         /// An .onnx file.
         model: PathBuf,
-        /// ref, cpu, sm_90, sm_80 or 910b; only `ref` produces output in this version.
+        /// ref, sm_90 or sm_80 (cpu and 910b are not built yet).
         #[arg(long, default_value = "ref")]
         target: String,
-        /// Where to write the artifact (for `ref`: the verified IR text).
+        /// Where to write the artifact: `model.kiln` for sm_90/sm_80, the verified IR text for `ref`.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// What to print instead of writing an artifact: `ir` (the imported, simplified IR),
         /// `ir-after=PASS` (the IR after that pass of the classic pipeline: fold-constants, canonicalize, cse, dce),
-        /// `opt-ir` (the IR the optimizer extracts for --target), or `memory-plan` (the arena plan
-        /// of the optimized graph; needs static shapes).
+        /// `opt-ir` (the IR the optimizer extracts for --target), `memory-plan` (the arena plan
+        /// of the optimized graph; needs static shapes), or `ptx` (the PTX module, sm_90/sm_80).
         #[arg(long)]
         emit: Option<String>,
         /// Write the optimizer's report (ops before/after, kernels, rules fired, stop reason,
@@ -242,16 +242,49 @@ fn compile(
         print!("{}", kiln_ir::text::print(&g));
         return Ok(());
     }
-    if let Some(other) = emit.filter(|e| !["opt-ir", "memory-plan"].contains(e)) {
-        bail!("--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir` or `memory-plan`", kiln_passes::PASSES.join(", "));
+    if let Some(other) = emit.filter(|e| !["opt-ir", "memory-plan", "ptx"].contains(e)) {
+        bail!(
+            "--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir`, `memory-plan` or `ptx`",
+            kiln_passes::PASSES.join(", ")
+        );
+    }
+    if emit == Some("ptx") && !matches!(t, Target::Sm90 | Target::Sm80) {
+        bail!("--emit ptx needs --target sm_90 or sm_80");
     }
     if emit.is_none() {
         t.status()?;
     }
     let (g, rep) = optimizer::optimize(&g, t, started).context("optimizing")?;
+    let cuda = |g: &Graph| -> Result<kiln_cuda::Compiled> {
+        let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
+        let opts = kiln_cuda::Options { arch, cubin: emit.is_none(), precision: "model".into() };
+        kiln_cuda::compile(g, &opts).with_context(|| format!("compiling for {t}"))
+    };
     match emit {
         Some("opt-ir") => print!("{}", kiln_ir::text::print(&g)),
+        Some("ptx") => print!("{}", cuda(&g)?.ptx),
         Some(_) => print_memory_plan(&g)?,
+        None if matches!(t, Target::Sm90 | Target::Sm80) => {
+            let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
+            let c = cuda(&g)?;
+            let bytes = c.artifact.to_bytes();
+            std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            let m = &c.artifact.manifest;
+            let has_cubin = c.artifact.section(kiln_target::artifact::sections::CUBIN).is_some();
+            println!(
+                "wrote {} ({} bytes: {} kernels, {} launches, arena {} bytes, weights {} bytes, {})",
+                out.display(),
+                bytes.len(),
+                m.kernels.len(),
+                m.launches.len(),
+                m.arena_bytes,
+                c.artifact.section(kiln_target::artifact::sections::WEIGHTS).map_or(0, |w| w.len()),
+                if has_cubin { "PTX + cubin" } else { "PTX" }
+            );
+            if let Some(note) = c.cubin_note {
+                eprintln!("note: {note}");
+            }
+        }
         None => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
             // The reference target's artifact is the verified, optimized IR text.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 /// A window resolved against concrete spatial sizes.
 #[derive(Debug, Clone)]
-pub(crate) struct Resolved {
+pub struct Resolved {
     pub kernel: Vec<usize>,
     pub strides: Vec<usize>,
     pub dilations: Vec<usize>,
@@ -30,7 +30,7 @@ fn list_or(v: &[i64], n: usize, default: i64) -> Result<Vec<usize>, OpError> {
 }
 
 /// Resolves strides, dilations and padding; `ceil_mode` applies to pooling only.
-pub(crate) fn resolve(w: &Window, input: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Resolved, OpError> {
+pub fn resolve(w: &Window, input: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Resolved, OpError> {
     let n = input.len();
     if kernel.len() != n {
         return invalid(format!("kernel rank {} does not match {} spatial dims", kernel.len(), n));

@@ -34,7 +34,8 @@ pub(crate) fn strided_index(out_dims: &[usize], steps: &[isize], base: isize) ->
     idx
 }
 
-pub(crate) fn resolve_perm(perm: &[i64], rank: usize) -> Result<Vec<usize>, OpError> {
+/// A Transpose permutation (empty: reversed) checked against `rank`.
+pub fn resolve_perm(perm: &[i64], rank: usize) -> Result<Vec<usize>, OpError> {
     if perm.is_empty() {
         return Ok((0..rank).rev().collect());
     }
@@ -127,7 +128,8 @@ pub(crate) fn eval_split(axis: i64, x: &Tensor, split: Option<&Tensor>, n_out: u
 }
 
 /// Clamps ONNX slice bounds on an axis of length `len`; returns (first index, count).
-pub(crate) fn slice_params(len: usize, start: i64, end: i64, step: i64) -> Result<(i64, usize), OpError> {
+/// The first index and the element count of a Slice along one axis of length `len`.
+pub fn slice_params(len: usize, start: i64, end: i64, step: i64) -> Result<(i64, usize), OpError> {
     if step == 0 {
         return invalid("Slice step must not be 0");
     }

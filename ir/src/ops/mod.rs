@@ -37,6 +37,8 @@ pub use crate::minifloat::E8M0Rounding;
 use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
+pub use conv::{resolve as resolve_window, Resolved};
+pub use data_movement::{resolve_perm, slice_params};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use shape_ops::shape_tensor;
 

@@ -1,0 +1,429 @@
+//! Lowering of an optimized graph to one LLVM module of kernels and a launch sequence.
+//!
+//! Every node of the graph either is a view (Reshape, Flatten, Squeeze, Unsqueeze, Identity:
+//! no kernel, the memory plan gives it its input's bytes) or lowers through [`lower_node`],
+//! whose `match` over [`Op`] is exhaustive: an op the target cannot run has an explicit arm
+//! returning [`CodegenError::Unsupported`].
+
+pub mod llvm;
+pub mod scalar;
+
+use crate::kernels;
+use inkwell::context::Context;
+use kiln_ir::{DType, Graph, Node, Op, Tensor, ValueId};
+use kiln_passes::MemoryPlan;
+use kiln_target::artifact::{Arg, ElemType, Loc};
+use llvm::{Em, R};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CodegenError {
+    /// Not supported on this target yet (the message names what).
+    #[error("unsupported on the CUDA target: {0}")]
+    Unsupported(String),
+    #[error("node `{node}` ({op}): {source}")]
+    Node {
+        node: String,
+        op: &'static str,
+        #[source]
+        source: Box<CodegenError>,
+    },
+    #[error("internal error in the CUDA backend: {0}")]
+    Internal(String),
+    #[error("LLVM: {0}")]
+    Llvm(String),
+}
+
+impl From<inkwell::builder::BuilderError> for CodegenError {
+    fn from(e: inkwell::builder::BuilderError) -> Self {
+        CodegenError::Llvm(e.to_string())
+    }
+}
+
+pub fn unsupported<T>(what: impl Into<String>) -> R<T> {
+    Err(CodegenError::Unsupported(what.into()))
+}
+
+/// A kernel parameter: a value of the graph or a constant tensor that the kernel needs beside
+/// the node's inputs (a fused body's non-scalar constant).
+#[derive(Clone, Debug)]
+pub enum Param {
+    Value(ValueId),
+    Const(Arc<Tensor>),
+}
+
+/// The static type of a tensor a kernel reads or writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ty {
+    pub dtype: DType,
+    pub dims: Vec<usize>,
+}
+
+impl Ty {
+    pub fn numel(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// One planned launch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchSpec {
+    pub kernel: String,
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+    pub args: Vec<Arg>,
+}
+
+/// What lowering produced: the module (as PTX later), the launches, the weights image.
+#[derive(Debug)]
+pub struct Lowered {
+    pub launches: Vec<LaunchSpec>,
+    /// (kernel name, node name, op kind, first output value)
+    pub kernels: Vec<(String, String, &'static str, Option<ValueId>)>,
+    pub weights: Vec<u8>,
+    pub weight_table: Vec<(String, DType, Vec<usize>, u64)>,
+    pub locs: HashMap<ValueId, Loc>,
+    pub arena_bytes: u64,
+}
+
+/// Weights are placed at multiples of this (aligned vector loads).
+const WEIGHT_ALIGN: usize = 256;
+
+/// State shared by the kernel families while lowering one graph.
+pub struct Cx<'c, 'g> {
+    pub em: Em<'c>,
+    pub g: &'g Graph,
+    plan: MemoryPlan,
+    locs: HashMap<ValueId, Loc>,
+    weights: Vec<u8>,
+    weight_table: Vec<(String, DType, Vec<usize>, u64)>,
+    const_locs: HashMap<*const Tensor, u64>,
+    launches: Vec<LaunchSpec>,
+    kernels: Vec<(String, String, &'static str, Option<ValueId>)>,
+    /// Name of the kernel under construction and its parameters' args.
+    current: Option<(String, Vec<Arg>)>,
+    node_index: usize,
+}
+
+impl std::fmt::Debug for Cx<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cx").field("node", &self.node_index).finish()
+    }
+}
+
+pub fn elem_type(d: DType) -> R<ElemType> {
+    Ok(match d {
+        DType::F32 => ElemType::F32,
+        DType::F16 => ElemType::F16,
+        DType::BF16 => ElemType::Bf16,
+        DType::F64 => ElemType::F64,
+        DType::I8 => ElemType::I8,
+        DType::U8 => ElemType::U8,
+        DType::I16 => ElemType::I16,
+        DType::U16 => ElemType::U16,
+        DType::I32 => ElemType::I32,
+        DType::U32 => ElemType::U32,
+        DType::I64 => ElemType::I64,
+        DType::U64 => ElemType::U64,
+        DType::Bool => ElemType::Bool,
+        other => return unsupported(format!("dtype {other}")),
+    })
+}
+
+/// Little-endian bytes of a tensor in its device layout (bool as one byte).
+pub fn tensor_bytes(t: &Tensor) -> R<Vec<u8>> {
+    use kiln_ir::Data;
+    let mut out = Vec::with_capacity(t.byte_size());
+    match t.data() {
+        Data::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::F16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
+        Data::BF16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
+        Data::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::U8(v) => out.extend(v),
+        Data::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
+        _ => return unsupported(format!("weights of dtype {}", t.dtype())),
+    }
+    Ok(out)
+}
+
+fn is_view(op: &Op) -> bool {
+    matches!(op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Identity {})
+}
+
+impl<'c, 'g> Cx<'c, 'g> {
+    pub fn ty(&self, v: ValueId) -> R<Ty> {
+        let t = &self.g.value(v).ty;
+        let dims =
+            t.shape.as_fixed().ok_or_else(|| CodegenError::Unsupported(format!("value `{}` has symbolic dims", self.g.value(v).name)))?;
+        Ok(Ty { dtype: t.dtype, dims })
+    }
+
+    /// The constant behind `v`, if it is one.
+    pub fn konst(&self, v: ValueId) -> Option<&Arc<Tensor>> {
+        self.g.const_value(v)
+    }
+
+    fn place_const(&mut self, name: &str, t: &Arc<Tensor>) -> R<u64> {
+        let key = Arc::as_ptr(t);
+        if let Some(&o) = self.const_locs.get(&key) {
+            return Ok(o);
+        }
+        self.weights.resize(self.weights.len().div_ceil(WEIGHT_ALIGN) * WEIGHT_ALIGN, 0);
+        let off = self.weights.len() as u64;
+        self.weights.extend(tensor_bytes(t)?);
+        self.weight_table.push((name.to_string(), t.dtype(), t.dims().to_vec(), off));
+        self.const_locs.insert(key, off);
+        Ok(off)
+    }
+
+    fn loc_of(&mut self, v: ValueId) -> R<Loc> {
+        if let Some(l) = self.locs.get(&v) {
+            return Ok(*l);
+        }
+        Err(CodegenError::Internal(format!("value `{}` has no location", self.g.value(v).name)))
+    }
+
+    /// Starts a kernel for the current node whose parameters are `params` (in order); returns
+    /// the pointers to use in its body.
+    pub fn begin(&mut self, suffix: &str, params: &[Param]) -> R<Vec<inkwell::values::PointerValue<'c>>> {
+        let node = &self.g.nodes[self.node_index];
+        let base: String = node.op.kind_name().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let name = format!("k{}_{}{}", self.launches.len(), base.to_ascii_lowercase(), suffix);
+        let mut args = vec![];
+        for p in params {
+            let (loc, bytes) = match p {
+                Param::Value(v) => {
+                    let t = &self.g.value(*v).ty;
+                    let n = t.shape.numel().unwrap_or(0);
+                    (self.loc_of(*v)?, t.dtype.bytes_for(n) as u64)
+                }
+                Param::Const(t) => {
+                    let off = self.place_const(&format!("{}.const", node.name), t)?;
+                    (Loc::Weights { offset: off }, t.byte_size() as u64)
+                }
+            };
+            args.push(Arg::Ptr { loc, bytes });
+        }
+        let ptrs = self.em.begin_kernel(&name, params.len());
+        self.current = Some((name, args));
+        Ok(ptrs)
+    }
+
+    /// Ends the kernel begun last and schedules its launch.
+    pub fn launch(&mut self, grid: [u32; 3], block: [u32; 3], shared_bytes: u32) -> R<()> {
+        self.em.end_kernel()?;
+        let (kernel, args) = self.current.take().ok_or_else(|| CodegenError::Internal("launch without begin".into()))?;
+        let node = &self.g.nodes[self.node_index];
+        self.kernels.push((kernel.clone(), node.name.clone(), node.op.kind_name(), node.outputs.first().copied().flatten()));
+        self.launches.push(LaunchSpec { kernel, grid, block, shared_bytes, args });
+        Ok(())
+    }
+}
+
+/// Grid size for `n` items at `per_block` items per block.
+pub fn blocks(n: usize, per_block: usize) -> R<u32> {
+    u32::try_from(n.div_ceil(per_block).max(1)).map_err(|_| CodegenError::Unsupported(format!("{n} elements need more than 2^32 blocks")))
+}
+
+/// Lowers `g` (optimized, static shapes) into kernels in `cx`'s module.
+pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
+    let plan = kiln_passes::plan_memory(g).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    plan.check().map_err(|e| CodegenError::Internal(format!("memory plan: {e}")))?;
+    let mut cx = Cx {
+        em: Em::new(context, &g.name),
+        g,
+        plan,
+        locs: HashMap::new(),
+        weights: vec![],
+        weight_table: vec![],
+        const_locs: HashMap::new(),
+        launches: vec![],
+        kernels: vec![],
+        current: None,
+        node_index: 0,
+    };
+    for (i, &v) in g.inputs.iter().enumerate() {
+        cx.locs.insert(v, Loc::Input { index: i as u32, offset: 0 });
+    }
+    let consts: Vec<(ValueId, Arc<Tensor>)> = g.consts.iter().map(|(k, t)| (*k, t.clone())).collect();
+    for (v, t) in consts {
+        let off = cx.place_const(&g.value(v).name, &t)?;
+        cx.locs.insert(v, Loc::Weights { offset: off });
+    }
+    for (&v, &b) in &cx.plan.value_buffer {
+        cx.locs.insert(v, Loc::Arena { offset: cx.plan.buffers[b].offset as u64 });
+    }
+    for (i, node) in g.nodes.iter().enumerate() {
+        cx.node_index = i;
+        if is_view(&node.op) {
+            // A view of an input or weight has no arena buffer: it is the same bytes.
+            if let (Some(Some(src)), Some(Some(out))) = (node.inputs.first(), node.outputs.first()) {
+                if !cx.locs.contains_key(out) {
+                    let l = cx.loc_of(*src)?;
+                    cx.locs.insert(*out, l);
+                }
+            }
+            continue;
+        }
+        lower_node(&mut cx, node).map_err(|e| match e {
+            e @ CodegenError::Node { .. } => e,
+            e => CodegenError::Node { node: node.name.clone(), op: node.op.kind_name(), source: Box::new(e) },
+        })?;
+    }
+    let lowered = Lowered {
+        launches: cx.launches,
+        kernels: cx.kernels,
+        weights: cx.weights,
+        weight_table: cx.weight_table,
+        locs: cx.locs,
+        arena_bytes: cx.plan.arena_bytes as u64,
+    };
+    Ok((cx.em, lowered))
+}
+
+/// The kernel families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    View,
+    Elementwise,
+    Gemm,
+    Conv,
+    Pool,
+    Reduce,
+    Attention,
+    Rotary,
+    Movement,
+    Copy,
+}
+
+/// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
+/// op must be placed here.
+pub fn family(op: &Op) -> Option<Family> {
+    use Op::*;
+    Some(match op {
+        Identity {} | Reshape { .. } | Flatten { .. } | Squeeze {} | Unsqueeze {} => Family::View,
+        Unary { .. }
+        | Binary { .. }
+        | Mean {}
+        | LeakyRelu { .. }
+        | Elu { .. }
+        | Selu { .. }
+        | Celu { .. }
+        | HardSigmoid { .. }
+        | ThresholdedRelu { .. }
+        | Gelu { .. }
+        | Shrink { .. }
+        | Swish { .. }
+        | IsInf { .. }
+        | Clip {}
+        | Where {}
+        | Cast { .. }
+        | CastLike { .. }
+        | FusedElementwise { .. } => Family::Elementwise,
+        MatMul {} | Gemm { .. } | MatMulFused { .. } => Family::Gemm,
+        Conv { .. } | ConvFused { .. } => Family::Conv,
+        MaxPool { .. } | AveragePool { .. } | GlobalPool { .. } => Family::Pool,
+        LayerNormalization { .. } | RMSNormalization { .. } | Softmax { .. } | LogSoftmax { .. } | Reduce { .. } => Family::Reduce,
+        Attention { .. } => Family::Attention,
+        RotaryEmbedding { .. } => Family::Rotary,
+        Transpose { .. }
+        | Concat { .. }
+        | Split { .. }
+        | Slice {}
+        | Expand {}
+        | Tile {}
+        | Pad { .. }
+        | ToFormat { .. }
+        | FromFormat { .. }
+        | Gather { .. } => Family::Movement,
+        Dropout {} => Family::Copy,
+        MatMulInteger {}
+        | QLinearMatMul {}
+        | ConvInteger { .. }
+        | QLinearConv { .. }
+        | DeformConv { .. }
+        | ConvTranspose { .. }
+        | LpPool { .. }
+        | BatchNormalization { .. }
+        | InstanceNormalization { .. }
+        | GroupNormalization { .. }
+        | LpNormalization { .. }
+        | MeanVarianceNormalization { .. }
+        | LRN { .. }
+        | ArgMax { .. }
+        | ArgMin { .. }
+        | Hardmax { .. }
+        | GatherElements { .. }
+        | GatherND { .. }
+        | ScatterND { .. }
+        | ScatterElements { .. }
+        | GridSample { .. }
+        | AffineGrid { .. }
+        | CenterCropPad { .. }
+        | Col2Im { .. }
+        | SignalWindow { .. }
+        | DFT { .. }
+        | STFT { .. }
+        | MelWeightMatrix { .. }
+        | Det {}
+        | NonMaxSuppression { .. }
+        | RoiAlign { .. }
+        | Unique { .. }
+        | TensorScatter { .. }
+        | MaxUnpool { .. }
+        | Resize { .. }
+        | Trilu { .. }
+        | Range {}
+        | Shape { .. }
+        | Size {}
+        | ConstantOfShape { .. }
+        | CumSum { .. }
+        | TopK { .. }
+        | OneHot { .. }
+        | Einsum { .. }
+        | NonZero {}
+        | DepthToSpace { .. }
+        | SpaceToDepth { .. }
+        | EyeLike { .. }
+        | Compress { .. }
+        | ReverseSequence { .. }
+        | LSTM { .. }
+        | GRU { .. }
+        | RNN { .. }
+        | QuantizeLinear { .. }
+        | DequantizeLinear { .. }
+        | DynamicQuantizeLinear {}
+        | NegativeLogLikelihoodLoss { .. }
+        | SoftmaxCrossEntropyLoss { .. }
+        | If { .. }
+        | Loop { .. }
+        | Scan { .. } => return None,
+    })
+}
+
+fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
+    let Some(f) = family(&node.op) else {
+        return unsupported(format!("op {} has no CUDA kernel yet", node.op.kind_name()));
+    };
+    match f {
+        Family::View => Ok(()),
+        Family::Elementwise => kernels::elementwise::lower(cx, node),
+        Family::Gemm => kernels::gemm::lower(cx, node),
+        Family::Conv => kernels::conv::lower(cx, node),
+        Family::Pool => kernels::pool::lower(cx, node),
+        Family::Reduce => kernels::reduce::lower(cx, node),
+        Family::Attention => kernels::attention::lower(cx, node),
+        Family::Rotary => kernels::attention::lower_rotary(cx, node),
+        Family::Movement => kernels::movement::lower(cx, node),
+        Family::Copy => kernels::movement::lower_copy(cx, node),
+    }
+}

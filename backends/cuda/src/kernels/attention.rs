@@ -1,0 +1,230 @@
+//! Attention (ONNX opset 23: 3-D with head counts or 4-D, GQA, causal, additive or boolean
+//! masks, softcap) and RotaryEmbedding.
+//!
+//! Attention runs one block per (query row, head, batch): scores for every key into shared
+//! memory, a block-wide max and sum, then the weighted sum of V. Scores and softmax stay in
+//! f32. The key length is bounded by shared memory (at most 8192 keys here); a flash-style
+//! kernel that streams keys lifts that limit.
+
+use super::reduce::{block_reduce, Combine};
+use super::{bcast_index, input, output};
+use crate::codegen::llvm::{Em, Ix, R};
+use crate::codegen::{blocks, unsupported, Cx, Param, Ty};
+use inkwell::{FloatPredicate, IntPredicate};
+use kiln_ir::{DType, Node, Op};
+
+const THREADS: i64 = 128;
+const MAX_KEYS: usize = 8192;
+
+/// Index of (b, h, s, d) in a 3-D [B, S, H*D] or 4-D [B, H, S, D] tensor.
+fn at<'c>(em: &Em<'c>, four_d: bool, dims: (usize, usize, usize), b: Ix<'c>, h: Ix<'c>, s: Ix<'c>, d: Ix<'c>) -> R<Ix<'c>> {
+    let (heads, seq, hd) = (dims.0 as i64, dims.1 as i64, dims.2 as i64);
+    if four_d {
+        em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(b, heads)?, h)?, seq)?, s)?, hd)?, d)
+    } else {
+        em.add(em.add(em.mulk(em.add(em.mulk(b, seq)?, s)?, heads * hd)?, em.mulk(h, hd)?)?, d)
+    }
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let Op::Attention { is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode: _, scale, softcap, softmax_precision: _ } =
+        node.op.clone()
+    else {
+        return unsupported(format!("{} in the attention family", node.op.kind_name()));
+    };
+    if node.inputs.iter().skip(4).any(Option::is_some) {
+        return unsupported("Attention with a past KV cache or padding lengths");
+    }
+    if node.outputs.iter().skip(1).any(Option::is_some) {
+        return unsupported("Attention's present-KV or QK outputs");
+    }
+    let (q, k, v) = (input(node, 0)?, input(node, 1)?, input(node, 2)?);
+    let (qt, kt, vt) = (cx.ty(q)?, cx.ty(k)?, cx.ty(v)?);
+    if !super::is_f32_compute(qt.dtype) {
+        return unsupported(format!("Attention on {}", qt.dtype));
+    }
+    let four_d = qt.dims.len() == 4;
+    let (b, hq, sq, d, hk, sk, dv) = if four_d {
+        (qt.dims[0], qt.dims[1], qt.dims[2], qt.dims[3], kt.dims[1], kt.dims[2], vt.dims[3])
+    } else {
+        let (hq, hk) = (q_num_heads.max(1) as usize, kv_num_heads.max(1) as usize);
+        (qt.dims[0], hq, qt.dims[1], qt.dims[2] / hq, hk, kt.dims[1], vt.dims[2] / hk)
+    };
+    if sk > MAX_KEYS {
+        return unsupported(format!("Attention over {sk} keys (this kernel holds at most {MAX_KEYS} scores)"));
+    }
+    let mask = node.inputs.get(3).copied().flatten();
+    let mt: Option<Ty> = mask.map(|m| cx.ty(m)).transpose()?;
+    if mt.as_ref().is_some_and(|m| m.dims.last().copied().unwrap_or(sk) != sk) {
+        return unsupported("an attention mask shorter than the key length");
+    }
+    let group = (hq / hk.max(1)).max(1) as i64;
+    let scale = scale.map_or(1.0 / (d as f64).sqrt(), |s| s as f64);
+    let y = output(node, 0)?;
+    let yt = cx.ty(y)?;
+    let mut params = vec![Param::Value(y), Param::Value(q), Param::Value(k), Param::Value(v)];
+    params.extend(mask.map(Param::Value));
+    let p = cx.begin("", &params)?;
+    let f32t = cx.em.f32t();
+    let qs = cx.em.shared_array("q", f32t.into(), d as u32);
+    let sc = cx.em.shared_array("scores", f32t.into(), sk.max(1) as u32);
+    let scratch = cx.em.shared_array("scratch", f32t.into(), 32);
+    let em = &mut cx.em;
+    let (i, h, bb) = (em.sreg("ctaid.x")?, em.sreg("ctaid.y")?, em.sreg("ctaid.z")?);
+    let kh = em.divk(h, group)?;
+    let tid = em.sreg("tid.x")?;
+    let step = em.ix(THREADS);
+    em.for_range(tid, em.ix(d as i64), step, |em, dd| {
+        let x = em.load(qt.dtype, p[1], at(em, four_d, (hq, sq, d), bb, h, i, dd)?)?.into_float_value();
+        em.store_shared_f32(qs, dd, em.fmul(x, em.f32c(scale))?)
+    })?;
+    em.barrier()?;
+    let mx = em.var(em.f32c(f64::NEG_INFINITY).into())?;
+    em.for_range(tid, em.ix(sk as i64), step, |em, j| {
+        let dot = em.var(em.f32c(0.0).into())?;
+        em.for_n(d as i64, |em, dd| {
+            let kv = em.load(kt.dtype, p[2], at(em, four_d, (hk, sk, d), bb, kh, j, dd)?)?.into_float_value();
+            let qv = em.load_shared_f32(qs, dd)?;
+            let cur = em.get(dot)?.into_float_value();
+            em.set(dot, em.fintr("fma", &[qv, kv, cur])?.into())
+        })?;
+        let mut s = em.get(dot)?.into_float_value();
+        if let Some(mt) = &mt {
+            let lin = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(bb, hq as i64)?, h)?, sq as i64)?, i)?, sk as i64)?, j)?;
+            let mi = bcast_index(em, lin, &[b, hq, sq, sk], &mt.dims)?;
+            let m = em.load(mt.dtype, p[4], mi)?;
+            s = if mt.dtype == DType::Bool {
+                em.select(m.into_int_value(), s, em.f32c(f64::NEG_INFINITY))?.into_float_value()
+            } else {
+                em.fadd(s, em.convert(m, mt.dtype, DType::F32)?.into_float_value())?
+            };
+        }
+        if softcap > 0.0 {
+            let c = softcap as f64;
+            s = em.fmul(em.tanh(em.fmul(s, em.f32c(1.0 / c))?)?, em.f32c(c))?;
+        }
+        if is_causal {
+            let future = em.icmp(IntPredicate::SGT, j, i)?;
+            s = em.select(future, em.f32c(f64::NEG_INFINITY), s)?.into_float_value();
+        }
+        em.store_shared_f32(sc, j, s)?;
+        let m = em.get(mx)?.into_float_value();
+        em.set(mx, em.fmax(m, s)?.into())
+    })?;
+    let m = block_reduce(em, em.get(mx)?.into_float_value(), Combine::Max, scratch, THREADS)?;
+    let sum = em.var(em.f32c(0.0).into())?;
+    em.for_range(tid, em.ix(sk as i64), step, |em, j| {
+        let s = em.load_shared_f32(sc, j)?;
+        // exp(-inf - -inf) would be NaN for a fully masked row: those rows give NaN like the
+        // reference; a masked key alone gives exactly 0.
+        let e = em.exp(em.fsub(s, m)?)?;
+        let masked = em.fcmp(FloatPredicate::OEQ, s, em.f32c(f64::NEG_INFINITY))?;
+        let finite_m = em.fcmp(FloatPredicate::ONE, m, em.f32c(f64::NEG_INFINITY))?;
+        let e = em.select(em.and(masked, finite_m)?, em.f32c(0.0), e)?.into_float_value();
+        em.store_shared_f32(sc, j, e)?;
+        let c = em.get(sum)?.into_float_value();
+        em.set(sum, em.fadd(c, e)?.into())
+    })?;
+    let total = block_reduce(em, em.get(sum)?.into_float_value(), Combine::Sum, scratch, THREADS)?;
+    let inv = em.fdiv(em.f32c(1.0), total)?;
+    em.for_range(tid, em.ix(dv as i64), step, |em, dd| {
+        let o = em.var(em.f32c(0.0).into())?;
+        em.for_n(sk as i64, |em, j| {
+            let pj = em.load_shared_f32(sc, j)?;
+            let vv = em.load(vt.dtype, p[3], at(em, four_d, (hk, sk, dv), bb, kh, j, dd)?)?.into_float_value();
+            let cur = em.get(o)?.into_float_value();
+            em.set(o, em.fintr("fma", &[pj, vv, cur])?.into())
+        })?;
+        let r = em.fmul(em.get(o)?.into_float_value(), inv)?;
+        em.store(yt.dtype, p[0], at(em, four_d, (hq, sq, dv), bb, h, i, dd)?, r.into())
+    })?;
+    let shared = ((d + sk.max(1) + 32) * 4) as u32;
+    let _ = shared;
+    cx.launch([blocks(sq, 1)?, hq as u32, b as u32], [THREADS as u32, 1, 1], 0)
+}
+
+pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
+    let Op::RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } = node.op.clone() else {
+        return unsupported(format!("{} in the rotary family", node.op.kind_name()));
+    };
+    let (x, cos, sin) = (input(node, 0)?, input(node, 1)?, input(node, 2)?);
+    let pos = node.inputs.get(3).copied().flatten();
+    let (xt, ct) = (cx.ty(x)?, cx.ty(cos)?);
+    if !super::is_f32_compute(xt.dtype) {
+        return unsupported(format!("RotaryEmbedding on {}", xt.dtype));
+    }
+    let four_d = xt.dims.len() == 4;
+    let (b, h, s, d) = if four_d {
+        (xt.dims[0], xt.dims[1], xt.dims[2], xt.dims[3])
+    } else {
+        let h = num_heads.max(1) as usize;
+        (xt.dims[0], h, xt.dims[1], xt.dims[2] / h)
+    };
+    let rd = if rotary_embedding_dim == 0 { d } else { rotary_embedding_dim as usize };
+    let half = (rd / 2) as i64;
+    let y = output(node, 0)?;
+    let yt = cx.ty(y)?;
+    let total = xt.numel();
+    let mut params = vec![Param::Value(y), Param::Value(x), Param::Value(cos), Param::Value(sin)];
+    params.extend(pos.map(Param::Value));
+    let pt = pos.map(|v| cx.ty(v)).transpose()?;
+    let rows = ct.dims.iter().rev().nth(1).copied().unwrap_or(1) as i64;
+    let p = cx.begin("", &params)?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        // Coordinates in the stored layout.
+        let (bi, hi, si, di) = if four_d {
+            let c = super::coords(em, t, &[b, h, s, d])?;
+            (c[0], c[1], c[2], c[3])
+        } else {
+            let c = super::coords(em, t, &[b, s, h, d])?;
+            (c[0], c[2], c[1], c[3])
+        };
+        let xv = em.load(xt.dtype, p[1], t)?.into_float_value();
+        let rotated = em.icmp(IntPredicate::SLT, di, em.ix(rd as i64))?;
+        let out = em.if_else(
+            rotated,
+            em.f32t().into(),
+            |em| {
+                // Pair index k and whether this element is the first of its pair.
+                let (k, first, partner) = if interleaved {
+                    let k = em.divk(di, 2)?;
+                    let first = em.icmp(IntPredicate::EQ, em.remk(di, 2)?, em.ix(0))?;
+                    let partner = em.select(first, em.addk(t, 1)?, em.addk(t, -1)?)?.into_int_value();
+                    (k, first, partner)
+                } else {
+                    let first = em.icmp(IntPredicate::SLT, di, em.ix(half))?;
+                    let k = em.select(first, di, em.addk(di, -half)?)?.into_int_value();
+                    let partner = em.select(first, em.addk(t, half)?, em.addk(t, -half)?)?.into_int_value();
+                    (k, first, partner)
+                };
+                let row = match (&pt, ct.dims.len()) {
+                    (Some(pt), _) => {
+                        let pv = em.load(pt.dtype, p[4], em.add(em.mulk(bi, s as i64)?, si)?)?.into_int_value();
+                        let pv = em.b.build_int_s_extend_or_bit_cast(pv, em.i64t(), "")?;
+                        let lo = em.icmp(IntPredicate::SLT, pv, em.ix(0))?;
+                        let pv = em.select(lo, em.ix(0), pv)?.into_int_value();
+                        em.min_ix(pv, em.ix(rows - 1))?
+                    }
+                    (None, 3) => em.add(em.mulk(bi, s as i64)?, si)?,
+                    _ => si,
+                };
+                let ci = em.add(em.mulk(row, half)?, k)?;
+                let c = em.load(ct.dtype, p[2], ci)?.into_float_value();
+                let sn = em.load(ct.dtype, p[3], ci)?.into_float_value();
+                let other = em.load(xt.dtype, p[1], partner)?.into_float_value();
+                // first: c*x1 - s*x2; second: s*x1 + c*x2 (x1 is the partner then).
+                let a = em.fmul(c, xv)?;
+                let bterm = em.fmul(sn, other)?;
+                let r = em.select(first, em.fsub(a, bterm)?, em.fadd(a, bterm)?)?;
+                Ok(r)
+            },
+            |_| Ok(xv.into()),
+        )?;
+        let _ = hi;
+        em.store(yt.dtype, p[0], t, out)
+    })?;
+    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+}

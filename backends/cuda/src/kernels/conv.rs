@@ -1,0 +1,151 @@
+//! 2-D convolution (grouped and depthwise included) with the fused epilogue, in NCHW, NHWC or
+//! NC1HWC0 storage: one thread per stored output element, f32 accumulation. Channels beyond
+//! the real count in a padded format are written as zeros.
+
+use super::gemm::load_guarded;
+use super::program::Program;
+use super::{bcast_index, coords, global_x, input, output};
+use crate::codegen::llvm::{Em, Ix, R};
+use crate::codegen::scalar::Operand;
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use inkwell::IntPredicate;
+use kiln_ir::ops::{resolve_window, Format, Window};
+use kiln_ir::{DType, Node, Op};
+
+const BLOCK: i64 = 128;
+
+/// The index of logical (n, c, h, w) in a stored tensor.
+pub fn stored_index<'c>(em: &Em<'c>, f: Format, align: i64, logical: [usize; 4], n: Ix<'c>, c: Ix<'c>, h: Ix<'c>, w: Ix<'c>) -> R<Ix<'c>> {
+    let [_, cc, hh, ww] = logical.map(|d| d as i64);
+    match f {
+        Format::Nchw => em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(n, cc)?, c)?, hh)?, h)?, ww)?, w),
+        Format::Nhwc => {
+            let cp = (cc + align - 1) / align * align;
+            em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(n, hh)?, h)?, ww)?, w)?, cp)?, c)
+        }
+        Format::Nc1hwc0 => {
+            let c1n = (cc + align - 1) / align;
+            let (c1, c0) = (em.divk(c, align)?, em.remk(c, align)?);
+            let t = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(n, c1n)?, c1)?, hh)?, h)?, ww)?, w)?, align)?, c0)?;
+            Ok(t)
+        }
+    }
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let (x, wv) = (input(node, 0)?, input(node, 1)?);
+    let (xt, wt) = (cx.ty(x)?, cx.ty(wv)?);
+    let bias = node.inputs.get(2).copied().flatten();
+    let (win, group, format, align, prog, extra) = match &node.op {
+        Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            let t = cx.ty(output(node, 0)?)?;
+            let prog = Program {
+                args: vec![t.clone()],
+                consts: vec![],
+                nodes: vec![],
+                outputs: vec![super::program::Src::Arg(0)],
+                out_dtypes: vec![t.dtype],
+            };
+            (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *group, Format::Nchw, 1, prog, vec![])
+        }
+        Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body } => {
+            let extra: Vec<_> = node.inputs.iter().skip(3).flatten().copied().collect();
+            (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *group, *format, *align, Program::from_body(body)?, extra)
+        }
+        other => return unsupported(format!("{} in the convolution family", other.kind_name())),
+    };
+    if wt.dims.len() != 4 {
+        return unsupported(format!("{}-D convolution (only 2-D runs on CUDA)", wt.dims.len().saturating_sub(2)));
+    }
+    if !super::is_f32_compute(xt.dtype) {
+        return unsupported(format!("convolution on {}", xt.dtype));
+    }
+    let (cout, cin_g, kh, kw) = (wt.dims[0], wt.dims[1], wt.dims[2], wt.dims[3]);
+    let group = group.max(1) as usize;
+    let cin = cin_g * group;
+    let (n, h, w) = match format {
+        Format::Nchw => (xt.dims[0], xt.dims[2], xt.dims[3]),
+        Format::Nhwc => (xt.dims[0], xt.dims[1], xt.dims[2]),
+        Format::Nc1hwc0 => (xt.dims[0], xt.dims[2], xt.dims[3]),
+    };
+    let r = resolve_window(&win, &[h, w], &[kh, kw], false).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let (oh, ow) = (r.out[0], r.out[1]);
+    let y = output(node, 0)?;
+    let yt = cx.ty(y)?;
+    let total = yt.numel();
+    let extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
+    let mut params = vec![Param::Value(y), Param::Value(x), Param::Value(wv)];
+    params.extend(bias.map(Param::Value));
+    let first_extra = params.len();
+    params.extend(extra.iter().map(|&v| Param::Value(v)));
+    params.extend(prog.consts.iter().map(|t| Param::Const(t.clone())));
+    let first_const = params.len() - prog.consts.len();
+    let bt = bias.map(|b| cx.ty(b)).transpose()?;
+    let p = cx.begin("", &params)?;
+    let em = &mut cx.em;
+    let i = global_x(em, BLOCK)?;
+    let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let cs = coords(em, i, &yt.dims)?;
+        let (nn, co, yh, yw) = match format {
+            Format::Nchw => (cs[0], cs[1], cs[2], cs[3]),
+            Format::Nhwc => (cs[0], cs[3], cs[1], cs[2]),
+            Format::Nc1hwc0 => (cs[0], em.add(em.mulk(cs[1], align)?, cs[4])?, cs[2], cs[3]),
+        };
+        let real = em.icmp(IntPredicate::SLT, co, em.ix(cout as i64))?;
+        let zero = super::program::scalar(em, yt.dtype, 0.0)?.v;
+        let val = em.if_else(
+            real,
+            em.compute_type(yt.dtype)?,
+            |em| {
+                let g = em.divk(co, (cout / group) as i64)?;
+                let acc = em.var(em.f32c(0.0).into())?;
+                let ih0 = em.addk(em.mulk(yh, r.strides[0] as i64)?, -(r.pad_begin[0] as i64))?;
+                let iw0 = em.addk(em.mulk(yw, r.strides[1] as i64)?, -(r.pad_begin[1] as i64))?;
+                em.for_n(cin_g as i64, |em, ci| {
+                    let c = em.add(em.mulk(g, cin_g as i64)?, ci)?;
+                    em.for_n(kh as i64, |em, a| {
+                        let ih = em.add(ih0, em.mulk(a, r.dilations[0] as i64)?)?;
+                        let okh = em.and(em.icmp(IntPredicate::SGE, ih, em.ix(0))?, em.icmp(IntPredicate::SLT, ih, em.ix(h as i64))?)?;
+                        em.for_n(kw as i64, |em, b| {
+                            let iw = em.add(iw0, em.mulk(b, r.dilations[1] as i64)?)?;
+                            let okw =
+                                em.and(em.icmp(IntPredicate::SGE, iw, em.ix(0))?, em.icmp(IntPredicate::SLT, iw, em.ix(w as i64))?)?;
+                            let ok = em.and(okh, okw)?;
+                            let xi = stored_index(em, format, align, [n, cin, h, w], nn, c, ih, iw)?;
+                            let xv = load_guarded(em, xt.dtype, p[1], ok, xi)?;
+                            let wi =
+                                em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(co, cin_g as i64)?, ci)?, kh as i64)?, a)?, kw as i64)?, b)?;
+                            let wv = em.load(wt.dtype, p[2], wi)?;
+                            let wv = em.convert(wv, wt.dtype, DType::F32)?.into_float_value();
+                            let cur = em.get(acc)?.into_float_value();
+                            em.set(acc, em.fintr("fma", &[xv, wv, cur])?.into())
+                        })
+                    })
+                })?;
+                let mut a = em.get(acc)?.into_float_value();
+                if let Some(bt) = &bt {
+                    let bv = em.load(bt.dtype, p[3], co)?;
+                    a = em.fadd(a, em.convert(bv, bt.dtype, DType::F32)?.into_float_value())?;
+                }
+                let acc_dt = prog.args[0].dtype;
+                let mut args = vec![Operand { dtype: acc_dt, v: em.convert(a.into(), DType::F32, acc_dt)?, konst: None }];
+                for (k, t) in extra_tys.iter().enumerate() {
+                    let idx = bcast_index(em, i, &yt.dims, &t.dims)?;
+                    args.push(Operand { dtype: t.dtype, v: em.load(t.dtype, p[first_extra + k], idx)?, konst: None });
+                }
+                let mut consts = vec![];
+                for (c, t) in prog.consts.iter().enumerate() {
+                    let idx = bcast_index(em, i, &yt.dims, t.dims())?;
+                    consts.push(Operand { dtype: t.dtype(), v: em.load(t.dtype(), p[first_const + c], idx)?, konst: None });
+                }
+                let res = prog.eval(em, &args, &consts)?;
+                res.first().map(|o| o.v).ok_or_else(|| CodegenError::Internal("epilogue without output".into()))
+            },
+            |_| Ok(zero),
+        )?;
+        em.store(yt.dtype, p[0], i, val)
+    })?;
+    let _ = (oh, ow);
+    cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}

@@ -1,0 +1,278 @@
+//! MatMul, Gemm and MatMulFused: a tiled SIMT GEMM (f32 accumulation) with the fused epilogue
+//! evaluated on the accumulators before anything is stored.
+//!
+//! A block computes a 64-row tile for 64 output columns of every part of a split product
+//! (MatMulFused `splits`): part `s`'s column `j` is product column `offset_s + j`. So an
+//! epilogue that combines parts (SwiGLU's `silu(gate) * up`) finds them in the same thread,
+//! and a product split into outputs of different widths (GQA's Q, K, V) writes each output
+//! where its column exists. 256 threads, each 4 rows x 4 columns x parts; K in steps of 16
+//! through shared memory.
+
+use super::program::{Program, Src};
+use super::{bcast_index, input, output};
+use crate::codegen::llvm::{Em, Ix, Var, R};
+use crate::codegen::scalar::Operand;
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use inkwell::values::{FloatValue, PointerValue};
+use inkwell::IntPredicate;
+use kiln_ir::ops::BinaryOp;
+use kiln_ir::shape::broadcast;
+use kiln_ir::{DType, Node, Op};
+
+const TM: i64 = 64;
+const TJ: i64 = 64;
+const BK: i64 = 16;
+const THREADS: i64 = 256;
+
+/// The product's geometry.
+struct Geo {
+    m: usize,
+    k: usize,
+    n: usize,
+    a_batch: Vec<usize>,
+    b_batch: Vec<usize>,
+    batch: Vec<usize>,
+    /// Element (m, k) of A is at m * a_sm + k * a_sk within its batch; likewise B.
+    a_sm: i64,
+    a_sk: i64,
+    b_sk: i64,
+    b_sn: i64,
+}
+
+fn geometry(a: &Ty, b: &Ty, trans_a: bool, trans_b: bool) -> R<Geo> {
+    let (ra, rb) = (a.dims.len(), b.dims.len());
+    if ra == 0 || rb == 0 {
+        return unsupported("MatMul of a scalar");
+    }
+    let (m, k, a_batch) = if ra == 1 { (1, a.dims[0], vec![]) } else { (a.dims[ra - 2], a.dims[ra - 1], a.dims[..ra - 2].to_vec()) };
+    let (k2, n, b_batch) = if rb == 1 { (b.dims[0], 1, vec![]) } else { (b.dims[rb - 2], b.dims[rb - 1], b.dims[..rb - 2].to_vec()) };
+    let (m, k) = if trans_a { (k, m) } else { (m, k) };
+    let (k2, n) = if trans_b { (n, k2) } else { (k2, n) };
+    if k != k2 {
+        return Err(CodegenError::Internal(format!("MatMul inner dims differ: {:?} x {:?}", a.dims, b.dims)));
+    }
+    let batch = broadcast(&a_batch, &b_batch).ok_or_else(|| CodegenError::Internal("MatMul batch dims do not broadcast".into()))?;
+    let (a_sm, a_sk) = if trans_a { (1, m as i64) } else { (k as i64, 1) };
+    let (b_sk, b_sn) = if trans_b { (1, k as i64) } else { (n as i64, 1) };
+    Ok(Geo { m, k, n, a_batch, b_batch, batch, a_sm, a_sk, b_sk, b_sn })
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let (a, b) = (input(node, 0)?, input(node, 1)?);
+    let (at, bt) = (cx.ty(a)?, cx.ty(b)?);
+    if !super::is_f32_compute(at.dtype) || !super::is_f32_compute(bt.dtype) {
+        return unsupported(format!("MatMul on {}", at.dtype));
+    }
+    let (geo, prog, extra, splits) = match &node.op {
+        Op::MatMul {} => {
+            let t = cx.ty(output(node, 0)?)?;
+            let prog =
+                Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![Src::Arg(0)], out_dtypes: vec![t.dtype] };
+            (geometry(&at, &bt, false, false)?, prog, vec![], vec![])
+        }
+        Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            let t = cx.ty(output(node, 0)?)?;
+            let c = node.inputs.get(2).copied().flatten();
+            let mut prog = Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![], out_dtypes: vec![t.dtype] };
+            let mul = |x: Src, k: f32| super::program::PNode {
+                op: Op::Binary { op: BinaryOp::Mul },
+                ins: vec![Some(x), Some(Src::Scalar(t.dtype, k as f64))],
+                dtype: t.dtype,
+            };
+            prog.nodes.push(mul(Src::Arg(0), *alpha));
+            let mut out = Src::Node(0);
+            if let Some(c) = c {
+                prog.args.push(cx.ty(c)?);
+                prog.nodes.push(mul(Src::Arg(1), *beta));
+                prog.nodes.push(super::program::PNode {
+                    op: Op::Binary { op: BinaryOp::Add },
+                    ins: vec![Some(Src::Node(0)), Some(Src::Node(1))],
+                    dtype: t.dtype,
+                });
+                out = Src::Node(2);
+            }
+            prog.outputs.push(out);
+            (geometry(&at, &bt, *trans_a, *trans_b)?, prog, c.into_iter().collect(), vec![])
+        }
+        Op::MatMulFused { splits, body } => {
+            let extra: Vec<_> = node.inputs.iter().skip(2).flatten().copied().collect();
+            if node.inputs.iter().skip(2).any(Option::is_none) {
+                return unsupported("MatMulFused with an absent epilogue input");
+            }
+            (geometry(&at, &bt, false, false)?, Program::from_body(body)?, extra, splits.clone())
+        }
+        other => return unsupported(format!("{} in the GEMM family", other.kind_name())),
+    };
+    // Parts: (column offset, width).
+    let parts: Vec<(i64, usize)> = if splits.is_empty() {
+        vec![(0, geo.n)]
+    } else {
+        let mut at = 0;
+        splits
+            .iter()
+            .map(|&w| {
+                at += w;
+                (at - w, w as usize)
+            })
+            .collect()
+    };
+    let s_count = parts.len();
+    let outs: Vec<_> = node.outputs.iter().flatten().copied().collect();
+    if outs.len() != node.outputs.len() {
+        return unsupported("a fused product with an unused output");
+    }
+    let out_tys = outs.iter().map(|&o| cx.ty(o)).collect::<R<Vec<Ty>>>()?;
+    let extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
+    let width = |t: &Ty| -> usize {
+        // The 1-D B case drops N from the output; the width is then 1.
+        if geo.n == 1 && (t.dims.is_empty() || bt.dims.len() == 1) {
+            1
+        } else {
+            *t.dims.last().unwrap_or(&1)
+        }
+    };
+    let max_w = parts.iter().map(|p| p.1).max().unwrap_or(1);
+    let batch_n: usize = geo.batch.iter().product();
+    if batch_n > 65535 {
+        return unsupported(format!("{batch_n} batched products (more than 65535)"));
+    }
+    let mut params: Vec<Param> = outs.iter().map(|&o| Param::Value(o)).collect();
+    params.push(Param::Value(a));
+    params.push(Param::Value(b));
+    params.extend(extra.iter().map(|&v| Param::Value(v)));
+    params.extend(prog.consts.iter().map(|t| Param::Const(t.clone())));
+    let (no, ne) = (outs.len(), extra.len());
+    let p = cx.begin("", &params)?;
+    let f32t = cx.em.f32t();
+    let a_s = cx.em.shared_array("As", f32t.into(), (BK * TM) as u32);
+    let b_s = cx.em.shared_array("Bs", f32t.into(), (s_count as i64 * BK * TJ) as u32);
+    let em = &mut cx.em;
+    let tid = em.sreg("tid.x")?;
+    let (tx, ty) = (em.remk(tid, 16)?, em.divk(tid, 16)?);
+    let j0 = em.mulk(em.sreg("ctaid.x")?, TJ)?;
+    let m0 = em.mulk(em.sreg("ctaid.y")?, TM)?;
+    let z = em.sreg("ctaid.z")?;
+    let a_base = em.mulk(bcast_index(em, z, &geo.batch, &geo.a_batch)?, (geo.m * geo.k) as i64)?;
+    let b_base = em.mulk(bcast_index(em, z, &geo.batch, &geo.b_batch)?, (geo.k * geo.n) as i64)?;
+    let mut acc: Vec<Var> = vec![];
+    for _ in 0..s_count * 16 {
+        acc.push(em.var(em.f32c(0.0).into())?);
+    }
+    let k_tiles = (geo.k as i64 + BK - 1) / BK;
+    em.for_n(k_tiles, |em, kt| {
+        let k0 = em.mulk(kt, BK)?;
+        // A tile: 64 x 16, stored k-major.
+        for q in 0..(TM * BK / THREADS) {
+            let e = em.addk(tid, q * THREADS)?;
+            let (r, kk) = (em.divk(e, BK)?, em.remk(e, BK)?);
+            let (gm, gk) = (em.add(m0, r)?, em.add(k0, kk)?);
+            let ok = em.and(em.icmp(IntPredicate::SLT, gm, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, gk, em.ix(geo.k as i64))?)?;
+            let ia = em_add3(em, a_base, em.mulk(gm, geo.a_sm)?, em.mulk(gk, geo.a_sk)?)?;
+            let v = load_guarded(em, at.dtype, p[no], ok, ia)?;
+            em.store_shared_f32(a_s, em.add(em.mulk(kk, TM)?, r)?, v)?;
+        }
+        // B tiles: 16 x 64 per part.
+        for (s, &(off, w)) in parts.iter().enumerate() {
+            for q in 0..(BK * TJ / THREADS) {
+                let e = em.addk(tid, q * THREADS)?;
+                let (kk, c) = (em.divk(e, TJ)?, em.remk(e, TJ)?);
+                let (gk, gj) = (em.add(k0, kk)?, em.add(j0, c)?);
+                let ok = em.and(em.icmp(IntPredicate::SLT, gk, em.ix(geo.k as i64))?, em.icmp(IntPredicate::SLT, gj, em.ix(w as i64))?)?;
+                let ib = em_add3(em, b_base, em.mulk(gk, geo.b_sk)?, em.mulk(em.addk(gj, off)?, geo.b_sn)?)?;
+                let v = load_guarded(em, bt.dtype, p[no + 1], ok, ib)?;
+                em.store_shared_f32(b_s, em.add(em.mulk(kk, TJ)?, em.addk(c, s as i64 * BK * TJ)?)?, v)?;
+            }
+        }
+        em.barrier()?;
+        em.for_n(BK, |em, kk| {
+            let mut av = vec![];
+            for i in 0..4 {
+                av.push(em.load_shared_f32(a_s, em.add(em.mulk(kk, TM)?, em.addk(em.mulk(ty, 4)?, i)?)?)?);
+            }
+            for s in 0..s_count {
+                let mut bv = vec![];
+                for j in 0..4 {
+                    let idx = em.add(em.mulk(kk, TJ)?, em.addk(em.mulk(tx, 4)?, j + s as i64 * BK * TJ)?)?;
+                    bv.push(em.load_shared_f32(b_s, idx)?);
+                }
+                for i in 0..4 {
+                    for j in 0..4 {
+                        let v = acc[s * 16 + i * 4 + j];
+                        let cur = em.get(v)?.into_float_value();
+                        em.set(v, em.fintr("fma", &[av[i], bv[j], cur])?.into())?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        em.barrier()
+    })?;
+    // Epilogue: group outputs by width; each group evaluates what it needs where it exists.
+    let mut groups: Vec<(usize, Vec<usize>)> = vec![];
+    for (o, t) in out_tys.iter().enumerate() {
+        let w = width(t);
+        match groups.iter_mut().find(|g| g.0 == w) {
+            Some(g) => g.1.push(o),
+            None => groups.push((w, vec![o])),
+        }
+    }
+    let arg_dtypes: Vec<DType> = prog.args.iter().map(|a| a.dtype).collect();
+    for i in 0..4 {
+        for j in 0..4 {
+            let m = em.add(m0, em.addk(em.mulk(ty, 4)?, i)?)?;
+            let jj = em.add(j0, em.addk(em.mulk(tx, 4)?, j)?)?;
+            for (w, members) in &groups {
+                let ok = em.and(em.icmp(IntPredicate::SLT, m, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, jj, em.ix(*w as i64))?)?;
+                let needed: Vec<usize> = members.iter().flat_map(|&o| prog.arg_deps(o)).collect();
+                let acc_vals: Vec<FloatValue> = (0..s_count)
+                    .map(|s| em.get(acc[s * 16 + i as usize * 4 + j as usize]).map(|v| v.into_float_value()))
+                    .collect::<R<_>>()?;
+                em.if_(ok, |em| {
+                    // Linear index of (z, m, jj) in this group's output dims.
+                    let lin = em.add(em.mulk(em.add(em.mulk(z, geo.m as i64)?, m)?, *w as i64)?, jj)?;
+                    let mut args = vec![];
+                    for (k, &dt) in arg_dtypes.iter().enumerate() {
+                        let v = if k < s_count {
+                            let v = acc_vals[k];
+                            // Round through the accumulator's storage dtype, like the interpreter.
+                            em.convert(v.into(), DType::F32, dt)?
+                        } else if needed.contains(&k) {
+                            let t = &extra_tys[k - s_count];
+                            let dims = &out_tys[members[0]].dims;
+                            let idx = bcast_index(em, lin, dims, &t.dims)?;
+                            em.load(t.dtype, p[no + 2 + k - s_count], idx)?
+                        } else {
+                            super::program::scalar(em, dt, 0.0)?.v
+                        };
+                        args.push(Operand { dtype: dt, v, konst: None });
+                    }
+                    let mut consts = vec![];
+                    for (c, t) in prog.consts.iter().enumerate() {
+                        let dims = &out_tys[members[0]].dims;
+                        let idx = bcast_index(em, lin, dims, t.dims())?;
+                        consts.push(Operand { dtype: t.dtype(), v: em.load(t.dtype(), p[no + 2 + ne + c], idx)?, konst: None });
+                    }
+                    let res = prog.eval(em, &args, &consts)?;
+                    for &o in members {
+                        em.store(out_tys[o].dtype, p[o], lin, res[o].v)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    cx.launch([blocks(max_w, TJ as usize)?, blocks(geo.m, TM as usize)?, batch_n.max(1) as u32], [THREADS as u32, 1, 1], 0)
+}
+
+fn em_add3<'c>(em: &Em<'c>, a: Ix<'c>, b: Ix<'c>, c: Ix<'c>) -> R<Ix<'c>> {
+    em.add(em.add(a, b)?, c)
+}
+
+/// Loads element `i` as f32 where `ok`, 0 elsewhere: the index is replaced by 0 where invalid,
+/// so no out-of-bounds address is ever read.
+pub fn load_guarded<'c>(em: &Em<'c>, d: DType, base: PointerValue<'c>, ok: inkwell::values::IntValue<'c>, i: Ix<'c>) -> R<FloatValue<'c>> {
+    let safe = em.select(ok, i, em.ix(0))?.into_int_value();
+    let v = em.load(d, base, safe)?;
+    let v = em.convert(v, d, DType::F32)?.into_float_value();
+    Ok(em.select(ok, v, em.f32c(0.0))?.into_float_value())
+}

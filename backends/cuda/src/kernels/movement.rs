@@ -1,0 +1,302 @@
+//! Data movement: every op here is a copy whose source index is an affine function of the
+//! destination coordinates, per axis (`src = c * mul + add`, optionally wrapped, clamped or
+//! bounds-checked for padding), plus the storage-format conversions and Gather.
+
+use super::{coords, global_x, input, output, strides, ty_in};
+use crate::codegen::llvm::R;
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param};
+use inkwell::IntPredicate;
+use kiln_ir::ops::{norm_axis, resolve_perm, slice_params, Format, PadMode};
+use kiln_ir::{DType, Node, Op};
+
+const BLOCK: i64 = 256;
+
+/// How one destination axis reads the source.
+#[derive(Clone, Debug)]
+struct Axis {
+    /// The destination coordinate `c` reads source coordinate `c * mul + add` ...
+    mul: i64,
+    add: i64,
+    /// ... taken modulo this (Tile) ...
+    wrap: Option<i64>,
+    /// ... and must lie in `0..len` (else the pad value) or is clamped into it (edge padding).
+    check: Option<(i64, bool)>,
+    /// Source stride of this axis.
+    stride: i64,
+}
+
+/// A copy over `domain` (the destination dims or a sub-box of them).
+struct Copy {
+    domain: Vec<usize>,
+    axes: Vec<Axis>,
+    /// Destination offset = base + sum(c_d * dst_strides[d]).
+    dst_base: i64,
+    dst_strides: Vec<i64>,
+    pad: f64,
+}
+
+fn emit_copy(cx: &mut Cx, suffix: &str, src: Param, src_dtype: DType, dst: kiln_ir::ValueId, c: Copy) -> R<()> {
+    let dt = cx.ty(dst)?.dtype;
+    let n: usize = c.domain.iter().product();
+    if n == 0 {
+        return Ok(());
+    }
+    let p = cx.begin(suffix, &[Param::Value(dst), src])?;
+    let em = &mut cx.em;
+    let i = global_x(em, BLOCK)?;
+    let inb = em.icmp(IntPredicate::ULT, i, em.ix(n as i64))?;
+    em.if_(inb, |em| {
+        let cs = coords(em, i, &c.domain)?;
+        let mut off = em.ix(0);
+        let mut valid = em.i1().const_int(1, false);
+        let mut dst_off = em.ix(c.dst_base);
+        for (d, a) in c.axes.iter().enumerate() {
+            dst_off = em.add(dst_off, em.mulk(cs[d], c.dst_strides[d])?)?;
+            let mut s = em.addk(em.mulk(cs[d], a.mul)?, a.add)?;
+            if let Some(w) = a.wrap {
+                s = em.remk(s, w)?;
+            }
+            if let Some((len, clamp)) = a.check {
+                if clamp {
+                    let lo = em.icmp(IntPredicate::SLT, s, em.ix(0))?;
+                    s = em.select(lo, em.ix(0), s)?.into_int_value();
+                    s = em.min_ix(s, em.ix(len - 1))?;
+                } else {
+                    let ok = em.and(em.icmp(IntPredicate::SGE, s, em.ix(0))?, em.icmp(IntPredicate::SLT, s, em.ix(len))?)?;
+                    valid = em.and(valid, ok)?;
+                    s = em.select(ok, s, em.ix(0))?.into_int_value();
+                }
+            }
+            off = em.add(off, em.mulk(s, a.stride)?)?;
+        }
+        let v = em.load(src_dtype, p[1], off)?;
+        let v = if c.axes.iter().any(|a| matches!(a.check, Some((_, false)))) {
+            let pad = super::program::scalar(em, dt, c.pad)?.v;
+            em.select(valid, v, pad)?
+        } else {
+            v
+        };
+        em.store(dt, p[0], dst_off, v)
+    })?;
+    cx.launch([blocks(n, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}
+
+fn identity_axes(dims: &[usize]) -> Vec<Axis> {
+    strides(dims).into_iter().map(|stride| Axis { mul: 1, add: 0, wrap: None, check: None, stride }).collect()
+}
+
+fn const_ints(cx: &Cx, node: &Node, i: usize) -> R<Option<Vec<i64>>> {
+    match node.inputs.get(i).copied().flatten() {
+        None => Ok(None),
+        Some(v) => match cx.konst(v) {
+            Some(t) => Ok(Some(t.to_i64())),
+            None => unsupported(format!("{} with a run-time input {i} (`{}`)", node.op.kind_name(), cx.g.value(v).name)),
+        },
+    }
+}
+
+/// A plain copy (Dropout in inference).
+pub fn lower_copy(cx: &mut Cx, node: &Node) -> R<()> {
+    let (x, y) = (input(node, 0)?, output(node, 0)?);
+    let t = cx.ty(x)?;
+    let c = Copy { axes: identity_axes(&t.dims), dst_strides: strides(&t.dims), domain: t.dims.clone(), dst_base: 0, pad: 0.0 };
+    emit_copy(cx, "", Param::Value(x), t.dtype, y, c)?;
+    if let Some(Some(mask)) = node.outputs.get(1) {
+        let _ = mask;
+        return unsupported("Dropout's mask output");
+    }
+    Ok(())
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let x = input(node, 0)?;
+    let xt = ty_in(cx, node, 0)?;
+    let xs = strides(&xt.dims);
+    match &node.op {
+        Op::Transpose { perm } => {
+            let y = output(node, 0)?;
+            let yt = cx.ty(y)?;
+            let perm = resolve_perm(perm, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+            let axes = perm.iter().map(|&p| Axis { mul: 1, add: 0, wrap: None, check: None, stride: xs[p] }).collect();
+            let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: 0.0 };
+            emit_copy(cx, "", Param::Value(x), xt.dtype, y, c)
+        }
+        Op::Expand {} | Op::Tile {} => {
+            let y = output(node, 0)?;
+            let yt = cx.ty(y)?;
+            let shift = yt.dims.len() - xt.dims.len();
+            let axes = (0..yt.dims.len())
+                .map(|d| match d.checked_sub(shift) {
+                    None => Axis { mul: 0, add: 0, wrap: None, check: None, stride: 0 },
+                    Some(s) if matches!(node.op, Op::Tile {}) => {
+                        Axis { mul: 1, add: 0, wrap: Some(xt.dims[s] as i64), check: None, stride: xs[s] }
+                    }
+                    Some(s) => Axis { mul: if xt.dims[s] == 1 { 0 } else { 1 }, add: 0, wrap: None, check: None, stride: xs[s] },
+                })
+                .collect();
+            let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: 0.0 };
+            emit_copy(cx, "", Param::Value(x), xt.dtype, y, c)
+        }
+        Op::Slice {} => {
+            let y = output(node, 0)?;
+            let yt = cx.ty(y)?;
+            let starts = const_ints(cx, node, 1)?.unwrap_or_default();
+            let ends = const_ints(cx, node, 2)?.unwrap_or_default();
+            let r = xt.dims.len();
+            let axes_l = const_ints(cx, node, 3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+            let steps = const_ints(cx, node, 4)?.unwrap_or_else(|| vec![1; starts.len()]);
+            let mut axes = identity_axes(&xt.dims);
+            for k in 0..starts.len().min(ends.len()).min(axes_l.len()).min(steps.len()) {
+                let a = norm_axis(axes_l[k], r).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+                let (first, _) =
+                    slice_params(xt.dims[a], starts[k], ends[k], steps[k]).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+                axes[a].mul = steps[k];
+                axes[a].add = first;
+            }
+            let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: 0.0 };
+            emit_copy(cx, "", Param::Value(x), xt.dtype, y, c)
+        }
+        Op::Pad { mode } => {
+            let y = output(node, 0)?;
+            let yt = cx.ty(y)?;
+            let r = xt.dims.len();
+            let pads = const_ints(cx, node, 1)?.unwrap_or_default();
+            let value = match node.inputs.get(2).copied().flatten() {
+                None => 0.0,
+                Some(v) => match cx.konst(v) {
+                    Some(t) if t.numel() == 1 => t.to_f64()[0],
+                    Some(_) => return unsupported("Pad with a non-scalar constant_value"),
+                    None => return unsupported("Pad with a run-time constant_value"),
+                },
+            };
+            let ax: Vec<usize> = match const_ints(cx, node, 3)? {
+                Some(a) => {
+                    a.iter().map(|&v| norm_axis(v, r)).collect::<Result<_, _>>().map_err(|e| CodegenError::Unsupported(e.to_string()))?
+                }
+                None => (0..r).collect(),
+            };
+            let clamp = match mode {
+                PadMode::Constant => false,
+                PadMode::Edge => true,
+                other => return unsupported(format!("Pad mode {other:?}")),
+            };
+            let mut axes = identity_axes(&xt.dims);
+            for (k, &a) in ax.iter().enumerate() {
+                let before = pads.get(k).copied().unwrap_or(0);
+                axes[a].add = -before;
+                axes[a].check = Some((xt.dims[a] as i64, clamp));
+            }
+            let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: value };
+            emit_copy(cx, "", Param::Value(x), xt.dtype, y, c)
+        }
+        Op::Concat { axis } => {
+            let y = output(node, 0)?;
+            let yt = cx.ty(y)?;
+            let a = norm_axis(*axis, yt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+            let ys = strides(&yt.dims);
+            let mut at = 0i64;
+            for (k, v) in node.inputs.iter().flatten().enumerate() {
+                let t = cx.ty(*v)?;
+                let c =
+                    Copy { axes: identity_axes(&t.dims), dst_strides: ys.clone(), domain: t.dims.clone(), dst_base: at * ys[a], pad: 0.0 };
+                at += t.dims[a] as i64;
+                emit_copy(cx, &format!("_{k}"), Param::Value(*v), t.dtype, y, c)?;
+            }
+            Ok(())
+        }
+        Op::Split { axis } => {
+            let a = norm_axis(*axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+            let mut at = 0i64;
+            for (k, y) in node.outputs.iter().enumerate() {
+                let Some(y) = *y else { continue };
+                let yt = cx.ty(y)?;
+                let mut axes = identity_axes(&xt.dims);
+                axes[a].add = at;
+                at += yt.dims[a] as i64;
+                let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: 0.0 };
+                emit_copy(cx, &format!("_{k}"), Param::Value(x), xt.dtype, y, c)?;
+            }
+            Ok(())
+        }
+        Op::ToFormat { format, align } => to_format(cx, node, *format, *align, true),
+        Op::FromFormat { format, align, .. } => to_format(cx, node, *format, *align, false),
+        Op::Gather { axis } => gather(cx, node, *axis),
+        other => unsupported(format!("{} in the data-movement family", other.kind_name())),
+    }
+}
+
+/// NCHW <-> NHWC / NC1HWC0 with zero channel padding: one thread per stored element (to) or
+/// per logical element (from).
+fn to_format(cx: &mut Cx, node: &Node, format: Format, align: i64, to: bool) -> R<()> {
+    let (x, y) = (input(node, 0)?, output(node, 0)?);
+    let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
+    let (logical, stored) = if to { (xt.clone(), yt.clone()) } else { (yt.clone(), xt.clone()) };
+    let [n, c, h, w] = logical.dims[..] else { return unsupported("formats of non-4-D values") };
+    let total = stored.numel();
+    let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
+    let em = &mut cx.em;
+    let i = global_x(em, BLOCK)?;
+    let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
+    let (c, h, w) = (c as i64, h as i64, w as i64);
+    let _ = n;
+    em.if_(inb, |em| {
+        // Stored coordinates of element i, then its logical channel.
+        let cs = coords(em, i, &stored.dims)?;
+        let (nn, ch, hh, ww) = match format {
+            Format::Nchw => (cs[0], cs[1], cs[2], cs[3]),
+            Format::Nhwc => (cs[0], cs[3], cs[1], cs[2]),
+            Format::Nc1hwc0 => (cs[0], em.add(em.mulk(cs[1], align)?, cs[4])?, cs[2], cs[3]),
+        };
+        let valid = em.icmp(IntPredicate::SLT, ch, em.ix(c))?;
+        let chc = em.min_ix(ch, em.ix(c - 1))?;
+        let lin = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(nn, c)?, chc)?, h)?, hh)?, w)?, ww)?;
+        if to {
+            let v = em.load(logical.dtype, p[1], lin)?;
+            let z = super::program::scalar(em, logical.dtype, 0.0)?.v;
+            let v = em.select(valid, v, z)?;
+            em.store(stored.dtype, p[0], i, v)
+        } else {
+            em.if_(valid, |em| {
+                let v = em.load(stored.dtype, p[1], i)?;
+                em.store(logical.dtype, p[0], lin, v)
+            })
+        }
+    })?;
+    cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}
+
+/// Gather along `axis`: out[pre, idx..., post] = data[pre, indices[idx...], post]. Negative
+/// indices count from the end; out-of-range ones are clamped (the interpreter rejects them).
+fn gather(cx: &mut Cx, node: &Node, axis: i64) -> R<()> {
+    let (x, ix, y) = (input(node, 0)?, input(node, 1)?, output(node, 0)?);
+    let (xt, it, yt) = (cx.ty(x)?, cx.ty(ix)?, cx.ty(y)?);
+    if !matches!(it.dtype, DType::I64 | DType::I32) {
+        return unsupported(format!("Gather indices of dtype {}", it.dtype));
+    }
+    let a = norm_axis(axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let dim = xt.dims[a] as i64;
+    let post: usize = xt.dims[a + 1..].iter().product();
+    let nidx = it.numel();
+    let total = yt.numel();
+    let p = cx.begin("", &[Param::Value(y), Param::Value(x), Param::Value(ix)])?;
+    let em = &mut cx.em;
+    let i = global_x(em, BLOCK)?;
+    let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let q = em.remk(i, post as i64)?;
+        let r = em.divk(i, post as i64)?;
+        let k = em.remk(r, nidx as i64)?;
+        let pre = em.divk(r, nidx as i64)?;
+        let raw = em.load(it.dtype, p[2], k)?.into_int_value();
+        let raw = em.b.build_int_s_extend_or_bit_cast(raw, em.i64t(), "")?;
+        let neg = em.icmp(IntPredicate::SLT, raw, em.ix(0))?;
+        let fixed = em.select(neg, em.add(raw, em.ix(dim))?, raw)?.into_int_value();
+        let lo = em.icmp(IntPredicate::SLT, fixed, em.ix(0))?;
+        let fixed = em.select(lo, em.ix(0), fixed)?.into_int_value();
+        let fixed = em.min_ix(fixed, em.ix(dim - 1))?;
+        let src = em.add(em.mulk(em.add(em.mulk(pre, dim)?, fixed)?, post as i64)?, q)?;
+        let v = em.load(xt.dtype, p[1], src)?;
+        em.store(yt.dtype, p[0], i, v)
+    })?;
+    cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}

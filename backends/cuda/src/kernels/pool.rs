@@ -1,0 +1,139 @@
+//! Pooling on NCHW: MaxPool and AveragePool with one thread per output element, GlobalPool
+//! (average, max) with one block per (n, c) plane reducing through shuffles.
+
+use super::gemm::load_guarded;
+use super::reduce::{block_reduce, threads_for, Combine};
+use super::{coords, global_x, input, output};
+use crate::codegen::llvm::R;
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param};
+use inkwell::IntPredicate;
+use kiln_ir::ops::{resolve_window, PoolKind, Window};
+use kiln_ir::{DType, Node, Op};
+
+const BLOCK: i64 = 128;
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let (x, y) = (input(node, 0)?, output(node, 0)?);
+    let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
+    if !super::is_f32_compute(xt.dtype) {
+        return unsupported(format!("pooling on {}", xt.dtype));
+    }
+    let (win, ceil, max, include_pad) = match &node.op {
+        Op::GlobalPool { kind, .. } => {
+            let combine = match kind {
+                PoolKind::Average => Combine::Sum,
+                PoolKind::Max => Combine::Max,
+                PoolKind::Lp => return unsupported("GlobalLpPool"),
+            };
+            return global(cx, node, combine);
+        }
+        Op::MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: _ } => {
+            if node.outputs.get(1).copied().flatten().is_some() {
+                return unsupported("MaxPool's Indices output");
+            }
+            (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *ceil_mode, true, false)
+        }
+        Op::AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad } => {
+            (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *ceil_mode, false, *count_include_pad)
+        }
+        other => return unsupported(format!("{} in the pooling family", other.kind_name())),
+    };
+    if xt.dims.len() != 4 {
+        return unsupported(format!("{}-D pooling (only 2-D runs on CUDA)", xt.dims.len().saturating_sub(2)));
+    }
+    let (h, w) = (xt.dims[2], xt.dims[3]);
+    let ks: Vec<usize> = win.kernel_shape.iter().map(|&k| k as usize).collect();
+    let r = resolve_window(&win, &[h, w], &ks, ceil).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let total = yt.numel();
+    let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
+    let em = &mut cx.em;
+    let i = global_x(em, BLOCK)?;
+    let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let cs = coords(em, i, &yt.dims)?;
+        let plane = em.add(em.mulk(cs[0], xt.dims[1] as i64)?, cs[1])?;
+        let acc = em.var(em.f32c(if max { f64::NEG_INFINITY } else { 0.0 }).into())?;
+        let cnt = em.var(em.ix(0).into())?;
+        let ih0 = em.addk(em.mulk(cs[2], r.strides[0] as i64)?, -(r.pad_begin[0] as i64))?;
+        let iw0 = em.addk(em.mulk(cs[3], r.strides[1] as i64)?, -(r.pad_begin[1] as i64))?;
+        for a in 0..ks[0] as i64 {
+            for b in 0..ks[1] as i64 {
+                let ih = em.addk(ih0, a * r.dilations[0] as i64)?;
+                let iw = em.addk(iw0, b * r.dilations[1] as i64)?;
+                let okh = em.and(em.icmp(IntPredicate::SGE, ih, em.ix(0))?, em.icmp(IntPredicate::SLT, ih, em.ix(h as i64))?)?;
+                let okw = em.and(em.icmp(IntPredicate::SGE, iw, em.ix(0))?, em.icmp(IntPredicate::SLT, iw, em.ix(w as i64))?)?;
+                let ok = em.and(okh, okw)?;
+                let idx = em.add(em.mulk(em.add(em.mulk(plane, h as i64)?, ih)?, w as i64)?, iw)?;
+                let v = load_guarded(em, xt.dtype, p[1], ok, idx)?;
+                let cur = em.get(acc)?.into_float_value();
+                let next = if max {
+                    let m = em.fmax(cur, v)?;
+                    em.select(ok, m, cur)?.into_float_value()
+                } else {
+                    em.fadd(cur, v)?
+                };
+                em.set(acc, next.into())?;
+                // Window positions that count toward the average.
+                let inside_padded = {
+                    let eh = em.icmp(IntPredicate::SLT, ih, em.ix(h as i64 + pad_end(&win, 0)))?;
+                    let ew = em.icmp(IntPredicate::SLT, iw, em.ix(w as i64 + pad_end(&win, 1)))?;
+                    em.and(eh, ew)?
+                };
+                let counts = if include_pad { inside_padded } else { ok };
+                let c = em.get(cnt)?.into_int_value();
+                let inc = em.b.build_int_z_extend(counts, em.i64t(), "")?;
+                em.set(cnt, em.add(c, inc)?.into())?;
+            }
+        }
+        let mut v = em.get(acc)?.into_float_value();
+        if !max {
+            let c = em.get(cnt)?.into_int_value();
+            let cf = em.b.build_signed_int_to_float(c, em.f32t(), "")?;
+            v = em.fdiv(v, cf)?;
+        }
+        let v = em.convert(v.into(), DType::F32, yt.dtype)?;
+        em.store(yt.dtype, p[0], i, v)
+    })?;
+    cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}
+
+/// The explicit end padding of spatial axis `i` (0 under auto_pad, where the window never
+/// reaches past the computed padding).
+fn pad_end(w: &Window, i: usize) -> i64 {
+    let n = w.kernel_shape.len();
+    w.pads.get(n + i).copied().unwrap_or(0)
+}
+
+fn global(cx: &mut Cx, node: &Node, combine: Combine) -> R<()> {
+    let (x, y) = (input(node, 0)?, output(node, 0)?);
+    let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
+    if xt.dims.len() < 3 {
+        return unsupported("global pooling of a value without spatial dims");
+    }
+    let len: usize = xt.dims[2..].iter().product();
+    let rows = xt.dims[0] * xt.dims[1];
+    let threads = threads_for(len);
+    let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
+    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
+    let em = &mut cx.em;
+    let row = em.sreg("ctaid.x")?;
+    let base = em.mulk(row, len as i64)?;
+    let acc = em.var(em.f32c(if combine == Combine::Max { f64::NEG_INFINITY } else { 0.0 }).into())?;
+    let tid = em.sreg("tid.x")?;
+    let (end, step) = (em.ix(len as i64), em.ix(threads));
+    em.for_range(tid, end, step, |em, j| {
+        let v = em.load(xt.dtype, p[1], em.add(base, j)?)?;
+        let v = em.convert(v, xt.dtype, DType::F32)?.into_float_value();
+        let a = em.get(acc)?.into_float_value();
+        let n = if combine == Combine::Max { em.fmax(a, v)? } else { em.fadd(a, v)? };
+        em.set(acc, n.into())
+    })?;
+    let mut r = block_reduce(em, em.get(acc)?.into_float_value(), combine, scratch, threads)?;
+    if combine == Combine::Sum {
+        r = em.fdiv(r, em.f32c(len as f64))?;
+    }
+    let first = em.icmp(IntPredicate::EQ, tid, em.ix(0))?;
+    let v = em.convert(r.into(), DType::F32, yt.dtype)?;
+    em.if_(first, |em| em.store(yt.dtype, p[0], row, v))?;
+    cx.launch([blocks(rows, 1)?, 1, 1], [threads as u32, 1, 1], 0)
+}

@@ -1,0 +1,351 @@
+//! Row reductions: LayerNorm, RMSNorm, Softmax, LogSoftmax and Reduce*. One thread block per
+//! row; threads stride over the row and combine through warp shuffles and a shared scratch of
+//! one value per warp. Statistics accumulate in f32 whatever the storage dtype.
+
+use super::{bcast_index, input, output};
+use crate::codegen::llvm::{Em, Ix, R};
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use inkwell::values::{FloatValue, PointerValue};
+use inkwell::IntPredicate;
+use kiln_ir::ops::{norm_axis, ReduceKind};
+use kiln_ir::{Node, Op};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Combine {
+    Sum,
+    Max,
+    Min,
+    Prod,
+}
+
+impl Combine {
+    fn identity(self) -> f64 {
+        match self {
+            Combine::Sum => 0.0,
+            Combine::Max => f64::NEG_INFINITY,
+            Combine::Min => f64::INFINITY,
+            Combine::Prod => 1.0,
+        }
+    }
+    fn apply<'c>(self, em: &Em<'c>, a: FloatValue<'c>, b: FloatValue<'c>) -> R<FloatValue<'c>> {
+        match self {
+            Combine::Sum => em.fadd(a, b),
+            Combine::Max => em.fmax(a, b),
+            Combine::Min => em.fmin(a, b),
+            Combine::Prod => em.fmul(a, b),
+        }
+    }
+}
+
+/// Threads per block for rows of `len` elements: a multiple of 32, at most 256.
+pub fn threads_for(len: usize) -> i64 {
+    (len.div_ceil(32) * 32).clamp(32, 256) as i64
+}
+
+/// Combines `v` across the block (`threads` threads); every thread gets the result.
+pub fn block_reduce<'c>(em: &Em<'c>, v: FloatValue<'c>, op: Combine, scratch: PointerValue<'c>, threads: i64) -> R<FloatValue<'c>> {
+    let mut v = v;
+    for m in [16, 8, 4, 2, 1] {
+        let o = em.shfl_xor(v, m)?;
+        v = op.apply(em, v, o)?;
+    }
+    if threads <= 32 {
+        return Ok(v);
+    }
+    let tid = em.sreg("tid.x")?;
+    let lane = em.remk(tid, 32)?;
+    let warp = em.divk(tid, 32)?;
+    let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
+    let bb = em.b.get_insert_block().ok_or_else(|| CodegenError::Internal("no block".into()))?;
+    let _ = bb;
+    // Lane 0 of each warp publishes its partial.
+    let then = em.cx.append_basic_block(
+        em.b.get_insert_block().and_then(|b| b.get_parent()).ok_or_else(|| CodegenError::Internal("no fn".into()))?,
+        "red.pub",
+    );
+    let done = em.cx.append_basic_block(then.get_parent().ok_or_else(|| CodegenError::Internal("no fn".into()))?, "red.sync");
+    em.b.build_conditional_branch(is0, then, done)?;
+    em.b.position_at_end(then);
+    em.store_shared_f32(scratch, warp, v)?;
+    em.b.build_unconditional_branch(done)?;
+    em.b.position_at_end(done);
+    em.barrier()?;
+    let nw = threads / 32;
+    let has = em.icmp(IntPredicate::SLT, lane, em.ix(nw))?;
+    let lane_c = em.min_ix(lane, em.ix(nw - 1))?;
+    let part = em.load_shared_f32(scratch, lane_c)?;
+    let mut r = em.select(has, part, em.f32c(op.identity()))?.into_float_value();
+    for m in [16, 8, 4, 2, 1] {
+        let o = em.shfl_xor(r, m)?;
+        r = op.apply(em, r, o)?;
+    }
+    em.barrier()?;
+    Ok(r)
+}
+
+/// A row of a reduction: `len` elements from `base` at stride `stride`.
+struct Rows {
+    count: usize,
+    len: usize,
+    inner: usize,
+}
+
+impl Rows {
+    /// Row `r`'s first element and the stride between its elements.
+    fn base<'c>(&self, em: &Em<'c>, r: Ix<'c>) -> R<Ix<'c>> {
+        if self.inner == 1 {
+            return em.mulk(r, self.len as i64);
+        }
+        let o = em.divk(r, self.inner as i64)?;
+        let i = em.remk(r, self.inner as i64)?;
+        em.add(em.mulk(o, (self.len * self.inner) as i64)?, i)
+    }
+}
+
+/// Loops `j` over the row with the block's threads; `f(j, element index)`.
+fn row_loop<'c>(
+    em: &mut Em<'c>,
+    rows: &Rows,
+    base: Ix<'c>,
+    threads: i64,
+    mut f: impl FnMut(&mut Em<'c>, Ix<'c>, Ix<'c>) -> R<()>,
+) -> R<()> {
+    let tid = em.sreg("tid.x")?;
+    let (end, step) = (em.ix(rows.len as i64), em.ix(threads));
+    let inner = rows.inner as i64;
+    em.for_range(tid, end, step, |em, j| {
+        let idx = em.add(base, em.mulk(j, inner)?)?;
+        f(em, j, idx)
+    })
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let x = input(node, 0)?;
+    let xt = cx.ty(x)?;
+    let y = output(node, 0)?;
+    let yt = cx.ty(y)?;
+    let r = xt.dims.len();
+    if !super::is_f32_compute(xt.dtype) {
+        return unsupported(format!("{} on {}", node.op.kind_name(), xt.dtype));
+    }
+    let ax = |a: i64| norm_axis(a, r).map_err(|e| CodegenError::Unsupported(e.to_string()));
+    match &node.op {
+        Op::LayerNormalization { axis, epsilon } | Op::RMSNormalization { axis, epsilon } => {
+            if node.outputs.iter().skip(1).any(Option::is_some) {
+                return unsupported("LayerNormalization's Mean and InvStdDev outputs");
+            }
+            let a = ax(*axis)?;
+            let len: usize = xt.dims[a..].iter().product();
+            let rows = Rows { count: xt.numel() / len.max(1), len, inner: 1 };
+            let layer = matches!(node.op, Op::LayerNormalization { .. });
+            norm(cx, node, &xt, &yt, rows, layer, *epsilon as f64)
+        }
+        Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
+            let a = ax(*axis)?;
+            let (len, inner) = if *legacy { (xt.dims[a..].iter().product(), 1) } else { (xt.dims[a], xt.dims[a + 1..].iter().product()) };
+            let rows = Rows { count: xt.numel() / len.max(1) / inner.max(1) * inner, len, inner };
+            softmax(cx, node, &xt, &yt, rows, matches!(node.op, Op::LogSoftmax { .. }))
+        }
+        Op::Reduce { kind, keepdims: _, noop_with_empty_axes } => {
+            let axes = match node.inputs.get(1).copied().flatten() {
+                None => vec![],
+                Some(v) => match cx.konst(v) {
+                    Some(t) => t.to_i64(),
+                    None => return unsupported("Reduce with run-time axes"),
+                },
+            };
+            let mut axes: Vec<usize> = axes.iter().map(|&a| ax(a)).collect::<R<_>>()?;
+            if axes.is_empty() {
+                if *noop_with_empty_axes {
+                    return super::movement::lower_copy(cx, node);
+                }
+                axes = (0..r).collect();
+            }
+            axes.sort_unstable();
+            axes.dedup();
+            reduce(cx, node, &xt, &yt, &axes, *kind)
+        }
+        other => unsupported(format!("{} in the reduction family", other.kind_name())),
+    }
+}
+
+fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps: f64) -> R<()> {
+    let x = input(node, 0)?;
+    let scale = node.inputs.get(1).copied().flatten();
+    let bias = if layer { node.inputs.get(2).copied().flatten() } else { None };
+    let st = scale.map(|s| cx.ty(s)).transpose()?;
+    let bt = bias.map(|b| cx.ty(b)).transpose()?;
+    let mut params = vec![Param::Value(output(node, 0)?), Param::Value(x)];
+    params.extend(scale.map(Param::Value));
+    params.extend(bias.map(Param::Value));
+    let threads = threads_for(rows.len);
+    let p = cx.begin("", &params)?;
+    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
+    let em = &mut cx.em;
+    let row = em.sreg("ctaid.x")?;
+    let base = rows.base(em, row)?;
+    let len = rows.len as f64;
+    let dims = xt.dims.clone();
+    // Pass 1: mean (LayerNorm) or mean of squares (RMSNorm).
+    let acc = em.var(em.f32c(0.0).into())?;
+    row_loop(em, &rows, base, threads, |em, _, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let t = if layer { v } else { em.fmul(v, v)? };
+        let a = em.get(acc)?.into_float_value();
+        em.set(acc, em.fadd(a, t)?.into())
+    })?;
+    let s = block_reduce(em, em.get(acc)?.into_float_value(), Combine::Sum, scratch, threads)?;
+    let m1 = em.fdiv(s, em.f32c(len))?;
+    let (mean, var) = if layer {
+        // Pass 2: variance around the mean (two passes: no cancellation).
+        let acc2 = em.var(em.f32c(0.0).into())?;
+        row_loop(em, &rows, base, threads, |em, _, idx| {
+            let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+            let d = em.fsub(v, m1)?;
+            let a = em.get(acc2)?.into_float_value();
+            em.set(acc2, em.fintr("fma", &[d, d, a])?.into())
+        })?;
+        let s2 = block_reduce(em, em.get(acc2)?.into_float_value(), Combine::Sum, scratch, threads)?;
+        (m1, em.fdiv(s2, em.f32c(len))?)
+    } else {
+        (em.f32c(0.0), m1)
+    };
+    let inv = em.fdiv(em.f32c(1.0), em.fintr("sqrt", &[em.fadd(var, em.f32c(eps))?])?)?;
+    let ns = 2;
+    let nb = 2 + scale.is_some() as usize;
+    row_loop(em, &rows, base, threads, |em, _, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let mut o = em.fmul(em.fsub(v, mean)?, inv)?;
+        if let Some(st) = &st {
+            let si = bcast_index(em, idx, &dims, &st.dims)?;
+            o = em.fmul(o, em.load(st.dtype, p[ns], si)?.into_float_value())?;
+        }
+        if let Some(bt) = &bt {
+            let bi = bcast_index(em, idx, &dims, &bt.dims)?;
+            o = em.fadd(o, em.load(bt.dtype, p[nb], bi)?.into_float_value())?;
+        }
+        em.store(yt.dtype, p[0], idx, o.into())
+    })?;
+    cx.launch([blocks(rows.count, 1)?, 1, 1], [threads as u32, 1, 1], 0)
+}
+
+fn softmax(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, log: bool) -> R<()> {
+    let params = [Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)];
+    let threads = threads_for(rows.len);
+    let p = cx.begin("", &params)?;
+    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
+    let em = &mut cx.em;
+    let row = em.sreg("ctaid.x")?;
+    let base = rows.base(em, row)?;
+    let mx = em.var(em.f32c(f64::NEG_INFINITY).into())?;
+    row_loop(em, &rows, base, threads, |em, _, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let m = em.get(mx)?.into_float_value();
+        em.set(mx, em.fmax(m, v)?.into())
+    })?;
+    let m = block_reduce(em, em.get(mx)?.into_float_value(), Combine::Max, scratch, threads)?;
+    let sum = em.var(em.f32c(0.0).into())?;
+    row_loop(em, &rows, base, threads, |em, _, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let e = em.exp(em.fsub(v, m)?)?;
+        let s = em.get(sum)?.into_float_value();
+        em.set(sum, em.fadd(s, e)?.into())
+    })?;
+    let s = block_reduce(em, em.get(sum)?.into_float_value(), Combine::Sum, scratch, threads)?;
+    let (inv, logs) = (em.fdiv(em.f32c(1.0), s)?, em.log(s)?);
+    row_loop(em, &rows, base, threads, |em, _, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let d = em.fsub(v, m)?;
+        let o = if log { em.fsub(d, logs)? } else { em.fmul(em.exp(d)?, inv)? };
+        em.store(yt.dtype, p[0], idx, o.into())
+    })?;
+    cx.launch([blocks(rows.count, 1)?, 1, 1], [threads as u32, 1, 1], 0)
+}
+
+fn reduce(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, axes: &[usize], kind: ReduceKind) -> R<()> {
+    let xs = super::strides(&xt.dims);
+    let kept: Vec<usize> = (0..xt.dims.len()).filter(|d| !axes.contains(d)).collect();
+    let kept_dims: Vec<usize> = kept.iter().map(|&d| xt.dims[d]).collect();
+    let red_dims: Vec<usize> = axes.iter().map(|&d| xt.dims[d]).collect();
+    let count: usize = kept_dims.iter().product();
+    let len: usize = red_dims.iter().product();
+    if len == 0 {
+        return unsupported("Reduce over an empty axis");
+    }
+    let threads = threads_for(len);
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
+    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
+    let em = &mut cx.em;
+    let o = em.sreg("ctaid.x")?;
+    let kc = super::coords(em, o, &kept_dims)?;
+    let mut base = em.ix(0);
+    for (k, &d) in kept.iter().enumerate() {
+        base = em.add(base, em.mulk(kc[k], xs[d])?)?;
+    }
+    use ReduceKind::*;
+    let combine = match kind {
+        Max => Combine::Max,
+        Min => Combine::Min,
+        Prod => Combine::Prod,
+        _ => Combine::Sum,
+    };
+    // LogSumExp needs the maximum first.
+    let shift = if kind == LogSumExp {
+        let mx = em.var(em.f32c(f64::NEG_INFINITY).into())?;
+        red_loop(em, &red_dims, axes, &xs, base, threads, |em, idx| {
+            let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+            let m = em.get(mx)?.into_float_value();
+            em.set(mx, em.fmax(m, v)?.into())
+        })?;
+        Some(block_reduce(em, em.get(mx)?.into_float_value(), Combine::Max, scratch, threads)?)
+    } else {
+        None
+    };
+    let acc = em.var(em.f32c(combine.identity()).into())?;
+    red_loop(em, &red_dims, axes, &xs, base, threads, |em, idx| {
+        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+        let t = match kind {
+            L1 => em.fintr("fabs", &[v])?,
+            L2 | SumSquare => em.fmul(v, v)?,
+            LogSumExp => em.exp(em.fsub(v, shift.unwrap_or(v))?)?,
+            _ => v,
+        };
+        let a = em.get(acc)?.into_float_value();
+        em.set(acc, combine.apply(em, a, t)?.into())
+    })?;
+    let r = block_reduce(em, em.get(acc)?.into_float_value(), combine, scratch, threads)?;
+    let out = match kind {
+        Mean => em.fdiv(r, em.f32c(len as f64))?,
+        L2 => em.fintr("sqrt", &[r])?,
+        LogSum => em.log(r)?,
+        LogSumExp => em.fadd(em.log(r)?, shift.unwrap_or(r))?,
+        _ => r,
+    };
+    let tid = em.sreg("tid.x")?;
+    let first = em.icmp(IntPredicate::EQ, tid, em.ix(0))?;
+    em.if_(first, |em| em.store(yt.dtype, p[0], o, out.into()))?;
+    cx.launch([blocks(count, 1)?, 1, 1], [threads as u32, 1, 1], 0)
+}
+
+/// Loops over the reduced coordinates with the block's threads; `f(source index)`.
+fn red_loop<'c>(
+    em: &mut Em<'c>,
+    red_dims: &[usize],
+    axes: &[usize],
+    xs: &[i64],
+    base: Ix<'c>,
+    threads: i64,
+    mut f: impl FnMut(&mut Em<'c>, Ix<'c>) -> R<()>,
+) -> R<()> {
+    let tid = em.sreg("tid.x")?;
+    let len: usize = red_dims.iter().product();
+    let (end, step) = (em.ix(len as i64), em.ix(threads));
+    em.for_range(tid, end, step, |em, j| {
+        let rc = super::coords(em, j, red_dims)?;
+        let mut idx = base;
+        for (k, &d) in axes.iter().enumerate() {
+            idx = em.add(idx, em.mulk(rc[k], xs[d])?)?;
+        }
+        f(em, idx)
+    })
+}
