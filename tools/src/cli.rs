@@ -1,5 +1,6 @@
 //! Subcommands. Errors are one line plus context, and a non-zero exit code.
 
+use crate::gpu;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use kiln_frontend::onnx::{import_file, ImportOptions};
@@ -28,9 +29,9 @@ enum Cmd {
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
     },
-    /// Run a model in the reference interpreter.
+    /// Run a model in the reference interpreter, or a compiled `model.kiln` on the GPU.
     Run {
-        /// An .onnx file.
+        /// An .onnx file (interpreter) or a .kiln artifact (GPU).
         model: PathBuf,
         /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
         #[arg(long = "input")]
@@ -38,9 +39,35 @@ enum Cmd {
         /// Directory for one NAME.npy per model output.
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
-        /// Only `ref` (the reference interpreter) runs models in this version.
+        /// For an .onnx model: only `ref` (the reference interpreter).
         #[arg(long, default_value = "ref")]
         target: String,
+        /// Replay the launches as a CUDA graph (.kiln only).
+        #[arg(long)]
+        cuda_graph: bool,
+    },
+    /// Compile a model, run it on the GPU and compare every kernel's output with the
+    /// interpreter (max abs, max rel, cosine), so that the first kernel that drifts shows.
+    Verify {
+        /// An .onnx file.
+        model: PathBuf,
+        #[arg(long, default_value = "sm_90")]
+        target: String,
+        /// NAME=FILE.npy (repeatable); inputs not given are random (seeded).
+        #[arg(long = "input")]
+        input: Vec<String>,
+        /// Specialize an input: NAME=1x3x224x224 (repeatable).
+        #[arg(long = "input-shape")]
+        input_shape: Vec<String>,
+    },
+    /// Median latency of a compiled model on the GPU, with and without CUDA graphs.
+    Bench {
+        /// A .kiln artifact.
+        model: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Compile a model for a target.
     Compile {
@@ -87,7 +114,15 @@ enum Cmd {
 pub fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
-        Cmd::Run { model, input, output_dir, target } => run(&model, &input, &output_dir, &target),
+        Cmd::Run { model, input, output_dir, target, cuda_graph } => {
+            if model.extension().is_some_and(|e| e == "kiln") {
+                run_artifact(&model, &input, &output_dir, cuda_graph)
+            } else {
+                run(&model, &input, &output_dir, &target)
+            }
+        }
+        Cmd::Verify { model, target, input, input_shape } => verify(&model, &target, &input, &parse_shapes(&input_shape)?),
+        Cmd::Bench { model, iters, json } => bench(&model, iters, json),
         Cmd::Compile { model, target, output, emit, report, input_shape } => {
             compile(&model, &target, output.as_deref(), emit.as_deref(), report.as_deref(), &parse_shapes(&input_shape)?)
         }
@@ -178,6 +213,149 @@ fn inspect(model: &Path, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Re
     println!("nodes: {}", g.nodes.len());
     for (op, n) in hist {
         println!("  {op:<28} {n}");
+    }
+    Ok(())
+}
+
+fn read_inputs(inputs: &[String]) -> Result<HashMap<String, Tensor>> {
+    let mut given: HashMap<String, Tensor> = HashMap::new();
+    for spec in inputs {
+        let (name, file) = spec.split_once('=').ok_or_else(|| anyhow!("--input `{spec}`: expected NAME=FILE.npy"))?;
+        given.insert(name.to_string(), read_npy(Path::new(file))?);
+    }
+    Ok(given)
+}
+
+fn write_outputs(out_dir: &Path, outs: &[(String, Tensor)]) -> Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    for (name, t) in outs {
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '_' }).collect();
+        let path = out_dir.join(format!("{file}.npy"));
+        std::fs::write(&path, npy::write(t)).with_context(|| format!("writing {}", path.display()))?;
+        println!("{name}: {}{:?} -> {}", t.dtype(), t.dims(), path.display());
+    }
+    Ok(())
+}
+
+fn run_artifact(model: &Path, inputs: &[String], out_dir: &Path, cuda_graph: bool) -> Result<()> {
+    let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
+    s.set_cuda_graph(cuda_graph);
+    let host = gpu::order_inputs(s.inputs(), read_inputs(inputs)?)?;
+    let outs = s.run(&host)?;
+    let named = s.outputs().iter().zip(&outs).map(|(i, h)| Ok((i.name.clone(), gpu::from_host(h)?))).collect::<Result<Vec<_>>>()?;
+    write_outputs(out_dir, &named)
+}
+
+/// Seeded random inputs: floats in [-1, 1), integers in [0, 10), bools alternating.
+fn random_inputs(g: &Graph, given: &mut HashMap<String, Tensor>) -> Result<Vec<Tensor>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    g.inputs
+        .iter()
+        .map(|&i| {
+            let v = g.value(i);
+            if let Some(t) = given.remove(&v.name) {
+                return Ok(t);
+            }
+            let dims = v.ty.shape.as_fixed().ok_or_else(|| anyhow!("input `{}` has symbolic dims: give --input-shape", v.name))?;
+            let n: usize = dims.iter().product();
+            let vals: Vec<f64> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if v.ty.dtype.is_float() {
+                        (r % 2_000_000) as f64 / 1e6 - 1.0
+                    } else if v.ty.dtype == kiln_ir::DType::Bool {
+                        (r % 2) as f64
+                    } else {
+                        (r % 10) as f64
+                    }
+                })
+                .collect();
+            Ok(Tensor::new(dims, kiln_ir::Data::from_f64(v.ty.dtype, &vals))?)
+        })
+        .collect()
+}
+
+fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let t = parse_target(target)?;
+    if !matches!(t, Target::Sm90 | Target::Sm80) {
+        bail!("kiln verify runs on the GPU: --target sm_90 or sm_80");
+    }
+    let mut given = read_inputs(inputs)?;
+    let mut shapes = shapes.clone();
+    for (n, t) in &given {
+        shapes.insert(n.clone(), t.dims().to_vec());
+    }
+    let g0 = load(model, &shapes)?;
+    let args = random_inputs(&g0, &mut given)?;
+    if let Some(extra) = given.keys().next() {
+        bail!("--input `{extra}`: the model has no such input");
+    }
+    let (g, _) = optimizer::optimize(&g0, t, started).context("optimizing")?;
+    let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
+    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: "model".into() })?;
+    let mut s = kiln_runtime::Session::from_artifact(c.artifact, 0)?;
+    let rows = gpu::verify_kernels(&mut s, &g, &args)?;
+    println!("{:<24} {:<20} {:<48} {:>10} {:>10} {:>12}", "kernel", "op", "node", "max abs", "max rel", "cosine");
+    for r in rows.iter() {
+        let node: String = r.node.chars().rev().take(48).collect::<Vec<_>>().into_iter().rev().collect();
+        match &r.errors {
+            Some(e) => println!("{:<24} {:<20} {:<48} {:>10.3e} {:>10.3e} {:>12.9}", r.kernel, r.op, node, e.max_abs, e.max_rel, e.cosine),
+            None => println!("{:<24} {:<20} {:<48} {:>10}", r.kernel, r.op, node, "-"),
+        }
+    }
+    // The model's outputs against the interpreter on the source graph.
+    let want = interp::run(&g0, args.clone())?;
+    let host = args.iter().map(gpu::to_host).collect::<Result<Vec<_>>>()?;
+    let got = s.run(&host)?;
+    let mut worst: f64 = 0.0;
+    for ((info, h), w) in s.outputs().to_vec().iter().zip(&got).zip(&want) {
+        let gt = gpu::from_host(h)?;
+        let e = kiln_testsuite::compare::errors(&gt.to_f64(), &w.to_f64());
+        let scale = w.to_f64().iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
+        worst = worst.max(e.max_abs / scale);
+        println!(
+            "output {}: max abs {:.3e}, max rel {:.3e}, max abs / max |ref| {:.3e}, cosine {:.9}",
+            info.name,
+            e.max_abs,
+            e.max_rel,
+            e.max_abs / scale,
+            e.cosine
+        );
+    }
+    println!("worst output error relative to its scale: {worst:.3e}");
+    Ok(())
+}
+
+fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
+    let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
+    let mut g = Graph::new("inputs");
+    for i in s.inputs() {
+        let dt = gpu::from_host(&kiln_runtime::HostTensor::new(i.dtype, vec![0], vec![])?)?.dtype();
+        g.add_input(i.name.clone(), kiln_ir::TensorType::fixed(dt, &i.dims.iter().map(|&d| d as usize).collect::<Vec<_>>()));
+    }
+    let args = random_inputs(&g, &mut HashMap::new())?;
+    let host = args.iter().map(gpu::to_host).collect::<Result<Vec<_>>>()?;
+    let plain = s.bench(&host, iters)?;
+    s.set_cuda_graph(true);
+    let graph = s.bench(&host, iters)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"model": model.display().to_string(), "iters": iters, "median_ms": plain, "median_ms_cuda_graph": graph, "launches": s.manifest().launches.len()})
+        );
+    } else {
+        println!(
+            "{}: median {plain:.4} ms, with CUDA graph {graph:.4} ms ({iters} iterations, {} launches)",
+            model.display(),
+            s.manifest().launches.len()
+        );
     }
     Ok(())
 }

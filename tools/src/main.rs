@@ -1,6 +1,7 @@
-//! The `kiln` command line: inspect, run, compile and conformance.
+//! The `kiln` command line: inspect, run, compile, verify, bench and conformance.
 
 mod cli;
+mod gpu;
 
 fn main() {
     if let Err(e) = cli::main() {

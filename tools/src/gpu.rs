@@ -1,0 +1,112 @@
+//! The GPU subcommands: run a `model.kiln`, verify a model kernel by kernel against the
+//! interpreter, benchmark an artifact.
+
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_ir::{DType, Graph, Tensor};
+use kiln_runtime::{ElemType, HostTensor, Session, TensorInfo};
+use kiln_testsuite::compare;
+
+fn dtype(e: ElemType) -> DType {
+    match e {
+        ElemType::F32 => DType::F32,
+        ElemType::F16 => DType::F16,
+        ElemType::Bf16 => DType::BF16,
+        ElemType::F64 => DType::F64,
+        ElemType::I8 => DType::I8,
+        ElemType::U8 => DType::U8,
+        ElemType::I16 => DType::I16,
+        ElemType::U16 => DType::U16,
+        ElemType::I32 => DType::I32,
+        ElemType::U32 => DType::U32,
+        ElemType::I64 => DType::I64,
+        ElemType::U64 => DType::U64,
+        ElemType::Bool => DType::Bool,
+    }
+}
+
+/// An IR tensor as runtime bytes.
+pub fn to_host(t: &Tensor) -> Result<HostTensor> {
+    let e = kiln_cuda::codegen::elem_type(t.dtype())?;
+    Ok(HostTensor::new(e, t.dims().to_vec(), kiln_cuda::codegen::tensor_bytes(t)?)?)
+}
+
+/// Runtime bytes as an IR tensor.
+pub fn from_host(h: &HostTensor) -> Result<Tensor> {
+    use kiln_ir::Data;
+    let b = &h.data;
+    macro_rules! le {
+        ($t:ty, $w:expr) => {
+            b.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $w]))).collect::<Vec<$t>>()
+        };
+    }
+    let data = match h.dtype {
+        ElemType::F32 => Data::F32(le!(f32, 4)),
+        ElemType::F64 => Data::F64(le!(f64, 8)),
+        ElemType::F16 => Data::F16(le!(u16, 2).into_iter().map(half::f16::from_bits).collect()),
+        ElemType::Bf16 => Data::BF16(le!(u16, 2).into_iter().map(half::bf16::from_bits).collect()),
+        ElemType::I8 => Data::I8(le!(i8, 1)),
+        ElemType::U8 => Data::U8(b.clone()),
+        ElemType::I16 => Data::I16(le!(i16, 2)),
+        ElemType::U16 => Data::U16(le!(u16, 2)),
+        ElemType::I32 => Data::I32(le!(i32, 4)),
+        ElemType::U32 => Data::U32(le!(u32, 4)),
+        ElemType::I64 => Data::I64(le!(i64, 8)),
+        ElemType::U64 => Data::U64(le!(u64, 8)),
+        ElemType::Bool => Data::Bool(b.iter().map(|&x| x != 0).collect()),
+    };
+    let _ = dtype;
+    Ok(Tensor::new(h.dims.clone(), data)?)
+}
+
+/// Orders `given` (name -> tensor) by the artifact's inputs.
+pub fn order_inputs(want: &[TensorInfo], mut given: std::collections::HashMap<String, Tensor>) -> Result<Vec<HostTensor>> {
+    let mut out = vec![];
+    for w in want {
+        let t = given.remove(&w.name).ok_or_else(|| anyhow!("missing --input for model input `{}` ({}{:?})", w.name, w.dtype, w.dims))?;
+        out.push(to_host(&t)?);
+    }
+    if let Some(extra) = given.keys().next() {
+        bail!("--input `{extra}`: the model has no such input");
+    }
+    Ok(out)
+}
+
+/// One row of `kiln verify`.
+#[derive(Debug)]
+pub struct KernelCheck {
+    pub kernel: String,
+    pub node: String,
+    pub op: String,
+    pub errors: Option<compare::Errors>,
+}
+
+/// Runs `g` (optimized) compiled in `session` launch by launch and compares each node's first
+/// output with the interpreter's.
+pub fn verify_kernels(session: &mut Session, g: &Graph, inputs: &[Tensor]) -> Result<Vec<KernelCheck>> {
+    let mut want: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
+    kiln_ir::interp::run_observed(g, inputs.to_vec(), &mut |i, outs| {
+        if let Some(Some(t)) = outs.first() {
+            want.insert(g.nodes[i].name.clone(), t.clone());
+        }
+    })
+    .context("running the interpreter")?;
+    let host = inputs.iter().map(to_host).collect::<Result<Vec<_>>>()?;
+    let kernels = session.manifest().kernels.clone();
+    let mut rows = vec![];
+    for (i, k) in kernels.iter().enumerate() {
+        // Compare after the node's last launch.
+        if kernels.get(i + 1).is_some_and(|n| n.node == k.node) {
+            continue;
+        }
+        session.run_prefix(&host, i + 1)?;
+        let errors = match (&k.output, want.get(&k.node)) {
+            (Some(info), Some(w)) => {
+                let got = from_host(&session.read(info)?)?;
+                Some(compare::errors(&got.to_f64(), &w.to_f64()))
+            }
+            _ => None,
+        };
+        rows.push(KernelCheck { kernel: k.name.clone(), node: k.node.clone(), op: k.op.clone(), errors });
+    }
+    Ok(rows)
+}
