@@ -60,6 +60,18 @@ enum Cmd {
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
     },
+    /// List the ops a model needs on a target (after optimization) and which have kernels.
+    Ops {
+        /// An .onnx file.
+        model: PathBuf,
+        #[arg(long, default_value = "sm_90")]
+        target: String,
+        #[arg(long)]
+        json: bool,
+        /// Specialize an input: NAME=1x3x224x224 (repeatable).
+        #[arg(long = "input-shape")]
+        input_shape: Vec<String>,
+    },
     /// Median latency of a compiled model on the GPU, with and without CUDA graphs.
     Bench {
         /// A .kiln artifact.
@@ -123,6 +135,7 @@ pub fn main() -> Result<()> {
         }
         Cmd::Verify { model, target, input, input_shape } => verify(&model, &target, &input, &parse_shapes(&input_shape)?),
         Cmd::Bench { model, iters, json } => bench(&model, iters, json),
+        Cmd::Ops { model, target, json, input_shape } => ops(&model, &target, json, &parse_shapes(&input_shape)?),
         Cmd::Compile { model, target, output, emit, report, input_shape } => {
             compile(&model, &target, output.as_deref(), emit.as_deref(), report.as_deref(), &parse_shapes(&input_shape)?)
         }
@@ -330,6 +343,39 @@ fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String
         );
     }
     println!("worst output error relative to its scale: {worst:.3e}");
+    Ok(())
+}
+
+fn ops(model: &Path, target: &str, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let t = parse_target(target)?;
+    if !matches!(t, Target::Sm90 | Target::Sm80) {
+        bail!("kiln ops reports CUDA support: --target sm_90 or sm_80");
+    }
+    let g = load(model, shapes)?;
+    let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).context("optimizing")?;
+    let mut rows: std::collections::BTreeMap<&'static str, (usize, &'static str)> = std::collections::BTreeMap::new();
+    for n in &g.nodes {
+        let status = match kiln_cuda::family(&n.op) {
+            Some(kiln_cuda::Family::View) => "view (no kernel)",
+            Some(_) => "kernel",
+            None => "missing",
+        };
+        rows.entry(n.op.kind_name()).or_insert((0, status)).0 += 1;
+    }
+    let missing: Vec<&str> = rows.iter().filter(|r| r.1 .1 == "missing").map(|r| *r.0).collect();
+    if json {
+        let ops: Vec<serde_json::Value> = rows.iter().map(|(op, (n, s))| serde_json::json!({"op": op, "count": n, "status": s})).collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"target": t.name(), "ops": ops, "missing": missing}))?);
+    } else {
+        for (op, (n, s)) in &rows {
+            println!("{op:<28} {n:>5}  {s}");
+        }
+        if missing.is_empty() {
+            println!("every op has a {t} kernel");
+        } else {
+            println!("missing on {t}: {}", missing.join(", "));
+        }
+    }
     Ok(())
 }
 
