@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian machine with rustup ready to build and test kiln:
-# a C linker for rustc, the pinned Rust toolchain, and (with --python) the Python venv with the
-# pinned wheels that the tests use (the ONNX node suite ships in onnx==1.20.0).
+# a C linker for rustc, LLVM 19 for the CUDA backend, the pinned Rust toolchain, and (with --python)
+# the Python venv with the pinned wheels that the tests use (the ONNX node suite ships in
+# onnx==1.20.0; ptxas in nvidia-cuda-nvcc==13.0.88).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -18,6 +19,12 @@ apt_install() {
 }
 
 command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+
+# The CUDA backend links LLVM 19 statically through inkwell (.cargo/config.toml points
+# llvm-sys at /usr/lib/llvm-19); Debian 12 ships it in main.
+if [ ! -x /usr/lib/llvm-19/bin/llvm-config ] || [ ! -e /usr/lib/llvm-19/lib/libPolly.a ]; then
+  apt_install llvm-19-dev libpolly-19-dev libzstd-dev libz3-dev libxml2-dev libffi-dev zlib1g-dev
+fi
 
 # rust-toolchain.toml pins 1.95.0; offline machines whose stable *is* 1.95.0 can link it.
 want="$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)"

@@ -57,11 +57,33 @@ fn run_rejects_missing_and_unknown_inputs() {
 
 #[test]
 fn compile_for_an_unbuilt_target_says_so() {
-    let o = kiln(&["compile", RESNET, "--target", "sm_90", "-o", "/tmp/unused.kiln"]);
+    let o = kiln(&["compile", RESNET, "--target", "910b", "-o", "/tmp/unused.kiln"]);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("sm_90 is not built yet"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("910b is not built yet"), "{}", text(&o.stderr));
     let o = kiln(&["compile", RESNET, "--target", "tpu", "-o", "/tmp/unused.kiln"]);
     assert!(text(&o.stderr).contains("unknown target `tpu`"), "{}", text(&o.stderr));
+}
+
+/// sm_90: an artifact the runtime's parser accepts, PTX on request, and the ops report; running
+/// it needs a GPU, which `kiln run` reports plainly where there is none.
+#[test]
+fn compile_for_sm90_writes_a_valid_artifact() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-sm90-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let out = dir.join("r.kiln");
+    let o = kiln(&["compile", RESNET, "--target", "sm_90", "-o", out.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("23 kernels"), "{}", text(&o.stdout));
+    let a = kiln_target::artifact::Artifact::parse(&std::fs::read(&out).expect("read")).expect("valid artifact");
+    assert_eq!(a.manifest.target, "sm_90");
+    assert_eq!(a.manifest.inputs[0].name, "input");
+    let o = kiln(&["compile", RESNET, "--target", "sm_90", "--emit", "ptx"]);
+    assert!(o.status.success() && text(&o.stdout).contains(".target sm_90a"), "{}", text(&o.stderr));
+    let o = kiln(&["ops", RESNET, "--target", "sm_90"]);
+    assert!(o.status.success() && text(&o.stdout).contains("every op has a sm_90 kernel"), "{}", text(&o.stdout));
+    let o = kiln(&["run", out.to_str().expect("utf-8"), "--input", "input=/nonexistent.npy", "--output-dir", dir.to_str().expect("utf-8")]);
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -247,7 +247,7 @@ impl<'c> Em<'c> {
     pub fn gep(&self, d: DType, base: PointerValue<'c>, idx: Ix<'c>) -> R<PointerValue<'c>> {
         let t = self.storage_type(d)?;
         // SAFETY of the generated code: indices are computed from static shapes and stay in bounds.
-        Ok(unsafe_gep(&self.b, t, base, idx)?)
+        unsafe_gep(&self.b, t, base, idx)
     }
 
     /// Loads element `idx` of a `d` tensor as its compute type.

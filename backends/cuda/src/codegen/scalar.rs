@@ -445,10 +445,10 @@ impl<'c> Em<'c> {
     /// x^y; small constant integer exponents become multiplications.
     fn pow(&self, x: FloatValue<'c>, y: FloatValue<'c>, konst: Option<f64>) -> R<FloatValue<'c>> {
         match konst {
-            Some(k) if k == 1.0 => return Ok(x),
-            Some(k) if k == 2.0 => return self.fmul(x, x),
-            Some(k) if k == 3.0 => return self.fmul(self.fmul(x, x)?, x),
-            Some(k) if k == 0.5 => return self.fintr("sqrt", &[x]),
+            Some(1.0) => return Ok(x),
+            Some(2.0) => return self.fmul(x, x),
+            Some(3.0) => return self.fmul(self.fmul(x, x)?, x),
+            Some(0.5) => return self.fintr("sqrt", &[x]),
             _ => {}
         }
         // |x|^y = 2^(y log2|x|), negated for negative x and odd integer y; 0^y by cases.
