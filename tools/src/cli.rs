@@ -383,7 +383,7 @@ fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
     let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
     let mut g = Graph::new("inputs");
     for i in s.inputs() {
-        let dt = gpu::from_host(&kiln_runtime::HostTensor::new(i.dtype, vec![0], vec![])?)?.dtype();
+        let dt = gpu::dtype(i.dtype);
         g.add_input(i.name.clone(), kiln_ir::TensorType::fixed(dt, &i.dims.iter().map(|&d| d as usize).collect::<Vec<_>>()));
     }
     let args = random_inputs(&g, &mut HashMap::new())?;

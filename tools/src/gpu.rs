@@ -6,7 +6,8 @@ use kiln_ir::{DType, Graph, Tensor};
 use kiln_runtime::{ElemType, HostTensor, Session, TensorInfo};
 use kiln_testsuite::compare;
 
-fn dtype(e: ElemType) -> DType {
+/// The IR dtype of a runtime element type.
+pub fn dtype(e: ElemType) -> DType {
     match e {
         ElemType::F32 => DType::F32,
         ElemType::F16 => DType::F16,
@@ -54,7 +55,6 @@ pub fn from_host(h: &HostTensor) -> Result<Tensor> {
         ElemType::U64 => Data::U64(le!(u64, 8)),
         ElemType::Bool => Data::Bool(b.iter().map(|&x| x != 0).collect()),
     };
-    let _ = dtype;
     Ok(Tensor::new(h.dims.clone(), data)?)
 }
 

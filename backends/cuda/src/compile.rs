@@ -4,7 +4,7 @@ use crate::codegen::{self, elem_type, CodegenError};
 use crate::ptx::{self, Arch};
 use inkwell::context::Context;
 use kiln_ir::Graph;
-use kiln_target::artifact::{sections, Artifact, KernelInfo, Launch, Loc, Manifest, TensorInfo, WeightInfo};
+use kiln_target::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, TensorInfo, WeightInfo};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -93,6 +93,5 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
     };
     let artifact = Artifact { manifest, sections: secs };
     artifact.validate().map_err(|e| CodegenError::Internal(format!("the artifact does not validate: {e}")))?;
-    let _ = Loc::Arena { offset: 0 };
     Ok(Compiled { artifact, ptx, cubin_note })
 }

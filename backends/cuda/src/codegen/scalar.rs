@@ -193,7 +193,7 @@ impl<'c> Em<'c> {
                 let x = x0()?;
                 if x.dtype.is_float() {
                     let mut v = self.fval(x)?;
-                    if let Some(lo) = ins.get(1).filter(|o| o.dtype != DType::Bool) {
+                    if let Some(lo) = ins.get(1) {
                         v = self.fmax(v, self.fval(lo)?)?;
                     }
                     if let Some(hi) = ins.get(2) {

@@ -138,8 +138,6 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         let r = em.fmul(em.get(o)?.into_float_value(), inv)?;
         em.store(yt.dtype, p[0], at(em, four_d, (hq, sq, dv), bb, h, i, dd)?, r.into())
     })?;
-    let shared = ((d + sk.max(1) + 32) * 4) as u32;
-    let _ = shared;
     cx.launch([blocks(sq, 1)?, hq as u32, b as u32], [THREADS as u32, 1, 1], 0)
 }
 
@@ -175,12 +173,12 @@ pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
     let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
     em.if_(inb, |em| {
         // Coordinates in the stored layout.
-        let (bi, hi, si, di) = if four_d {
+        let (bi, si, di) = if four_d {
             let c = super::coords(em, t, &[b, h, s, d])?;
-            (c[0], c[1], c[2], c[3])
+            (c[0], c[2], c[3])
         } else {
             let c = super::coords(em, t, &[b, s, h, d])?;
-            (c[0], c[2], c[1], c[3])
+            (c[0], c[1], c[3])
         };
         let xv = em.load(xt.dtype, p[1], t)?.into_float_value();
         let rotated = em.icmp(IntPredicate::SLT, di, em.ix(rd as i64))?;
@@ -223,7 +221,6 @@ pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
             },
             |_| Ok(xv.into()),
         )?;
-        let _ = hi;
         em.store(yt.dtype, p[0], t, out)
     })?;
     cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)

@@ -69,7 +69,6 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         Format::Nc1hwc0 => (xt.dims[0], xt.dims[2], xt.dims[3]),
     };
     let r = resolve_window(&win, &[h, w], &[kh, kw], false).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
-    let (oh, ow) = (r.out[0], r.out[1]);
     let y = output(node, 0)?;
     let yt = cx.ty(y)?;
     let total = yt.numel();
@@ -146,6 +145,5 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         )?;
         em.store(yt.dtype, p[0], i, val)
     })?;
-    let _ = (oh, ow);
     cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
 }

@@ -100,12 +100,10 @@ pub fn lower_copy(cx: &mut Cx, node: &Node) -> R<()> {
     let (x, y) = (input(node, 0)?, output(node, 0)?);
     let t = cx.ty(x)?;
     let c = Copy { axes: identity_axes(&t.dims), dst_strides: strides(&t.dims), domain: t.dims.clone(), dst_base: 0, pad: 0.0 };
-    emit_copy(cx, "", Param::Value(x), t.dtype, y, c)?;
-    if let Some(Some(mask)) = node.outputs.get(1) {
-        let _ = mask;
+    if node.outputs.get(1).copied().flatten().is_some() {
         return unsupported("Dropout's mask output");
     }
-    Ok(())
+    emit_copy(cx, "", Param::Value(x), t.dtype, y, c)
 }
 
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
@@ -231,14 +229,13 @@ fn to_format(cx: &mut Cx, node: &Node, format: Format, align: i64, to: bool) -> 
     let (x, y) = (input(node, 0)?, output(node, 0)?);
     let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
     let (logical, stored) = if to { (xt.clone(), yt.clone()) } else { (yt.clone(), xt.clone()) };
-    let [n, c, h, w] = logical.dims[..] else { return unsupported("formats of non-4-D values") };
+    let [_, c, h, w] = logical.dims[..] else { return unsupported("formats of non-4-D values") };
     let total = stored.numel();
     let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
     let em = &mut cx.em;
     let i = global_x(em, BLOCK)?;
     let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
     let (c, h, w) = (c as i64, h as i64, w as i64);
-    let _ = n;
     em.if_(inb, |em| {
         // Stored coordinates of element i, then its logical channel.
         let cs = coords(em, i, &stored.dims)?;

@@ -56,8 +56,6 @@ pub fn block_reduce<'c>(em: &Em<'c>, v: FloatValue<'c>, op: Combine, scratch: Po
     let lane = em.remk(tid, 32)?;
     let warp = em.divk(tid, 32)?;
     let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
-    let bb = em.b.get_insert_block().ok_or_else(|| CodegenError::Internal("no block".into()))?;
-    let _ = bb;
     // Lane 0 of each warp publishes its partial.
     let then = em.cx.append_basic_block(
         em.b.get_insert_block().and_then(|b| b.get_parent()).ok_or_else(|| CodegenError::Internal("no fn".into()))?,
