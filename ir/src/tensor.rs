@@ -478,3 +478,84 @@ impl Tensor {
         self.dtype().bytes_for(self.numel())
     }
 }
+
+impl Data {
+    /// Little-endian bytes in the usual memory layout (bool as one byte each); `None` for
+    /// dtypes with no byte layout of their own here (sub-byte integers, float8, float4).
+    pub fn to_le_bytes(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len() * 8);
+        match self {
+            Data::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::F16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
+            Data::BF16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
+            Data::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::U8(v) => out.extend(v),
+            Data::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+            Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    /// The inverse of [`Data::to_le_bytes`]: `None` for those dtypes, or when `bytes` is not a
+    /// whole number of elements.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<Data> {
+        macro_rules! le {
+            ($t:ty, $w:expr) => {{
+                if !bytes.len().is_multiple_of($w) {
+                    return None;
+                }
+                bytes.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $w]))).collect::<Vec<$t>>()
+            }};
+        }
+        Some(match dtype {
+            DType::F32 => Data::F32(le!(f32, 4)),
+            DType::F64 => Data::F64(le!(f64, 8)),
+            DType::F16 => Data::F16(le!(u16, 2).into_iter().map(f16::from_bits).collect()),
+            DType::BF16 => Data::BF16(le!(u16, 2).into_iter().map(bf16::from_bits).collect()),
+            DType::I8 => Data::I8(bytes.iter().map(|&b| b as i8).collect()),
+            DType::U8 => Data::U8(bytes.to_vec()),
+            DType::I16 => Data::I16(le!(i16, 2)),
+            DType::U16 => Data::U16(le!(u16, 2)),
+            DType::I32 => Data::I32(le!(i32, 4)),
+            DType::U32 => Data::U32(le!(u32, 4)),
+            DType::I64 => Data::I64(le!(i64, 8)),
+            DType::U64 => Data::U64(le!(u64, 8)),
+            DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod byte_tests {
+    use super::*;
+
+    #[test]
+    fn le_bytes_round_trip_and_reject_partial_elements() {
+        let cases = [
+            Data::F32(vec![1.5, -0.0, f32::INFINITY]),
+            Data::F16(vec![f16::from_f32(0.25), f16::from_f32(-2.0)]),
+            Data::BF16(vec![bf16::from_f32(3.0)]),
+            Data::I8(vec![-1, 7]),
+            Data::I64(vec![i64::MIN, 42]),
+            Data::Bool(vec![true, false, true]),
+        ];
+        for d in cases {
+            let b = d.to_le_bytes().expect("has a byte layout");
+            assert_eq!(b.len(), d.len() * d.dtype().bits().div_ceil(8));
+            assert_eq!(Data::from_le_bytes(d.dtype(), &b), Some(d.clone()));
+            if d.dtype().bits() > 8 {
+                assert_eq!(Data::from_le_bytes(d.dtype(), &b[..b.len() - 1]), None);
+            }
+        }
+        assert_eq!(Data::F32(vec![1.0]).to_le_bytes(), Some(1f32.to_le_bytes().to_vec()));
+        assert!(Data::F8E4M3FN(vec![]).to_le_bytes().is_none());
+    }
+}

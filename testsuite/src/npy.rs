@@ -46,21 +46,8 @@ pub fn write(t: &Tensor) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    match t.data() {
-        Data::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::F16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
-        Data::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U8(v) => out.extend(v),
-        Data::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
-        _ => {}
-    }
+    // Widened above, so every remaining dtype has a byte layout.
+    out.extend(t.data().to_le_bytes().unwrap_or_default());
     out
 }
 

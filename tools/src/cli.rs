@@ -409,15 +409,9 @@ fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
 fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {
     let t = parse_target(target)?;
     if t != Target::Ref {
-        bail!("`kiln run` runs models on the reference interpreter only; target {t} has no runtime yet");
+        bail!("`kiln run MODEL.onnx` runs the reference interpreter only; for {t}, compile with `kiln compile --target {t} -o model.kiln` and run model.kiln");
     }
-    let mut given: HashMap<String, Tensor> = HashMap::new();
-    for spec in inputs {
-        let (name, file) = spec.split_once('=').ok_or_else(|| anyhow!("--input `{spec}`: expected NAME=FILE.npy"))?;
-        let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-        let t = npy::read(&bytes).map_err(|e| anyhow!("{file}: {e}"))?;
-        given.insert(name.to_string(), t);
-    }
+    let mut given = read_inputs(inputs)?;
     let shapes = given.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
     let g = load(model, &shapes)?;
     let mut args = vec![];
@@ -433,15 +427,8 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
         bail!("--input `{extra}`: the model has no such input");
     }
     let outs = interp::run(&g, args)?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    for (&o, t) in g.outputs.iter().zip(&outs) {
-        let name = &g.value(o).name;
-        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '_' }).collect();
-        let path = out_dir.join(format!("{file}.npy"));
-        std::fs::write(&path, npy::write(t)).with_context(|| format!("writing {}", path.display()))?;
-        println!("{name}: {}{:?} -> {}", t.dtype(), t.dims(), path.display());
-    }
-    Ok(())
+    let named: Vec<(String, Tensor)> = g.outputs.iter().zip(outs).map(|(&o, t)| (g.value(o).name.clone(), t)).collect();
+    write_outputs(out_dir, &named)
 }
 
 fn compile(

@@ -33,28 +33,8 @@ pub fn to_host(t: &Tensor) -> Result<HostTensor> {
 
 /// Runtime bytes as an IR tensor.
 pub fn from_host(h: &HostTensor) -> Result<Tensor> {
-    use kiln_ir::Data;
-    let b = &h.data;
-    macro_rules! le {
-        ($t:ty, $w:expr) => {
-            b.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $w]))).collect::<Vec<$t>>()
-        };
-    }
-    let data = match h.dtype {
-        ElemType::F32 => Data::F32(le!(f32, 4)),
-        ElemType::F64 => Data::F64(le!(f64, 8)),
-        ElemType::F16 => Data::F16(le!(u16, 2).into_iter().map(half::f16::from_bits).collect()),
-        ElemType::Bf16 => Data::BF16(le!(u16, 2).into_iter().map(half::bf16::from_bits).collect()),
-        ElemType::I8 => Data::I8(le!(i8, 1)),
-        ElemType::U8 => Data::U8(b.clone()),
-        ElemType::I16 => Data::I16(le!(i16, 2)),
-        ElemType::U16 => Data::U16(le!(u16, 2)),
-        ElemType::I32 => Data::I32(le!(i32, 4)),
-        ElemType::U32 => Data::U32(le!(u32, 4)),
-        ElemType::I64 => Data::I64(le!(i64, 8)),
-        ElemType::U64 => Data::U64(le!(u64, 8)),
-        ElemType::Bool => Data::Bool(b.iter().map(|&x| x != 0).collect()),
-    };
+    let data = kiln_ir::Data::from_le_bytes(dtype(h.dtype), &h.data)
+        .ok_or_else(|| anyhow!("{} bytes are not whole {} elements", h.data.len(), h.dtype))?;
     Ok(Tensor::new(h.dims.clone(), data)?)
 }
 

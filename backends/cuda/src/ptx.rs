@@ -71,7 +71,7 @@ pub fn find_ptxas() -> Option<PathBuf> {
 
 /// Assembles `ptx` to a cubin with `ptxas` (`-O3`); `Err` carries ptxas's diagnostics.
 pub fn assemble(ptxas: &Path, ptx: &str, arch: Arch) -> Result<Vec<u8>, String> {
-    let dir = std::env::temp_dir().join(format!("kiln-ptxas-{}-{}", std::process::id(), fastrand_suffix()));
+    let dir = std::env::temp_dir().join(format!("kiln-ptxas-{}-{}", std::process::id(), unique_suffix()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let (src, out) = (dir.join("k.ptx"), dir.join("k.cubin"));
     let res = (|| {
@@ -92,7 +92,8 @@ pub fn assemble(ptxas: &Path, ptx: &str, arch: Arch) -> Result<Vec<u8>, String> 
     res
 }
 
-fn fastrand_suffix() -> u64 {
+/// A per-process counter, so that concurrent assemblies use distinct directories.
+fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

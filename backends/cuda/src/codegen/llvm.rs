@@ -139,6 +139,10 @@ impl<'c> Em<'c> {
     pub fn select<V: BasicValue<'c>>(&self, c: IntValue<'c>, a: V, b: V) -> R<BasicValueEnum<'c>> {
         Ok(self.b.build_select(c, a, b, "")?)
     }
+    /// `0 <= i < len` (signed).
+    pub fn in_range(&self, i: Ix<'c>, len: i64) -> R<IntValue<'c>> {
+        self.and(self.icmp(IntPredicate::SGE, i, self.ix(0))?, self.icmp(IntPredicate::SLT, i, self.ix(len))?)
+    }
     pub fn min_ix(&self, a: Ix<'c>, b: Ix<'c>) -> R<Ix<'c>> {
         let c = self.icmp(IntPredicate::SLT, a, b)?;
         Ok(self.select(c, a, b)?.into_int_value())
@@ -283,6 +287,15 @@ impl<'c> Em<'c> {
         let v = self.narrow(d, v)?;
         self.b.build_store(p, v)?;
         Ok(())
+    }
+
+    /// Loads element `i` as f32 where `ok`, 0 elsewhere: the index is replaced by 0 where
+    /// invalid, so no out-of-bounds address is ever read.
+    pub fn load_guarded(&self, d: DType, base: PointerValue<'c>, ok: IntValue<'c>, i: Ix<'c>) -> R<FloatValue<'c>> {
+        let safe = self.select(ok, i, self.ix(0))?.into_int_value();
+        let v = self.load(d, base, safe)?;
+        let v = self.convert(v, d, DType::F32)?.into_float_value();
+        Ok(self.select(ok, v, self.f32c(0.0))?.into_float_value())
     }
 
     /// Loads an f32 from a shared-memory array.

@@ -134,25 +134,7 @@ pub fn elem_type(d: DType) -> R<ElemType> {
 
 /// Little-endian bytes of a tensor in its device layout (bool as one byte).
 pub fn tensor_bytes(t: &Tensor) -> R<Vec<u8>> {
-    use kiln_ir::Data;
-    let mut out = Vec::with_capacity(t.byte_size());
-    match t.data() {
-        Data::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::F16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
-        Data::BF16(v) => v.iter().for_each(|x| out.extend(x.to_bits().to_le_bytes())),
-        Data::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U8(v) => out.extend(v),
-        Data::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
-        _ => return unsupported(format!("weights of dtype {}", t.dtype())),
-    }
-    Ok(out)
+    t.data().to_le_bytes().ok_or_else(|| CodegenError::Unsupported(format!("weights of dtype {}", t.dtype())))
 }
 
 fn is_view(op: &Op) -> bool {

@@ -2,7 +2,6 @@
 //! NC1HWC0 storage: one thread per stored output element, f32 accumulation. Channels beyond
 //! the real count in a padded format are written as zeros.
 
-use super::gemm::load_guarded;
 use super::program::Program;
 use super::{bcast_index, coords, global_x, input, output};
 use crate::codegen::llvm::{Em, Ix, R};
@@ -32,20 +31,24 @@ pub fn stored_index<'c>(em: &Em<'c>, f: Format, align: i64, logical: [usize; 4],
     }
 }
 
+/// The logical (n, c, h, w) of element `i` of a stored tensor of dims `stored`; the channel may
+/// lie in the format's padding (c >= the real channel count).
+pub fn logical_coords<'c>(em: &Em<'c>, f: Format, align: i64, i: Ix<'c>, stored: &[usize]) -> R<[Ix<'c>; 4]> {
+    let cs = coords(em, i, stored)?;
+    Ok(match f {
+        Format::Nchw => [cs[0], cs[1], cs[2], cs[3]],
+        Format::Nhwc => [cs[0], cs[3], cs[1], cs[2]],
+        Format::Nc1hwc0 => [cs[0], em.add(em.mulk(cs[1], align)?, cs[4])?, cs[2], cs[3]],
+    })
+}
+
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let (x, wv) = (input(node, 0)?, input(node, 1)?);
     let (xt, wt) = (cx.ty(x)?, cx.ty(wv)?);
     let bias = node.inputs.get(2).copied().flatten();
     let (win, group, format, align, prog, extra) = match &node.op {
         Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-            let t = cx.ty(output(node, 0)?)?;
-            let prog = Program {
-                args: vec![t.clone()],
-                consts: vec![],
-                nodes: vec![],
-                outputs: vec![super::program::Src::Arg(0)],
-                out_dtypes: vec![t.dtype],
-            };
+            let prog = Program::identity(cx.ty(output(node, 0)?)?);
             (Window::new(kernel_shape, strides, pads, dilations, *auto_pad), *group, Format::Nchw, 1, prog, vec![])
         }
         Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body } => {
@@ -85,12 +88,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let i = global_x(em, BLOCK)?;
     let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
     em.if_(inb, |em| {
-        let cs = coords(em, i, &yt.dims)?;
-        let (nn, co, yh, yw) = match format {
-            Format::Nchw => (cs[0], cs[1], cs[2], cs[3]),
-            Format::Nhwc => (cs[0], cs[3], cs[1], cs[2]),
-            Format::Nc1hwc0 => (cs[0], em.add(em.mulk(cs[1], align)?, cs[4])?, cs[2], cs[3]),
-        };
+        let [nn, co, yh, yw] = logical_coords(em, format, align, i, &yt.dims)?;
         let real = em.icmp(IntPredicate::SLT, co, em.ix(cout as i64))?;
         let zero = super::program::scalar(em, yt.dtype, 0.0)?.v;
         let val = em.if_else(
@@ -105,14 +103,12 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
                     let c = em.add(em.mulk(g, cin_g as i64)?, ci)?;
                     em.for_n(kh as i64, |em, a| {
                         let ih = em.add(ih0, em.mulk(a, r.dilations[0] as i64)?)?;
-                        let okh = em.and(em.icmp(IntPredicate::SGE, ih, em.ix(0))?, em.icmp(IntPredicate::SLT, ih, em.ix(h as i64))?)?;
+                        let okh = em.in_range(ih, h as i64)?;
                         em.for_n(kw as i64, |em, b| {
                             let iw = em.add(iw0, em.mulk(b, r.dilations[1] as i64)?)?;
-                            let okw =
-                                em.and(em.icmp(IntPredicate::SGE, iw, em.ix(0))?, em.icmp(IntPredicate::SLT, iw, em.ix(w as i64))?)?;
-                            let ok = em.and(okh, okw)?;
+                            let ok = em.and(okh, em.in_range(iw, w as i64)?)?;
                             let xi = stored_index(em, format, align, [n, cin, h, w], nn, c, ih, iw)?;
-                            let xv = load_guarded(em, xt.dtype, p[1], ok, xi)?;
+                            let xv = em.load_guarded(xt.dtype, p[1], ok, xi)?;
                             let wi =
                                 em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(co, cin_g as i64)?, ci)?, kh as i64)?, a)?, kw as i64)?, b)?;
                             let wv = em.load(wt.dtype, p[2], wi)?;

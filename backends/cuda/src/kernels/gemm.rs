@@ -13,7 +13,7 @@ use super::{bcast_index, input, output};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::scalar::Operand;
 use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
-use inkwell::values::{FloatValue, PointerValue};
+use inkwell::values::FloatValue;
 use inkwell::IntPredicate;
 use kiln_ir::ops::BinaryOp;
 use kiln_ir::shape::broadcast;
@@ -65,9 +65,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     }
     let (geo, prog, extra, splits) = match &node.op {
         Op::MatMul {} => {
-            let t = cx.ty(output(node, 0)?)?;
-            let prog =
-                Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![Src::Arg(0)], out_dtypes: vec![t.dtype] };
+            let prog = Program::identity(cx.ty(output(node, 0)?)?);
             (geometry(&at, &bt, false, false)?, prog, vec![], vec![])
         }
         Op::Gemm { alpha, beta, trans_a, trans_b } => {
@@ -168,7 +166,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let (gm, gk) = (em.add(m0, r)?, em.add(k0, kk)?);
             let ok = em.and(em.icmp(IntPredicate::SLT, gm, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, gk, em.ix(geo.k as i64))?)?;
             let ia = em_add3(em, a_base, em.mulk(gm, geo.a_sm)?, em.mulk(gk, geo.a_sk)?)?;
-            let v = load_guarded(em, at.dtype, p[no], ok, ia)?;
+            let v = em.load_guarded(at.dtype, p[no], ok, ia)?;
             em.store_shared_f32(a_s, em.add(em.mulk(kk, TM)?, r)?, v)?;
         }
         // B tiles: 16 x 64 per part.
@@ -179,7 +177,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
                 let (gk, gj) = (em.add(k0, kk)?, em.add(j0, c)?);
                 let ok = em.and(em.icmp(IntPredicate::SLT, gk, em.ix(geo.k as i64))?, em.icmp(IntPredicate::SLT, gj, em.ix(w as i64))?)?;
                 let ib = em_add3(em, b_base, em.mulk(gk, geo.b_sk)?, em.mulk(em.addk(gj, off)?, geo.b_sn)?)?;
-                let v = load_guarded(em, bt.dtype, p[no + 1], ok, ib)?;
+                let v = em.load_guarded(bt.dtype, p[no + 1], ok, ib)?;
                 em.store_shared_f32(b_s, em.add(em.mulk(kk, TJ)?, em.addk(c, s as i64 * BK * TJ)?)?, v)?;
             }
         }
@@ -217,13 +215,14 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         }
     }
     let arg_dtypes: Vec<DType> = prog.args.iter().map(|a| a.dtype).collect();
+    // The program arguments each group reads.
+    let needed: Vec<Vec<usize>> = groups.iter().map(|(_, members)| members.iter().flat_map(|&o| prog.arg_deps(o)).collect()).collect();
     for i in 0..4 {
         for j in 0..4 {
             let m = em.add(m0, em.addk(em.mulk(ty, 4)?, i)?)?;
             let jj = em.add(j0, em.addk(em.mulk(tx, 4)?, j)?)?;
-            for (w, members) in &groups {
+            for ((w, members), needed) in groups.iter().zip(&needed) {
                 let ok = em.and(em.icmp(IntPredicate::SLT, m, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, jj, em.ix(*w as i64))?)?;
-                let needed: Vec<usize> = members.iter().flat_map(|&o| prog.arg_deps(o)).collect();
                 let acc_vals: Vec<FloatValue> = (0..s_count)
                     .map(|s| em.get(acc[s * 16 + i as usize * 4 + j as usize]).map(|v| v.into_float_value()))
                     .collect::<R<_>>()?;
@@ -266,13 +265,4 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
 
 fn em_add3<'c>(em: &Em<'c>, a: Ix<'c>, b: Ix<'c>, c: Ix<'c>) -> R<Ix<'c>> {
     em.add(em.add(a, b)?, c)
-}
-
-/// Loads element `i` as f32 where `ok`, 0 elsewhere: the index is replaced by 0 where invalid,
-/// so no out-of-bounds address is ever read.
-pub fn load_guarded<'c>(em: &Em<'c>, d: DType, base: PointerValue<'c>, ok: inkwell::values::IntValue<'c>, i: Ix<'c>) -> R<FloatValue<'c>> {
-    let safe = em.select(ok, i, em.ix(0))?.into_int_value();
-    let v = em.load(d, base, safe)?;
-    let v = em.convert(v, d, DType::F32)?.into_float_value();
-    Ok(em.select(ok, v, em.f32c(0.0))?.into_float_value())
 }

@@ -29,10 +29,6 @@ pub fn ty_in(cx: &Cx, node: &Node, i: usize) -> R<Ty> {
     cx.ty(input(node, i)?)
 }
 
-pub fn ty_out(cx: &Cx, node: &Node, i: usize) -> R<Ty> {
-    cx.ty(output(node, i)?)
-}
-
 /// Row-major strides.
 pub fn strides(dims: &[usize]) -> Vec<i64> {
     let mut s = vec![1i64; dims.len()];

@@ -62,7 +62,7 @@ fn emit_copy(cx: &mut Cx, suffix: &str, src: Param, src_dtype: DType, dst: kiln_
                     s = em.select(lo, em.ix(0), s)?.into_int_value();
                     s = em.min_ix(s, em.ix(len - 1))?;
                 } else {
-                    let ok = em.and(em.icmp(IntPredicate::SGE, s, em.ix(0))?, em.icmp(IntPredicate::SLT, s, em.ix(len))?)?;
+                    let ok = em.in_range(s, len)?;
                     valid = em.and(valid, ok)?;
                     s = em.select(ok, s, em.ix(0))?.into_int_value();
                 }
@@ -237,13 +237,7 @@ fn to_format(cx: &mut Cx, node: &Node, format: Format, align: i64, to: bool) -> 
     let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
     let (c, h, w) = (c as i64, h as i64, w as i64);
     em.if_(inb, |em| {
-        // Stored coordinates of element i, then its logical channel.
-        let cs = coords(em, i, &stored.dims)?;
-        let (nn, ch, hh, ww) = match format {
-            Format::Nchw => (cs[0], cs[1], cs[2], cs[3]),
-            Format::Nhwc => (cs[0], cs[3], cs[1], cs[2]),
-            Format::Nc1hwc0 => (cs[0], em.add(em.mulk(cs[1], align)?, cs[4])?, cs[2], cs[3]),
-        };
+        let [nn, ch, hh, ww] = super::conv::logical_coords(em, format, align, i, &stored.dims)?;
         let valid = em.icmp(IntPredicate::SLT, ch, em.ix(c))?;
         let chc = em.min_ix(ch, em.ix(c - 1))?;
         let lin = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(nn, c)?, chc)?, h)?, hh)?, w)?, ww)?;

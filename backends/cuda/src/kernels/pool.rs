@@ -1,7 +1,6 @@
 //! Pooling on NCHW: MaxPool and AveragePool with one thread per output element, GlobalPool
 //! (average, max) with one block per (n, c) plane reducing through shuffles.
 
-use super::gemm::load_guarded;
 use super::reduce::{block_reduce, threads_for, Combine};
 use super::{coords, global_x, input, output};
 use crate::codegen::llvm::R;
@@ -60,11 +59,9 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             for b in 0..ks[1] as i64 {
                 let ih = em.addk(ih0, a * r.dilations[0] as i64)?;
                 let iw = em.addk(iw0, b * r.dilations[1] as i64)?;
-                let okh = em.and(em.icmp(IntPredicate::SGE, ih, em.ix(0))?, em.icmp(IntPredicate::SLT, ih, em.ix(h as i64))?)?;
-                let okw = em.and(em.icmp(IntPredicate::SGE, iw, em.ix(0))?, em.icmp(IntPredicate::SLT, iw, em.ix(w as i64))?)?;
-                let ok = em.and(okh, okw)?;
+                let ok = em.and(em.in_range(ih, h as i64)?, em.in_range(iw, w as i64)?)?;
                 let idx = em.add(em.mulk(em.add(em.mulk(plane, h as i64)?, ih)?, w as i64)?, iw)?;
-                let v = load_guarded(em, xt.dtype, p[1], ok, idx)?;
+                let v = em.load_guarded(xt.dtype, p[1], ok, idx)?;
                 let cur = em.get(acc)?.into_float_value();
                 let next = if max {
                     let m = em.fmax(cur, v)?;

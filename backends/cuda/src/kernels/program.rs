@@ -112,6 +112,13 @@ impl Program {
         }
     }
 
+    /// The program that returns its one argument of type `t` (a product or convolution with no
+    /// epilogue).
+    pub fn identity(t: Ty) -> Program {
+        let d = t.dtype;
+        Program { args: vec![t], consts: vec![], nodes: vec![], outputs: vec![Src::Arg(0)], out_dtypes: vec![d] }
+    }
+
     /// The program arguments output `o` depends on.
     pub fn arg_deps(&self, o: usize) -> Vec<usize> {
         let mut seen = vec![false; self.nodes.len()];

@@ -43,7 +43,7 @@ pub fn threads_for(len: usize) -> i64 {
 }
 
 /// Combines `v` across the block (`threads` threads); every thread gets the result.
-pub fn block_reduce<'c>(em: &Em<'c>, v: FloatValue<'c>, op: Combine, scratch: PointerValue<'c>, threads: i64) -> R<FloatValue<'c>> {
+pub fn block_reduce<'c>(em: &mut Em<'c>, v: FloatValue<'c>, op: Combine, scratch: PointerValue<'c>, threads: i64) -> R<FloatValue<'c>> {
     let mut v = v;
     for m in [16, 8, 4, 2, 1] {
         let o = em.shfl_xor(v, m)?;
@@ -57,16 +57,7 @@ pub fn block_reduce<'c>(em: &Em<'c>, v: FloatValue<'c>, op: Combine, scratch: Po
     let warp = em.divk(tid, 32)?;
     let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
     // Lane 0 of each warp publishes its partial.
-    let then = em.cx.append_basic_block(
-        em.b.get_insert_block().and_then(|b| b.get_parent()).ok_or_else(|| CodegenError::Internal("no fn".into()))?,
-        "red.pub",
-    );
-    let done = em.cx.append_basic_block(then.get_parent().ok_or_else(|| CodegenError::Internal("no fn".into()))?, "red.sync");
-    em.b.build_conditional_branch(is0, then, done)?;
-    em.b.position_at_end(then);
-    em.store_shared_f32(scratch, warp, v)?;
-    em.b.build_unconditional_branch(done)?;
-    em.b.position_at_end(done);
+    em.if_(is0, |em| em.store_shared_f32(scratch, warp, v))?;
     em.barrier()?;
     let nw = threads / 32;
     let has = em.icmp(IntPredicate::SLT, lane, em.ix(nw))?;
