@@ -26,6 +26,7 @@ mod fold_constants;
 mod forwarding;
 mod memory_plan;
 mod pipeline;
+mod precision;
 pub mod rules;
 
 pub use canonicalize::canonicalize;
@@ -34,6 +35,7 @@ pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};
 pub use memory_plan::{plan_memory, Buffer, MemoryPlan, PlanError, ALIGN};
 pub use pipeline::{run_passes, run_pipeline, PipelineError, PipelineReport, PASSES};
+pub use precision::{convert_precision, PrecisionError};
 
 /// Import cleanup: constant folding and dead-code elimination to a fixed point (the
 /// pipeline's `fold-constants` and `dce` passes), types re-inferred after each.

@@ -31,7 +31,8 @@ fn read_npy(p: &Path) -> Tensor {
 
 /// The golden model specialized to its inputs' shapes and optimized for `t`, with its inputs
 /// and onnxruntime's outputs.
-fn golden(name: &str, t: Target) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
+/// `reduced`: `--precision fp16|bf16`.
+fn golden(name: &str, t: Target, reduced: Option<DType>) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
     let d = dir(name);
     let probe = import_file(&d.join("model.onnx"), &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut shapes = std::collections::HashMap::new();
@@ -45,6 +46,9 @@ fn golden(name: &str, t: Target) -> (Graph, Vec<Tensor>, Vec<Tensor>) {
     let m = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut g = m.graph;
     kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
+    if let Some(to) = reduced {
+        kiln_passes::convert_precision(&mut g, to).unwrap_or_else(|e| panic!("{name} in {to}: {e}"));
+    }
     let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let outputs = (0..).map(|k| d.join(format!("output_{k}.npy"))).take_while(|p| p.exists()).map(|p| read_npy(&p)).collect();
     (g, inputs, outputs)
@@ -60,10 +64,16 @@ fn golden_models_compile_and_their_ptx_assembles() {
         kiln_cuda::ptx::find_ptxas().is_some(),
         "ptxas not found: run tools/ensure-deps.sh --python (it installs the pinned nvidia-cuda-nvcc wheel) or set KILN_PTXAS"
     );
-    for (t, arch) in [(Target::Sm90, Arch::Sm90), (Target::Sm80, Arch::Sm80)] {
+    // fp32 on both archs; reduced precision (the tensor-core kernels) fp16 on sm_90, bf16 on sm_80.
+    for (t, arch, reduced) in [
+        (Target::Sm90, Arch::Sm90, None),
+        (Target::Sm80, Arch::Sm80, None),
+        (Target::Sm90, Arch::Sm90, Some(DType::F16)),
+        (Target::Sm80, Arch::Sm80, Some(DType::BF16)),
+    ] {
         for name in MODELS {
-            let (g, _, _) = golden(name, t);
-            let c = compile(&g, &opts(arch)).unwrap_or_else(|e| panic!("{name} for {t}: {e}"));
+            let (g, _, _) = golden(name, t, reduced);
+            let c = compile(&g, &opts(arch)).unwrap_or_else(|e| panic!("{name} for {t} ({reduced:?}): {e}"));
             let a = &c.artifact;
             assert!(a.section(sections::CUBIN).is_some_and(|c| !c.is_empty()), "{name} for {t}: no cubin");
             assert!(c.ptx.contains(&format!(".target {}", arch.cpu())), "{name}: PTX target");
@@ -71,14 +81,17 @@ fn golden_models_compile_and_their_ptx_assembles() {
             for k in &a.manifest.kernels {
                 assert!(c.ptx.contains(&format!(".entry {}(", k.name)), "{name}: kernel {} missing from the PTX", k.name);
             }
-            println!("{name} {t}: {} kernels, {} PTX bytes", a.manifest.kernels.len(), c.ptx.len());
+            if reduced.is_some() && name != "resnet18_narrow" && name != "mobilenet_v2_narrow" {
+                assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "{name} in {reduced:?}: no tensor-core kernel");
+            }
+            println!("{name} {t} {reduced:?}: {} kernels, {} PTX bytes", a.manifest.kernels.len(), c.ptx.len());
         }
     }
 }
 
 #[test]
 fn artifacts_are_byte_identical_across_compilations() {
-    let (g, _, _) = golden("llama_tiny", Target::Sm90);
+    let (g, _, _) = golden("llama_tiny", Target::Sm90, None);
     let a = compile(&g, &opts(Arch::Sm90)).expect("compiles").artifact.to_bytes();
     let b = compile(&g, &opts(Arch::Sm90)).expect("compiles").artifact.to_bytes();
     assert!(a == b, "two compilations differ");
@@ -146,34 +159,123 @@ fn an_op_without_a_kernel_is_an_error_naming_node_and_op() {
 
 #[test]
 fn golden_models_run_on_the_gpu_and_match_onnxruntime() {
-    for name in MODELS {
-        let (g, inputs, want) = golden(name, Target::Sm90);
-        let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut s = match Session::from_artifact(c.artifact, 0) {
-            Ok(s) => s,
-            Err(Error::NoDevice(why)) => {
-                println!("skipped: no GPU on this machine ({why})");
-                return;
+    // fp32: within 1e-4 of each output's scale and element by element within the f32
+    // tolerance. fp16 and bf16 (weights and activations stored reduced, f32 accumulation):
+    // cosine >= 0.999 on every output.
+    for reduced in [None, Some(DType::F16), Some(DType::BF16)] {
+        for name in MODELS {
+            let (g, inputs, want) = golden(name, Target::Sm90, reduced);
+            let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let Some(mut s) = session(c.artifact) else { return };
+            let got = s.run(&host_inputs(&inputs)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (k, (h, w)) in got.iter().zip(&want).enumerate() {
+                let gv: Vec<f64> = h.to_f32().expect("f32 output").iter().map(|&x| x as f64).collect();
+                let wv = w.to_f64();
+                let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+                let e = compare::errors(&gv, &wv);
+                println!(
+                    "{name} {reduced:?} output {k}: max abs {:.3e}, relative to scale {:.3e}, cosine {:.9}",
+                    e.max_abs,
+                    e.max_abs / scale,
+                    e.cosine
+                );
+                if reduced.is_some() {
+                    assert!(e.cosine >= 0.999, "{name} {reduced:?} output {k}: cosine {}", e.cosine);
+                    continue;
+                }
+                assert!(e.max_abs / scale <= 1e-4, "{name} output {k}: {:.3e} of the output's scale", e.max_abs / scale);
+                let gt = Tensor::from_f32s(h.dims.clone(), h.to_f32().expect("f32")).expect("tensor");
+                compare::check(&gt, w).unwrap_or_else(|e| panic!("{name} output {k}: {e}"));
             }
-            Err(e) => panic!("{name}: {e}"),
-        };
-        let host: Vec<HostTensor> = inputs
-            .iter()
-            .map(|t| {
-                let e = kiln_cuda::codegen::elem_type(t.dtype()).expect("dtype");
-                HostTensor::new(e, t.dims().to_vec(), kiln_cuda::codegen::tensor_bytes(t).expect("bytes")).expect("host")
-            })
-            .collect();
-        let got = s.run(&host).unwrap_or_else(|e| panic!("{name}: {e}"));
-        for (k, (h, w)) in got.iter().zip(&want).enumerate() {
-            let gv: Vec<f64> = h.to_f32().expect("f32 output").iter().map(|&x| x as f64).collect();
-            let wv = w.to_f64();
-            let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
-            let e = compare::errors(&gv, &wv);
-            println!("{name} output {k}: max abs {:.3e}, relative to scale {:.3e}, cosine {:.9}", e.max_abs, e.max_abs / scale, e.cosine);
-            assert!(e.max_abs / scale <= 1e-4, "{name} output {k}: {:.3e} of the output's scale", e.max_abs / scale);
-            let gt = Tensor::from_f32s(h.dims.clone(), h.to_f32().expect("f32")).expect("tensor");
-            compare::check(&gt, w).unwrap_or_else(|e| panic!("{name} output {k}: {e}"));
         }
     }
+}
+
+/// A session on GPU 0, or None (printing why) where there is no GPU.
+fn session(a: kiln_target::artifact::Artifact) -> Option<Session> {
+    match Session::from_artifact(a, 0) {
+        Ok(s) => Some(s),
+        Err(Error::NoDevice(why)) => {
+            println!("skipped: no GPU on this machine ({why})");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn host_inputs(inputs: &[Tensor]) -> Vec<HostTensor> {
+    inputs
+        .iter()
+        .map(|t| {
+            let e = kiln_cuda::codegen::elem_type(t.dtype()).expect("dtype");
+            HostTensor::new(e, t.dims().to_vec(), kiln_cuda::codegen::tensor_bytes(t).expect("bytes")).expect("host")
+        })
+        .collect()
+}
+
+/// Seeded values in [-1, 1).
+fn random(n: usize, seed: u64) -> Vec<f64> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 33) % 2_000_000) as f64 / 1e6 - 1.0
+        })
+        .collect()
+}
+
+fn random_tensor(dt: DType, dims: &[usize], seed: u64) -> Tensor {
+    Tensor::new(dims.to_vec(), kiln_ir::Data::from_f64(dt, &random(dims.iter().product(), seed))).expect("tensor")
+}
+
+/// Products the tensor-core kernel takes (f16/bf16, ragged M/N/K, batched and broadcast,
+/// Gemm's transB with a bias) against the interpreter on the same graph.
+#[test]
+fn tensor_core_products_match_the_interpreter_on_the_gpu() {
+    use kiln_ir::ops::BinaryOp;
+    // (A dims, B dims, B transposed (Gemm), dtype)
+    let cases: Vec<(Vec<usize>, Vec<usize>, bool, DType)> = vec![
+        (vec![1, 64], vec![64, 64], false, DType::F16),
+        (vec![16, 64], vec![64, 64], false, DType::F16),
+        (vec![77, 40], vec![40, 136], false, DType::F16),
+        (vec![256, 520], vec![520, 384], false, DType::BF16),
+        (vec![300, 96], vec![96, 1000], false, DType::F16),
+        (vec![3, 65, 72], vec![72, 24], false, DType::F16),
+        (vec![2, 3, 33, 16], vec![2, 3, 16, 40], false, DType::BF16),
+        (vec![130, 264], vec![200, 264], true, DType::F16),
+    ];
+    let mut failed = vec![];
+    for (i, (ad, bd, trans_b, dt)) in cases.into_iter().enumerate() {
+        let mut g = Graph::new("product");
+        let x = g.add_input("x", TensorType::fixed(dt, &ad));
+        let w = g.add_const("w", std::sync::Arc::new(random_tensor(dt, &bd, 7 + i as u64)));
+        let y = if trans_b {
+            let bias = g.add_const("bias", std::sync::Arc::new(random_tensor(dt, &[bd[0]], 99)));
+            let op = Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
+            g.add_node("gemm", op, vec![Some(x), Some(w), Some(bias)], &[Some("y".into())]).expect("gemm")[0]
+        } else {
+            let p = g.add_node("mm", Op::MatMul {}, vec![Some(x), Some(w)], &[Some("p".into())]).expect("matmul")[0];
+            let r = g.add_node("relu", Op::Unary { op: kiln_ir::UnaryOp::Relu }, vec![p], &[Some("r".into())]).expect("relu")[0];
+            g.add_node("add", Op::Binary { op: BinaryOp::Add }, vec![r, p], &[Some("y".into())]).expect("add")[0]
+        };
+        g.outputs = vec![y.expect("y")];
+        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "case {i}: the tensor-core kernel was not used");
+        let xin = random_tensor(dt, &ad, 1000 + i as u64);
+        let want = kiln_ir::interp::run(&g, vec![xin.clone()]).expect("interpreter");
+        let Some(mut s) = session(c.artifact) else { continue };
+        let got = s.run(&host_inputs(&[xin])).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let gv = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
+        let wv = want[0].to_f64();
+        let e = compare::errors(&gv, &wv);
+        let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+        println!("case {i} {ad:?} x {bd:?} {dt}: max abs / scale {:.3e}, cosine {:.9}", e.max_abs / scale, e.cosine);
+        // Both round the f32/f64 sum once to the storage type: a few units in the last place.
+        if !(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999) {
+            println!("  got  {:?}\n  want {:?}", &gv[..8.min(gv.len())], &wv[..8.min(wv.len())]);
+            failed.push(i);
+        }
+    }
+    assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
 }

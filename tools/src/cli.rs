@@ -59,6 +59,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// fp32 (the model's own types), fp16 or bf16: weights and activations stored in the
+        /// reduced type, inputs and outputs unchanged; products accumulate, and norms and softmax
+        /// compute, in f32.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
     /// List the ops a model needs on a target (after optimization) and which have kernels.
     Ops {
@@ -104,6 +109,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// fp32 (the model's own types), fp16 or bf16: weights and activations stored in the
+        /// reduced type, inputs and outputs unchanged; products accumulate, and norms and softmax
+        /// compute, in f32.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
     /// Compare two .npy tensors (for example kiln's output with a reference): prints max abs,
     /// max relative and cosine; fails when they differ beyond the dtype's tolerance.
@@ -133,12 +143,20 @@ pub fn main() -> Result<()> {
                 run(&model, &input, &output_dir, &target)
             }
         }
-        Cmd::Verify { model, target, input, input_shape } => verify(&model, &target, &input, &parse_shapes(&input_shape)?),
+        Cmd::Verify { model, target, input, input_shape, precision } => {
+            verify(&model, &target, &input, &parse_shapes(&input_shape)?, parse_precision(&precision)?)
+        }
         Cmd::Bench { model, iters, json } => bench(&model, iters, json),
         Cmd::Ops { model, target, json, input_shape } => ops(&model, &target, json, &parse_shapes(&input_shape)?),
-        Cmd::Compile { model, target, output, emit, report, input_shape } => {
-            compile(&model, &target, output.as_deref(), emit.as_deref(), report.as_deref(), &parse_shapes(&input_shape)?)
-        }
+        Cmd::Compile { model, target, output, emit, report, input_shape, precision } => compile(
+            &model,
+            &target,
+            output.as_deref(),
+            emit.as_deref(),
+            report.as_deref(),
+            &parse_shapes(&input_shape)?,
+            parse_precision(&precision)?,
+        ),
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Conformance { suite, target, json, filter } => conformance_cmd(&suite, &target, json, filter.as_deref()),
     }
@@ -148,6 +166,32 @@ fn parse_target(t: &str) -> Result<Target> {
     let target: Target = t.parse()?;
     target.status()?;
     Ok(target)
+}
+
+/// `--precision`: None for fp32 (the model's own types), else the reduced float type.
+fn parse_precision(p: &str) -> Result<Option<kiln_ir::DType>> {
+    match p {
+        "fp32" => Ok(None),
+        "fp16" => Ok(Some(kiln_ir::DType::F16)),
+        "bf16" => Ok(Some(kiln_ir::DType::BF16)),
+        other => bail!("--precision {other}: expected fp32, fp16 or bf16"),
+    }
+}
+
+/// Applies `--precision` to an imported graph.
+fn with_precision(mut g: Graph, p: Option<kiln_ir::DType>) -> Result<Graph> {
+    if let Some(to) = p {
+        kiln_passes::convert_precision(&mut g, to)?;
+    }
+    Ok(g)
+}
+
+fn precision_name(p: Option<kiln_ir::DType>) -> String {
+    match p {
+        None => "fp32".into(),
+        Some(kiln_ir::DType::F16) => "fp16".into(),
+        Some(_) => "bf16".into(),
+    }
 }
 
 fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
@@ -294,7 +338,13 @@ fn random_inputs(g: &Graph, given: &mut HashMap<String, Tensor>) -> Result<Vec<T
         .collect()
 }
 
-fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+fn verify(
+    model: &Path,
+    target: &str,
+    inputs: &[String],
+    shapes: &HashMap<String, Vec<usize>>,
+    precision: Option<kiln_ir::DType>,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let t = parse_target(target)?;
     if !matches!(t, Target::Sm90 | Target::Sm80) {
@@ -310,9 +360,10 @@ fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
     }
-    let (g, _) = optimizer::optimize(&g0, t, started).context("optimizing")?;
+    let reduced = with_precision(g0.clone(), precision)?;
+    let (g, _) = optimizer::optimize(&reduced, t, started).context("optimizing")?;
     let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: "model".into() })?;
+    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: precision_name(precision) })?;
     let mut s = kiln_runtime::Session::from_artifact(c.artifact, 0)?;
     let rows = gpu::verify_kernels(&mut s, &g, &args)?;
     println!("{:<24} {:<20} {:<48} {:>10} {:>10} {:>12}", "kernel", "op", "node", "max abs", "max rel", "cosine");
@@ -327,12 +378,13 @@ fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String
     let want = interp::run(&g0, args.clone())?;
     let host = args.iter().map(gpu::to_host).collect::<Result<Vec<_>>>()?;
     let got = s.run(&host)?;
-    let mut worst: f64 = 0.0;
+    let (mut worst, mut worst_cos): (f64, f64) = (0.0, 1.0);
     for ((info, h), w) in s.outputs().to_vec().iter().zip(&got).zip(&want) {
         let gt = gpu::from_host(h)?;
         let e = kiln_testsuite::compare::errors(&gt.to_f64(), &w.to_f64());
         let scale = w.to_f64().iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
         worst = worst.max(e.max_abs / scale);
+        worst_cos = worst_cos.min(e.cosine);
         println!(
             "output {}: max abs {:.3e}, max rel {:.3e}, max abs / max |ref| {:.3e}, cosine {:.9}",
             info.name,
@@ -342,7 +394,7 @@ fn verify(model: &Path, target: &str, inputs: &[String], shapes: &HashMap<String
             e.cosine
         );
     }
-    println!("worst output error relative to its scale: {worst:.3e}");
+    println!("worst output error relative to its scale: {worst:.3e}; lowest cosine {worst_cos:.9}");
     Ok(())
 }
 
@@ -438,10 +490,11 @@ fn compile(
     emit: Option<&str>,
     report: Option<&Path>,
     shapes: &HashMap<String, Vec<usize>>,
+    precision: Option<kiln_ir::DType>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let t: Target = target.parse()?;
-    let g = load(model, shapes)?;
+    let g = with_precision(load(model, shapes)?, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {
             bail!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o");
@@ -468,7 +521,7 @@ fn compile(
     let (g, rep) = optimizer::optimize(&g, t, started).context("optimizing")?;
     let cuda = |g: &Graph| -> Result<kiln_cuda::Compiled> {
         let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-        let opts = kiln_cuda::Options { arch, cubin: emit.is_none(), precision: "model".into() };
+        let opts = kiln_cuda::Options { arch, cubin: emit.is_none(), precision: precision_name(precision) };
         kiln_cuda::compile(g, &opts).with_context(|| format!("compiling for {t}"))
     };
     match emit {

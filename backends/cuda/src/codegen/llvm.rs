@@ -199,6 +199,50 @@ impl<'c> Em<'c> {
             .ok_or_else(|| CodegenError::Internal("inline asm returned void".into()))
     }
 
+    /// Inline PTX: `ret` is None for an instruction without outputs (then it is marked as
+    /// having side effects). `side_effects` also marks the call `convergent`: warp-collective
+    /// instructions (`mma.sync`, `ldmatrix`) must be, or LLVM may sink them into a branch that
+    /// only some lanes of the warp take.
+    pub fn asm(
+        &self,
+        text: &str,
+        constraints: &str,
+        ret: Option<BasicTypeEnum<'c>>,
+        args: &[BasicValueEnum<'c>],
+        side_effects: bool,
+    ) -> R<Option<BasicValueEnum<'c>>> {
+        let tys: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
+        let fty = match ret {
+            Some(r) => r.fn_type(&tys, false),
+            None => self.cx.void_type().fn_type(&tys, false),
+        };
+        let effects = side_effects || ret.is_none();
+        let asm = self.cx.create_inline_asm(fty, text.to_string(), constraints.to_string(), effects, false, None, false);
+        let args: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
+        let v = self.b.build_indirect_call(fty, asm, &args, "")?;
+        if effects {
+            let kind = inkwell::attributes::Attribute::get_named_enum_kind_id("convergent");
+            v.add_attribute(inkwell::attributes::AttributeLoc::Function, self.cx.create_enum_attribute(kind, 0));
+        }
+        Ok(v.try_as_basic_value().basic())
+    }
+
+    /// Field `i` of a struct value (an inline-asm result with several outputs).
+    pub fn field(&self, v: BasicValueEnum<'c>, i: u32) -> R<BasicValueEnum<'c>> {
+        Ok(self.b.build_extract_value(v.into_struct_value(), i, "")?)
+    }
+
+    /// The address, as an i64 for inline PTX, of element `idx` of type `t` at `base` (a
+    /// shared-memory address for a shared array, a global one for a kernel parameter).
+    pub fn addr(&self, t: BasicTypeEnum<'c>, base: PointerValue<'c>, idx: Ix<'c>) -> R<Ix<'c>> {
+        let p = unsafe_gep(&self.b, t, base, idx)?;
+        Ok(self.b.build_ptr_to_int(p, self.i64t(), "")?)
+    }
+
+    pub fn i32c(&self, v: i64) -> IntValue<'c> {
+        self.i32t().const_int(v as u64, true)
+    }
+
     pub fn barrier(&self) -> R<()> {
         self.call_void("llvm.nvvm.barrier0", &[])
     }

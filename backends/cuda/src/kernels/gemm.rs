@@ -1,5 +1,6 @@
-//! MatMul, Gemm and MatMulFused: a tiled SIMT GEMM (f32 accumulation) with the fused epilogue
-//! evaluated on the accumulators before anything is stored.
+//! MatMul, Gemm and MatMulFused: the product, its epilogue, and the SIMT kernel (f32
+//! accumulation) used where the tensor-core kernel ([`super::gemm_tc`]) does not apply. The
+//! fused epilogue is evaluated on the accumulators before anything is stored.
 //!
 //! A block computes a 64-row tile for 64 output columns of every part of a split product
 //! (MatMulFused `splits`): part `s`'s column `j` is product column `offset_s + j`. So an
@@ -13,11 +14,11 @@ use super::{bcast_index, input, output};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::scalar::Operand;
 use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
-use inkwell::values::FloatValue;
+use inkwell::values::{FloatValue, PointerValue};
 use inkwell::IntPredicate;
 use kiln_ir::ops::BinaryOp;
 use kiln_ir::shape::broadcast;
-use kiln_ir::{DType, Node, Op};
+use kiln_ir::{DType, Node, Op, ValueId};
 
 const TM: i64 = 64;
 const TJ: i64 = 64;
@@ -25,18 +26,18 @@ const BK: i64 = 16;
 const THREADS: i64 = 256;
 
 /// The product's geometry.
-struct Geo {
-    m: usize,
-    k: usize,
-    n: usize,
-    a_batch: Vec<usize>,
-    b_batch: Vec<usize>,
-    batch: Vec<usize>,
+pub(super) struct Geo {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a_batch: Vec<usize>,
+    pub b_batch: Vec<usize>,
+    pub batch: Vec<usize>,
     /// Element (m, k) of A is at m * a_sm + k * a_sk within its batch; likewise B.
-    a_sm: i64,
-    a_sk: i64,
-    b_sk: i64,
-    b_sn: i64,
+    pub a_sm: i64,
+    pub a_sk: i64,
+    pub b_sk: i64,
+    pub b_sn: i64,
 }
 
 fn geometry(a: &Ty, b: &Ty, trans_a: bool, trans_b: bool) -> R<Geo> {
@@ -57,90 +58,202 @@ fn geometry(a: &Ty, b: &Ty, trans_a: bool, trans_b: bool) -> R<Geo> {
     Ok(Geo { m, k, n, a_batch, b_batch, batch, a_sm, a_sk, b_sk, b_sn })
 }
 
-pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
-    let (a, b) = (input(node, 0)?, input(node, 1)?);
-    let (at, bt) = (cx.ty(a)?, cx.ty(b)?);
-    if !super::is_f32_compute(at.dtype) || !super::is_f32_compute(bt.dtype) {
-        return unsupported(format!("MatMul on {}", at.dtype));
-    }
-    let (geo, prog, extra, splits) = match &node.op {
-        Op::MatMul {} => {
-            let prog = Program::identity(cx.ty(output(node, 0)?)?);
-            (geometry(&at, &bt, false, false)?, prog, vec![], vec![])
+/// A product and its epilogue, as both GEMM kernels see it.
+pub(super) struct Product {
+    pub geo: Geo,
+    pub prog: Program,
+    pub a: ValueId,
+    pub b: ValueId,
+    pub at: Ty,
+    pub bt: Ty,
+    /// Epilogue inputs beyond A and B.
+    pub extra: Vec<ValueId>,
+    pub extra_tys: Vec<Ty>,
+    /// Parts of the product: (column offset, width); one part when it is not split.
+    pub parts: Vec<(i64, usize)>,
+    pub outs: Vec<ValueId>,
+    pub out_tys: Vec<Ty>,
+}
+
+impl Product {
+    pub fn new(cx: &Cx, node: &Node) -> R<Product> {
+        let (a, b) = (input(node, 0)?, input(node, 1)?);
+        let (at, bt) = (cx.ty(a)?, cx.ty(b)?);
+        if !super::is_f32_compute(at.dtype) || !super::is_f32_compute(bt.dtype) {
+            return unsupported(format!("MatMul on {}", at.dtype));
         }
-        Op::Gemm { alpha, beta, trans_a, trans_b } => {
-            let t = cx.ty(output(node, 0)?)?;
-            let c = node.inputs.get(2).copied().flatten();
-            let mut prog = Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![], out_dtypes: vec![t.dtype] };
-            let mul = |x: Src, k: f32| super::program::PNode {
-                op: Op::Binary { op: BinaryOp::Mul },
-                ins: vec![Some(x), Some(Src::Scalar(t.dtype, k as f64))],
-                dtype: t.dtype,
-            };
-            prog.nodes.push(mul(Src::Arg(0), *alpha));
-            let mut out = Src::Node(0);
-            if let Some(c) = c {
-                prog.args.push(cx.ty(c)?);
-                prog.nodes.push(mul(Src::Arg(1), *beta));
-                prog.nodes.push(super::program::PNode {
-                    op: Op::Binary { op: BinaryOp::Add },
-                    ins: vec![Some(Src::Node(0)), Some(Src::Node(1))],
+        let (geo, prog, extra, splits) = match &node.op {
+            Op::MatMul {} => {
+                let prog = Program::identity(cx.ty(output(node, 0)?)?);
+                (geometry(&at, &bt, false, false)?, prog, vec![], vec![])
+            }
+            Op::Gemm { alpha, beta, trans_a, trans_b } => {
+                let t = cx.ty(output(node, 0)?)?;
+                let c = node.inputs.get(2).copied().flatten();
+                let mut prog = Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![], out_dtypes: vec![t.dtype] };
+                let mul = |x: Src, k: f32| super::program::PNode {
+                    op: Op::Binary { op: BinaryOp::Mul },
+                    ins: vec![Some(x), Some(Src::Scalar(t.dtype, k as f64))],
                     dtype: t.dtype,
-                });
-                out = Src::Node(2);
+                };
+                prog.nodes.push(mul(Src::Arg(0), *alpha));
+                let mut out = Src::Node(0);
+                if let Some(c) = c {
+                    prog.args.push(cx.ty(c)?);
+                    prog.nodes.push(mul(Src::Arg(1), *beta));
+                    prog.nodes.push(super::program::PNode {
+                        op: Op::Binary { op: BinaryOp::Add },
+                        ins: vec![Some(Src::Node(0)), Some(Src::Node(1))],
+                        dtype: t.dtype,
+                    });
+                    out = Src::Node(2);
+                }
+                prog.outputs.push(out);
+                (geometry(&at, &bt, *trans_a, *trans_b)?, prog, c.into_iter().collect(), vec![])
             }
-            prog.outputs.push(out);
-            (geometry(&at, &bt, *trans_a, *trans_b)?, prog, c.into_iter().collect(), vec![])
-        }
-        Op::MatMulFused { splits, body } => {
-            let extra: Vec<_> = node.inputs.iter().skip(2).flatten().copied().collect();
-            if node.inputs.iter().skip(2).any(Option::is_none) {
-                return unsupported("MatMulFused with an absent epilogue input");
+            Op::MatMulFused { splits, body } => {
+                let extra: Vec<_> = node.inputs.iter().skip(2).flatten().copied().collect();
+                if node.inputs.iter().skip(2).any(Option::is_none) {
+                    return unsupported("MatMulFused with an absent epilogue input");
+                }
+                (geometry(&at, &bt, false, false)?, Program::from_body(body)?, extra, splits.clone())
             }
-            (geometry(&at, &bt, false, false)?, Program::from_body(body)?, extra, splits.clone())
+            other => return unsupported(format!("{} in the GEMM family", other.kind_name())),
+        };
+        let parts: Vec<(i64, usize)> = if splits.is_empty() {
+            vec![(0, geo.n)]
+        } else {
+            let mut at = 0;
+            splits
+                .iter()
+                .map(|&w| {
+                    at += w;
+                    (at - w, w as usize)
+                })
+                .collect()
+        };
+        let outs: Vec<_> = node.outputs.iter().flatten().copied().collect();
+        if outs.len() != node.outputs.len() {
+            return unsupported("a fused product with an unused output");
         }
-        other => return unsupported(format!("{} in the GEMM family", other.kind_name())),
-    };
-    // Parts: (column offset, width).
-    let parts: Vec<(i64, usize)> = if splits.is_empty() {
-        vec![(0, geo.n)]
-    } else {
-        let mut at = 0;
-        splits
-            .iter()
-            .map(|&w| {
-                at += w;
-                (at - w, w as usize)
-            })
-            .collect()
-    };
-    let s_count = parts.len();
-    let outs: Vec<_> = node.outputs.iter().flatten().copied().collect();
-    if outs.len() != node.outputs.len() {
-        return unsupported("a fused product with an unused output");
+        let out_tys = outs.iter().map(|&o| cx.ty(o)).collect::<R<Vec<Ty>>>()?;
+        let extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
+        let batch_n: usize = geo.batch.iter().product();
+        if batch_n > 65535 {
+            return unsupported(format!("{batch_n} batched products (more than 65535)"));
+        }
+        Ok(Product { geo, prog, a, b, at, bt, extra, extra_tys, parts, outs, out_tys })
     }
-    let out_tys = outs.iter().map(|&o| cx.ty(o)).collect::<R<Vec<Ty>>>()?;
-    let extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
-    let width = |t: &Ty| -> usize {
-        // The 1-D B case drops N from the output; the width is then 1.
-        if geo.n == 1 && (t.dims.is_empty() || bt.dims.len() == 1) {
+
+    /// Kernel parameters: outputs, A, B, epilogue inputs, epilogue constants.
+    pub fn params(&self) -> Vec<Param> {
+        let mut params: Vec<Param> = self.outs.iter().map(|&o| Param::Value(o)).collect();
+        params.push(Param::Value(self.a));
+        params.push(Param::Value(self.b));
+        params.extend(self.extra.iter().map(|&v| Param::Value(v)));
+        params.extend(self.prog.consts.iter().map(|t| Param::Const(t.clone())));
+        params
+    }
+
+    pub fn batch_n(&self) -> usize {
+        self.geo.batch.iter().product::<usize>().max(1)
+    }
+
+    /// The width of output `t` (the 1-D B case drops N from the output; the width is then 1).
+    pub fn width(&self, t: &Ty) -> usize {
+        if self.geo.n == 1 && (t.dims.is_empty() || self.bt.dims.len() == 1) {
             1
         } else {
             *t.dims.last().unwrap_or(&1)
         }
-    };
-    let max_w = parts.iter().map(|p| p.1).max().unwrap_or(1);
-    let batch_n: usize = geo.batch.iter().product();
-    if batch_n > 65535 {
-        return unsupported(format!("{batch_n} batched products (more than 65535)"));
     }
-    let mut params: Vec<Param> = outs.iter().map(|&o| Param::Value(o)).collect();
-    params.push(Param::Value(a));
-    params.push(Param::Value(b));
-    params.extend(extra.iter().map(|&v| Param::Value(v)));
-    params.extend(prog.consts.iter().map(|t| Param::Const(t.clone())));
-    let (no, ne) = (outs.len(), extra.len());
-    let p = cx.begin("", &params)?;
+
+    /// Outputs grouped by width, each with the program arguments it reads.
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = vec![];
+        for (o, t) in self.out_tys.iter().enumerate() {
+            let w = self.width(t);
+            match groups.iter_mut().find(|g| g.width == w) {
+                Some(g) => g.members.push(o),
+                None => groups.push(Group { width: w, members: vec![o], needed: vec![] }),
+            }
+        }
+        for g in &mut groups {
+            g.needed = g.members.iter().flat_map(|&o| self.prog.arg_deps(o)).collect();
+        }
+        groups
+    }
+
+    /// Evaluates the epilogue for element (batch `z`, row `m`, column `jj` of the group's
+    /// outputs) and stores the group's outputs. `acc[s]` is part `s`'s accumulator (f32), or
+    /// None where the group does not read it. The caller guards the bounds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit_element<'c>(
+        &self,
+        em: &mut Em<'c>,
+        p: &[PointerValue<'c>],
+        z: Ix<'c>,
+        m: Ix<'c>,
+        jj: Ix<'c>,
+        group: &Group,
+        acc: &[Option<FloatValue<'c>>],
+    ) -> R<()> {
+        let (no, ne, s_count) = (self.outs.len(), self.extra.len(), self.parts.len());
+        let lin = em.add(em.mulk(em.add(em.mulk(z, self.geo.m as i64)?, m)?, group.width as i64)?, jj)?;
+        let dims = &self.out_tys[group.members[0]].dims;
+        let mut args = vec![];
+        for (k, a) in self.prog.args.iter().enumerate() {
+            let dt = a.dtype;
+            let v = match acc.get(k) {
+                // Round through the accumulator's storage dtype, like the interpreter.
+                Some(Some(v)) if k < s_count => em.convert((*v).into(), DType::F32, dt)?,
+                _ if k >= s_count && group.needed.contains(&k) => {
+                    let t = &self.extra_tys[k - s_count];
+                    let idx = bcast_index(em, lin, dims, &t.dims)?;
+                    em.load(t.dtype, p[no + 2 + k - s_count], idx)?
+                }
+                _ => super::program::scalar(em, dt, 0.0)?.v,
+            };
+            args.push(Operand { dtype: dt, v, konst: None });
+        }
+        let mut consts = vec![];
+        for (c, t) in self.prog.consts.iter().enumerate() {
+            let idx = bcast_index(em, lin, dims, t.dims())?;
+            consts.push(Operand { dtype: t.dtype(), v: em.load(t.dtype(), p[no + 2 + ne + c], idx)?, konst: None });
+        }
+        let res = self.prog.eval(em, &args, &consts)?;
+        for &o in &group.members {
+            em.store(self.out_tys[o].dtype, p[o], lin, res[o].v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Outputs of one width.
+pub(super) struct Group {
+    pub width: usize,
+    /// Indices into `Product::outs`.
+    pub members: Vec<usize>,
+    /// Program arguments the members read.
+    pub needed: Vec<usize>,
+}
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let pr = Product::new(cx, node)?;
+    if let Some(plan) = super::gemm_tc::plan(&pr) {
+        return super::gemm_tc::lower(cx, &pr, &plan);
+    }
+    lower_simt(cx, &pr)
+}
+
+/// The f32 SIMT kernel: any dtype computed in f32, any layout.
+fn lower_simt(cx: &mut Cx, pr: &Product) -> R<()> {
+    let (geo, parts) = (&pr.geo, &pr.parts);
+    let (at, bt) = (&pr.at, &pr.bt);
+    let s_count = parts.len();
+    let max_w = parts.iter().map(|p| p.1).max().unwrap_or(1);
+    let no = pr.outs.len();
+    let p = cx.begin("", &pr.params())?;
     let f32t = cx.em.f32t();
     let a_s = cx.em.shared_array("As", f32t.into(), (BK * TM) as u32);
     let b_s = cx.em.shared_array("Bs", f32t.into(), (s_count as i64 * BK * TJ) as u32);
@@ -205,62 +318,23 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         })?;
         em.barrier()
     })?;
-    // Epilogue: group outputs by width; each group evaluates what it needs where it exists.
-    let mut groups: Vec<(usize, Vec<usize>)> = vec![];
-    for (o, t) in out_tys.iter().enumerate() {
-        let w = width(t);
-        match groups.iter_mut().find(|g| g.0 == w) {
-            Some(g) => g.1.push(o),
-            None => groups.push((w, vec![o])),
-        }
-    }
-    let arg_dtypes: Vec<DType> = prog.args.iter().map(|a| a.dtype).collect();
-    // The program arguments each group reads.
-    let needed: Vec<Vec<usize>> = groups.iter().map(|(_, members)| members.iter().flat_map(|&o| prog.arg_deps(o)).collect()).collect();
+    // Epilogue: each group of outputs evaluates what it needs where its column exists.
+    let groups = pr.groups();
     for i in 0..4 {
         for j in 0..4 {
             let m = em.add(m0, em.addk(em.mulk(ty, 4)?, i)?)?;
             let jj = em.add(j0, em.addk(em.mulk(tx, 4)?, j)?)?;
-            for ((w, members), needed) in groups.iter().zip(&needed) {
-                let ok = em.and(em.icmp(IntPredicate::SLT, m, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, jj, em.ix(*w as i64))?)?;
-                let acc_vals: Vec<FloatValue> = (0..s_count)
-                    .map(|s| em.get(acc[s * 16 + i as usize * 4 + j as usize]).map(|v| v.into_float_value()))
-                    .collect::<R<_>>()?;
-                em.if_(ok, |em| {
-                    // Linear index of (z, m, jj) in this group's output dims.
-                    let lin = em.add(em.mulk(em.add(em.mulk(z, geo.m as i64)?, m)?, *w as i64)?, jj)?;
-                    let mut args = vec![];
-                    for (k, &dt) in arg_dtypes.iter().enumerate() {
-                        let v = if k < s_count {
-                            let v = acc_vals[k];
-                            // Round through the accumulator's storage dtype, like the interpreter.
-                            em.convert(v.into(), DType::F32, dt)?
-                        } else if needed.contains(&k) {
-                            let t = &extra_tys[k - s_count];
-                            let dims = &out_tys[members[0]].dims;
-                            let idx = bcast_index(em, lin, dims, &t.dims)?;
-                            em.load(t.dtype, p[no + 2 + k - s_count], idx)?
-                        } else {
-                            super::program::scalar(em, dt, 0.0)?.v
-                        };
-                        args.push(Operand { dtype: dt, v, konst: None });
-                    }
-                    let mut consts = vec![];
-                    for (c, t) in prog.consts.iter().enumerate() {
-                        let dims = &out_tys[members[0]].dims;
-                        let idx = bcast_index(em, lin, dims, t.dims())?;
-                        consts.push(Operand { dtype: t.dtype(), v: em.load(t.dtype(), p[no + 2 + ne + c], idx)?, konst: None });
-                    }
-                    let res = prog.eval(em, &args, &consts)?;
-                    for &o in members {
-                        em.store(out_tys[o].dtype, p[o], lin, res[o].v)?;
-                    }
-                    Ok(())
-                })?;
+            let acc_vals: Vec<Option<FloatValue>> = (0..s_count)
+                .map(|s| em.get(acc[s * 16 + i as usize * 4 + j as usize]).map(|v| Some(v.into_float_value())))
+                .collect::<R<_>>()?;
+            for g in &groups {
+                let ok =
+                    em.and(em.icmp(IntPredicate::SLT, m, em.ix(geo.m as i64))?, em.icmp(IntPredicate::SLT, jj, em.ix(g.width as i64))?)?;
+                em.if_(ok, |em| pr.emit_element(em, &p, z, m, jj, g, &acc_vals))?;
             }
         }
     }
-    cx.launch([blocks(max_w, TJ as usize)?, blocks(geo.m, TM as usize)?, batch_n.max(1) as u32], [THREADS as u32, 1, 1], 0)
+    cx.launch([blocks(max_w, TJ as usize)?, blocks(geo.m, TM as usize)?, pr.batch_n() as u32], [THREADS as u32, 1, 1], 0)
 }
 
 fn em_add3<'c>(em: &Em<'c>, a: Ix<'c>, b: Ix<'c>, c: Ix<'c>) -> R<Ix<'c>> {

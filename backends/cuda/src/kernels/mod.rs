@@ -6,6 +6,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod gemm_tc;
 pub mod movement;
 pub mod pool;
 pub mod program;

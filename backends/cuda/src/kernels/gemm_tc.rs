@@ -1,0 +1,369 @@
+//! The tensor-core GEMM for f16/bf16 operands (sm_80 and later): `mma.sync.m16n8k16` with f32
+//! accumulators, fragments read with `ldmatrix`, tiles streamed through a multi-stage
+//! `cp.async` pipeline, and the product's fused epilogue applied to the accumulators.
+//!
+//! A block of 8 warps (2 x 4) computes a `bm` x `bn` tile; each warp a (bm/2) x (bn/4) tile as
+//! (bm/32) x (bn/32) m16n8 fragments per part. K advances 32 at a time. Shared-memory rows are
+//! padded by 8 elements (16 bytes) so the 8 row addresses of an `ldmatrix` fall in distinct
+//! banks. A is row-major (k contiguous); B is either k-major (`[K, N]`, read with
+//! `ldmatrix.trans`) or n-major (`[N, K]`, Gemm's transB). Out-of-range 16-byte chunks are
+//! zero-filled by `cp.async`'s source size, so ragged M, N and K need no separate path.
+//!
+//! Split products: when every output reads one part (GQA's Q, K and V), the parts are one
+//! product whose columns each tile's epilogue maps back to their part (`Mode::Concat`); when an
+//! output combines parts (SwiGLU), every thread holds the same columns of each part
+//! (`Mode::Parts`).
+
+use super::gemm::{Group, Product};
+use crate::codegen::llvm::{Em, Ix, Var, R};
+use crate::codegen::{blocks, Cx};
+use inkwell::types::BasicTypeEnum;
+use inkwell::values::{FloatValue, IntValue, PointerValue};
+use inkwell::IntPredicate;
+use kiln_ir::DType;
+
+const BK: i64 = 32;
+const PAD: i64 = 8;
+const THREADS: i64 = 256;
+/// Static shared memory per block.
+const SMEM_LIMIT: i64 = 48 * 1024;
+/// Blocks that fill the GPU once (H100/H200 have 132 SMs; A100 108).
+const WAVE: usize = 132;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Mode {
+    Single,
+    Concat,
+    Parts,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Plan {
+    bm: i64,
+    bn: i64,
+    stages: i64,
+    /// B is `[K, N]` (n contiguous); otherwise `[N, K]`.
+    b_kmajor: bool,
+    mode: Mode,
+}
+
+impl Plan {
+    fn smem_parts(&self, parts: usize) -> i64 {
+        if self.mode == Mode::Parts {
+            parts as i64
+        } else {
+            1
+        }
+    }
+    fn a_stage(&self) -> i64 {
+        self.bm * (BK + PAD)
+    }
+    /// Elements of one part's B tile.
+    fn b_part(&self) -> i64 {
+        if self.b_kmajor {
+            BK * (self.bn + PAD)
+        } else {
+            self.bn * (BK + PAD)
+        }
+    }
+}
+
+/// The plan when the tensor-core kernel applies.
+pub(super) fn plan(pr: &Product) -> Option<Plan> {
+    let g = &pr.geo;
+    let dt = pr.at.dtype;
+    if !matches!(dt, DType::F16 | DType::BF16) || pr.bt.dtype != dt {
+        return None;
+    }
+    if g.a_sk != 1 || g.a_sm != g.k as i64 || !g.k.is_multiple_of(8) {
+        return None;
+    }
+    let b_kmajor = g.b_sn == 1;
+    if !(b_kmajor || g.b_sk == 1) || (b_kmajor && !g.n.is_multiple_of(8)) {
+        return None;
+    }
+    if pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
+        return None;
+    }
+    let s_count = pr.parts.len();
+    let groups = pr.groups();
+    let mode = if s_count == 1 {
+        if groups.len() != 1 || groups[0].width != g.n {
+            return None;
+        }
+        Mode::Single
+    } else {
+        let one_part = pr.out_tys.iter().enumerate().all(|(o, t)| {
+            let deps: Vec<usize> = pr.prog.arg_deps(o).into_iter().filter(|&k| k < s_count).collect();
+            deps.len() == 1 && pr.width(t) == pr.parts[deps[0]].1
+        });
+        let w0 = pr.parts[0].1;
+        if one_part {
+            Mode::Concat
+        } else if pr.parts.iter().all(|p| p.1 == w0) && groups.len() == 1 && groups[0].width == w0 {
+            Mode::Parts
+        } else {
+            return None;
+        }
+    };
+    let cols = if mode == Mode::Parts { pr.parts[0].1 } else { g.n };
+    let batch = pr.batch_n();
+    let mut best: Option<Plan> = None;
+    for (bm, bn) in [(128, 128), (64, 128), (64, 64)] {
+        let mut p = Plan { bm, bn, stages: 0, b_kmajor, mode: mode.clone() };
+        let stage_bytes = 2 * (p.a_stage() + p.smem_parts(s_count) * p.b_part());
+        p.stages = (SMEM_LIMIT / stage_bytes).min(3);
+        if p.stages < 2 {
+            continue;
+        }
+        let n_blocks = cols.div_ceil(bn as usize) * g.m.div_ceil(bm as usize) * batch;
+        best = Some(p);
+        if n_blocks >= WAVE {
+            break;
+        }
+    }
+    best
+}
+
+pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()> {
+    let g = &pr.geo;
+    let dt = pr.at.dtype;
+    let (bm, bn, stages) = (plan.bm, plan.bn, plan.stages);
+    let s_count = pr.parts.len();
+    let smem_parts = plan.smem_parts(s_count);
+    let (mt_n, nt_n) = (bm / 32, bn / 32);
+    let cols = if plan.mode == Mode::Parts { pr.parts[0].1 } else { g.n };
+    let no = pr.outs.len();
+    let p = cx.begin("_tc", &pr.params())?;
+    let h: BasicTypeEnum = cx.em.cx.i16_type().into();
+    let a_s = cx.em.shared_array("As", h, (stages * plan.a_stage()) as u32);
+    let b_s = cx.em.shared_array("Bs", h, (stages * smem_parts * plan.b_part()) as u32);
+    let em = &mut cx.em;
+    let tid = em.sreg("tid.x")?;
+    let lane = em.remk(tid, 32)?;
+    let warp = em.divk(tid, 32)?;
+    let wm0 = em.mulk(em.divk(warp, 4)?, bm / 2)?;
+    let wn0 = em.mulk(em.remk(warp, 4)?, bn / 4)?;
+    let j0 = em.mulk(em.sreg("ctaid.x")?, bn)?;
+    let m0 = em.mulk(em.sreg("ctaid.y")?, bm)?;
+    let z = em.sreg("ctaid.z")?;
+    let a_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
+    let b_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
+    let k_tiles = (g.k as i64 + BK - 1) / BK;
+    let (a_ptr, b_ptr) = (p[no], p[no + 1]);
+
+    // One stage's loads: 16-byte chunks, zero-filled outside the matrices.
+    let load_tile = |em: &mut Em<'c>, stage: Ix<'c>, kt: Ix<'c>| -> R<()> {
+        let k0 = em.mulk(kt, BK)?;
+        let chunks = bm * BK / 8;
+        for q in 0..(chunks + THREADS - 1) / THREADS {
+            let c = em.addk(tid, q * THREADS)?;
+            let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+            let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
+            let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
+            let src = em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?;
+            let dst = em.add(em.mulk(stage, plan.a_stage())?, em.add(em.mulk(row, BK + PAD)?, kc)?)?;
+            copy16(em, a_s, dst, a_ptr, src, ok, h, dt)?;
+        }
+        for (s, &(off, _)) in pr.parts.iter().enumerate().take(smem_parts as usize) {
+            // Concat mode loads the whole product's columns; Parts mode each part's own.
+            let (off, w) = if plan.mode == Mode::Parts { (off, pr.parts[s].1) } else { (0, g.n) };
+            let part_base = em.add(em.mulk(stage, smem_parts * plan.b_part())?, em.ix(s as i64 * plan.b_part()))?;
+            let chunks = bn * BK / 8;
+            for q in 0..(chunks + THREADS - 1) / THREADS {
+                let c = em.addk(tid, q * THREADS)?;
+                let (src, dst, ok) = if plan.b_kmajor {
+                    let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
+                    let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
+                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                    let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
+                    (src, em.add(em.mulk(kr, bn + PAD)?, nc)?, ok)
+                } else {
+                    let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                    let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
+                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                    let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
+                    (src, em.add(em.mulk(nr, BK + PAD)?, kc)?, ok)
+                };
+                copy16(em, b_s, em.add(part_base, dst)?, b_ptr, src, ok, h, dt)?;
+            }
+        }
+        Ok(())
+    };
+
+    let mut acc: Vec<Var> = vec![];
+    for _ in 0..smem_parts * mt_n * nt_n * 4 {
+        acc.push(em.var(em.f32c(0.0).into())?);
+    }
+    let acc_at = |s: i64, mt: i64, nt: i64, r: i64| (((s * mt_n + mt) * nt_n + nt) * 4 + r) as usize;
+    // Prologue: stages - 1 tiles in flight.
+    for st in 0..stages - 1 {
+        let ok = lt(em, em.ix(st), k_tiles as usize)?;
+        em.if_(ok, |em| load_tile(em, em.ix(st), em.ix(st)))?;
+        em.asm("cp.async.commit_group;", "~{memory}", None, &[], true)?;
+    }
+    let lrow = em.add(em.remk(lane, 8)?, em.mulk(em.remk(em.divk(lane, 8)?, 2)?, 8)?)?;
+    let lcol = em.mulk(em.divk(lane, 16)?, 8)?;
+    let mma = format!(
+        "mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{$0, $1, $2, $3}}, {{$4, $5, $6, $7}}, {{$8, $9}}, {{$10, $11, $12, $13}};",
+        t = if dt == DType::F16 { "f16" } else { "bf16" }
+    );
+    em.for_n(k_tiles, |em, kt| {
+        em.asm(&format!("cp.async.wait_group {};", stages - 2), "~{memory}", None, &[], true)?;
+        em.barrier()?;
+        let next = em.addk(kt, stages - 1)?;
+        let ok = lt(em, next, k_tiles as usize)?;
+        em.if_(ok, |em| {
+            let st = em.remk(next, stages)?;
+            load_tile(em, st, next)
+        })?;
+        em.asm("cp.async.commit_group;", "~{memory}", None, &[], true)?;
+        let st = em.remk(kt, stages)?;
+        let a_stage = em.mulk(st, plan.a_stage())?;
+        for kk in 0..BK / 16 {
+            let mut a_frag = vec![];
+            for mt in 0..mt_n {
+                let row = em.add(wm0, em.addk(lrow, mt * 16)?)?;
+                let idx = em.add(a_stage, em.add(em.mulk(row, BK + PAD)?, em.addk(lcol, kk * 16)?)?)?;
+                a_frag.push(ldmatrix_x4(em, a_s, idx, h, false)?);
+            }
+            for s in 0..smem_parts {
+                let part = em.add(em.mulk(st, smem_parts * plan.b_part())?, em.ix(s * plan.b_part()))?;
+                let mut b_frag: Vec<[IntValue; 2]> = vec![];
+                for np in 0..nt_n / 2 {
+                    let idx = if plan.b_kmajor {
+                        let k = em.addk(lrow, kk * 16)?;
+                        let n = em.add(wn0, em.addk(lcol, np * 16)?)?;
+                        em.add(em.mulk(k, bn + PAD)?, n)?
+                    } else {
+                        let n = em.add(wn0, em.addk(em.add(em.remk(lane, 8)?, lcol)?, np * 16)?)?;
+                        let k = em.addk(em.mulk(em.remk(em.divk(lane, 8)?, 2)?, 8)?, kk * 16)?;
+                        em.add(em.mulk(n, BK + PAD)?, k)?
+                    };
+                    let r = ldmatrix_x4(em, b_s, em.add(part, idx)?, h, plan.b_kmajor)?;
+                    b_frag.push([r[0], r[1]]);
+                    b_frag.push([r[2], r[3]]);
+                }
+                for (mt, a) in a_frag.iter().enumerate() {
+                    for (nt, b) in b_frag.iter().enumerate() {
+                        let at = |r| acc_at(s, mt as i64, nt as i64, r);
+                        let c: Vec<_> = (0..4).map(|r| em.get(acc[at(r)])).collect::<R<_>>()?;
+                        let mut args: Vec<inkwell::values::BasicValueEnum> = a.iter().map(|&v| v.into()).collect();
+                        args.extend(b.iter().map(|&v| inkwell::values::BasicValueEnum::from(v)));
+                        args.extend(c);
+                        let f = em.f32t().into();
+                        let ret = em.cx.struct_type(&[f, f, f, f], false).into();
+                        let d = em
+                            .asm(&mma, "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", Some(ret), &args, true)?
+                            .ok_or_else(|| crate::codegen::CodegenError::Internal("mma without a result".into()))?;
+                        for r in 0..4 {
+                            em.set(acc[at(r)], em.field(d, r as u32)?)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    em.asm("cp.async.wait_group 0;", "~{memory}", None, &[], true)?;
+
+    // Epilogue: segments of columns, each with the outputs it writes and the parts it reads.
+    let groups = pr.groups();
+    let segments: Vec<(i64, usize, Group, Vec<usize>)> = match plan.mode {
+        Mode::Single => vec![(0, g.n, take_group(groups, 0), vec![0])],
+        Mode::Parts => vec![(0, cols, take_group(groups, 0), (0..s_count).collect())],
+        Mode::Concat => pr
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(s, &(off, w))| {
+                let members: Vec<usize> = (0..pr.outs.len()).filter(|&o| pr.prog.arg_deps(o).contains(&s)).collect();
+                if members.is_empty() {
+                    return None;
+                }
+                let needed = members.iter().flat_map(|&o| pr.prog.arg_deps(o)).collect();
+                Some((off, w, Group { width: w, members, needed }, vec![s]))
+            })
+            .collect(),
+    };
+    let gq = em.divk(lane, 4)?;
+    let tq = em.mulk(em.remk(lane, 4)?, 2)?;
+    for (off, w, group, reads) in &segments {
+        let (lo, hi) = (*off, *off + *w as i64);
+        let touches = em.and(em.icmp(IntPredicate::SLT, j0, em.ix(hi))?, em.icmp(IntPredicate::SGT, em.addk(j0, bn)?, em.ix(lo))?)?;
+        em.if_(touches, |em| {
+            for mt in 0..mt_n {
+                for nt in 0..nt_n {
+                    for r in 0..4 {
+                        let m = em.add(m0, em.add(wm0, em.addk(gq, mt * 16 + 8 * (r / 2))?)?)?;
+                        let col = em.add(j0, em.add(wn0, em.addk(tq, nt * 8 + r % 2)?)?)?;
+                        let ok = em.and(
+                            lt(em, m, g.m)?,
+                            em.and(em.icmp(IntPredicate::SGE, col, em.ix(lo))?, em.icmp(IntPredicate::SLT, col, em.ix(hi))?)?,
+                        )?;
+                        let mut vals: Vec<Option<FloatValue>> = vec![None; s_count];
+                        for &s in reads {
+                            let slot = if plan.mode == Mode::Parts { s as i64 } else { 0 };
+                            vals[s] = Some(em.get(acc[acc_at(slot, mt, nt, r)])?.into_float_value());
+                        }
+                        em.if_(ok, |em| {
+                            let jj = em.addk(col, -lo)?;
+                            pr.emit_element(em, &p, z, m, jj, group, &vals)
+                        })?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let grid = [blocks(cols, bn as usize)?, blocks(g.m, bm as usize)?, pr.batch_n() as u32];
+    cx.launch(grid, [THREADS as u32, 1, 1], 0)
+}
+
+fn take_group(mut groups: Vec<Group>, i: usize) -> Group {
+    groups.swap_remove(i)
+}
+
+/// `i < n` (signed).
+fn lt<'c>(em: &Em<'c>, i: Ix<'c>, n: usize) -> R<IntValue<'c>> {
+    em.icmp(IntPredicate::SLT, i, em.ix(n as i64))
+}
+
+/// `cp.async` of 16 bytes from element `src` of `global` (dtype `dt`) to element `dst` of the
+/// shared array; zero-filled (and reading nothing) where `!ok`.
+#[allow(clippy::too_many_arguments)]
+fn copy16<'c>(
+    em: &mut Em<'c>,
+    shared: PointerValue<'c>,
+    dst: Ix<'c>,
+    global: PointerValue<'c>,
+    src: Ix<'c>,
+    ok: IntValue<'c>,
+    h: BasicTypeEnum<'c>,
+    dt: DType,
+) -> R<()> {
+    let d = em.addr(h, shared, dst)?;
+    let safe = em.select(ok, src, em.ix(0))?.into_int_value();
+    let s = em.addr(em.storage_type(dt)?, global, safe)?;
+    let bytes = em.select(ok, em.i32c(16), em.i32c(0))?;
+    em.asm("cp.async.cg.shared.global [$0], [$1], 16, $2;", "l,l,r,~{memory}", None, &[d.into(), s.into(), bytes], true)?;
+    Ok(())
+}
+
+/// `ldmatrix.x4` (optionally `.trans`) at element `idx` of a shared array: four 32-bit
+/// registers, each two 16-bit elements.
+fn ldmatrix_x4<'c>(em: &mut Em<'c>, arr: PointerValue<'c>, idx: Ix<'c>, h: BasicTypeEnum<'c>, trans: bool) -> R<[IntValue<'c>; 4]> {
+    let a = em.addr(h, arr, idx)?;
+    let i = em.i32t().into();
+    let ret = em.cx.struct_type(&[i, i, i, i], false).into();
+    let text = format!("ldmatrix.sync.aligned.m8n8.x4{}.shared.b16 {{$0, $1, $2, $3}}, [$4];", if trans { ".trans" } else { "" });
+    let v = em
+        .asm(&text, "=r,=r,=r,=r,l,~{memory}", Some(ret), &[a.into()], true)?
+        .ok_or_else(|| crate::codegen::CodegenError::Internal("ldmatrix without a result".into()))?;
+    Ok([
+        em.field(v, 0)?.into_int_value(),
+        em.field(v, 1)?.into_int_value(),
+        em.field(v, 2)?.into_int_value(),
+        em.field(v, 3)?.into_int_value(),
+    ])
+}
