@@ -130,24 +130,53 @@ impl Session {
     }
 
     fn launch_range(&self, n: usize) -> Result<(), Error> {
-        for (i, l) in self.manifest.launches.iter().take(n).enumerate() {
-            let f = &self.functions[l.kernel as usize];
-            let mut b = self.stream.launch_builder(f);
-            for a in &self.args[i] {
-                b.arg(a);
-            }
-            let cfg = LaunchConfig {
-                grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
-                block_dim: (l.block[0], l.block[1], l.block[2]),
-                shared_mem_bytes: l.shared_bytes,
-            };
-            #[allow(unsafe_code)]
-            // SAFETY: the artifact was validated: every pointer argument lies inside the arena,
-            // the weights or an input buffer of this session, with the byte size the kernel
-            // reads or writes, and launch shapes are within device limits.
-            cuda(unsafe { b.launch(cfg) }.map(|_| ()))?;
+        (0..n.min(self.manifest.launches.len())).try_for_each(|i| self.launch_one(i))
+    }
+
+    fn launch_one(&self, i: usize) -> Result<(), Error> {
+        let l = &self.manifest.launches[i];
+        let f = &self.functions[l.kernel as usize];
+        let mut b = self.stream.launch_builder(f);
+        for a in &self.args[i] {
+            b.arg(a);
         }
-        Ok(())
+        let cfg = LaunchConfig {
+            grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
+            block_dim: (l.block[0], l.block[1], l.block[2]),
+            shared_mem_bytes: l.shared_bytes,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: the artifact was validated: every pointer argument lies inside the arena,
+        // the weights or an input buffer of this session, with the byte size the kernel
+        // reads or writes, and launch shapes are within device limits.
+        cuda(unsafe { b.launch(cfg) }.map(|_| ()))
+    }
+
+    /// Median GPU time of each launch over `iters` runs, in milliseconds (CUDA events around
+    /// every launch; the sum exceeds a whole run by the events' own cost).
+    pub fn profile(&mut self, inputs: &[HostTensor], iters: usize) -> Result<Vec<f64>, Error> {
+        self.run_launches(inputs, None)?;
+        let n = self.manifest.launches.len();
+        let mut times = vec![vec![]; n];
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        for _ in 0..iters.max(1) {
+            let mut events = vec![cuda(self.stream.record_event(timing))?];
+            for i in 0..n {
+                self.launch_one(i)?;
+                events.push(cuda(self.stream.record_event(timing))?);
+            }
+            cuda(self.stream.synchronize())?;
+            for (i, w) in events.windows(2).enumerate() {
+                times[i].push(cuda(w[0].elapsed_ms(&w[1]))? as f64);
+            }
+        }
+        Ok(times
+            .into_iter()
+            .map(|mut t| {
+                t.sort_by(|a, b| a.total_cmp(b));
+                t[t.len() / 2]
+            })
+            .collect())
     }
 
     /// Copies `inputs` in and runs the first `n` launches (all of them by default).

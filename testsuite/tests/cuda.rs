@@ -279,3 +279,53 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
     }
     assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
 }
+
+/// Convolutions the implicit-GEMM tensor-core kernel takes (NHWC after the optimizer's layout
+/// choice): strides, padding, dilation, input channels padded from 3, output channels not a
+/// multiple of 8, bias and ReLU, against the interpreter on the source graph. (Sizes where the
+/// cost model prefers NHWC: for tiny convolutions the layout conversions cost more.)
+#[test]
+fn tensor_core_convolutions_match_the_interpreter_on_the_gpu() {
+    // (N, Cin, H, W, Cout, kernel, stride, pad, dilation, dtype)
+    let cases = [
+        (4, 3, 224, 224, 64, 7, 2, 3, 1, DType::F16),
+        (4, 64, 56, 56, 64, 3, 1, 1, 1, DType::F16),
+        (16, 128, 28, 28, 100, 3, 2, 2, 2, DType::BF16),
+        (8, 256, 28, 28, 256, 1, 1, 0, 1, DType::F16),
+    ];
+    let mut failed = vec![];
+    for (i, &(n, cin, h, w, cout, k, stride, pad, dil, dt)) in cases.iter().enumerate() {
+        let mut g = Graph::new("conv");
+        let x = g.add_input("x", TensorType::fixed(dt, &[n, cin, h, w]));
+        let wv = g.add_const("w", std::sync::Arc::new(random_tensor(dt, &[cout, cin, k, k], 3 + i as u64)));
+        let b = g.add_const("b", std::sync::Arc::new(random_tensor(dt, &[cout], 50 + i as u64)));
+        let op = Op::Conv {
+            kernel_shape: vec![k as i64, k as i64],
+            strides: vec![stride as i64; 2],
+            pads: vec![pad as i64; 4],
+            dilations: vec![dil as i64; 2],
+            group: 1,
+            auto_pad: kiln_ir::ops::AutoPad::NotSet,
+        };
+        let c = g.add_node("conv", op, vec![Some(x), Some(wv), Some(b)], &[Some("c".into())]).expect("conv")[0];
+        let y = g.add_node("relu", Op::Unary { op: kiln_ir::UnaryOp::Relu }, vec![c], &[Some("y".into())]).expect("relu")[0];
+        g.outputs = vec![y.expect("y")];
+        let src = g.clone();
+        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert!(c.ptx.contains("convfused_tc"), "case {i}: the tensor-core convolution was not used:\n{}", kiln_ir::text::print(&g));
+        let xin = random_tensor(dt, &[n, cin, h, w], 500 + i as u64);
+        let Some(mut s) = session(c.artifact) else { continue };
+        let want = kiln_ir::interp::run(&src, vec![xin.clone()]).expect("interpreter");
+        let got = s.run(&host_inputs(&[xin])).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let gv = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
+        let wv = want[0].to_f64();
+        let e = compare::errors(&gv, &wv);
+        let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+        println!("conv case {i} {:?}: max abs / scale {:.3e}, cosine {:.9}", cases[i], e.max_abs / scale, e.cosine);
+        if !(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999) {
+            failed.push(i);
+        }
+    }
+    assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
+}

@@ -85,6 +85,10 @@ enum Cmd {
         iters: usize,
         #[arg(long)]
         json: bool,
+        /// Also time every launch (CUDA events) and print the time by kernel kind and the
+        /// slowest launches.
+        #[arg(long)]
+        per_kernel: bool,
     },
     /// Compile a model for a target.
     Compile {
@@ -146,7 +150,7 @@ pub fn main() -> Result<()> {
         Cmd::Verify { model, target, input, input_shape, precision } => {
             verify(&model, &target, &input, &parse_shapes(&input_shape)?, parse_precision(&precision)?)
         }
-        Cmd::Bench { model, iters, json } => bench(&model, iters, json),
+        Cmd::Bench { model, iters, json, per_kernel } => bench(&model, iters, json, per_kernel),
         Cmd::Ops { model, target, json, input_shape } => ops(&model, &target, json, &parse_shapes(&input_shape)?),
         Cmd::Compile { model, target, output, emit, report, input_shape, precision } => compile(
             &model,
@@ -431,7 +435,7 @@ fn ops(model: &Path, target: &str, json: bool, shapes: &HashMap<String, Vec<usiz
     Ok(())
 }
 
-fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
+fn bench(model: &Path, iters: usize, json: bool, per_kernel: bool) -> Result<()> {
     let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
     let mut g = Graph::new("inputs");
     for i in s.inputs() {
@@ -441,6 +445,9 @@ fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
     let args = random_inputs(&g, &mut HashMap::new())?;
     let host = args.iter().map(gpu::to_host).collect::<Result<Vec<_>>>()?;
     let plain = s.bench(&host, iters)?;
+    if per_kernel {
+        print_profile(&s.manifest().clone(), &s.profile(&host, iters)?);
+    }
     s.set_cuda_graph(true);
     let graph = s.bench(&host, iters)?;
     if json {
@@ -456,6 +463,37 @@ fn bench(model: &Path, iters: usize, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Time by kernel kind (op and kernel family), then the ten slowest launches.
+fn print_profile(m: &kiln_runtime::Manifest, ms: &[f64]) {
+    let total: f64 = ms.iter().sum();
+    let kind = |i: usize| {
+        let k = &m.kernels[m.launches[i].kernel as usize];
+        // k12_matmulfused_tc -> matmulfused_tc
+        k.name.split_once('_').map_or(k.name.clone(), |(_, rest)| rest.to_string())
+    };
+    let mut by: std::collections::BTreeMap<String, (f64, usize)> = std::collections::BTreeMap::new();
+    for (i, &t) in ms.iter().enumerate() {
+        let e = by.entry(kind(i)).or_default();
+        e.0 += t;
+        e.1 += 1;
+    }
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    println!("{:<28} {:>10} {:>8} {:>7}", "kernel kind", "ms", "launches", "share");
+    for (k, (t, n)) in &rows {
+        println!("{k:<28} {t:>10.4} {n:>8} {:>6.1}%", 100.0 * t / total.max(1e-12));
+    }
+    let mut order: Vec<usize> = (0..ms.len()).collect();
+    order.sort_by(|&a, &b| ms[b].total_cmp(&ms[a]));
+    println!("slowest launches:");
+    for &i in order.iter().take(10) {
+        let l = &m.launches[i];
+        let k = &m.kernels[l.kernel as usize];
+        println!("  {:<28} {:>9.4} ms  grid {:?} block {:?}  {}", k.name, ms[i], l.grid, l.block, k.node);
+    }
+    println!("sum of launches: {total:.4} ms");
 }
 
 fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {

@@ -333,6 +333,38 @@ impl<'c> Em<'c> {
         Ok(())
     }
 
+    /// Loads elements `idx .. idx + n` with one vector access (`idx` a multiple of `n`, the
+    /// base aligned to `n` elements), each in its compute form.
+    pub fn load_vec(&self, d: DType, base: PointerValue<'c>, idx: Ix<'c>, n: u32) -> R<Vec<BasicValueEnum<'c>>> {
+        let st = self.storage_type(d)?;
+        let p = self.gep(d, base, idx)?;
+        let vt = vector_of(st, n)?;
+        let v = self.b.build_load(vt, p, "")?;
+        set_align(v, n * store_bytes(d));
+        (0..n)
+            .map(|k| {
+                let e = self.b.build_extract_element(v.into_vector_value(), self.i32t().const_int(k as u64, false), "")?;
+                self.widen(d, e)
+            })
+            .collect()
+    }
+
+    /// Stores `vals` (compute form) at `idx ..` with one vector access, aligned as for
+    /// [`Em::load_vec`].
+    pub fn store_vec(&self, d: DType, base: PointerValue<'c>, idx: Ix<'c>, vals: &[BasicValueEnum<'c>]) -> R<()> {
+        let st = self.storage_type(d)?;
+        let n = vals.len() as u32;
+        let mut v = vector_of(st, n)?.get_undef();
+        for (k, &x) in vals.iter().enumerate() {
+            let x = self.narrow(d, x)?;
+            v = self.b.build_insert_element(v, x, self.i32t().const_int(k as u64, false), "")?;
+        }
+        let p = self.gep(d, base, idx)?;
+        let s = self.b.build_store(p, v)?;
+        s.set_alignment(n * store_bytes(d)).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        Ok(())
+    }
+
     /// Loads element `i` as f32 where `ok`, 0 elsewhere: the index is replaced by 0 where
     /// invalid, so no out-of-bounds address is ever read.
     pub fn load_guarded(&self, d: DType, base: PointerValue<'c>, ok: IntValue<'c>, i: Ix<'c>) -> R<FloatValue<'c>> {
@@ -483,6 +515,26 @@ impl<'c> Em<'c> {
             v = self.fmax(v, o)?;
         }
         Ok(v)
+    }
+}
+
+fn vector_of(t: BasicTypeEnum<'_>, n: u32) -> R<inkwell::types::VectorType<'_>> {
+    match t {
+        BasicTypeEnum::FloatType(f) => Ok(f.vec_type(n)),
+        BasicTypeEnum::IntType(i) => Ok(i.vec_type(n)),
+        _ => Err(CodegenError::Internal(format!("a vector of {t}"))),
+    }
+}
+
+/// Bytes of one stored element (bool is a byte).
+pub fn store_bytes(d: DType) -> u32 {
+    (d.bits() as u32).div_ceil(8)
+}
+
+fn set_align(v: BasicValueEnum<'_>, align: u32) {
+    if let Some(i) = v.as_instruction_value() {
+        // Only loads and stores take an alignment; this is a load.
+        let _ = i.set_alignment(align);
     }
 }
 

@@ -167,6 +167,15 @@ impl<'c, 'g> Cx<'c, 'g> {
         Ok(off)
     }
 
+    /// Whether `v`'s bytes start at a multiple of `align` bytes (device allocations are
+    /// 256-byte aligned; arena and weight offsets are known here).
+    pub fn is_aligned(&self, v: ValueId, align: u64) -> bool {
+        match self.locs.get(&v) {
+            Some(Loc::Arena { offset } | Loc::Weights { offset } | Loc::Input { offset, .. }) => offset % align == 0,
+            None => false,
+        }
+    }
+
     fn loc_of(&mut self, v: ValueId) -> R<Loc> {
         if let Some(l) = self.locs.get(&v) {
             return Ok(*l);

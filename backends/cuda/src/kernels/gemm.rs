@@ -62,10 +62,16 @@ fn geometry(a: &Ty, b: &Ty, trans_a: bool, trans_b: bool) -> R<Geo> {
 pub(super) struct Product {
     pub geo: Geo,
     pub prog: Program,
-    pub a: ValueId,
-    pub b: ValueId,
+    pub a: Param,
+    pub b: Param,
     pub at: Ty,
     pub bt: Ty,
+    /// A convolution's input read as an implicit GEMM operand (the tensor-core kernel only).
+    pub im2col: Option<super::conv_tc::Im2col>,
+    /// Added to part 0's accumulator before the epilogue: a bias per column.
+    pub bias: Option<(ValueId, Ty)>,
+    /// Columns at or beyond this are a padded format's channels: stored as zeros.
+    pub real_cols: Option<usize>,
     /// Epilogue inputs beyond A and B.
     pub extra: Vec<ValueId>,
     pub extra_tys: Vec<Ty>,
@@ -142,16 +148,32 @@ impl Product {
         if batch_n > 65535 {
             return unsupported(format!("{batch_n} batched products (more than 65535)"));
         }
-        Ok(Product { geo, prog, a, b, at, bt, extra, extra_tys, parts, outs, out_tys })
+        Ok(Product {
+            geo,
+            prog,
+            a: Param::Value(a),
+            b: Param::Value(b),
+            at,
+            bt,
+            im2col: None,
+            bias: None,
+            real_cols: None,
+            extra,
+            extra_tys,
+            parts,
+            outs,
+            out_tys,
+        })
     }
 
-    /// Kernel parameters: outputs, A, B, epilogue inputs, epilogue constants.
+    /// Kernel parameters: outputs, A, B, epilogue inputs, epilogue constants, bias.
     pub fn params(&self) -> Vec<Param> {
         let mut params: Vec<Param> = self.outs.iter().map(|&o| Param::Value(o)).collect();
-        params.push(Param::Value(self.a));
-        params.push(Param::Value(self.b));
+        params.push(self.a.clone());
+        params.push(self.b.clone());
         params.extend(self.extra.iter().map(|&v| Param::Value(v)));
         params.extend(self.prog.consts.iter().map(|t| Param::Const(t.clone())));
+        params.extend(self.bias.iter().map(|b| Param::Value(b.0)));
         params
     }
 
@@ -206,7 +228,14 @@ impl Product {
             let dt = a.dtype;
             let v = match acc.get(k) {
                 // Round through the accumulator's storage dtype, like the interpreter.
-                Some(Some(v)) if k < s_count => em.convert((*v).into(), DType::F32, dt)?,
+                Some(Some(v)) if k < s_count => {
+                    let mut v = *v;
+                    if let (0, Some((_, bt))) = (k, &self.bias) {
+                        let b = em.load(bt.dtype, p[no + 2 + ne + self.prog.consts.len()], jj)?;
+                        v = em.fadd(v, em.convert(b, bt.dtype, DType::F32)?.into_float_value())?;
+                    }
+                    em.convert(v.into(), DType::F32, dt)?
+                }
                 _ if k >= s_count && group.needed.contains(&k) => {
                     let t = &self.extra_tys[k - s_count];
                     let idx = bcast_index(em, lin, dims, &t.dims)?;

@@ -161,7 +161,10 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
             let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
             let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
             let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
-            let src = em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?;
+            let (src, ok) = match &pr.im2col {
+                None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
+                Some(c) => c.source(em, gm, gk, ok)?,
+            };
             let dst = em.add(em.mulk(stage, plan.a_stage())?, em.add(em.mulk(row, BK + PAD)?, kc)?)?;
             copy16(em, a_s, dst, a_ptr, src, ok, h, dt)?;
         }
@@ -306,10 +309,24 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
                             let slot = if plan.mode == Mode::Parts { s as i64 } else { 0 };
                             vals[s] = Some(em.get(acc[acc_at(slot, mt, nt, r)])?.into_float_value());
                         }
-                        em.if_(ok, |em| {
-                            let jj = em.addk(col, -lo)?;
-                            pr.emit_element(em, &p, z, m, jj, group, &vals)
-                        })?;
+                        let jj = em.addk(col, -lo)?;
+                        let element = |em: &mut Em<'c>| pr.emit_element(em, &p, z, m, jj, group, &vals);
+                        match pr.real_cols {
+                            None => em.if_(ok, element)?,
+                            Some(real) => {
+                                // A padded format's channels are zeros.
+                                em.if_(em.and(ok, lt(em, jj, real)?)?, element)?;
+                                let pad = em.and(ok, em.icmp(IntPredicate::SGE, jj, em.ix(real as i64))?)?;
+                                em.if_(pad, |em| {
+                                    let lin = em.add(em.mulk(m, group.width as i64)?, jj)?;
+                                    for &o in &group.members {
+                                        let d = pr.out_tys[o].dtype;
+                                        em.store(d, p[o], lin, super::program::scalar(em, d, 0.0)?.v)?;
+                                    }
+                                    Ok(())
+                                })?;
+                            }
+                        }
                     }
                 }
             }

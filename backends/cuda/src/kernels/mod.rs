@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod conv_tc;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
