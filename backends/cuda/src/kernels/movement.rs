@@ -230,6 +230,9 @@ fn to_format(cx: &mut Cx, node: &Node, format: Format, align: i64, to: bool) -> 
     let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
     let (logical, stored) = if to { (xt.clone(), yt.clone()) } else { (yt.clone(), xt.clone()) };
     let [_, c, h, w] = logical.dims[..] else { return unsupported("formats of non-4-D values") };
+    if format == Format::Nhwc {
+        return nhwc_transpose(cx, node, &logical, &stored, to);
+    }
     let total = stored.numel();
     let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
     let em = &mut cx.em;
@@ -254,6 +257,67 @@ fn to_format(cx: &mut Cx, node: &Node, format: Format, align: i64, to: bool) -> 
         }
     })?;
     cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}
+
+/// NCHW <-> NHWC (channels padded with zeros) as a transpose of [N, C, HW] and [N, HW, Cp]
+/// through a 32 x 32 shared-memory tile, so reads and writes are both coalesced.
+fn nhwc_transpose<'c>(cx: &mut Cx<'c, '_>, node: &Node, logical: &crate::codegen::Ty, stored: &crate::codegen::Ty, to: bool) -> R<()> {
+    const T: i64 = 32;
+    let (x, y) = (input(node, 0)?, output(node, 0)?);
+    let (n, c, hw) = (logical.dims[0], logical.dims[1] as i64, (logical.dims[2] * logical.dims[3]) as i64);
+    let cp = *stored.dims.last().unwrap_or(&1) as i64;
+    let p = cx.begin("_tiled", &[Param::Value(y), Param::Value(x)])?;
+    let f32t = cx.em.f32t();
+    let tile = cx.em.shared_array("tile", f32t.into(), (T * (T + 1)) as u32);
+    let em = &mut cx.em;
+    let tid = em.sreg("tid.x")?;
+    let (tx, ty) = (em.remk(tid, T)?, em.divk(tid, T)?);
+    let hw0 = em.mulk(em.sreg("ctaid.x")?, T)?;
+    let c0 = em.mulk(em.sreg("ctaid.y")?, T)?;
+    let nn = em.sreg("ctaid.z")?;
+    let lin_logical = |em: &crate::codegen::llvm::Em<'c>, ch: crate::codegen::llvm::Ix<'c>, pix: crate::codegen::llvm::Ix<'c>| {
+        em.add(em.mulk(em.add(em.mulk(nn, c)?, ch)?, hw)?, pix)
+    };
+    let (ld, sd) = (logical.dtype, stored.dtype);
+    // Tile element (row, col) is (channel, pixel) when `to`, (pixel, channel) otherwise: the
+    // load walks the source's contiguous axis with tx, the store the destination's.
+    for j in 0..T / 8 {
+        let row = em.addk(ty, 8 * j)?;
+        let v = if to {
+            let (ch, pix) = (em.add(c0, row)?, em.add(hw0, tx)?);
+            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(c))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let idx = lin_logical(em, em.min_ix(ch, em.ix(c - 1))?, em.min_ix(pix, em.ix(hw - 1))?)?;
+            em.load_guarded(ld, p[1], ok, idx)?
+        } else {
+            let (pix, ch) = (em.add(hw0, row)?, em.add(c0, tx)?);
+            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(cp))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let idx = em.add(em.mulk(em.add(em.mulk(nn, hw)?, pix)?, cp)?, ch)?;
+            em.load_guarded(sd, p[1], ok, idx)?
+        };
+        em.store_shared_f32(tile, em.add(em.mulk(row, T + 1)?, tx)?, v)?;
+    }
+    em.barrier()?;
+    for j in 0..T / 8 {
+        let row = em.addk(ty, 8 * j)?;
+        let v = em.load_shared_f32(tile, em.add(em.mulk(tx, T + 1)?, row)?)?;
+        if to {
+            let (pix, ch) = (em.add(hw0, row)?, em.add(c0, tx)?);
+            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(cp))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            em.if_(ok, |em| {
+                let idx = em.add(em.mulk(em.add(em.mulk(nn, hw)?, pix)?, cp)?, ch)?;
+                em.store(sd, p[0], idx, em.convert(v.into(), DType::F32, sd)?)
+            })?;
+        } else {
+            let (ch, pix) = (em.add(c0, row)?, em.add(hw0, tx)?);
+            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(c))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            em.if_(ok, |em| {
+                let idx = lin_logical(em, ch, pix)?;
+                em.store(ld, p[0], idx, em.convert(v.into(), DType::F32, ld)?)
+            })?;
+        }
+    }
+    let grid = [blocks(hw as usize, T as usize)?, blocks(cp as usize, T as usize)?, n as u32];
+    cx.launch(grid, [(T * 8) as u32, 1, 1], 0)
 }
 
 /// Gather along `axis`: out[pre, idx..., post] = data[pre, indices[idx...], post]. Negative
