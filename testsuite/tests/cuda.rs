@@ -243,6 +243,8 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         (vec![3, 65, 72], vec![72, 24], false, DType::F16),
         (vec![2, 3, 33, 16], vec![2, 3, 16, 40], false, DType::BF16),
         (vec![130, 264], vec![200, 264], true, DType::F16),
+        // A vocabulary projection: N not a multiple of 8, B re-laid out [N, K] at compile time.
+        (vec![1, 5, 64], vec![64, 1001], false, DType::F16),
     ];
     let mut failed = vec![];
     for (i, (ad, bd, trans_b, dt)) in cases.into_iter().enumerate() {

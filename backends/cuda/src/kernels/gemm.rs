@@ -18,7 +18,8 @@ use inkwell::values::{FloatValue, PointerValue};
 use inkwell::IntPredicate;
 use kiln_ir::ops::BinaryOp;
 use kiln_ir::shape::broadcast;
-use kiln_ir::{DType, Node, Op, ValueId};
+use kiln_ir::{DType, Node, Op, Tensor, ValueId};
+use std::sync::Arc;
 
 const TM: i64 = 64;
 const TJ: i64 = 64;
@@ -166,6 +167,31 @@ impl Product {
         })
     }
 
+    /// A constant 16-bit `[K, N]` B whose N is not a multiple of 8 (a vocabulary projection)
+    /// cannot be streamed in 16-byte rows; stored `[N, K]` at compile time it can.
+    fn transpose_constant_b(&mut self, cx: &Cx, node: &Node) -> R<()> {
+        let g = &self.geo;
+        let Some(w) = cx.konst(input(node, 1)?) else { return Ok(()) };
+        let k_major = g.b_sn == 1 && self.bt.dims.len() == 2 && g.b_batch.is_empty();
+        if !k_major
+            || g.n.is_multiple_of(8)
+            || !g.k.is_multiple_of(8)
+            || self.parts.len() != 1
+            || !matches!(self.bt.dtype, DType::F16 | DType::BF16)
+        {
+            return Ok(());
+        }
+        let (k, n) = (g.k, g.n);
+        let v = w.to_f64();
+        let t: Vec<f64> = (0..n * k).map(|i| v[(i % k) * n + i / k]).collect();
+        let bt = Tensor::new(vec![n, k], kiln_ir::Data::from_f64(self.bt.dtype, &t)).map_err(|e| CodegenError::Internal(e.to_string()))?;
+        self.b = Param::Const(Arc::new(bt));
+        self.bt = Ty { dtype: self.bt.dtype, dims: vec![n, k] };
+        self.geo.b_sk = 1;
+        self.geo.b_sn = k as i64;
+        Ok(())
+    }
+
     /// Kernel parameters: outputs, A, B, epilogue inputs, epilogue constants, bias.
     pub fn params(&self) -> Vec<Param> {
         let mut params: Vec<Param> = self.outs.iter().map(|&o| Param::Value(o)).collect();
@@ -268,7 +294,8 @@ pub(super) struct Group {
 }
 
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
-    let pr = Product::new(cx, node)?;
+    let mut pr = Product::new(cx, node)?;
+    pr.transpose_constant_b(cx, node)?;
     if let Some(plan) = super::gemm_tc::plan(&pr) {
         return super::gemm_tc::lower(cx, &pr, &plan);
     }

@@ -82,7 +82,8 @@ pub(super) fn plan(pr: &Product) -> Option<Plan> {
     if !(b_kmajor || g.b_sk == 1) || (b_kmajor && !g.n.is_multiple_of(8)) {
         return None;
     }
-    if pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
+    // k-major B is streamed in 16-byte rows of N: every part must start and end on 8 columns.
+    if b_kmajor && pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
         return None;
     }
     let s_count = pr.parts.len();
