@@ -113,28 +113,12 @@ fn from_raw(dtype: DType, b: &[u8], n: usize) -> Option<Data> {
     if b.len() != dtype.bytes_for(n) {
         return None;
     }
-    macro_rules! le {
-        ($t:ty, $w:expr) => {
-            b.chunks_exact($w).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $w]))).collect()
-        };
+    match dtype {
+        DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::F4E2M1 => Some(unpack(dtype, b.iter().map(|&v| v as u32), 8, n)),
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 => Some(bits_to_data(dtype, b.to_vec())),
+        // Whole-byte types: the byte layout ir defines once.
+        _ => Data::from_le_bytes(dtype, b),
     }
-    Some(match dtype {
-        DType::F32 => Data::F32(le!(f32, 4)),
-        DType::F64 => Data::F64(le!(f64, 8)),
-        DType::F16 => Data::F16(b.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect()),
-        DType::BF16 => Data::BF16(b.chunks_exact(2).map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect()),
-        DType::I8 => Data::I8(b.iter().map(|&v| v as i8).collect()),
-        DType::U8 => Data::U8(b.to_vec()),
-        DType::I16 => Data::I16(le!(i16, 2)),
-        DType::U16 => Data::U16(le!(u16, 2)),
-        DType::I32 => Data::I32(le!(i32, 4)),
-        DType::U32 => Data::U32(le!(u32, 4)),
-        DType::I64 => Data::I64(le!(i64, 8)),
-        DType::U64 => Data::U64(le!(u64, 8)),
-        DType::Bool => Data::Bool(b.iter().map(|&v| v != 0).collect()),
-        DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::F4E2M1 => unpack(dtype, b.iter().map(|&v| v as u32), 8, n),
-        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 => bits_to_data(dtype, b.to_vec()),
-    })
 }
 
 /// Sub-byte values packed little-end first in `words` of `word_bits` bits.

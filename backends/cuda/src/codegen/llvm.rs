@@ -340,7 +340,9 @@ impl<'c> Em<'c> {
         let p = self.gep(d, base, idx)?;
         let vt = vector_of(st, n)?;
         let v = self.b.build_load(vt, p, "")?;
-        set_align(v, n * store_bytes(d));
+        if let Some(i) = v.as_instruction_value() {
+            i.set_alignment(n * store_bytes(d)).map_err(|e| CodegenError::Llvm(e.to_string()))?;
+        }
         (0..n)
             .map(|k| {
                 let e = self.b.build_extract_element(v.into_vector_value(), self.i32t().const_int(k as u64, false), "")?;
@@ -529,13 +531,6 @@ fn vector_of(t: BasicTypeEnum<'_>, n: u32) -> R<inkwell::types::VectorType<'_>> 
 /// Bytes of one stored element (bool is a byte).
 pub fn store_bytes(d: DType) -> u32 {
     (d.bits() as u32).div_ceil(8)
-}
-
-fn set_align(v: BasicValueEnum<'_>, align: u32) {
-    if let Some(i) = v.as_instruction_value() {
-        // Only loads and stores take an alignment; this is a load.
-        let _ = i.set_alignment(align);
-    }
 }
 
 /// A local variable.

@@ -233,8 +233,9 @@ impl Product {
     }
 
     /// Evaluates the epilogue for element (batch `z`, row `m`, column `jj` of the group's
-    /// outputs) and stores the group's outputs. `acc[s]` is part `s`'s accumulator (f32), or
-    /// None where the group does not read it. The caller guards the bounds.
+    /// outputs) and stores the group's outputs; a padded format's channels (`real_cols` and
+    /// beyond) are stored as zeros. `acc[s]` is part `s`'s accumulator (f32), or None where the
+    /// group does not read it. The caller guards the bounds.
     #[allow(clippy::too_many_arguments)]
     pub fn emit_element<'c>(
         &self,
@@ -246,8 +247,31 @@ impl Product {
         group: &Group,
         acc: &[Option<FloatValue<'c>>],
     ) -> R<()> {
-        let (no, ne, s_count) = (self.outs.len(), self.extra.len(), self.parts.len());
         let lin = em.add(em.mulk(em.add(em.mulk(z, self.geo.m as i64)?, m)?, group.width as i64)?, jj)?;
+        let Some(real) = self.real_cols else { return self.emit_program(em, p, lin, jj, group, acc) };
+        let is_real = em.icmp(IntPredicate::SLT, jj, em.ix(real as i64))?;
+        em.if_(is_real, |em| self.emit_program(em, p, lin, jj, group, acc))?;
+        let pad = em.icmp(IntPredicate::SGE, jj, em.ix(real as i64))?;
+        em.if_(pad, |em| {
+            for &o in &group.members {
+                let d = self.out_tys[o].dtype;
+                em.store(d, p[o], lin, super::program::scalar(em, d, 0.0)?.v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The epilogue program at linear output index `lin` (column `jj`).
+    fn emit_program<'c>(
+        &self,
+        em: &mut Em<'c>,
+        p: &[PointerValue<'c>],
+        lin: Ix<'c>,
+        jj: Ix<'c>,
+        group: &Group,
+        acc: &[Option<FloatValue<'c>>],
+    ) -> R<()> {
+        let (no, ne, s_count) = (self.outs.len(), self.extra.len(), self.parts.len());
         let dims = &self.out_tys[group.members[0]].dims;
         let mut args = vec![];
         for (k, a) in self.prog.args.iter().enumerate() {

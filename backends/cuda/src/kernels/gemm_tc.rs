@@ -274,8 +274,8 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     // Epilogue: segments of columns, each with the outputs it writes and the parts it reads.
     let groups = pr.groups();
     let segments: Vec<(i64, usize, Group, Vec<usize>)> = match plan.mode {
-        Mode::Single => vec![(0, g.n, take_group(groups, 0), vec![0])],
-        Mode::Parts => vec![(0, cols, take_group(groups, 0), (0..s_count).collect())],
+        Mode::Single => vec![(0, g.n, first(groups)?, vec![0])],
+        Mode::Parts => vec![(0, cols, first(groups)?, (0..s_count).collect())],
         Mode::Concat => pr
             .parts
             .iter()
@@ -311,23 +311,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
                             vals[s] = Some(em.get(acc[acc_at(slot, mt, nt, r)])?.into_float_value());
                         }
                         let jj = em.addk(col, -lo)?;
-                        let element = |em: &mut Em<'c>| pr.emit_element(em, &p, z, m, jj, group, &vals);
-                        match pr.real_cols {
-                            None => em.if_(ok, element)?,
-                            Some(real) => {
-                                // A padded format's channels are zeros.
-                                em.if_(em.and(ok, lt(em, jj, real)?)?, element)?;
-                                let pad = em.and(ok, em.icmp(IntPredicate::SGE, jj, em.ix(real as i64))?)?;
-                                em.if_(pad, |em| {
-                                    let lin = em.add(em.mulk(m, group.width as i64)?, jj)?;
-                                    for &o in &group.members {
-                                        let d = pr.out_tys[o].dtype;
-                                        em.store(d, p[o], lin, super::program::scalar(em, d, 0.0)?.v)?;
-                                    }
-                                    Ok(())
-                                })?;
-                            }
-                        }
+                        em.if_(ok, |em| pr.emit_element(em, &p, z, m, jj, group, &vals))?;
                     }
                 }
             }
@@ -338,8 +322,9 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     cx.launch(grid, [THREADS as u32, 1, 1], 0)
 }
 
-fn take_group(mut groups: Vec<Group>, i: usize) -> Group {
-    groups.swap_remove(i)
+/// The one group of outputs that `plan` found for Single and Parts modes.
+fn first(groups: Vec<Group>) -> R<Group> {
+    groups.into_iter().next().ok_or_else(|| crate::codegen::CodegenError::Internal("a product without outputs".into()))
 }
 
 /// `i < n` (signed).

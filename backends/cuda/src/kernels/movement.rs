@@ -279,18 +279,22 @@ fn nhwc_transpose<'c>(cx: &mut Cx<'c, '_>, node: &Node, logical: &crate::codegen
         em.add(em.mulk(em.add(em.mulk(nn, c)?, ch)?, hw)?, pix)
     };
     let (ld, sd) = (logical.dtype, stored.dtype);
+    // Channel `ch` below `cn` and pixel `pix` in the image.
+    let inside = |em: &crate::codegen::llvm::Em<'c>, ch, cn: i64, pix| {
+        em.and(em.icmp(IntPredicate::SLT, ch, em.ix(cn))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)
+    };
     // Tile element (row, col) is (channel, pixel) when `to`, (pixel, channel) otherwise: the
     // load walks the source's contiguous axis with tx, the store the destination's.
     for j in 0..T / 8 {
         let row = em.addk(ty, 8 * j)?;
         let v = if to {
             let (ch, pix) = (em.add(c0, row)?, em.add(hw0, tx)?);
-            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(c))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let ok = inside(em, ch, c, pix)?;
             let idx = lin_logical(em, em.min_ix(ch, em.ix(c - 1))?, em.min_ix(pix, em.ix(hw - 1))?)?;
             em.load_guarded(ld, p[1], ok, idx)?
         } else {
             let (pix, ch) = (em.add(hw0, row)?, em.add(c0, tx)?);
-            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(cp))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let ok = inside(em, ch, cp, pix)?;
             let idx = em.add(em.mulk(em.add(em.mulk(nn, hw)?, pix)?, cp)?, ch)?;
             em.load_guarded(sd, p[1], ok, idx)?
         };
@@ -302,14 +306,14 @@ fn nhwc_transpose<'c>(cx: &mut Cx<'c, '_>, node: &Node, logical: &crate::codegen
         let v = em.load_shared_f32(tile, em.add(em.mulk(tx, T + 1)?, row)?)?;
         if to {
             let (pix, ch) = (em.add(hw0, row)?, em.add(c0, tx)?);
-            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(cp))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let ok = inside(em, ch, cp, pix)?;
             em.if_(ok, |em| {
                 let idx = em.add(em.mulk(em.add(em.mulk(nn, hw)?, pix)?, cp)?, ch)?;
                 em.store(sd, p[0], idx, em.convert(v.into(), DType::F32, sd)?)
             })?;
         } else {
             let (ch, pix) = (em.add(c0, row)?, em.add(hw0, tx)?);
-            let ok = em.and(em.icmp(IntPredicate::SLT, ch, em.ix(c))?, em.icmp(IntPredicate::SLT, pix, em.ix(hw))?)?;
+            let ok = inside(em, ch, c, pix)?;
             em.if_(ok, |em| {
                 let idx = lin_logical(em, ch, pix)?;
                 em.store(ld, p[0], idx, em.convert(v.into(), DType::F32, ld)?)
