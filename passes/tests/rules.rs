@@ -418,6 +418,23 @@ fn tanh_gelu_is_recognized() {
     assert_eq!(kinds(&opt), ["Gelu"]);
 }
 
+/// GELU's constants as a reduced-precision graph stores them (`--precision fp16` converts
+/// before the optimizer runs): f16's nearest values to 0.044715 and √(2/π).
+#[test]
+fn tanh_gelu_in_f16_is_recognized() {
+    let src = GELU_TANH.replace("f32", "f16").replace("[0.044715]", "[0.04470825]").replace("[0.7978846]", "[0.7978516]");
+    let g = kiln_ir::text::parse(&src, &Default::default()).expect("parses");
+    let rules = kiln_passes::rules::all();
+    let (opt, rep) = kiln_passes::eqsat::optimize(&g, &rules, &common::Gpu, Default::default()).expect("optimizes");
+    assert_eq!(fired(&rep, "patterns/gelu-tanh"), 1);
+    assert_eq!(kinds(&opt), ["Gelu"]);
+    // A constant beyond f16's rounding of 0.044715 is another function.
+    let other = src.replace("[0.04470825]", "[0.0448]");
+    let g = kiln_ir::text::parse(&other, &Default::default()).expect("parses");
+    let (_, rep) = kiln_passes::eqsat::optimize(&g, &rules, &common::Gpu, Default::default()).expect("optimizes");
+    assert_eq!(fired(&rep, "patterns/gelu-tanh"), 0);
+}
+
 #[test]
 fn tanh_gelu_with_a_square_is_not_gelu() {
     let (_, rep) = run(&GELU_TANH.replace("[3.0]", "[2.0]"));

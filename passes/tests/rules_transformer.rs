@@ -59,7 +59,7 @@ const SPLIT_HEADS: &str = r#"graph "g" (%q: f32[1,4,16], %k: f32[1,4,16], %v: f3
   %kh = Transpose[kh](%k4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
   %v4 = Reshape[v4](%v, %s4) {allowzero=false} : f32[1,4,2,8]
   %vh = Transpose[vh](%v4) {perm=[0, 2, 1, 3]} : f32[1,2,4,8]
-  %a = Attention[a](%qh, %kh, %vh) {is_causal=false, kv_num_heads=2, q_num_heads=2, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null} : f32[1,2,4,8]
+  %a = Attention[a](%qh, %kh, %vh) {is_causal=false, kv_num_heads=2, q_num_heads=2, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null, zero_undefined_rows=false} : f32[1,2,4,8]
   %at = Transpose[at](%a) {perm=[0, 2, 1, 3]} : f32[1,4,2,8]
   %y = Reshape[y](%at, %s3) {allowzero=false} : f32[1,4,16]
   return %y
@@ -94,7 +94,7 @@ const GQA: &str = r#"graph "g" (%q: f32[1,4,4,8], %k: f32[1,2,4,8], %v: f32[1,2,
   %vu = Unsqueeze[vu](%v, %ax) : f32[1,2,1,4,8]
   %ve = Expand[ve](%vu, %e5) : f32[1,2,2,4,8]
   %vr = Reshape[vr](%ve, %s4) {allowzero=false} : f32[1,4,4,8]
-  %y = Attention[y](%q, %kr, %vr) {is_causal=false, kv_num_heads=4, q_num_heads=4, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null} : f32[1,4,4,8]
+  %y = Attention[y](%q, %kr, %vr) {is_causal=false, kv_num_heads=4, q_num_heads=4, qk_matmul_output_mode=0, scale=0.35355339, softcap=0.0, softmax_precision=null, zero_undefined_rows=false} : f32[1,4,4,8]
   return %y
 }
 "#;
@@ -199,6 +199,73 @@ fn a_where_that_fills_with_zero_is_not_a_mask() {
     let src = CAUSAL
         .replace("MASK", "true, false, false, false, true, true, false, false, true, true, true, false, true, true, true, true")
         .replace("[-3.4028235e38]", "[0.0]");
+    let (opt, rep) = run(&src);
+    assert_eq!(fired(&rep, "patterns/attention"), 0);
+    assert!(kinds(&opt).contains(&"Softmax"));
+}
+
+/// PyTorch's exported scaled_dot_product_attention (dynamo): √scale on Q and on Kᵀ, Kᵀ by a
+/// 3-D transpose between reshapes, an additive bias, and NaN probabilities zeroed.
+const SDPA: &str = r#"graph "g" (%q: f32[1,2,4,8], %k: f32[1,2,4,8], %v: f32[1,2,4,8]) {
+  %s3 = const i64[3] [2, 4, 8]
+  %s4 = const i64[4] [1, 2, 8, 4]
+  %c = const f32[] [0.4204482]
+  %zero = const f32[] [0.0]
+  %bias = const f32[1,1,4,4] [BIAS]
+  %k3 = Reshape[k3](%k, %s3) {allowzero=false} : f32[2,4,8]
+  %kt3 = Transpose[kt3](%k3) {perm=[0, 2, 1]} : f32[2,8,4]
+  %kt = Reshape[kt](%kt3, %s4) {allowzero=false} : f32[1,2,8,4]
+  %qs = Mul[qs](%q, %c) : f32[1,2,4,8]
+  %ks = Mul[ks](%kt, %c) : f32[1,2,8,4]
+  %s = MatMul[s](%qs, %ks) : f32[1,2,4,4]
+  %a = Add[a](%s, %bias) : f32[1,2,4,4]
+  %p = Softmax[p](%a) {axis=-1, legacy=false} : f32[1,2,4,4]
+  %n = IsNaN[n](%p) : bool[1,2,4,4]
+  %w = Where[w](%n, %zero, %p) : f32[1,2,4,4]
+  %y = MatMul[y](%w, %v) : f32[1,2,4,8]
+  return %y
+}
+"#;
+
+const MIN: &str = "-3.4028235e38";
+
+fn sdpa(bias: [&str; 16]) -> String {
+    SDPA.replace("BIAS", &bias.join(", "))
+}
+
+fn zero_rows_and_scale(g: &kiln_ir::Graph) -> Vec<(bool, f32)> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            kiln_ir::Op::Attention { zero_undefined_rows, scale, .. } => Some((zero_undefined_rows, scale.unwrap_or(0.0))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn exported_sdpa_with_a_causal_bias_is_causal_attention() {
+    let (opt, rep) = run(&sdpa(["0.0", MIN, MIN, MIN, "0.0", "0.0", MIN, MIN, "0.0", "0.0", "0.0", MIN, "0.0", "0.0", "0.0", "0.0"]));
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert_eq!(kinds(&opt), ["Attention"]);
+    assert_eq!(attention_attrs(&opt), [(true, 3)], "is_causal and no mask input");
+    let z = zero_rows_and_scale(&opt);
+    assert!(z[0].0 && (z[0].1 - 0.4204482f32 * 0.4204482).abs() < 1e-6, "{z:?}: zeroed undefined rows, both factors in the scale");
+}
+
+#[test]
+fn exported_sdpa_with_a_fully_masked_row_gives_its_zeros() {
+    // Row 0 masks every key: its softmax is NaN, which the Where turns into zeros; the harness
+    // compares the fused graph with the original on that row too.
+    let (opt, rep) = run(&sdpa([MIN, MIN, MIN, MIN, "0.0", "0.0", MIN, "0.0", "0.0", "0.0", "0.0", MIN, "0.0", MIN, "0.0", "0.0"]));
+    assert_eq!(fired(&rep, "patterns/attention"), 1);
+    assert_eq!(attention_attrs(&opt), [(false, 4)], "the bias as a mask input");
+}
+
+#[test]
+fn a_where_that_replaces_nan_by_another_value_is_not_attention() {
+    let src = sdpa(["0.0", MIN, MIN, MIN, "0.0", "0.0", MIN, MIN, "0.0", "0.0", "0.0", MIN, "0.0", "0.0", "0.0", "0.0"])
+        .replace("%zero = const f32[] [0.0]", "%zero = const f32[] [0.5]");
     let (opt, rep) = run(&src);
     assert_eq!(fired(&rep, "patterns/attention"), 0);
     assert!(kinds(&opt).contains(&"Softmax"));

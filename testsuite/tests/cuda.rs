@@ -331,3 +331,97 @@ fn tensor_core_convolutions_match_the_interpreter_on_the_gpu() {
     }
     assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
 }
+
+/// Attention shapes the flash-style tensor-core kernel takes (3-D and 4-D, GQA, causal, ragged
+/// lengths, additive and boolean masks, soft-capping, a single query, undefined rows as NaN or
+/// zeros), against the interpreter on the same graph.
+#[test]
+fn tensor_core_attention_matches_the_interpreter_on_the_gpu() {
+    #[derive(Clone, Copy)]
+    enum Mask {
+        None,
+        /// Additive [b, 1, 1, sk] of this dtype: the last quarter of the keys at -10000.
+        Padding(DType),
+        /// Constant boolean [sq, sk], random, with query row 5 fully masked.
+        Bool,
+    }
+    // (dtype, 4-D, batch, q heads, kv heads, q len, kv len, head dim, causal, mask, softcap, zero undefined rows)
+    #[rustfmt::skip]
+    let cases = [
+        (DType::F16, true, 2, 4, 4, 128, 128, 64, false, Mask::None, 0.0, false),
+        (DType::F16, false, 1, 8, 2, 200, 200, 128, true, Mask::None, 0.0, true),
+        (DType::BF16, true, 2, 2, 2, 70, 300, 32, false, Mask::Padding(DType::F32), 0.0, false),
+        (DType::F16, true, 1, 2, 1, 1, 33, 16, false, Mask::None, 5.0, false),
+        (DType::F16, true, 1, 1, 1, 96, 96, 64, false, Mask::Bool, 0.0, true),
+        (DType::F16, true, 1, 1, 1, 96, 96, 64, false, Mask::Bool, 0.0, false),
+        (DType::F16, false, 8, 12, 12, 128, 128, 64, false, Mask::Padding(DType::F16), 0.0, false),
+        (DType::BF16, true, 1, 32, 4, 320, 320, 64, true, Mask::None, 0.0, true),
+    ];
+    let mut failed = vec![];
+    for (i, &(dt, four_d, b, hq, hk, sq, sk, d, is_causal, mask, softcap, zero_undefined_rows)) in cases.iter().enumerate() {
+        let dims = |h: usize, s: usize| if four_d { vec![b, h, s, d] } else { vec![b, s, h * d] };
+        let mut g = Graph::new("attention");
+        let mut inputs = vec![];
+        let mut ins = vec![];
+        for (n, (name, h, s)) in [("q", hq, sq), ("k", hk, sk), ("v", hk, sk)].into_iter().enumerate() {
+            ins.push(Some(g.add_input(name, TensorType::fixed(dt, &dims(h, s)))));
+            inputs.push(random_tensor(dt, &dims(h, s), 40 * i as u64 + n as u64));
+        }
+        match mask {
+            Mask::None => {}
+            Mask::Padding(mdt) => {
+                ins.push(Some(g.add_input("mask", TensorType::fixed(mdt, &[b, 1, 1, sk]))));
+                let v: Vec<f64> = (0..b * sk).map(|j| if j % sk >= sk * 3 / 4 { -10000.0 } else { 0.0 }).collect();
+                inputs.push(Tensor::new(vec![b, 1, 1, sk], kiln_ir::Data::from_f64(mdt, &v)).expect("mask"));
+            }
+            Mask::Bool => {
+                let v: Vec<bool> = random(sq * sk, 77).iter().enumerate().map(|(n, &x)| n / sk != 5 && x > -0.5).collect();
+                let t = Tensor::new(vec![sq, sk], kiln_ir::Data::Bool(v)).expect("mask");
+                ins.push(Some(g.add_const("mask", std::sync::Arc::new(t))));
+            }
+        }
+        let op = Op::Attention {
+            is_causal,
+            kv_num_heads: hk as i64,
+            q_num_heads: hq as i64,
+            qk_matmul_output_mode: 0,
+            scale: None,
+            softcap,
+            softmax_precision: None,
+            zero_undefined_rows,
+        };
+        let y = g.add_node("attention", op, ins, &[Some("y".into())]).expect("attention")[0];
+        g.outputs = vec![y.expect("y")];
+        let want = kiln_ir::interp::run(&g, inputs.clone()).expect("interpreter");
+        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert!(c.ptx.contains("attention_tc"), "case {i}: the tensor-core attention was not used");
+        let Some(mut s) = session(c.artifact) else { return };
+        let got = s.run(&host_inputs(&inputs)).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let gv = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
+        let wv = want[0].to_f64();
+        // Undefined rows: NaN in both, or zeros in both.
+        let nan_agree = gv.iter().zip(&wv).all(|(g, w)| g.is_nan() == w.is_nan());
+        let (gf, wf): (Vec<f64>, Vec<f64>) = gv.iter().zip(&wv).filter(|(g, w)| !g.is_nan() && !w.is_nan()).unzip();
+        let e = compare::errors(&gf, &wf);
+        let scale = wf.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let nans = wv.iter().filter(|x| x.is_nan()).count();
+        println!(
+            "attention case {i}: max abs / scale {:.3e}, cosine {:.9}, {nans} NaN, NaN positions agree: {nan_agree}",
+            e.max_abs / scale,
+            e.cosine
+        );
+        if !(nan_agree && e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999) {
+            failed.push(i);
+        }
+        if matches!(mask, Mask::Bool) {
+            // Row 5 has every key masked: zeros, or NaN like the interpreter.
+            let row5 = &gv[5 * d..6 * d];
+            assert!(
+                if zero_undefined_rows { row5.iter().all(|&x| x == 0.0) } else { row5.iter().all(|x| x.is_nan()) },
+                "case {i}: {row5:?}"
+            );
+        }
+    }
+    assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
+}

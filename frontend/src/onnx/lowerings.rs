@@ -308,6 +308,7 @@ pub(crate) fn attention(cx: &mut Cx) -> R {
         scale: cx.a.opt_f("scale")?,
         softcap: cx.f("softcap", 0.0)?,
         softmax_precision,
+        zero_undefined_rows: false,
     };
     Ok(Out::Node(op, cx.all()))
 }

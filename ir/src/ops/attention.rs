@@ -78,7 +78,17 @@ fn concat_seq(past: Option<&Tensor>, cur: Tensor) -> Result<Tensor, OpError> {
 }
 
 pub(crate) fn eval_attention(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec<Tensor>, OpError> {
-    let Op::Attention { is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap, softmax_precision: _ } = *op else {
+    let Op::Attention {
+        is_causal,
+        kv_num_heads,
+        q_num_heads,
+        qk_matmul_output_mode,
+        scale,
+        softcap,
+        softmax_precision: _,
+        zero_undefined_rows,
+    } = *op
+    else {
         return invalid("not an Attention op");
     };
     let (q, k, v) = (*req(ins, 0)?, *req(ins, 1)?, *req(ins, 2)?);
@@ -175,8 +185,10 @@ pub(crate) fn eval_attention(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> 
                 let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let sum: f64 = row.iter().map(|s| (s - m).exp()).sum();
                 let yrow = &mut y[((bi * hq + h) * sq + i) * dv..][..dv];
+                // The row's probabilities are all NaN exactly when the sum is.
+                let zero_row = zero_undefined_rows && sum.is_nan();
                 for j in 0..sk {
-                    let p = (row[j] - m).exp() / sum;
+                    let p = if zero_row { 0.0 } else { (row[j] - m).exp() / sum };
                     if qk_matmul_output_mode == 3 {
                         orow[j] = p;
                     }
@@ -263,4 +275,44 @@ pub(crate) fn eval_rotary(interleaved: bool, heads: i64, rot_dim: i64, ins: &[Op
         4 => permute(&y4, &[0, 2, 1, 3]),
         _ => tensor(x.dims().to_vec(), y4.into_data()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attention(zero_undefined_rows: bool) -> Op {
+        Op::Attention {
+            is_causal: false,
+            kv_num_heads: 0,
+            q_num_heads: 0,
+            qk_matmul_output_mode: 0,
+            scale: None,
+            softcap: 0.0,
+            softmax_precision: None,
+            zero_undefined_rows,
+        }
+    }
+
+    /// Query row 0 has every key masked, row 1 none: the flag decides only row 0.
+    #[test]
+    fn undefined_rows_are_nan_or_zero() {
+        let t = |dims: Vec<usize>, v: Vec<f32>| Tensor::new(dims, Data::F32(v)).expect("tensor");
+        let q = t(vec![1, 1, 2, 2], vec![0.5, -1.0, 2.0, 0.25]);
+        let k = t(vec![1, 1, 3, 2], vec![1.0, 0.0, 0.0, 1.0, -1.0, 1.0]);
+        let v = t(vec![1, 1, 3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let mask = Tensor::new(vec![2, 3], Data::Bool(vec![false, false, false, true, true, true])).expect("mask");
+        let ins = [Some(&q), Some(&k), Some(&v), Some(&mask)];
+        let nan = eval_attention(&attention(false), &ins, 1).expect("eval")[0].to_f64();
+        let zero = eval_attention(&attention(true), &ins, 1).expect("eval")[0].to_f64();
+        assert!(nan[..2].iter().all(|x| x.is_nan()), "{nan:?}");
+        assert_eq!(zero[..2], [0.0, 0.0]);
+        // Row 1 is the ordinary softmax-weighted mean of V in both.
+        let s: Vec<f64> = [2.0, 0.25, -1.75].iter().map(|x: &f64| (x / 2f64.sqrt()).exp()).collect();
+        let total: f64 = s.iter().sum();
+        let want = [(s[0] + 3.0 * s[1] + 5.0 * s[2]) / total, (2.0 * s[0] + 4.0 * s[1] + 6.0 * s[2]) / total];
+        for r in [&nan, &zero] {
+            assert!((r[2] - want[0]).abs() < 1e-6 && (r[3] - want[1]).abs() < 1e-6, "{r:?} vs {want:?}");
+        }
+    }
 }

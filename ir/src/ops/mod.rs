@@ -369,9 +369,12 @@ define_ops! {
     DynamicQuantizeLinear {},
     /// Inputs: Q, K, V, attn_mask?, past_key?, past_value?, nonpad_kv_seqlen?.
     /// Outputs: Y, present_key?, present_value?, qk_matmul_output?.
+    /// `zero_undefined_rows` (kiln's, not ONNX's; false on import): a query row whose softmax
+    /// is undefined (every key masked, or a NaN or infinite score) gives zeros instead of NaN,
+    /// as `Where(IsNaN(p), 0, p)` after the softmax does in PyTorch's exported SDPA.
     Attention {
         is_causal: bool, kv_num_heads: i64, q_num_heads: i64, qk_matmul_output_mode: i64,
-        scale: Option<f32>, softcap: f32, softmax_precision: Option<DType>,
+        scale: Option<f32>, softcap: f32, softmax_precision: Option<DType>, zero_undefined_rows: bool,
     },
     /// Inputs: log-probabilities [N, C, d...], target [N, d...], weight? [C].
     NegativeLogLikelihoodLoss { reduction: LossReduction, ignore_index: Option<i64> },

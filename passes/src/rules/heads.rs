@@ -58,7 +58,8 @@ fn head_split(eg: &EG, c: Id) -> Option<(Id, usize)> {
     None
 }
 
-fn shape_const(dims: &[usize]) -> Option<Term> {
+/// A constant i64 shape tensor.
+pub(crate) fn shape_const(dims: &[usize]) -> Option<Term> {
     let v: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let name = format!("heads.shape.{}", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"));
     Some(Term::Weight(name, Arc::new(Tensor::from_i64s(vec![v.len()], v).ok()?)))

@@ -51,8 +51,17 @@ pub(crate) fn scalar(eg: &EG, c: Id) -> Option<f64> {
     konst(eg, c).filter(|t| t.numel() == 1 && t.dtype().is_float()).map(|t| t.to_f64()[0])
 }
 
+/// Whether class `c` is the one-element constant `v`, as its dtype stores it: within half a unit
+/// in the last place of f16 or bf16 (a reduced-precision graph's 0.044715 is 0.04470825 in f16),
+/// within 1e-6 relative for wider types.
 pub(crate) fn is_scalar(eg: &EG, c: Id, v: f64) -> bool {
-    scalar(eg, c).is_some_and(|x| (x - v).abs() <= 1e-6 * v.abs().max(1.0))
+    let Some(t) = konst(eg, c).filter(|t| t.numel() == 1 && t.dtype().is_float()) else { return false };
+    let tolerance = match t.dtype() {
+        kiln_ir::DType::F16 => v.abs() / 2048.0,
+        kiln_ir::DType::BF16 => v.abs() / 256.0,
+        _ => 1e-6 * v.abs().max(1.0),
+    };
+    (t.to_f64()[0] - v).abs() <= tolerance
 }
 
 /// `(lhs, rhs)` of every `op` node in the class, both orders for commutative ops.

@@ -248,33 +248,69 @@ fn untransposed(eg: &EG, perm: &[i64], k0: Id) -> Option<(Term, TensorType)> {
     }
 }
 
-/// Scores `Q·Kᵀ`, possibly scaled by a constant: (q, K as a term, K's type, scale).
+/// `Kᵀ` given as `Reshape(Transpose{[0,2,1]}(k3), [b,h,d,s])` with `k3: [b·h, s, d]` (the
+/// dynamo exporter's form): K as `Reshape(k3, [b,h,s,d])` and its type.
+fn untransposed_3d(eg: &EG, kt: Id) -> Option<(Term, TensorType)> {
+    let [b, h, d, s] = <[usize; 4]>::try_from(fixed(eg, kt)?).ok()?;
+    for (rop, ra) in ops(eg, kt) {
+        if !matches!(rop, Op::Reshape { .. }) {
+            continue;
+        }
+        for (top, ta) in ops(eg, ra[0]) {
+            if !matches!(top, Op::Transpose { perm } if perm[..] == [0, 2, 1]) || fixed(eg, ta[0]) != Some(vec![b * h, s, d]) {
+                continue;
+            }
+            let dt = ty(eg, ta[0])?.dtype;
+            let k = Term::Op(Op::Reshape { allowzero: false }, vec![Term::Class(ta[0]), super::heads::shape_const(&[b, h, s, d])?]);
+            return Some((k, TensorType::new(dt, kiln_ir::Shape([b, h, s, d].iter().map(|&n| Dim::Known(n)).collect()))));
+        }
+    }
+    None
+}
+
+/// `x` and a constant factor: `(x, 1)` itself and `(y, f)` for every `x = y · f` with f scalar.
+/// The factored forms come first, so the Attention built reads the unscaled tensor.
+fn scaled(eg: &EG, x: Id) -> Vec<(Id, f64)> {
+    let mut out: Vec<(Id, f64)> = binary(eg, x, BinaryOp::Mul).into_iter().filter_map(|(y, c)| scalar(eg, c).map(|f| (y, f))).collect();
+    out.push((x, 1.0));
+    out
+}
+
+/// Scores `Q·Kᵀ`, possibly scaled by a constant (dividing the product, or multiplying it or
+/// either factor): (q, K as a term, K's type, scale).
 fn scaled_scores(eg: &EG, t: Id) -> Vec<(Id, Term, TensorType, f64)> {
-    let qk = |c: Id| -> Vec<(Id, Term, TensorType)> {
+    let qk = |c: Id| -> Vec<(Id, Term, TensorType, f64)> {
         let mut v = Vec::new();
         for (o, a) in ops(eg, c) {
             if !matches!(o, Op::MatMul {}) || a.len() != 2 {
                 continue;
             }
-            for (to, ka) in ops(eg, a[1]) {
-                if let Op::Transpose { perm } = to {
-                    if let Some((k, kt)) = untransposed(eg, perm, ka[0]) {
-                        v.push((a[0], k, kt));
+            for (q, fq) in scaled(eg, a[0]) {
+                for (kt, fk) in scaled(eg, a[1]) {
+                    for (to, ka) in ops(eg, kt) {
+                        if let Op::Transpose { perm } = to {
+                            if let Some((k, ty)) = untransposed(eg, perm, ka[0]) {
+                                v.push((q, k, ty, fq * fk));
+                            }
+                        }
+                    }
+                    if let Some((k, ty)) = untransposed_3d(eg, kt) {
+                        v.push((q, k, ty, fq * fk));
                     }
                 }
             }
         }
         v
     };
-    let mut out: Vec<(Id, Term, TensorType, f64)> = qk(t).into_iter().map(|(q, k, kt)| (q, k, kt, 1.0)).collect();
+    let mut out: Vec<(Id, Term, TensorType, f64)> = qk(t);
     for (m, c) in binary(eg, t, BinaryOp::Div) {
         if let Some(d) = scalar(eg, c).filter(|d| *d != 0.0) {
-            out.extend(qk(m).into_iter().map(|(q, k, kt)| (q, k, kt, 1.0 / d)));
+            out.extend(qk(m).into_iter().map(|(q, k, kt, f)| (q, k, kt, f / d)));
         }
     }
     for (m, c) in binary(eg, t, BinaryOp::Mul) {
-        if let Some(f) = scalar(eg, c) {
-            out.extend(qk(m).into_iter().map(|(q, k, kt)| (q, k, kt, f)));
+        if let Some(g) = scalar(eg, c) {
+            out.extend(qk(m).into_iter().map(|(q, k, kt, f)| (q, k, kt, f * g)));
         }
     }
     out
@@ -316,6 +352,21 @@ fn is_causal_mask(cond: &kiln_ir::Tensor) -> bool {
     sq == sk && d[..d.len() - 2].iter().all(|&x| x == 1) && cond.to_f64().iter().enumerate().all(|(n, &v)| (v != 0.0) == (n % sk <= n / sk))
 }
 
+/// Whether additive `bias` ([.., sq, sk], leading dims 1, sq = sk = the scores' last dims) is 0
+/// at the causal positions `j <= i` and at most -65504 elsewhere: so negative that softmax gives
+/// those keys no weight (f32's lowest saturates to -65504 in f16).
+fn is_causal_bias(bias: &kiln_ir::Tensor, scores: Option<&TensorType>) -> bool {
+    let d = bias.dims();
+    let Some(st) = scores.and_then(|t| t.shape.as_fixed()) else { return false };
+    if d.len() < 2 || st.len() < 2 || d[d.len() - 2..] != st[st.len() - 2..] {
+        return false;
+    }
+    let (sq, sk) = (d[d.len() - 2], d[d.len() - 1]);
+    sq == sk
+        && d[..d.len() - 2].iter().all(|&x| x == 1)
+        && bias.to_f64().iter().enumerate().all(|(n, &v)| if n % sk <= n / sk { v == 0.0 } else { v <= -65504.0 })
+}
+
 /// The masked forms of softmax input `s`: (unmasked scores, masking).
 fn masked_forms(eg: &EG, s: Id) -> Vec<(Id, Masking)> {
     let st = ty(eg, s).cloned();
@@ -324,7 +375,8 @@ fn masked_forms(eg: &EG, s: Id) -> Vec<(Id, Masking)> {
     heads.extend(binary(eg, s, BinaryOp::Add).into_iter().filter(|(_, m)| add_ok(*m)).map(|(t, m)| (t, Some(m))));
     let mut out = Vec::new();
     for (t, mask) in heads {
-        out.push((t, Masking::Additive(mask, false)));
+        let causal_bias = mask.and_then(|m| konst(eg, m)).is_some_and(|c| is_causal_bias(c, st.as_ref()));
+        out.push((t, if causal_bias { Masking::Additive(None, true) } else { Masking::Additive(mask, false) }));
         for (inner, cond, fill) in where_masks(eg, t) {
             let (Some(c), Some(st)) = (konst(eg, cond), st.as_ref()) else { continue };
             let cond_ty = TensorType::new(st.dtype, kiln_ir::Shape(c.dims().iter().map(|&d| Dim::Known(d)).collect()));
@@ -344,6 +396,25 @@ fn masked_forms(eg: &EG, s: Id) -> Vec<(Id, Masking)> {
     out
 }
 
+/// The softmax inputs of probabilities `p` over the last axis, and whether NaN probabilities
+/// (whole rows: every key masked, or a NaN or infinite score) are replaced by 0, as
+/// `Where(IsNaN(softmax(s)), 0, softmax(s))` does.
+fn probabilities(eg: &EG, p: Id) -> Vec<(Id, bool)> {
+    let softmax = |c: Id| -> Vec<Id> {
+        ops(eg, c).filter(|(op, a)| matches!(op, Op::Softmax { axis: -1 | 3, legacy: false }) && a.len() == 1).map(|(_, a)| a[0]).collect()
+    };
+    let mut out: Vec<(Id, bool)> = softmax(p).into_iter().map(|s| (s, false)).collect();
+    for (op, a) in ops(eg, p) {
+        if !matches!(op, Op::Where {}) || a.len() != 3 || !is_scalar(eg, a[1], 0.0) {
+            continue;
+        }
+        if unary(eg, a[0], UnaryOp::IsNaN).iter().any(|&x| same(eg, x, a[2])) {
+            out.extend(softmax(a[2]).into_iter().map(|s| (s, true)));
+        }
+    }
+    out
+}
+
 /// softmax(Q·Kᵀ·scale + mask) · V over 4-D [batch, heads, seq, head_dim] tensors: one Attention.
 /// The mask may be added, selected by a constant `Where` (a lower-triangular one becomes
 /// `is_causal`), or both.
@@ -358,9 +429,8 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     if vt.shape.rank() != 4 || !matches!(vt.dtype, kiln_ir::DType::F32 | kiln_ir::DType::F16 | kiln_ir::DType::BF16) {
         return vec![];
     }
-    for (sop, sargs) in ops(eg, p) {
-        let Op::Softmax { axis: -1 | 3, legacy: false } = sop else { continue };
-        for (t, masking) in masked_forms(eg, sargs[0]) {
+    for (sm, zero_undefined_rows) in probabilities(eg, p) {
+        for (t, masking) in masked_forms(eg, sm) {
             for (q, k, kt, scale) in scaled_scores(eg, t) {
                 let Some(qt) = ty(eg, q) else { continue };
                 let (Some(h), Some(hk)) = (qt.shape.0.get(1).and_then(|d| d.known()), kt.shape.0.get(1).and_then(|d| d.known())) else {
@@ -389,6 +459,7 @@ fn attention(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                     scale: Some(scale as f32),
                     softcap: 0.0,
                     softmax_precision: None,
+                    zero_undefined_rows,
                 };
                 let mut args = vec![Term::Class(q), k, Term::Class(v)];
                 args.extend(mask);

@@ -1,11 +1,13 @@
 //! Attention (ONNX opset 23: 3-D with head counts or 4-D, GQA, causal, additive or boolean
 //! masks, softcap) and RotaryEmbedding.
 //!
-//! Attention runs one block per (query row, head, batch): scores for every key into shared
-//! memory, a block-wide max and sum, then the weighted sum of V. Scores and softmax stay in
-//! f32. The key length is bounded by shared memory (at most 8192 keys here); a flash-style
-//! kernel that streams keys lifts that limit.
+//! f16/bf16 attention with a head dim that is a multiple of 16 (up to 128) runs the flash-style
+//! tensor-core kernel of `attention_tc`. Otherwise (f32, other head dims) one block per (query
+//! row, head, batch): scores for every key into shared memory, a block-wide max and sum, then
+//! the weighted sum of V. Scores and softmax stay in f32. The key length is bounded by shared
+//! memory there (at most 8192 keys).
 
+use super::attention_tc;
 use super::reduce::{block_reduce, Combine};
 use super::{bcast_index, input, output};
 use crate::codegen::llvm::{Em, Ix, R};
@@ -27,8 +29,16 @@ fn at<'c>(em: &Em<'c>, four_d: bool, dims: (usize, usize, usize), b: Ix<'c>, h: 
 }
 
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
-    let Op::Attention { is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode: _, scale, softcap, softmax_precision: _ } =
-        node.op.clone()
+    let Op::Attention {
+        is_causal,
+        kv_num_heads,
+        q_num_heads,
+        qk_matmul_output_mode: _,
+        scale,
+        softcap,
+        softmax_precision: _,
+        zero_undefined_rows,
+    } = node.op.clone()
     else {
         return unsupported(format!("{} in the attention family", node.op.kind_name()));
     };
@@ -50,18 +60,40 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         let (hq, hk) = (q_num_heads.max(1) as usize, kv_num_heads.max(1) as usize);
         (qt.dims[0], hq, qt.dims[1], qt.dims[2] / hq, hk, kt.dims[1], vt.dims[2] / hk)
     };
-    if sk > MAX_KEYS {
-        return unsupported(format!("Attention over {sk} keys (this kernel holds at most {MAX_KEYS} scores)"));
-    }
     let mask = node.inputs.get(3).copied().flatten();
     let mt: Option<Ty> = mask.map(|m| cx.ty(m)).transpose()?;
-    if mt.as_ref().is_some_and(|m| m.dims.last().copied().unwrap_or(sk) != sk) {
-        return unsupported("an attention mask shorter than the key length");
+    if mt.as_ref().is_some_and(|m| m.dims.last().copied().unwrap_or(sk) != sk || m.dims.len() > 4) {
+        return unsupported("an attention mask shorter than the key length or of rank above 4");
     }
-    let group = (hq / hk.max(1)).max(1) as i64;
     let scale = scale.map_or(1.0 / (d as f64).sqrt(), |s| s as f64);
     let y = output(node, 0)?;
     let yt = cx.ty(y)?;
+    if attention_tc::applies(cx, qt.dtype, [&qt, &kt, &vt, &yt], d, dv, [q, k, v, y]) {
+        let spec = attention_tc::Spec {
+            y,
+            q,
+            k,
+            v,
+            mask: mask.zip(mt),
+            dtype: qt.dtype,
+            four_d,
+            b,
+            hq,
+            sq,
+            hk,
+            sk,
+            d,
+            scale,
+            softcap,
+            is_causal,
+            zero_undefined_rows,
+        };
+        return attention_tc::lower(cx, &spec);
+    }
+    if sk > MAX_KEYS {
+        return unsupported(format!("Attention over {sk} keys (this kernel holds at most {MAX_KEYS} scores)"));
+    }
+    let group = (hq / hk.max(1)).max(1) as i64;
     let mut params = vec![Param::Value(y), Param::Value(q), Param::Value(k), Param::Value(v)];
     params.extend(mask.map(Param::Value));
     let p = cx.begin("", &params)?;
@@ -127,6 +159,8 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     })?;
     let total = block_reduce(em, em.get(sum)?.into_float_value(), Combine::Sum, scratch, THREADS)?;
     let inv = em.fdiv(em.f32c(1.0), total)?;
+    // The row's probabilities are all NaN exactly when their sum is.
+    let undefined = em.fcmp(FloatPredicate::UNO, total, total)?;
     em.for_range(tid, em.ix(dv as i64), step, |em, dd| {
         let o = em.var(em.f32c(0.0).into())?;
         em.for_n(sk as i64, |em, j| {
@@ -135,7 +169,10 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let cur = em.get(o)?.into_float_value();
             em.set(o, em.fintr("fma", &[pj, vv, cur])?.into())
         })?;
-        let r = em.fmul(em.get(o)?.into_float_value(), inv)?;
+        let mut r = em.fmul(em.get(o)?.into_float_value(), inv)?;
+        if zero_undefined_rows {
+            r = em.select(undefined, em.f32c(0.0), r)?.into_float_value();
+        }
         em.store(yt.dtype, p[0], at(em, four_d, (hq, sq, dv), bb, h, i, dd)?, r.into())
     })?;
     cx.launch([blocks(sq, 1)?, hq as u32, b as u32], [THREADS as u32, 1, 1], 0)

@@ -208,10 +208,6 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     }
     let lrow = em.add(em.remk(lane, 8)?, em.mulk(em.remk(em.divk(lane, 8)?, 2)?, 8)?)?;
     let lcol = em.mulk(em.divk(lane, 16)?, 8)?;
-    let mma = format!(
-        "mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{$0, $1, $2, $3}}, {{$4, $5, $6, $7}}, {{$8, $9}}, {{$10, $11, $12, $13}};",
-        t = if dt == DType::F16 { "f16" } else { "bf16" }
-    );
     em.for_n(k_tiles, |em, kt| {
         em.asm(&format!("cp.async.wait_group {};", stages - 2), "~{memory}", None, &[], true)?;
         em.barrier()?;
@@ -251,17 +247,11 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
                 for (mt, a) in a_frag.iter().enumerate() {
                     for (nt, b) in b_frag.iter().enumerate() {
                         let at = |r| acc_at(s, mt as i64, nt as i64, r);
-                        let c: Vec<_> = (0..4).map(|r| em.get(acc[at(r)])).collect::<R<_>>()?;
-                        let mut args: Vec<inkwell::values::BasicValueEnum> = a.iter().map(|&v| v.into()).collect();
-                        args.extend(b.iter().map(|&v| inkwell::values::BasicValueEnum::from(v)));
-                        args.extend(c);
-                        let f = em.f32t().into();
-                        let ret = em.cx.struct_type(&[f, f, f, f], false).into();
-                        let d = em
-                            .asm(&mma, "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", Some(ret), &args, true)?
-                            .ok_or_else(|| crate::codegen::CodegenError::Internal("mma without a result".into()))?;
-                        for r in 0..4 {
-                            em.set(acc[at(r)], em.field(d, r as u32)?)?;
+                        let c = |r| em.get(acc[at(r)]).map(|v| v.into_float_value());
+                        let c = [c(0)?, c(1)?, c(2)?, c(3)?];
+                        let d = mma(em, dt, a, b, c)?;
+                        for (r, v) in d.into_iter().enumerate() {
+                            em.set(acc[at(r as i64)], v.into())?;
                         }
                     }
                 }
@@ -327,15 +317,44 @@ fn first(groups: Vec<Group>) -> R<Group> {
     groups.into_iter().next().ok_or_else(|| crate::codegen::CodegenError::Internal("a product without outputs".into()))
 }
 
+/// `d = a·b + c` for one m16n8k16 tile: A as four registers of two 16-bit elements (row-major
+/// fragment), B as two (column-major), C and D as four f32 per thread.
+pub(super) fn mma<'c>(
+    em: &Em<'c>,
+    dt: DType,
+    a: &[IntValue<'c>; 4],
+    b: &[IntValue<'c>; 2],
+    c: [FloatValue<'c>; 4],
+) -> R<[FloatValue<'c>; 4]> {
+    let text = format!(
+        "mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{$0, $1, $2, $3}}, {{$4, $5, $6, $7}}, {{$8, $9}}, {{$10, $11, $12, $13}};",
+        t = if dt == DType::F16 { "f16" } else { "bf16" }
+    );
+    let mut args: Vec<inkwell::values::BasicValueEnum> = a.iter().map(|&v| v.into()).collect();
+    args.extend(b.iter().map(|&v| inkwell::values::BasicValueEnum::from(v)));
+    args.extend(c.iter().map(|&v| inkwell::values::BasicValueEnum::from(v)));
+    let f = em.f32t().into();
+    let ret = em.cx.struct_type(&[f, f, f, f], false).into();
+    let d = em
+        .asm(&text, "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", Some(ret), &args, true)?
+        .ok_or_else(|| crate::codegen::CodegenError::Internal("mma without a result".into()))?;
+    Ok([
+        em.field(d, 0)?.into_float_value(),
+        em.field(d, 1)?.into_float_value(),
+        em.field(d, 2)?.into_float_value(),
+        em.field(d, 3)?.into_float_value(),
+    ])
+}
+
 /// `i < n` (signed).
-fn lt<'c>(em: &Em<'c>, i: Ix<'c>, n: usize) -> R<IntValue<'c>> {
+pub(super) fn lt<'c>(em: &Em<'c>, i: Ix<'c>, n: usize) -> R<IntValue<'c>> {
     em.icmp(IntPredicate::SLT, i, em.ix(n as i64))
 }
 
 /// `cp.async` of 16 bytes from element `src` of `global` (dtype `dt`) to element `dst` of the
 /// shared array; zero-filled (and reading nothing) where `!ok`.
 #[allow(clippy::too_many_arguments)]
-fn copy16<'c>(
+pub(super) fn copy16<'c>(
     em: &mut Em<'c>,
     shared: PointerValue<'c>,
     dst: Ix<'c>,
@@ -355,7 +374,13 @@ fn copy16<'c>(
 
 /// `ldmatrix.x4` (optionally `.trans`) at element `idx` of a shared array: four 32-bit
 /// registers, each two 16-bit elements.
-fn ldmatrix_x4<'c>(em: &mut Em<'c>, arr: PointerValue<'c>, idx: Ix<'c>, h: BasicTypeEnum<'c>, trans: bool) -> R<[IntValue<'c>; 4]> {
+pub(super) fn ldmatrix_x4<'c>(
+    em: &mut Em<'c>,
+    arr: PointerValue<'c>,
+    idx: Ix<'c>,
+    h: BasicTypeEnum<'c>,
+    trans: bool,
+) -> R<[IntValue<'c>; 4]> {
     let a = em.addr(h, arr, idx)?;
     let i = em.i32t().into();
     let ret = em.cx.struct_type(&[i, i, i, i], false).into();

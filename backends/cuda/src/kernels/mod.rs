@@ -3,6 +3,7 @@
 //! is a constant in the generated code.
 
 pub mod attention;
+pub mod attention_tc;
 pub mod conv;
 pub mod conv_tc;
 pub mod elementwise;
