@@ -80,6 +80,7 @@ impl Session {
         };
         let module = cuda(ctx.load_module(image))?;
         let functions = a.manifest.kernels.iter().map(|k| cuda(module.load_function(&k.name))).collect::<Result<Vec<_>, _>>()?;
+        allow_dynamic_shared(&ctx, &a.manifest, &functions)?;
         let m = a.manifest.clone();
         let arena = cuda(stream.alloc_zeros::<u8>(m.arena_bytes.max(1) as usize))?;
         let w = a.section(sections::WEIGHTS).unwrap_or(&[]);
@@ -248,4 +249,26 @@ impl Session {
         times.sort_by(|a, b| a.total_cmp(b));
         Ok(times[times.len() / 2])
     }
+}
+
+/// Raises each kernel's dynamic shared-memory limit to what its launches ask for (beyond the
+/// default 48 KiB a kernel must opt in), or says the device has less.
+fn allow_dynamic_shared(ctx: &CudaContext, m: &Manifest, functions: &[CudaFunction]) -> Result<(), Error> {
+    use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+    let mut need = vec![0u32; functions.len()];
+    for l in &m.launches {
+        let n = &mut need[l.kernel as usize];
+        *n = (*n).max(l.shared_bytes);
+    }
+    let opt_in = cuda(ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN))?;
+    for ((f, &n), k) in functions.iter().zip(&need).zip(&m.kernels) {
+        if n <= 48 * 1024 {
+            continue;
+        }
+        if n as i64 > opt_in as i64 {
+            return Err(Error::Cuda(format!("kernel `{}` needs {n} bytes of shared memory; this GPU allows {opt_in}", k.name)));
+        }
+        cuda(f.set_attribute(CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, n as i32))?;
+    }
+    Ok(())
 }

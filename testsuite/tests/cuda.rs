@@ -245,6 +245,10 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         (vec![130, 264], vec![200, 264], true, DType::F16),
         // A vocabulary projection: N not a multiple of 8, B re-laid out [N, K] at compile time.
         (vec![1, 5, 64], vec![64, 1001], false, DType::F16),
+        // Enough blocks for each tile shape: 128x128, 64x128, 64x64 (the cases above take 32x64).
+        (vec![1536, 264], vec![264, 1536], false, DType::BF16),
+        (vec![768, 128], vec![128, 1408], false, DType::F16),
+        (vec![640, 96], vec![96, 1024], false, DType::F16),
     ];
     let mut failed = vec![];
     for (i, (ad, bd, trans_b, dt)) in cases.into_iter().enumerate() {
@@ -424,4 +428,42 @@ fn tensor_core_attention_matches_the_interpreter_on_the_gpu() {
         }
     }
     assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
+}
+
+/// A tied LM head: one [vocab, hidden] constant gathered as the embedding and, transposed,
+/// multiplied as the output projection (vocab not a multiple of 8). The product reads the
+/// constant in place: no transpose kernel, one copy of the weight, no arena buffer for it.
+#[test]
+fn a_tied_lm_head_reads_the_embedding_in_place() {
+    let (vocab, hidden, seq) = (1001, 128, 5);
+    let dt = DType::F16;
+    let mut g = Graph::new("tied");
+    let ids = g.add_input("ids", TensorType::fixed(DType::I64, &[1, seq]));
+    let x = g.add_input("x", TensorType::fixed(dt, &[1, seq, hidden]));
+    let w = g.add_const("wte", std::sync::Arc::new(random_tensor(dt, &[vocab, hidden], 5)));
+    let e = g.add_node("embed", Op::Gather { axis: 0 }, vec![Some(w), Some(ids)], &[Some("e".into())]).expect("gather")[0];
+    let wt = g.add_node("wt", Op::Transpose { perm: vec![1, 0] }, vec![Some(w)], &[Some("wt".into())]).expect("transpose")[0];
+    let y = g.add_node("head", Op::MatMul {}, vec![Some(x), wt], &[Some("logits".into())]).expect("matmul")[0];
+    g.outputs = vec![e.expect("e"), y.expect("y")];
+    let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+    let c = compile(&g, &opts(Arch::Sm90)).expect("compiles");
+    assert!(!c.ptx.contains("transpose"), "the transpose was not absorbed");
+    assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "the LM head is not on the tensor cores");
+    let m = &c.artifact.manifest;
+    assert_eq!(m.weights.len(), 1, "one copy of the tied weight: {:?}", m.weights);
+    let logits_bytes = (seq * vocab * 2) as u64;
+    assert!(m.arena_bytes < logits_bytes + (seq * hidden * 2) as u64 + 4096, "arena {} holds a transposed copy", m.arena_bytes);
+    let idv: Vec<i64> = vec![0, 1000, 17, 500, 17];
+    let inputs = vec![Tensor::from_i64s(vec![1, seq], idv).expect("ids"), random_tensor(dt, &[1, seq, hidden], 9)];
+    let want = kiln_ir::interp::run(&g, inputs.clone()).expect("interpreter");
+    let Some(mut s) = session(c.artifact) else { return };
+    let got = s.run(&host_inputs(&inputs)).expect("runs");
+    let emb = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
+    assert_eq!(emb, want[0].to_f64(), "the gathered rows");
+    let gv = kiln_ir::Data::from_le_bytes(dt, &got[1].data).expect("bytes").to_f64();
+    let wv = want[1].to_f64();
+    let e = compare::errors(&gv, &wv);
+    let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+    println!("tied LM head: max abs / scale {:.3e}, cosine {:.9}", e.max_abs / scale, e.cosine);
+    assert!(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999);
 }

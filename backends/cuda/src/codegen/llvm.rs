@@ -239,6 +239,11 @@ impl<'c> Em<'c> {
         Ok(self.b.build_ptr_to_int(p, self.i64t(), "")?)
     }
 
+    /// A pointer to element `idx` of type `t` at `base` (in `base`'s address space).
+    pub fn offset_ptr(&self, t: BasicTypeEnum<'c>, base: PointerValue<'c>, idx: Ix<'c>) -> R<PointerValue<'c>> {
+        unsafe_gep(&self.b, t, base, idx)
+    }
+
     pub fn i32c(&self, v: i64) -> IntValue<'c> {
         self.i32t().const_int(v as u64, true)
     }
@@ -261,6 +266,20 @@ impl<'c> Em<'c> {
         let g = self.m.add_global(at, Some(AddressSpace::from(SHARED)), name);
         g.set_linkage(Linkage::Internal);
         g.set_initializer(&at.get_undef());
+        g.set_alignment(16);
+        g.as_pointer_value()
+    }
+
+    /// The block's dynamic shared memory (`extern __shared__`) as an array of `ty`: its size is
+    /// the launch's `shared_bytes`, which may exceed the 48 KiB a static array can have (the
+    /// runtime raises the kernel's limit to it).
+    pub fn dynamic_shared(&self, ty: BasicTypeEnum<'c>) -> PointerValue<'c> {
+        const NAME: &str = "kiln_dynamic_smem";
+        if let Some(g) = self.m.get_global(NAME) {
+            return g.as_pointer_value();
+        }
+        let g = self.m.add_global(ty.array_type(0), Some(AddressSpace::from(SHARED)), NAME);
+        g.set_linkage(Linkage::External);
         g.set_alignment(16);
         g.as_pointer_value()
     }

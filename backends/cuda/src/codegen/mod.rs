@@ -105,6 +105,9 @@ pub struct Cx<'c, 'g> {
     /// Name of the kernel under construction and its parameters' args.
     current: Option<(String, Vec<Arg>)>,
     node_index: usize,
+    /// Transposes of 2-D constants read only as a product's B: each output and the constant,
+    /// which the product reads transposed (no kernel, no buffer).
+    transposed_b: HashMap<ValueId, Arc<Tensor>>,
 }
 
 impl std::fmt::Debug for Cx<'_, '_> {
@@ -152,6 +155,11 @@ impl<'c, 'g> Cx<'c, 'g> {
     /// The constant behind `v`, if it is one.
     pub fn konst(&self, v: ValueId) -> Option<&Arc<Tensor>> {
         self.g.const_value(v)
+    }
+
+    /// The untransposed 2-D constant when `v` is a transpose that only products read as B.
+    pub fn transposed_b(&self, v: ValueId) -> Option<&Arc<Tensor>> {
+        self.transposed_b.get(&v)
     }
 
     fn place_const(&mut self, name: &str, t: &Arc<Tensor>) -> R<u64> {
@@ -227,7 +235,11 @@ pub fn blocks(n: usize, per_block: usize) -> R<u32> {
 
 /// Lowers `g` (optimized, static shapes) into kernels in `cx`'s module.
 pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
-    let plan = kiln_passes::plan_memory(g).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let transposed_b = transposed_b_operands(g);
+    // The memory plan leaves out the transposes that products absorb.
+    let mut planned = g.clone();
+    planned.nodes.retain(|n| !n.outputs.iter().flatten().any(|o| transposed_b.contains_key(o)));
+    let plan = kiln_passes::plan_memory(&planned).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     plan.check().map_err(|e| CodegenError::Internal(format!("memory plan: {e}")))?;
     let mut cx = Cx {
         em: Em::new(context, &g.name),
@@ -241,6 +253,7 @@ pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
         kernels: vec![],
         current: None,
         node_index: 0,
+        transposed_b,
     };
     for (i, &v) in g.inputs.iter().enumerate() {
         cx.locs.insert(v, Loc::Input { index: i as u32, offset: 0 });
@@ -255,6 +268,9 @@ pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
     }
     for (i, node) in g.nodes.iter().enumerate() {
         cx.node_index = i;
+        if node.outputs.iter().flatten().any(|o| cx.transposed_b.contains_key(o)) {
+            continue;
+        }
         if is_view(&node.op) {
             // A view of an input or weight has no arena buffer: it is the same bytes.
             if let (Some(Some(src)), Some(Some(out))) = (node.inputs.first(), node.outputs.first()) {
@@ -279,6 +295,31 @@ pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
         arena_bytes: cx.plan.arena_bytes as u64,
     };
     Ok((cx.em, lowered))
+}
+
+/// `Transpose{[1, 0]}(c)` of a 2-D constant whose every reader is a MatMul or MatMulFused
+/// taking it as B (a tied embedding read as the LM head): the products read `c` n-major
+/// instead, so the transpose needs neither a kernel nor a copy of the weight.
+fn transposed_b_operands(g: &Graph) -> HashMap<ValueId, Arc<Tensor>> {
+    let mut readers: HashMap<ValueId, Vec<(usize, &Op)>> = HashMap::new();
+    for n in &g.nodes {
+        for (i, v) in n.inputs.iter().enumerate() {
+            if let Some(v) = v {
+                readers.entry(*v).or_default().push((i, &n.op));
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for n in &g.nodes {
+        let (Op::Transpose { perm }, [Some(src)], [Some(y)]) = (&n.op, &n.inputs[..], &n.outputs[..]) else { continue };
+        let Some(c) = g.const_value(*src) else { continue };
+        let only_b =
+            readers.get(y).is_some_and(|r| r.iter().all(|(i, op)| *i == 1 && matches!(op, Op::MatMul {} | Op::MatMulFused { .. })));
+        if perm[..] == [1, 0] && c.rank() == 2 && only_b && !g.outputs.contains(y) {
+            out.insert(*y, c.clone());
+        }
+    }
+    out
 }
 
 /// The kernel families.

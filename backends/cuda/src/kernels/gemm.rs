@@ -85,14 +85,21 @@ pub(super) struct Product {
 impl Product {
     pub fn new(cx: &Cx, node: &Node) -> R<Product> {
         let (a, b) = (input(node, 0)?, input(node, 1)?);
-        let (at, bt) = (cx.ty(a)?, cx.ty(b)?);
+        // B may be a transpose of a constant that this product reads transposed in place.
+        let b_const = cx.transposed_b(b).cloned();
+        let tb = b_const.is_some();
+        let at = cx.ty(a)?;
+        let bt = match &b_const {
+            Some(c) => Ty { dtype: c.dtype(), dims: c.dims().to_vec() },
+            None => cx.ty(b)?,
+        };
         if !super::is_f32_compute(at.dtype) || !super::is_f32_compute(bt.dtype) {
             return unsupported(format!("MatMul on {}", at.dtype));
         }
         let (geo, prog, extra, splits) = match &node.op {
             Op::MatMul {} => {
                 let prog = Program::identity(cx.ty(output(node, 0)?)?);
-                (geometry(&at, &bt, false, false)?, prog, vec![], vec![])
+                (geometry(&at, &bt, false, tb)?, prog, vec![], vec![])
             }
             Op::Gemm { alpha, beta, trans_a, trans_b } => {
                 let t = cx.ty(output(node, 0)?)?;
@@ -123,7 +130,7 @@ impl Product {
                 if node.inputs.iter().skip(2).any(Option::is_none) {
                     return unsupported("MatMulFused with an absent epilogue input");
                 }
-                (geometry(&at, &bt, false, false)?, Program::from_body(body)?, extra, splits.clone())
+                (geometry(&at, &bt, false, tb)?, Program::from_body(body)?, extra, splits.clone())
             }
             other => return unsupported(format!("{} in the GEMM family", other.kind_name())),
         };
@@ -153,7 +160,7 @@ impl Product {
             geo,
             prog,
             a: Param::Value(a),
-            b: Param::Value(b),
+            b: b_const.map_or(Param::Value(b), Param::Const),
             at,
             bt,
             im2col: None,

@@ -25,8 +25,11 @@ use kiln_ir::DType;
 const BK: i64 = 32;
 const PAD: i64 = 8;
 const THREADS: i64 = 256;
-/// Static shared memory per block.
-const SMEM_LIMIT: i64 = 48 * 1024;
+/// Dynamic shared memory per block: two blocks fit on an SM of the A100 (164 KiB) and of the
+/// H100/H200 (228 KiB).
+const SMEM_LIMIT: i64 = 80 * 1024;
+/// Pipeline depth: tiles in flight while one is multiplied.
+const MAX_STAGES: i64 = 4;
 /// Blocks that fill the GPU once (H100/H200 have 132 SMs; A100 108).
 const WAVE: usize = 132;
 
@@ -110,10 +113,10 @@ pub(super) fn plan(pr: &Product) -> Option<Plan> {
     let cols = if mode == Mode::Parts { pr.parts[0].1 } else { g.n };
     let batch = pr.batch_n();
     let mut best: Option<Plan> = None;
-    for (bm, bn) in [(128, 128), (64, 128), (64, 64)] {
+    for (bm, bn) in [(128, 128), (64, 128), (64, 64), (32, 64)] {
         let mut p = Plan { bm, bn, stages: 0, b_kmajor, mode: mode.clone() };
         let stage_bytes = 2 * (p.a_stage() + p.smem_parts(s_count) * p.b_part());
-        p.stages = (SMEM_LIMIT / stage_bytes).min(3);
+        p.stages = (SMEM_LIMIT / stage_bytes).min(MAX_STAGES);
         if p.stages < 2 {
             continue;
         }
@@ -137,8 +140,10 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     let no = pr.outs.len();
     let p = cx.begin("_tc", &pr.params())?;
     let h: BasicTypeEnum = cx.em.cx.i16_type().into();
-    let a_s = cx.em.shared_array("As", h, (stages * plan.a_stage()) as u32);
-    let b_s = cx.em.shared_array("Bs", h, (stages * smem_parts * plan.b_part()) as u32);
+    let a_elems = stages * plan.a_stage();
+    let smem_bytes = 2 * (a_elems + stages * smem_parts * plan.b_part());
+    let a_s = cx.em.dynamic_shared(h);
+    let b_s = cx.em.offset_ptr(h, a_s, cx.em.ix(a_elems))?;
     let em = &mut cx.em;
     let tid = em.sreg("tid.x")?;
     let lane = em.remk(tid, 32)?;
@@ -159,15 +164,17 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
         let chunks = bm * BK / 8;
         for q in 0..(chunks + THREADS - 1) / THREADS {
             let c = em.addk(tid, q * THREADS)?;
-            let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-            let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
-            let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
-            let (src, ok) = match &pr.im2col {
-                None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
-                Some(c) => c.source(em, gm, gk, ok)?,
-            };
-            let dst = em.add(em.mulk(stage, plan.a_stage())?, em.add(em.mulk(row, BK + PAD)?, kc)?)?;
-            copy16(em, a_s, dst, a_ptr, src, ok, h, dt)?;
+            within(em, c, q, chunks, |em| {
+                let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
+                let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
+                let (src, ok) = match &pr.im2col {
+                    None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
+                    Some(c) => c.source(em, gm, gk, ok)?,
+                };
+                let dst = em.add(em.mulk(stage, plan.a_stage())?, em.add(em.mulk(row, BK + PAD)?, kc)?)?;
+                copy16(em, a_s, dst, a_ptr, src, ok, h, dt)
+            })?;
         }
         for (s, &(off, _)) in pr.parts.iter().enumerate().take(smem_parts as usize) {
             // Concat mode loads the whole product's columns; Parts mode each part's own.
@@ -176,20 +183,22 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
             let chunks = bn * BK / 8;
             for q in 0..(chunks + THREADS - 1) / THREADS {
                 let c = em.addk(tid, q * THREADS)?;
-                let (src, dst, ok) = if plan.b_kmajor {
-                    let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
-                    let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
-                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                    let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
-                    (src, em.add(em.mulk(kr, bn + PAD)?, nc)?, ok)
-                } else {
-                    let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                    let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
-                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                    let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
-                    (src, em.add(em.mulk(nr, BK + PAD)?, kc)?, ok)
-                };
-                copy16(em, b_s, em.add(part_base, dst)?, b_ptr, src, ok, h, dt)?;
+                within(em, c, q, chunks, |em| {
+                    let (src, dst, ok) = if plan.b_kmajor {
+                        let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
+                        let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
+                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                        let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
+                        (src, em.add(em.mulk(kr, bn + PAD)?, nc)?, ok)
+                    } else {
+                        let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                        let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
+                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                        let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
+                        (src, em.add(em.mulk(nr, BK + PAD)?, kc)?, ok)
+                    };
+                    copy16(em, b_s, em.add(part_base, dst)?, b_ptr, src, ok, h, dt)
+                })?;
             }
         }
         Ok(())
@@ -309,7 +318,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
         })?;
     }
     let grid = [blocks(cols, bn as usize)?, blocks(g.m, bm as usize)?, pr.batch_n() as u32];
-    cx.launch(grid, [THREADS as u32, 1, 1], 0)
+    cx.launch(grid, [THREADS as u32, 1, 1], smem_bytes as u32)
 }
 
 /// The one group of outputs that `plan` found for Single and Parts modes.
@@ -344,6 +353,16 @@ pub(super) fn mma<'c>(
         em.field(d, 2)?.into_float_value(),
         em.field(d, 3)?.into_float_value(),
     ])
+}
+
+/// `body()` for chunk `c` of a tile's `chunks`, loaded in rounds of `THREADS`: guarded in round
+/// `q` when the last round is partial.
+fn within<'c>(em: &mut Em<'c>, c: Ix<'c>, q: i64, chunks: i64, body: impl FnOnce(&mut Em<'c>) -> R<()>) -> R<()> {
+    if (q + 1) * THREADS <= chunks {
+        return body(em);
+    }
+    let inside = em.icmp(IntPredicate::SLT, c, em.ix(chunks))?;
+    em.if_(inside, body)
 }
 
 /// `i < n` (signed).
