@@ -53,17 +53,7 @@ impl Session {
         if !matches!(a.manifest.target.as_str(), "sm_90" | "sm_80") {
             return Err(Error::Target(a.manifest.target.clone()));
         }
-        // cudarc panics when libcuda is absent; ask first.
-        #[allow(unsafe_code)]
-        // SAFETY: only probes whether the driver library can be opened.
-        let present = unsafe { cudarc::driver::sys::is_culib_present() };
-        if !present {
-            return Err(Error::NoDevice("libcuda (the NVIDIA driver) is not installed on this machine".into()));
-        }
-        let count = cuda(CudaContext::device_count()).map_err(|e| Error::NoDevice(e.to_string()))?;
-        if ordinal as i32 >= count {
-            return Err(Error::NoDevice(format!("GPU {ordinal} requested, {count} present")));
-        }
+        check_device(ordinal)?;
         let ctx = cuda(CudaContext::new(ordinal))?;
         let stream = cuda(ctx.new_stream())?;
         // Prefer the cubin when it was built for this GPU; the PTX is JIT-compiled otherwise.
@@ -269,6 +259,22 @@ fn allow_dynamic_shared(ctx: &CudaContext, m: &Manifest, functions: &[CudaFuncti
             return Err(Error::Cuda(format!("kernel `{}` needs {n} bytes of shared memory; this GPU allows {opt_in}", k.name)));
         }
         cuda(f.set_attribute(CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, n as i32))?;
+    }
+    Ok(())
+}
+
+/// Whether GPU `ordinal` is there to run on: `NoDevice` (saying why) where it is not.
+pub fn check_device(ordinal: usize) -> Result<(), Error> {
+    // cudarc panics when libcuda is absent; ask first.
+    #[allow(unsafe_code)]
+    // SAFETY: only probes whether the driver library can be opened.
+    let present = unsafe { cudarc::driver::sys::is_culib_present() };
+    if !present {
+        return Err(Error::NoDevice("libcuda (the NVIDIA driver) is not installed on this machine".into()));
+    }
+    let count = cuda(CudaContext::device_count()).map_err(|e| Error::NoDevice(e.to_string()))?;
+    if ordinal as i32 >= count {
+        return Err(Error::NoDevice(format!("GPU {ordinal} requested, {count} present")));
     }
     Ok(())
 }

@@ -25,7 +25,7 @@
 
 mod device;
 
-pub use device::Session;
+pub use device::{check_device, Session};
 pub use kiln_target::artifact::{Artifact, ArtifactError, ElemType, Manifest, TensorInfo};
 pub use kiln_target::Target;
 

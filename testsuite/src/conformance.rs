@@ -1,9 +1,10 @@
 //! The ONNX node-suite runner: imports each case's `model.onnx`, feeds `test_data_set_0`'s
-//! inputs to the reference interpreter and compares every output with the stored one.
+//! inputs to an executor (the reference interpreter, or a compiled target) and compares every
+//! output with the stored one.
 
 use crate::compare::check;
 use kiln_frontend::onnx::{import_file, tensor_from_proto, ImportError, ImportOptions};
-use kiln_ir::{interp, OpError, Tensor};
+use kiln_ir::{interp, Graph, OpError, Tensor};
 use onnx_protobuf::{Message, TensorProto};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -63,10 +64,37 @@ fn read_all(data: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     numbered(data, prefix).iter().map(|p| read_pb(p)).collect()
 }
 
-/// Runs one case directory.
+/// What an executor made of one imported case.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The outputs, in graph order.
+    Ran(Vec<Tensor>),
+    /// The executor has no way to run this graph (the message names what is missing).
+    Unsupported(String),
+    Failed(String),
+}
+
+/// Runs a graph on its inputs.
+pub type Executor<'a> = dyn FnMut(&Graph, Vec<Tensor>) -> Outcome + 'a;
+
+/// The reference interpreter as an executor.
+pub fn interpreter(g: &Graph, inputs: Vec<Tensor>) -> Outcome {
+    match interp::run(g, inputs) {
+        Ok(o) => Outcome::Ran(o),
+        Err(interp::RunError::Node { source: OpError::Unsupported(m), node, .. }) => Outcome::Unsupported(format!("node {node}: {m}")),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// Runs one case directory on the interpreter.
 pub fn run_case(dir: &Path) -> CaseResult {
+    run_case_with(dir, &mut interpreter)
+}
+
+/// Runs one case directory on `exec`.
+pub fn run_case_with(dir: &Path, exec: &mut Executor) -> CaseResult {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (status, detail) = match std::panic::catch_unwind(|| run_case_inner(dir)) {
+    let (status, detail) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case_inner(dir, exec))) {
         Ok(r) => r,
         Err(p) => {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
@@ -76,32 +104,39 @@ pub fn run_case(dir: &Path) -> CaseResult {
     CaseResult { name, status, detail }
 }
 
-fn run_case_inner(dir: &Path) -> (Status, String) {
+/// A case's graph (imported with the shapes of its test inputs), inputs and expected outputs;
+/// or why it cannot be run.
+pub fn import_case(dir: &Path) -> Result<(Graph, Vec<Tensor>, Vec<Tensor>), (Status, String)> {
     // The first pass learns the input names; shapes then come from the test's inputs.
     let names = match input_names(&dir.join("model.onnx")) {
         Ok(n) => n,
-        Err(e) if e.starts_with("unsupported") => return (Status::Unsupported, e),
-        Err(e) => return (Status::Failed, e),
+        Err(e) if e.starts_with("unsupported") => return Err((Status::Unsupported, e)),
+        Err(e) => return Err((Status::Failed, e)),
     };
     let data = dir.join("test_data_set_0");
     let (inputs, expected) = match (read_all(&data, "input"), read_all(&data, "output")) {
         (Ok(i), Ok(o)) => (i, o),
-        (Err(e), _) | (_, Err(e)) if e.contains("not supported") => return (Status::Unsupported, e),
-        (Err(e), _) | (_, Err(e)) => return (Status::Failed, e),
+        (Err(e), _) | (_, Err(e)) if e.contains("not supported") => return Err((Status::Unsupported, e)),
+        (Err(e), _) | (_, Err(e)) => return Err((Status::Failed, e)),
     };
     let opts =
         ImportOptions { input_shapes: names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>() };
-    let model = match import_file(&dir.join("model.onnx"), &opts) {
-        Ok(m) => m,
-        Err(e @ (ImportError::Unsupported(_) | ImportError::UnsupportedDType { .. })) => return (Status::Unsupported, e.to_string()),
-        Err(e) => return (Status::Failed, e.to_string()),
+    match import_file(&dir.join("model.onnx"), &opts) {
+        Ok(m) => Ok((m.graph, inputs, expected)),
+        Err(e @ (ImportError::Unsupported(_) | ImportError::UnsupportedDType { .. })) => Err((Status::Unsupported, e.to_string())),
+        Err(e) => Err((Status::Failed, e.to_string())),
+    }
+}
+
+fn run_case_inner(dir: &Path, exec: &mut Executor) -> (Status, String) {
+    let (graph, inputs, expected) = match import_case(dir) {
+        Ok(c) => c,
+        Err(e) => return e,
     };
-    let outs = match interp::run(&model.graph, inputs) {
-        Ok(o) => o,
-        Err(interp::RunError::Node { source: OpError::Unsupported(m), node, .. }) => {
-            return (Status::Unsupported, format!("node {node}: {m}"))
-        }
-        Err(e) => return (Status::Failed, e.to_string()),
+    let outs = match exec(&graph, inputs) {
+        Outcome::Ran(o) => o,
+        Outcome::Unsupported(m) => return (Status::Unsupported, m),
+        Outcome::Failed(m) => return (Status::Failed, m),
     };
     if outs.len() != expected.len() {
         return (Status::Failed, format!("{} outputs, expected {}", outs.len(), expected.len()));
@@ -128,8 +163,14 @@ fn input_names(model: &Path) -> Result<Vec<String>, String> {
     Ok(g.input.iter().filter(|i| !inits.contains(i.name.as_str())).map(|i| i.name.clone()).collect())
 }
 
-/// Runs every case directory under `suite` (sorted by name), optionally filtered by substring.
+/// Runs every case directory under `suite` (sorted by name) on the interpreter, optionally
+/// filtered by substring.
 pub fn run_suite(suite: &Path, filter: Option<&str>) -> Result<Summary, String> {
+    run_suite_with(suite, filter, &mut interpreter)
+}
+
+/// The case directories under `suite` whose name contains `filter`, sorted by name.
+pub fn case_dirs(suite: &Path, filter: Option<&str>) -> Result<Vec<PathBuf>, String> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite)
         .map_err(|e| format!("{}: {e}", suite.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -137,9 +178,14 @@ pub fn run_suite(suite: &Path, filter: Option<&str>) -> Result<Summary, String> 
         .filter(|p| filter.is_none_or(|f| p.file_name().is_some_and(|n| n.to_string_lossy().contains(f))))
         .collect();
     dirs.sort();
+    Ok(dirs)
+}
+
+/// Runs every case directory under `suite` (sorted by name) on `exec`.
+pub fn run_suite_with(suite: &Path, filter: Option<&str>, exec: &mut Executor) -> Result<Summary, String> {
     let mut s = Summary::default();
-    for d in dirs {
-        let r = run_case(&d);
+    for d in case_dirs(suite, filter)? {
+        let r = run_case_with(&d, exec);
         match r.status {
             Status::Passed => s.passed += 1,
             Status::Failed => s.failed += 1,

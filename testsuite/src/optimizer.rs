@@ -67,3 +67,9 @@ pub fn optimize(g: &Graph, target: Target, started: Instant) -> anyhow::Result<(
     };
     Ok((out, report))
 }
+
+/// Whether `optimize` failed because the target has no kernel for some op (rather than for a
+/// bug): the message names the ops.
+pub fn is_infeasible(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<kiln_passes::eqsat::OptimizeError>(), Some(kiln_passes::eqsat::OptimizeError::Infeasible { .. }))
+}

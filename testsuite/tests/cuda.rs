@@ -467,3 +467,47 @@ fn a_tied_lm_head_reads_the_embedding_in_place() {
     println!("tied LM head: max abs / scale {:.3e}, cosine {:.9}", e.max_abs / scale, e.cosine);
     assert!(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999);
 }
+
+/// Every ONNX node-suite case the interpreter passes (testsuite/conformance/ref.txt), optimized
+/// and compiled for sm_90: each either lowers, with PTX that ptxas assembles, or is refused as
+/// unsupported naming what is missing; the compiler never fails otherwise. (Running them on the
+/// GPU is `kiln conformance --target sm_90 --cases testsuite/conformance/ref.txt`.)
+#[test]
+fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
+    let suite = kiln_testsuite::suite::onnx_node_suite();
+    let list = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/ref.txt")).expect("ref.txt");
+    let (mut compiled, mut unsupported, mut failed) = (0, 0, vec![]);
+    let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
+    for name in list.lines().filter(|l| !l.is_empty()) {
+        let (g, _, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let (g, _) = match optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()) {
+            Ok(x) => x,
+            Err(e) if optimizer::is_infeasible(&e) => {
+                unsupported += 1;
+                *missing.entry(format!("{e:#}").chars().take(60).collect()).or_default() += 1;
+                continue;
+            }
+            Err(e) => {
+                failed.push(format!("{name}: optimizing: {e:#}"));
+                continue;
+            }
+        };
+        match compile(&g, &opts(Arch::Sm90)) {
+            Ok(_) => compiled += 1,
+            Err(e) if e.is_unsupported() => {
+                unsupported += 1;
+                let why = e.to_string();
+                let key = why.rsplit(": ").next().unwrap_or(&why).chars().take(60).collect::<String>();
+                *missing.entry(key).or_default() += 1;
+            }
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    let mut top: Vec<_> = missing.into_iter().collect();
+    top.sort_by_key(|b| std::cmp::Reverse(b.1));
+    println!("sm_90: {compiled} compiled, {unsupported} unsupported, {} failed; most common gaps:", failed.len());
+    for (why, n) in top.iter().take(25) {
+        println!("  {n:4}  {why}");
+    }
+    assert!(failed.is_empty(), "{} cases failed to compile:\n{}", failed.len(), failed.join("\n"));
+}

@@ -90,3 +90,35 @@ pub fn verify_kernels(session: &mut Session, g: &Graph, inputs: &[Tensor]) -> Re
     }
     Ok(rows)
 }
+
+/// One conformance case on the GPU: optimized for `target`, compiled, run, outputs read back.
+/// Ops or dtypes the CUDA target has no kernel for are `Unsupported`.
+pub fn run_case(
+    g: &Graph,
+    inputs: Vec<Tensor>,
+    target: kiln_target::Target,
+    arch: kiln_cuda::Arch,
+) -> kiln_testsuite::conformance::Outcome {
+    use kiln_testsuite::conformance::Outcome;
+    let (opt, _) = match kiln_testsuite::optimizer::optimize(g, target, std::time::Instant::now()) {
+        Ok(x) => x,
+        Err(e) if kiln_testsuite::optimizer::is_infeasible(&e) => return Outcome::Unsupported(format!("{e:#}")),
+        Err(e) => return Outcome::Failed(format!("optimizing: {e:#}")),
+    };
+    let c = match kiln_cuda::compile(&opt, &kiln_cuda::Options { arch, cubin: true, precision: "model".into() }) {
+        Ok(c) => c,
+        Err(e) if e.is_unsupported() => return Outcome::Unsupported(e.to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let run = || -> Result<Vec<Tensor>> {
+        let mut s = Session::from_artifact(c.artifact, 0)?;
+        let named: std::collections::HashMap<String, Tensor> =
+            g.inputs.iter().zip(inputs).map(|(&v, t)| (g.value(v).name.clone(), t)).collect();
+        let host = order_inputs(s.inputs(), named)?;
+        s.run(&host)?.iter().map(from_host).collect()
+    };
+    match run() {
+        Ok(o) => Outcome::Ran(o),
+        Err(e) => Outcome::Failed(format!("{e:#}")),
+    }
+}

@@ -35,6 +35,17 @@ pub enum CodegenError {
     Llvm(String),
 }
 
+impl CodegenError {
+    /// Whether the target lacks a kernel for something (rather than the compiler failing).
+    pub fn is_unsupported(&self) -> bool {
+        match self {
+            CodegenError::Unsupported(_) => true,
+            CodegenError::Node { source, .. } => source.is_unsupported(),
+            _ => false,
+        }
+    }
+}
+
 impl From<inkwell::builder::BuilderError> for CodegenError {
     fn from(e: inkwell::builder::BuilderError) -> Self {
         CodegenError::Llvm(e.to_string())

@@ -408,6 +408,10 @@ impl<'c> Em<'c> {
                 _ => return Err(CodegenError::Unsupported(String::new())),
             });
         }
+        if b.dtype.is_float() {
+            // An integer base with a float exponent (Pow): no exact kernel here.
+            return Err(CodegenError::Unsupported(String::new()));
+        }
         let (x, y) = (self.ival(a)?, self.ival(b)?);
         let s = a.dtype.is_signed_int();
         let pick = |c: IntValue<'c>| -> R<BasicValueEnum<'c>> { self.select(c, x, y) };
