@@ -182,3 +182,29 @@ fn emit_opt_ir_and_report_for_each_target() {
     let o = kiln(&["compile", RESNET, "--emit", "opt-everything"]);
     assert!(text(&o.stderr).contains("expected `ir`, `ir-after=PASS`"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn a_reader_that_closes_stdout_early_ends_kiln_quietly() {
+    // `kiln compile ... --emit ptx | head -1`: the pipe closes before the PTX is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "compile",
+            "testsuite/golden/llama_tiny/model.onnx",
+            "--target",
+            "sm_90",
+            "--input-shape",
+            "input_ids=1x16",
+            "--emit",
+            "ptx",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kiln");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let err = text(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}
