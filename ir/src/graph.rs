@@ -114,6 +114,30 @@ impl Graph {
         Ok(types)
     }
 
+    /// Makes graph input `id` the constant `t` (of the input's dtype and a shape it admits)
+    /// and re-infers every type: shapes that depended on its value become known.
+    pub fn freeze_input(&mut self, id: ValueId, t: Tensor) -> Result<(), NodeError> {
+        let v = self.value(id);
+        let fits = v.ty.dtype == t.dtype()
+            && v.ty.shape.rank() == t.rank()
+            && v.ty.shape.0.iter().zip(t.dims()).all(|(d, &n)| d.known().is_none_or(|k| k == n));
+        if !fits || !self.inputs.contains(&id) {
+            let source = OpError::Invalid(format!(
+                "`{}` is not an input of type {} {} that admits {:?} {}",
+                v.name,
+                v.ty.dtype,
+                v.ty.shape,
+                t.dims(),
+                t.dtype()
+            ));
+            return Err(NodeError { node: v.name.clone(), op: "input", source });
+        }
+        self.values[id.0 as usize].ty = TensorType::new(t.dtype(), crate::Shape::fixed(t.dims()));
+        self.inputs.retain(|&i| i != id);
+        self.consts.insert(id, Arc::new(t));
+        self.reinfer()
+    }
+
     /// Re-runs type inference over every node (after input shapes or constants changed).
     pub fn reinfer(&mut self) -> Result<(), NodeError> {
         for i in 0..self.nodes.len() {

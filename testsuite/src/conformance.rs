@@ -86,6 +86,45 @@ pub fn interpreter(g: &Graph, inputs: Vec<Tensor>) -> Outcome {
     }
 }
 
+/// Compiled targets plan memory for static shapes, so an input whose *value* sets a shape (a
+/// Reshape's shape, a Reduce's axes, Resize's scales, TopK's k, ...) must be known when
+/// compiling. For a conformance case it is: each graph input read at an operand position after
+/// the first by a node whose result has a symbolic shape becomes a constant with the case's
+/// value, as a user of a compiled model fixes such inputs. Not when that would make every
+/// non-constant input of the node a constant (the node would be folded at compile time, and
+/// the target would run nothing of it). Returns the graph, its remaining inputs and the names
+/// of the frozen ones.
+pub fn freeze_shape_inputs(g: &Graph, inputs: Vec<Tensor>) -> Result<(Graph, Vec<Tensor>, Vec<String>), String> {
+    let mut g = g.clone();
+    let mut by_id: HashMap<kiln_ir::ValueId, Tensor> = g.inputs.iter().copied().zip(inputs).collect();
+    let mut frozen = vec![];
+    for _ in 0..4 {
+        let mut pick: Vec<kiln_ir::ValueId> = vec![];
+        for n in &g.nodes {
+            if n.outputs.iter().flatten().all(|&o| g.value(o).ty.shape.as_fixed().is_some()) {
+                continue;
+            }
+            let live: Vec<kiln_ir::ValueId> = n.inputs.iter().flatten().copied().filter(|v| g.const_value(*v).is_none()).collect();
+            let cand: Vec<kiln_ir::ValueId> = n.inputs.iter().skip(1).flatten().copied().filter(|v| g.inputs.contains(v)).collect();
+            if !cand.is_empty() && live.iter().any(|v| !cand.contains(v)) {
+                pick.extend(cand);
+            }
+        }
+        pick.sort_by_key(|v| v.0);
+        pick.dedup();
+        if pick.is_empty() {
+            break;
+        }
+        for v in pick {
+            let t = by_id.remove(&v).ok_or("a frozen input without a value")?;
+            frozen.push(g.value(v).name.clone());
+            g.freeze_input(v, t).map_err(|e| e.to_string())?;
+        }
+    }
+    let rest = g.inputs.iter().map(|v| by_id.remove(v).ok_or_else(|| "an input without a value".to_string())).collect::<Result<_, _>>()?;
+    Ok((g, rest, frozen))
+}
+
 /// Runs one case directory on the interpreter.
 pub fn run_case(dir: &Path) -> CaseResult {
     run_case_with(dir, &mut interpreter)

@@ -479,7 +479,8 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     let (mut compiled, mut unsupported, mut failed) = (0, 0, vec![]);
     let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for name in list.lines().filter(|l| !l.is_empty()) {
-        let (g, _, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let (g, inputs, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let (g, _, _) = kiln_testsuite::conformance::freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (g, _) = match optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()) {
             Ok(x) => x,
             Err(e) if optimizer::is_infeasible(&e) => {

@@ -99,7 +99,12 @@ pub fn run_case(
     target: kiln_target::Target,
     arch: kiln_cuda::Arch,
 ) -> kiln_testsuite::conformance::Outcome {
-    use kiln_testsuite::conformance::Outcome;
+    use kiln_testsuite::conformance::{freeze_shape_inputs, Outcome};
+    let (g, inputs, _) = match freeze_shape_inputs(g, inputs) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Failed(format!("fixing shape inputs: {e}")),
+    };
+    let g = &g;
     let (opt, _) = match kiln_testsuite::optimizer::optimize(g, target, std::time::Instant::now()) {
         Ok(x) => x,
         Err(e) if kiln_testsuite::optimizer::is_infeasible(&e) => return Outcome::Unsupported(format!("{e:#}")),
