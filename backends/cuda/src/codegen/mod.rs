@@ -346,6 +346,7 @@ pub enum Family {
     Rotary,
     Movement,
     Copy,
+    Loss,
 }
 
 /// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
@@ -375,7 +376,14 @@ pub fn family(op: &Op) -> Option<Family> {
         MatMul {} | Gemm { .. } | MatMulFused { .. } => Family::Gemm,
         Conv { .. } | ConvFused { .. } => Family::Conv,
         MaxPool { .. } | AveragePool { .. } | GlobalPool { .. } => Family::Pool,
-        LayerNormalization { .. } | RMSNormalization { .. } | Softmax { .. } | LogSoftmax { .. } | Reduce { .. } => Family::Reduce,
+        LayerNormalization { .. }
+        | RMSNormalization { .. }
+        | Softmax { .. }
+        | LogSoftmax { .. }
+        | Reduce { .. }
+        | ArgMax { .. }
+        | ArgMin { .. }
+        | Hardmax { .. } => Family::Reduce,
         Attention { .. } => Family::Attention,
         RotaryEmbedding { .. } => Family::Rotary,
         Transpose { .. }
@@ -387,8 +395,11 @@ pub fn family(op: &Op) -> Option<Family> {
         | Pad { .. }
         | ToFormat { .. }
         | FromFormat { .. }
+        | Trilu { .. }
+        | GatherElements { .. }
         | Gather { .. } => Family::Movement,
         Dropout {} => Family::Copy,
+        NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
         MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
@@ -402,10 +413,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | LpNormalization { .. }
         | MeanVarianceNormalization { .. }
         | LRN { .. }
-        | ArgMax { .. }
-        | ArgMin { .. }
-        | Hardmax { .. }
-        | GatherElements { .. }
         | GatherND { .. }
         | ScatterND { .. }
         | ScatterElements { .. }
@@ -424,7 +431,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | TensorScatter { .. }
         | MaxUnpool { .. }
         | Resize { .. }
-        | Trilu { .. }
         | Range {}
         | Shape { .. }
         | Size {}
@@ -445,8 +451,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | QuantizeLinear { .. }
         | DequantizeLinear { .. }
         | DynamicQuantizeLinear {}
-        | NegativeLogLikelihoodLoss { .. }
-        | SoftmaxCrossEntropyLoss { .. }
         | If { .. }
         | Loop { .. }
         | Scan { .. } => return None,
@@ -468,5 +472,6 @@ fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
         Family::Rotary => kernels::attention::lower_rotary(cx, node),
         Family::Movement => kernels::movement::lower(cx, node),
         Family::Copy => kernels::movement::lower_copy(cx, node),
+        Family::Loss => kernels::loss::lower(cx, node),
     }
 }

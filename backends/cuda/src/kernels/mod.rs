@@ -9,6 +9,7 @@ pub mod conv_tc;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
+pub mod loss;
 pub mod movement;
 pub mod pool;
 pub mod program;

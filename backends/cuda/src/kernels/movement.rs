@@ -4,7 +4,7 @@
 
 use super::{coords, global_x, input, output, strides, ty_in};
 use crate::codegen::llvm::R;
-use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param};
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
 use inkwell::IntPredicate;
 use kiln_ir::ops::{norm_axis, resolve_perm, slice_params, Format, PadMode};
 use kiln_ir::{DType, Node, Op};
@@ -219,6 +219,11 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         Op::ToFormat { format, align } => to_format(cx, node, *format, *align, true),
         Op::FromFormat { format, align, .. } => to_format(cx, node, *format, *align, false),
         Op::Gather { axis } => gather(cx, node, *axis),
+        Op::Trilu { upper } => trilu(cx, node, &xt, *upper),
+        Op::GatherElements { axis } => {
+            let a = norm_axis(*axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+            gather_elements(cx, node, &xt, a)
+        }
         other => unsupported(format!("{} in the data-movement family", other.kind_name())),
     }
 }
@@ -358,4 +363,73 @@ fn gather(cx: &mut Cx, node: &Node, axis: i64) -> R<()> {
         em.store(yt.dtype, p[0], i, v)
     })?;
     cx.launch([blocks(total, BLOCK as usize)?, 1, 1], [BLOCK as u32, 1, 1], 0)
+}
+
+/// Trilu: elements above (`upper`) or below the k-th diagonal of the last two axes kept, the
+/// rest zero; any dtype. k is compiled in when constant, else read from its input.
+fn trilu(cx: &mut Cx, node: &Node, xt: &Ty, upper: bool) -> R<()> {
+    let n = xt.dims.len();
+    if n < 2 {
+        return unsupported("Trilu on fewer than 2 axes");
+    }
+    let (rows, cols) = (xt.dims[n - 2] as i64, xt.dims[n - 1] as i64);
+    let k_in = node.inputs.get(1).copied().flatten();
+    let k_const = k_in.map(|k| cx.konst(k).map(|t| t.to_i64().first().copied().unwrap_or(0)));
+    let mut params = vec![Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)];
+    if let (Some(k), Some(None)) = (k_in, k_const) {
+        params.push(Param::Value(k));
+    }
+    let total = xt.numel();
+    let p = cx.begin("", &params)?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let k = match k_const {
+            Some(Some(k)) => em.ix(k),
+            Some(None) => em.load(DType::I64, p[2], em.ix(0))?.into_int_value(),
+            None => em.ix(0),
+        };
+        let col = em.remk(t, cols.max(1))?;
+        let row = em.remk(em.divk(t, cols.max(1))?, rows.max(1))?;
+        let diff = em.sub(col, row)?;
+        let keep = em.icmp(if upper { IntPredicate::SGE } else { IntPredicate::SLE }, diff, k)?;
+        let v = em.load(xt.dtype, p[1], t)?;
+        let out = em.select(keep, v, v.get_type().const_zero())?;
+        em.store(xt.dtype, p[0], t, out)
+    })?;
+    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+}
+
+/// GatherElements: `y[i] = x[i with its axis coordinate replaced by indices[i]]`, negative
+/// indices counted from the end; out-of-range indices (an error in the interpreter) are clamped
+/// so the kernel never reads outside `x`.
+fn gather_elements(cx: &mut Cx, node: &Node, xt: &Ty, axis: usize) -> R<()> {
+    let it = ty_in(cx, node, 1)?;
+    let params = [Param::Value(output(node, 0)?), Param::Value(input(node, 0)?), Param::Value(input(node, 1)?)];
+    let xs = strides(&xt.dims);
+    let total = it.numel();
+    let dims = it.dims.clone();
+    let n = xt.dims[axis] as i64;
+    let p = cx.begin("", &params)?;
+    let em = &mut cx.em;
+    let t = global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let c = coords(em, t, &dims)?;
+        let j = em.load(it.dtype, p[2], t)?.into_int_value();
+        let j = em.b.build_int_s_extend_or_bit_cast(j, em.i64t(), "")?;
+        let neg = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
+        let j = em.select(neg, em.addk(j, n)?, j)?.into_int_value();
+        let lo = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
+        let j = em.min_ix(em.select(lo, em.ix(0), j)?.into_int_value(), em.ix(n - 1))?;
+        let mut src = em.ix(0);
+        for (d, &cd) in c.iter().enumerate() {
+            let coord = if d == axis { j } else { cd };
+            src = em.add(src, em.mulk(coord, xs[d])?)?;
+        }
+        let v = em.load(xt.dtype, p[1], src)?;
+        em.store(xt.dtype, p[0], t, v)
+    })?;
+    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
 }

@@ -8,7 +8,7 @@ use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
 use inkwell::values::{FloatValue, PointerValue};
 use inkwell::IntPredicate;
 use kiln_ir::ops::{norm_axis, ReduceKind};
-use kiln_ir::{Node, Op};
+use kiln_ir::{Node, Op, ValueId};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Combine {
@@ -120,9 +120,6 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let ax = |a: i64| norm_axis(a, r).map_err(|e| CodegenError::Unsupported(e.to_string()));
     match &node.op {
         Op::LayerNormalization { axis, epsilon } | Op::RMSNormalization { axis, epsilon } => {
-            if node.outputs.iter().skip(1).any(Option::is_some) {
-                return unsupported("LayerNormalization's Mean and InvStdDev outputs");
-            }
             let a = ax(*axis)?;
             let len: usize = xt.dims[a..].iter().product();
             let rows = Rows { count: xt.numel() / len.max(1), len, inner: 1 };
@@ -154,8 +151,85 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             axes.dedup();
             reduce(cx, node, &xt, &yt, &axes, *kind)
         }
+        Op::ArgMax { axis, select_last_index, .. } | Op::ArgMin { axis, select_last_index, .. } => {
+            let a = ax(*axis)?;
+            arg(cx, node, &xt, a, matches!(node.op, Op::ArgMax { .. }), *select_last_index)
+        }
+        Op::Hardmax { axis, legacy } => {
+            let a = ax(*axis)?;
+            let (len, inner) = if *legacy { (xt.dims[a..].iter().product(), 1) } else { (xt.dims[a], xt.dims[a + 1..].iter().product()) };
+            hardmax(cx, node, &xt, &yt, Rows { count: xt.numel() / len.max(1), len, inner })
+        }
         other => unsupported(format!("{} in the reduction family", other.kind_name())),
     }
+}
+
+/// `(outer, len, inner)` of `dims` split at axis `a`.
+fn split(dims: &[usize], a: usize) -> (usize, usize, usize) {
+    (dims[..a].iter().product(), dims[a], dims[a + 1..].iter().product())
+}
+
+/// ArgMax/ArgMin along axis `a`: one thread per output scans the axis; the first extreme wins
+/// (the last with `select_last_index`); comparisons are IEEE, so NaN never wins.
+fn arg(cx: &mut Cx, node: &Node, xt: &Ty, a: usize, max: bool, last: bool) -> R<()> {
+    let (outer, len, inner) = split(&xt.dims, a);
+    if len == 0 {
+        return unsupported("ArgMax/ArgMin over an empty axis");
+    }
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
+    em.if_(inb, |em| {
+        let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
+        let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
+        let best = em.var(em.ix(0).into())?;
+        let bv = em.var(em.load(xt.dtype, p[1], base)?)?;
+        em.for_range(em.ix(1), em.ix(len as i64), em.ix(1), |em, l| {
+            let v = em.load(xt.dtype, p[1], em.add(base, em.mulk(l, inner as i64)?)?)?.into_float_value();
+            let b = em.get(bv)?.into_float_value();
+            let pred = match (max, last) {
+                (true, false) => inkwell::FloatPredicate::OGT,
+                (true, true) => inkwell::FloatPredicate::OGE,
+                (false, false) => inkwell::FloatPredicate::OLT,
+                (false, true) => inkwell::FloatPredicate::OLE,
+            };
+            let better = em.fcmp(pred, v, b)?;
+            em.set(bv, em.select(better, v, b)?)?;
+            em.set(best, em.select(better, l, em.get(best)?.into_int_value())?)
+        })?;
+        em.store(kiln_ir::DType::I64, p[0], t, em.get(best)?)
+    })?;
+    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
+}
+
+/// Hardmax: 1 at the first maximum of each row (NaN ignored, as `max` ignores it), 0 elsewhere;
+/// one thread per row.
+fn hardmax<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows) -> R<()> {
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(rows.count as i64))?;
+    em.if_(inb, |em| {
+        let base = rows.base(em, t)?;
+        let at = |em: &Em<'c>, l: Ix<'c>| em.add(base, em.mulk(l, rows.inner as i64)?);
+        let m = em.var(em.f32c(f64::NEG_INFINITY).into())?;
+        em.for_n(rows.len as i64, |em, l| {
+            let v = em.load(xt.dtype, p[1], at(em, l)?)?.into_float_value();
+            em.set(m, em.fmax(em.get(m)?.into_float_value(), v)?.into())
+        })?;
+        let mv = em.get(m)?.into_float_value();
+        let found = em.var(em.i1().const_zero().into())?;
+        em.for_n(rows.len as i64, |em, l| {
+            let v = em.load(xt.dtype, p[1], at(em, l)?)?.into_float_value();
+            let seen = em.get(found)?.into_int_value();
+            let hit = em.and(em.fcmp(inkwell::FloatPredicate::OEQ, v, mv)?, em.b.build_not(seen, "")?)?;
+            em.set(found, em.b.build_or(seen, hit, "")?.into())?;
+            let one = em.select(hit, em.f32c(1.0), em.f32c(0.0))?;
+            em.store(yt.dtype, p[0], at(em, l)?, one)
+        })
+    })?;
+    cx.launch([blocks(rows.count, 256)?, 1, 1], [256, 1, 1], 0)
 }
 
 fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps: f64) -> R<()> {
@@ -164,9 +238,20 @@ fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps
     let bias = if layer { node.inputs.get(2).copied().flatten() } else { None };
     let st = scale.map(|s| cx.ty(s)).transpose()?;
     let bt = bias.map(|b| cx.ty(b)).transpose()?;
+    // LayerNormalization's optional Mean and InvStdDev outputs: one value per row.
+    let stats: Vec<(usize, ValueId, Ty)> = node
+        .outputs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(k, o)| o.map(|o| (k, o)))
+        .map(|(k, o)| Ok((k, o, cx.ty(o)?)))
+        .collect::<R<_>>()?;
     let mut params = vec![Param::Value(output(node, 0)?), Param::Value(x)];
     params.extend(scale.map(Param::Value));
     params.extend(bias.map(Param::Value));
+    let first_stat = params.len();
+    params.extend(stats.iter().map(|s| Param::Value(s.1)));
     let threads = threads_for(rows.len);
     let p = cx.begin("", &params)?;
     let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
@@ -200,6 +285,16 @@ fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps
         (em.f32c(0.0), m1)
     };
     let inv = em.fdiv(em.f32c(1.0), em.fintr("sqrt", &[em.fadd(var, em.f32c(eps))?])?)?;
+    if !stats.is_empty() {
+        let first = em.icmp(IntPredicate::EQ, em.sreg("tid.x")?, em.ix(0))?;
+        em.if_(first, |em| {
+            for (i, (k, _, t)) in stats.iter().enumerate() {
+                let v = if *k == 1 { mean } else { inv };
+                em.store(t.dtype, p[first_stat + i], row, v.into())?;
+            }
+            Ok(())
+        })?;
+    }
     let ns = 2;
     let nb = 2 + scale.is_some() as usize;
     row_loop(em, &rows, base, threads, |em, _, idx| {
