@@ -86,14 +86,35 @@ pub fn interpreter(g: &Graph, inputs: Vec<Tensor>) -> Outcome {
     }
 }
 
+/// Operands (by position) that ONNX passes as inputs but that are parameters of the op: axes,
+/// counts, pads, shapes, scales. Compiled kernels take them at compile time.
+const PARAMETER_OPERANDS: [(&str, &[usize]); 16] = [
+    ("CumSum", &[1]),
+    ("Trilu", &[1]),
+    ("OneHot", &[1]),
+    ("TopK", &[1]),
+    ("Pad", &[1, 2, 3]),
+    ("Slice", &[1, 2, 3, 4]),
+    ("Tile", &[1]),
+    ("Expand", &[1]),
+    ("Reshape", &[1]),
+    ("Reduce", &[1]),
+    ("Squeeze", &[1]),
+    ("Unsqueeze", &[1]),
+    ("Split", &[1]),
+    ("Resize", &[1, 2, 3]),
+    ("CenterCropPad", &[1]),
+    ("Col2Im", &[1, 2]),
+];
+
 /// Compiled targets plan memory for static shapes, so an input whose *value* sets a shape (a
 /// Reshape's shape, a Reduce's axes, Resize's scales, TopK's k, ...) must be known when
-/// compiling. For a conformance case it is: each graph input read at an operand position after
-/// the first by a node whose result has a symbolic shape becomes a constant with the case's
-/// value, as a user of a compiled model fixes such inputs. Not when that would make every
-/// non-constant input of the node a constant (the node would be folded at compile time, and
-/// the target would run nothing of it). Returns the graph, its remaining inputs and the names
-/// of the frozen ones.
+/// compiling; so must the parameters in [`PARAMETER_OPERANDS`]. For a conformance case they
+/// are: each graph input read as such a parameter, or at an operand position after the first
+/// by a node whose result has a symbolic shape, becomes a constant with the case's value, as a
+/// user of a compiled model fixes such inputs. Not when that would make every non-constant
+/// input of the node a constant (the node would be folded at compile time, and the target would
+/// run nothing of it). Returns the graph, its remaining inputs and the names of the frozen ones.
 pub fn freeze_shape_inputs(g: &Graph, inputs: Vec<Tensor>) -> Result<(Graph, Vec<Tensor>, Vec<String>), String> {
     let mut g = g.clone();
     let mut by_id: HashMap<kiln_ir::ValueId, Tensor> = g.inputs.iter().copied().zip(inputs).collect();
@@ -101,11 +122,18 @@ pub fn freeze_shape_inputs(g: &Graph, inputs: Vec<Tensor>) -> Result<(Graph, Vec
     for _ in 0..4 {
         let mut pick: Vec<kiln_ir::ValueId> = vec![];
         for n in &g.nodes {
-            if n.outputs.iter().flatten().all(|&o| g.value(o).ty.shape.as_fixed().is_some()) {
-                continue;
-            }
+            let symbolic = n.outputs.iter().flatten().any(|&o| g.value(o).ty.shape.as_fixed().is_none());
+            let params = PARAMETER_OPERANDS.iter().find(|(k, _)| *k == n.op.kind_name()).map_or(&[][..], |p| p.1);
             let live: Vec<kiln_ir::ValueId> = n.inputs.iter().flatten().copied().filter(|v| g.const_value(*v).is_none()).collect();
-            let cand: Vec<kiln_ir::ValueId> = n.inputs.iter().skip(1).flatten().copied().filter(|v| g.inputs.contains(v)).collect();
+            let cand: Vec<kiln_ir::ValueId> = n
+                .inputs
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(k, _)| symbolic || params.contains(k))
+                .filter_map(|(_, v)| *v)
+                .filter(|v| g.inputs.contains(v))
+                .collect();
             if !cand.is_empty() && live.iter().any(|v| !cand.contains(v)) {
                 pick.extend(cand);
             }

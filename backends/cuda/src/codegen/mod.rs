@@ -347,6 +347,7 @@ pub enum Family {
     Movement,
     Copy,
     Loss,
+    Quant,
 }
 
 /// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
@@ -383,7 +384,8 @@ pub fn family(op: &Op) -> Option<Family> {
         | Reduce { .. }
         | ArgMax { .. }
         | ArgMin { .. }
-        | Hardmax { .. } => Family::Reduce,
+        | Hardmax { .. }
+        | CumSum { .. } => Family::Reduce,
         Attention { .. } => Family::Attention,
         RotaryEmbedding { .. } => Family::Rotary,
         Transpose { .. }
@@ -400,6 +402,7 @@ pub fn family(op: &Op) -> Option<Family> {
         | Gather { .. } => Family::Movement,
         Dropout {} => Family::Copy,
         NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
+        QuantizeLinear { .. } | DequantizeLinear { .. } => Family::Quant,
         MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
@@ -435,7 +438,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | Shape { .. }
         | Size {}
         | ConstantOfShape { .. }
-        | CumSum { .. }
         | TopK { .. }
         | OneHot { .. }
         | Einsum { .. }
@@ -448,8 +450,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | LSTM { .. }
         | GRU { .. }
         | RNN { .. }
-        | QuantizeLinear { .. }
-        | DequantizeLinear { .. }
         | DynamicQuantizeLinear {}
         | If { .. }
         | Loop { .. }
@@ -473,5 +473,6 @@ fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
         Family::Movement => kernels::movement::lower(cx, node),
         Family::Copy => kernels::movement::lower_copy(cx, node),
         Family::Loss => kernels::loss::lower(cx, node),
+        Family::Quant => kernels::quant::lower(cx, node),
     }
 }

@@ -13,6 +13,7 @@ pub mod loss;
 pub mod movement;
 pub mod pool;
 pub mod program;
+pub mod quant;
 pub mod reduce;
 
 use crate::codegen::llvm::{Em, Ix, R};

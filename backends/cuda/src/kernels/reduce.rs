@@ -114,6 +114,9 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let y = output(node, 0)?;
     let yt = cx.ty(y)?;
     let r = xt.dims.len();
+    if let Op::CumSum { exclusive, reverse } = node.op {
+        return cumsum(cx, node, &xt, exclusive, reverse);
+    }
     if !super::is_f32_compute(xt.dtype) {
         return unsupported(format!("{} on {}", node.op.kind_name(), xt.dtype));
     }
@@ -432,4 +435,44 @@ fn red_loop<'c>(
         }
         f(em, idx)
     })
+}
+
+/// CumSum along a constant axis: one thread per line, f32 sums for floats, wrapping i64 sums
+/// for integers.
+fn cumsum(cx: &mut Cx, node: &Node, xt: &Ty, exclusive: bool, reverse: bool) -> R<()> {
+    let Some(axis) = cx.konst(input(node, 1)?).and_then(|t| t.to_i64().first().copied()) else {
+        return unsupported("CumSum with a run-time axis");
+    };
+    let a = norm_axis(axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let int = xt.dtype.is_int();
+    if !int && !super::is_f32_compute(xt.dtype) {
+        return unsupported(format!("CumSum on {}", xt.dtype));
+    }
+    let (outer, len, inner) = split(&xt.dims, a);
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
+    let acc_dt = if int { kiln_ir::DType::I64 } else { kiln_ir::DType::F32 };
+    em.if_(inb, |em| {
+        let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
+        let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
+        let zero = em.compute_type(acc_dt)?.const_zero();
+        let acc = em.var(zero)?;
+        em.for_n(len as i64, |em, step| {
+            let l = if reverse { em.sub(em.ix(len as i64 - 1), step)? } else { step };
+            let idx = em.add(base, em.mulk(l, inner as i64)?)?;
+            let v = em.convert(em.load(xt.dtype, p[1], idx)?, xt.dtype, acc_dt)?;
+            let before = em.get(acc)?;
+            let after = if int {
+                em.b.build_int_add(before.into_int_value(), v.into_int_value(), "")?.into()
+            } else {
+                em.fadd(before.into_float_value(), v.into_float_value())?.into()
+            };
+            em.set(acc, after)?;
+            let out = if exclusive { before } else { after };
+            em.store(xt.dtype, p[0], idx, em.convert(out, acc_dt, xt.dtype)?)
+        })
+    })?;
+    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
 }
