@@ -385,7 +385,8 @@ pub fn family(op: &Op) -> Option<Family> {
         | ArgMax { .. }
         | ArgMin { .. }
         | Hardmax { .. }
-        | CumSum { .. } => Family::Reduce,
+        | CumSum { .. }
+        | TopK { .. } => Family::Reduce,
         Attention { .. } => Family::Attention,
         RotaryEmbedding { .. } => Family::Rotary,
         Transpose { .. }
@@ -438,7 +439,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | Shape { .. }
         | Size {}
         | ConstantOfShape { .. }
-        | TopK { .. }
         | OneHot { .. }
         | Einsum { .. }
         | NonZero {}

@@ -158,6 +158,10 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let a = ax(*axis)?;
             arg(cx, node, &xt, a, matches!(node.op, Op::ArgMax { .. }), *select_last_index)
         }
+        Op::TopK { axis, largest, .. } => {
+            let a = ax(*axis)?;
+            topk(cx, node, &xt, a, *largest)
+        }
         Op::Hardmax { axis, legacy } => {
             let a = ax(*axis)?;
             let (len, inner) = if *legacy { (xt.dims[a..].iter().product(), 1) } else { (xt.dims[a], xt.dims[a + 1..].iter().product()) };
@@ -356,9 +360,6 @@ fn reduce(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, axes: &[usize], kind: Redu
     let red_dims: Vec<usize> = axes.iter().map(|&d| xt.dims[d]).collect();
     let count: usize = kept_dims.iter().product();
     let len: usize = red_dims.iter().product();
-    if len == 0 {
-        return unsupported("Reduce over an empty axis");
-    }
     let threads = threads_for(len);
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
     let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
@@ -426,6 +427,10 @@ fn red_loop<'c>(
 ) -> R<()> {
     let tid = em.sreg("tid.x")?;
     let len: usize = red_dims.iter().product();
+    if len == 0 {
+        // An empty reduction: every output is the combination's identity, transformed.
+        return Ok(());
+    }
     let (end, step) = (em.ix(len as i64), em.ix(threads));
     em.for_range(tid, end, step, |em, j| {
         let rc = super::coords(em, j, red_dims)?;
@@ -472,6 +477,70 @@ fn cumsum(cx: &mut Cx, node: &Node, xt: &Ty, exclusive: bool, reverse: bool) -> 
             em.set(acc, after)?;
             let out = if exclusive { before } else { after };
             em.store(xt.dtype, p[0], idx, em.convert(out, acc_dt, xt.dtype)?)
+        })
+    })?;
+    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
+}
+
+/// TopK along axis `a` with a constant k: one thread per line picks the k best in order (value
+/// first, then the lower index), each pick the best of the elements ranked after the previous
+/// one: O(k·len) comparisons and no scratch memory. Always sorted, as the interpreter is.
+fn topk<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, a: usize, largest: bool) -> R<()> {
+    let Some(k) = cx.konst(input(node, 1)?).and_then(|t| t.to_i64().first().copied()) else {
+        return unsupported("TopK with a run-time k");
+    };
+    let (outer, len, inner) = split(&xt.dims, a);
+    if k < 0 || k as usize > len {
+        return unsupported(format!("TopK with k = {k} on an axis of {len}"));
+    }
+    let k = k as usize;
+    let values = output(node, 0)?;
+    let indices = node.outputs.get(1).copied().flatten();
+    let mut params = vec![Param::Value(input(node, 0)?), Param::Value(values)];
+    params.extend(indices.map(Param::Value));
+    let p = cx.begin("", &params)?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
+    let (better, worse) = if largest {
+        (inkwell::FloatPredicate::OGT, inkwell::FloatPredicate::OLT)
+    } else {
+        (inkwell::FloatPredicate::OLT, inkwell::FloatPredicate::OGT)
+    };
+    em.if_(inb, |em| {
+        let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
+        let at = |em: &Em<'c>, l: Ix<'c>| em.add(em.mulk(em.add(em.mulk(o, len as i64)?, l)?, inner as i64)?, i);
+        let out_at = |em: &Em<'c>, j: Ix<'c>| em.add(em.mulk(em.add(em.mulk(o, k as i64)?, j)?, inner as i64)?, i);
+        // The previous pick: (value, index); nothing ranks before the first.
+        let (pv, pi) = (em.var(em.f32c(0.0).into())?, em.var(em.ix(-1).into())?);
+        em.for_n(k as i64, |em, j| {
+            let (bv, bi) = (em.var(em.f32c(0.0).into())?, em.var(em.ix(-1).into())?);
+            em.for_n(len as i64, |em, l| {
+                let v = em.load(xt.dtype, p[0], at(em, l)?)?.into_float_value();
+                let (prev_v, prev_i) = (em.get(pv)?.into_float_value(), em.get(pi)?.into_int_value());
+                // Ranked after the previous pick: worse, or equal with a higher index.
+                let after_prev = em.b.build_or(
+                    em.fcmp(worse, v, prev_v)?,
+                    em.and(em.fcmp(inkwell::FloatPredicate::OEQ, v, prev_v)?, em.icmp(IntPredicate::SGT, l, prev_i)?)?,
+                    "",
+                )?;
+                let first_pick = em.icmp(IntPredicate::SLT, prev_i, em.ix(0))?;
+                let eligible = em.b.build_or(first_pick, after_prev, "")?;
+                let (cur_v, cur_i) = (em.get(bv)?.into_float_value(), em.get(bi)?.into_int_value());
+                let none_yet = em.icmp(IntPredicate::SLT, cur_i, em.ix(0))?;
+                let beats = em.b.build_or(none_yet, em.fcmp(better, v, cur_v)?, "")?;
+                let take = em.and(eligible, beats)?;
+                em.set(bv, em.select(take, v, cur_v)?)?;
+                em.set(bi, em.select(take, l, cur_i)?)
+            })?;
+            let (v, l) = (em.get(bv)?, em.get(bi)?);
+            em.set(pv, v)?;
+            em.set(pi, l)?;
+            em.store(xt.dtype, p[1], out_at(em, j)?, v)?;
+            if indices.is_some() {
+                em.store(kiln_ir::DType::I64, p[2], out_at(em, j)?, l)?;
+            }
+            Ok(())
         })
     })?;
     cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
