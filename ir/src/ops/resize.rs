@@ -205,39 +205,72 @@ fn taps_for(op: &Op, x: usize, in_len: usize, scale: f64, out_len: usize, roi: (
     Ok(Taps { taps: taps.into_iter().map(|(i, w)| (i.clamp(0, last.max(0)) as usize, w)).collect(), outside: false })
 }
 
-pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
-    let Op::Resize { extrapolation_value, antialias, mode, .. } = op else { return invalid("not a Resize op") };
+/// One resized axis as a compiled kernel reads it: for each output index, its (input index,
+/// weight) taps and whether it lies outside a tf_crop_and_resize roi.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AxisTaps {
+    pub axis: usize,
+    pub taps: Vec<Vec<(usize, f64)>>,
+    pub outside: Vec<bool>,
+}
+
+/// The taps of every axis that Resize changes, for input dims `dims` and its roi, scales and
+/// sizes operands (the interpreter applies the same taps one axis at a time).
+pub fn resize_taps(
+    op: &Op,
+    dims: &[usize],
+    roi: Option<Vec<f64>>,
+    scales: Option<Vec<f64>>,
+    sizes: Option<Vec<i64>>,
+) -> Result<Vec<AxisTaps>, OpError> {
+    let Op::Resize { antialias, mode, .. } = op else { return invalid("not a Resize op") };
     if *antialias && *mode == ResizeMode::Nearest {
         return invalid("antialias is not defined for nearest mode");
     }
-    let x = *req(ins, 0)?;
-    let p = plan(op, x.dims(), opt(ins, 1).map(|t| t.to_f64()), opt(ins, 2).map(|t| t.to_f64()), opt(ins, 3).map(|t| t.to_i64()))?;
-    super::checked_numel(&p.out)?;
-    let mut dims = x.dims().to_vec();
-    let mut cur = x.to_f64();
-    let mut outside = vec![false; cur.len()];
+    let p = plan(op, dims, roi, scales, sizes)?;
+    let mut out = vec![];
     for ax in 0..dims.len() {
         if p.out[ax] == dims[ax] && p.scales[ax] == 1.0 && p.roi[ax] == (0.0, 1.0) {
             continue;
         }
-        let taps: Vec<Taps> =
+        let t: Vec<Taps> =
             (0..p.out[ax]).map(|o| taps_for(op, o, dims[ax], p.scales[ax], p.out[ax], p.roi[ax])).collect::<Result<_, _>>()?;
+        out.push(AxisTaps { axis: ax, outside: t.iter().map(|t| t.outside).collect(), taps: t.into_iter().map(|t| t.taps).collect() });
+    }
+    Ok(out)
+}
+
+pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>]) -> Result<Tensor, OpError> {
+    let Op::Resize { extrapolation_value, .. } = op else { return invalid("not a Resize op") };
+    let x = *req(ins, 0)?;
+    let axes =
+        resize_taps(op, x.dims(), opt(ins, 1).map(|t| t.to_f64()), opt(ins, 2).map(|t| t.to_f64()), opt(ins, 3).map(|t| t.to_i64()))?;
+    let mut out_dims = x.dims().to_vec();
+    for a in &axes {
+        out_dims[a.axis] = a.taps.len();
+    }
+    super::checked_numel(&out_dims)?;
+    let mut dims = x.dims().to_vec();
+    let mut cur = x.to_f64();
+    let mut outside = vec![false; cur.len()];
+    for a in &axes {
+        let ax = a.axis;
         let outer: usize = dims[..ax].iter().product();
         let inner: usize = dims[ax + 1..].iter().product();
-        let (len, olen) = (dims[ax], p.out[ax]);
+        let (len, olen) = (dims[ax], a.taps.len());
         let mut next = vec![0f64; outer * olen * inner];
         let mut next_out = vec![false; next.len()];
         for o in 0..outer {
-            for (j, t) in taps.iter().enumerate() {
+            for (j, (taps, &out_j)) in a.taps.iter().zip(&a.outside).enumerate() {
                 for i in 0..inner {
                     let dst = (o * olen + j) * inner + i;
-                    if t.outside {
+                    if out_j {
                         next_out[dst] = true;
                         continue;
                     }
                     let mut v = 0.0;
                     let mut out_flag = false;
-                    for &(k, w) in &t.taps {
+                    for &(k, w) in taps {
                         let src = (o * len + k) * inner + i;
                         if w != 0.0 {
                             v += w * cur[src];

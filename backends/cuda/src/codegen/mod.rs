@@ -348,6 +348,7 @@ pub enum Family {
     Copy,
     Loss,
     Quant,
+    Resize,
 }
 
 /// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
@@ -404,6 +405,7 @@ pub fn family(op: &Op) -> Option<Family> {
         Dropout {} => Family::Copy,
         NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
         QuantizeLinear { .. } | DequantizeLinear { .. } => Family::Quant,
+        Resize { .. } => Family::Resize,
         MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
@@ -434,7 +436,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | Unique { .. }
         | TensorScatter { .. }
         | MaxUnpool { .. }
-        | Resize { .. }
         | Range {}
         | Shape { .. }
         | Size {}
@@ -474,5 +475,6 @@ fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
         Family::Copy => kernels::movement::lower_copy(cx, node),
         Family::Loss => kernels::loss::lower(cx, node),
         Family::Quant => kernels::quant::lower(cx, node),
+        Family::Resize => kernels::resize::lower(cx, node),
     }
 }

@@ -15,6 +15,7 @@ pub mod pool;
 pub mod program;
 pub mod quant;
 pub mod reduce;
+pub mod resize;
 
 use crate::codegen::llvm::{Em, Ix, R};
 use crate::codegen::{CodegenError, Cx, Ty};
