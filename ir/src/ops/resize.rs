@@ -229,12 +229,11 @@ pub fn resize_taps(
     }
     let p = plan(op, dims, roi, scales, sizes)?;
     let mut out = vec![];
-    for ax in 0..dims.len() {
-        if p.out[ax] == dims[ax] && p.scales[ax] == 1.0 && p.roi[ax] == (0.0, 1.0) {
+    for (ax, &len) in dims.iter().enumerate() {
+        if p.out[ax] == len && p.scales[ax] == 1.0 && p.roi[ax] == (0.0, 1.0) {
             continue;
         }
-        let t: Vec<Taps> =
-            (0..p.out[ax]).map(|o| taps_for(op, o, dims[ax], p.scales[ax], p.out[ax], p.roi[ax])).collect::<Result<_, _>>()?;
+        let t: Vec<Taps> = (0..p.out[ax]).map(|o| taps_for(op, o, len, p.scales[ax], p.out[ax], p.roi[ax])).collect::<Result<_, _>>()?;
         out.push(AxisTaps { axis: ax, outside: t.iter().map(|t| t.outside).collect(), taps: t.into_iter().map(|t| t.taps).collect() });
     }
     Ok(out)
