@@ -377,7 +377,7 @@ pub fn family(op: &Op) -> Option<Family> {
         | FusedElementwise { .. } => Family::Elementwise,
         MatMul {} | Gemm { .. } | MatMulFused { .. } => Family::Gemm,
         Conv { .. } | ConvFused { .. } => Family::Conv,
-        MaxPool { .. } | AveragePool { .. } | GlobalPool { .. } => Family::Pool,
+        MaxPool { .. } | AveragePool { .. } | LpPool { .. } | GlobalPool { .. } => Family::Pool,
         LayerNormalization { .. }
         | RMSNormalization { .. }
         | Softmax { .. }
@@ -401,6 +401,8 @@ pub fn family(op: &Op) -> Option<Family> {
         | FromFormat { .. }
         | Trilu { .. }
         | GatherElements { .. }
+        | ScatterElements { .. }
+        | ScatterND { .. }
         | Gather { .. } => Family::Movement,
         Dropout {} => Family::Copy,
         NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
@@ -412,7 +414,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | QLinearConv { .. }
         | DeformConv { .. }
         | ConvTranspose { .. }
-        | LpPool { .. }
         | BatchNormalization { .. }
         | InstanceNormalization { .. }
         | GroupNormalization { .. }
@@ -420,8 +421,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | MeanVarianceNormalization { .. }
         | LRN { .. }
         | GatherND { .. }
-        | ScatterND { .. }
-        | ScatterElements { .. }
         | GridSample { .. }
         | AffineGrid { .. }
         | CenterCropPad { .. }

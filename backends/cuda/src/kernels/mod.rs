@@ -16,6 +16,7 @@ pub mod program;
 pub mod quant;
 pub mod reduce;
 pub mod resize;
+pub mod scatter;
 
 use crate::codegen::llvm::{Em, Ix, R};
 use crate::codegen::{CodegenError, Cx, Ty};

@@ -220,6 +220,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         Op::FromFormat { format, align, .. } => to_format(cx, node, *format, *align, false),
         Op::Gather { axis } => gather(cx, node, *axis),
         Op::Trilu { upper } => trilu(cx, node, &xt, *upper),
+        Op::ScatterElements { .. } | Op::ScatterND { .. } => super::scatter::lower(cx, node),
         Op::GatherElements { axis } => {
             let a = norm_axis(*axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
             gather_elements(cx, node, &xt, a)
