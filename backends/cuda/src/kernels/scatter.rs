@@ -55,9 +55,9 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let em = &mut cx.em;
             em.for_n(tuples as i64, |em, t| {
                 let mut off = em.ix(0);
-                for k in 0..last {
-                    let j = index(em, &it, p[1], em.addk(em.mulk(t, last as i64)?, k as i64)?, xt.dims[k])?;
-                    off = em.add(off, em.mulk(j, xs[k])?)?;
+                for (k, (&n, &stride)) in xt.dims.iter().zip(&xs).take(last).enumerate() {
+                    let j = index(em, &it, p[1], em.addk(em.mulk(t, last as i64)?, k as i64)?, n)?;
+                    off = em.add(off, em.mulk(j, stride)?)?;
                 }
                 em.for_n(slice as i64, |em, s| {
                     let v = em.load(ut.dtype, p[2], em.add(em.mulk(t, slice as i64)?, s)?)?;
