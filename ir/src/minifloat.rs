@@ -38,11 +38,11 @@ impl MiniFloat {
     fn bits(self) -> u32 {
         1 + self.exp + self.man
     }
-    fn sign_bit(self) -> u8 {
+    pub fn sign_bit(self) -> u8 {
         1 << (self.exp + self.man)
     }
     /// Largest code whose magnitude is finite (and not NaN).
-    fn max_code(self) -> u8 {
+    pub fn max_code(self) -> u8 {
         let all = (1u16 << (self.exp + self.man)) as u8 - 1;
         match self.specials {
             Specials::Ieee => all - (1 << self.man) as u8,
@@ -50,7 +50,8 @@ impl MiniFloat {
             Specials::Fnuz | Specials::FiniteOnly => all,
         }
     }
-    fn nan(self) -> u8 {
+    /// The NaN code (for the FNUZ formats, the negative-zero pattern).
+    pub fn nan(self) -> u8 {
         match self.specials {
             Specials::Fnuz => self.sign_bit(),
             Specials::FiniteOnly => self.sign_bit(),
@@ -59,7 +60,7 @@ impl MiniFloat {
     }
 
     /// The magnitude of a code without its sign bit (finite codes only).
-    fn magnitude(self, code: u8) -> f64 {
+    pub fn magnitude(self, code: u8) -> f64 {
         let e = (code >> self.man) as i32;
         let m = (code & ((1 << self.man) - 1)) as f64 / (1u32 << self.man) as f64;
         if e == 0 {

@@ -22,6 +22,10 @@ pub fn dtype(e: ElemType) -> DType {
         ElemType::I64 => DType::I64,
         ElemType::U64 => DType::U64,
         ElemType::Bool => DType::Bool,
+        ElemType::F8E4m3fn => DType::F8E4M3FN,
+        ElemType::F8E4m3fnuz => DType::F8E4M3FNUZ,
+        ElemType::F8E5m2 => DType::F8E5M2,
+        ElemType::F8E5m2fnuz => DType::F8E5M2FNUZ,
     }
 }
 

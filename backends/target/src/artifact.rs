@@ -44,12 +44,18 @@ pub enum ElemType {
     I64,
     U64,
     Bool,
+    /// The float8 formats, one byte each.
+    F8E4m3fn,
+    F8E4m3fnuz,
+    F8E5m2,
+    F8E5m2fnuz,
 }
 
 impl ElemType {
     pub fn bytes(self) -> usize {
         match self {
             ElemType::I8 | ElemType::U8 | ElemType::Bool => 1,
+            ElemType::F8E4m3fn | ElemType::F8E4m3fnuz | ElemType::F8E5m2 | ElemType::F8E5m2fnuz => 1,
             ElemType::F16 | ElemType::Bf16 | ElemType::I16 | ElemType::U16 => 2,
             ElemType::F32 | ElemType::I32 | ElemType::U32 => 4,
             ElemType::F64 | ElemType::I64 | ElemType::U64 => 8,
@@ -71,6 +77,10 @@ impl ElemType {
             ElemType::I64 => "i64",
             ElemType::U64 => "u64",
             ElemType::Bool => "bool",
+            ElemType::F8E4m3fn => "f8e4m3fn",
+            ElemType::F8E4m3fnuz => "f8e4m3fnuz",
+            ElemType::F8E5m2 => "f8e5m2",
+            ElemType::F8E5m2fnuz => "f8e5m2fnuz",
         }
     }
 
@@ -89,6 +99,10 @@ impl ElemType {
             ElemType::I64,
             ElemType::U64,
             ElemType::Bool,
+            ElemType::F8E4m3fn,
+            ElemType::F8E4m3fnuz,
+            ElemType::F8E5m2,
+            ElemType::F8E5m2fnuz,
         ]
         .into_iter()
         .find(|e| e.name() == s)

@@ -291,6 +291,7 @@ impl<'c> Em<'c> {
     pub fn compute_type(&self, d: DType) -> R<BasicTypeEnum<'c>> {
         Ok(match d {
             DType::F32 | DType::F16 | DType::BF16 => self.f32t().into(),
+            d if super::minifloat::is_float8(d) => self.f32t().into(),
             DType::F64 => self.cx.f64_type().into(),
             DType::I8 | DType::U8 => self.cx.i8_type().into(),
             DType::I16 | DType::U16 => self.cx.i16_type().into(),
@@ -307,6 +308,7 @@ impl<'c> Em<'c> {
             DType::F16 => self.cx.f16_type().into(),
             DType::BF16 => self.cx.bf16_type().into(),
             DType::Bool => self.cx.i8_type().into(),
+            d if super::minifloat::is_float8(d) => self.cx.i8_type().into(),
             _ => self.compute_type(d)?,
         })
     }
@@ -329,6 +331,7 @@ impl<'c> Em<'c> {
         Ok(match d {
             DType::F16 | DType::BF16 => self.b.build_float_ext(v.into_float_value(), self.f32t(), "")?.into(),
             DType::Bool => self.icmp(IntPredicate::NE, v.into_int_value(), self.cx.i8_type().const_zero())?.into(),
+            d if super::minifloat::is_float8(d) => self.decode_f8(d, v.into_int_value())?.into(),
             _ => v,
         })
     }
@@ -341,6 +344,7 @@ impl<'c> Em<'c> {
                 self.b.build_float_trunc(v.into_float_value(), t, "")?.into()
             }
             DType::Bool => self.b.build_int_z_extend(v.into_int_value(), self.cx.i8_type(), "")?.into(),
+            d if super::minifloat::is_float8(d) => self.encode_f8(d, v.into_float_value())?.into(),
             _ => v,
         })
     }

@@ -6,6 +6,7 @@
 //! returning [`CodegenError::Unsupported`].
 
 pub mod llvm;
+pub mod minifloat;
 pub mod scalar;
 
 use crate::kernels;
@@ -142,6 +143,10 @@ pub fn elem_type(d: DType) -> R<ElemType> {
         DType::I64 => ElemType::I64,
         DType::U64 => ElemType::U64,
         DType::Bool => ElemType::Bool,
+        DType::F8E4M3FN => ElemType::F8E4m3fn,
+        DType::F8E4M3FNUZ => ElemType::F8E4m3fnuz,
+        DType::F8E5M2 => ElemType::F8E5m2,
+        DType::F8E5M2FNUZ => ElemType::F8E5m2fnuz,
         other => return unsupported(format!("dtype {other}")),
     })
 }

@@ -170,7 +170,13 @@ impl<'c> Em<'c> {
         let x0 = || ins.first().ok_or_else(|| CodegenError::Internal(format!("{} without inputs", op.kind_name())));
         match op {
             Op::Identity {} => Ok(x0()?.v),
-            Op::Cast { .. } | Op::CastLike { .. } => self.convert(x0()?.v, x0()?.dtype, out),
+            Op::Cast { saturate, .. } | Op::CastLike { saturate, .. } => {
+                let v = self.convert(x0()?.v, x0()?.dtype, out)?;
+                if *saturate && super::minifloat::is_float8(out) {
+                    return Ok(self.saturate_f8(out, v.into_float_value())?.into());
+                }
+                Ok(v)
+            }
             Op::Unary { op: u } => {
                 self.unary(*u, x0()?, out).or_else(|e| if matches!(e, CodegenError::Unsupported(_)) { unsupported() } else { Err(e) })
             }
