@@ -354,6 +354,7 @@ pub enum Family {
     Loss,
     Quant,
     Resize,
+    Index,
 }
 
 /// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
@@ -413,6 +414,7 @@ pub fn family(op: &Op) -> Option<Family> {
         NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
         QuantizeLinear { .. } | DequantizeLinear { .. } => Family::Quant,
         Resize { .. } => Family::Resize,
+        OneHot { .. } | EyeLike { .. } | DepthToSpace { .. } | SpaceToDepth { .. } | LpNormalization { .. } => Family::Index,
         MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
@@ -422,7 +424,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | BatchNormalization { .. }
         | InstanceNormalization { .. }
         | GroupNormalization { .. }
-        | LpNormalization { .. }
         | MeanVarianceNormalization { .. }
         | LRN { .. }
         | GatherND { .. }
@@ -444,12 +445,8 @@ pub fn family(op: &Op) -> Option<Family> {
         | Shape { .. }
         | Size {}
         | ConstantOfShape { .. }
-        | OneHot { .. }
         | Einsum { .. }
         | NonZero {}
-        | DepthToSpace { .. }
-        | SpaceToDepth { .. }
-        | EyeLike { .. }
         | Compress { .. }
         | ReverseSequence { .. }
         | LSTM { .. }
@@ -480,5 +477,6 @@ fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
         Family::Loss => kernels::loss::lower(cx, node),
         Family::Quant => kernels::quant::lower(cx, node),
         Family::Resize => kernels::resize::lower(cx, node),
+        Family::Index => kernels::index::lower(cx, node),
     }
 }

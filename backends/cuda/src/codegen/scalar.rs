@@ -365,8 +365,56 @@ impl<'c> Em<'c> {
                 self.fmul(v, self.fmin(self.fmax(t, zero)?, one)?)?.into()
             }
             IsNaN => self.fcmp(F::UNO, v, v)?.into(),
+            Atan if !self.is_f64(v) => self.atan(v)?.into(),
+            Asin if !self.is_f64(v) => {
+                // atan(x / sqrt((1 - x)(1 + x))): ±π/2 at ±1, NaN beyond.
+                let r = self.fintr("sqrt", &[self.fmul(self.fsub(one, v)?, self.fadd(one, v)?)?])?;
+                self.atan(self.fdiv(v, r)?)?.into()
+            }
+            Acos if !self.is_f64(v) => {
+                // 2 atan(sqrt((1 - x) / (1 + x))): accurate near both ends.
+                let t = self.fintr("sqrt", &[self.fdiv(self.fsub(one, v)?, self.fadd(one, v)?)?])?;
+                self.fmul(self.fc(v, 2.0), self.atan(t)?)?.into()
+            }
+            Asinh if !self.is_f64(v) => {
+                // sign(x) ln(|x| + sqrt(x² + 1)), odd by construction.
+                let a = self.fintr("fabs", &[v])?;
+                let r = self.log(self.fadd(a, self.fintr("sqrt", &[self.fintr("fma", &[a, a, one])?])?)?)?;
+                self.fintr("copysign", &[r, v])?.into()
+            }
+            Acosh if !self.is_f64(v) => {
+                // ln(x + sqrt((x - 1)(x + 1))); NaN below 1.
+                let r = self.fintr("sqrt", &[self.fmul(self.fsub(v, one)?, self.fadd(v, one)?)?])?;
+                self.log(self.fadd(v, r)?)?.into()
+            }
+            Atanh if !self.is_f64(v) => {
+                // ln((1 + x) / (1 - x)) / 2.
+                self.fmul(self.fc(v, 0.5), self.log(self.fdiv(self.fadd(one, v)?, self.fsub(one, v)?)?)?)?.into()
+            }
             Asin | Acos | Atan | Asinh | Acosh | Atanh | Not | BitwiseNot => return Err(CodegenError::Unsupported(String::new())),
         })
+    }
+
+    /// atan x (f32): reduced to |x| <= tan(π/8) through π/2 - atan(1/x) and
+    /// π/4 + atan((x - 1)/(x + 1)), then an odd polynomial (Cephes' atanf coefficients, about
+    /// 1 ulp in f32).
+    fn atan(&self, x: FloatValue<'c>) -> R<FloatValue<'c>> {
+        let a = self.fintr("fabs", &[x])?;
+        let big = self.fcmp(F::OGT, a, self.f32c(2.414_213_562_373_095))?;
+        let mid = self.fcmp(F::OGT, a, self.f32c(0.414_213_562_373_095))?;
+        let r_big = self.fdiv(self.f32c(-1.0), a)?;
+        let r_mid = self.fdiv(self.fsub(a, self.f32c(1.0))?, self.fadd(a, self.f32c(1.0))?)?;
+        let r = self.select(mid, r_mid, a)?.into_float_value();
+        let r = self.select(big, r_big, r)?.into_float_value();
+        let y0 = self.select(mid, self.f32c(std::f64::consts::FRAC_PI_4), self.f32c(0.0))?.into_float_value();
+        let y0 = self.select(big, self.f32c(std::f64::consts::FRAC_PI_2), y0)?.into_float_value();
+        let z = self.fmul(r, r)?;
+        let mut p = self.f32c(8.053_744_495_38e-2);
+        for c in [-1.387_768_560_32e-1, 1.997_771_064_78e-1, -3.333_294_915_39e-1] {
+            p = self.fintr("fma", &[p, z, self.f32c(c)])?;
+        }
+        let y = self.fadd(y0, self.fintr("fma", &[self.fmul(p, z)?, r, r])?)?;
+        self.fintr("copysign", &[y, x])
     }
 
     fn binary(&self, op: BinaryOp, a: &Operand<'c>, b: &Operand<'c>) -> R<BasicValueEnum<'c>> {

@@ -9,6 +9,7 @@ pub mod conv_tc;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
+pub mod index;
 pub mod loss;
 pub mod movement;
 pub mod pool;
@@ -34,6 +35,11 @@ pub fn output(node: &Node, i: usize) -> R<ValueId> {
 
 pub fn ty_in(cx: &Cx, node: &Node, i: usize) -> R<Ty> {
     cx.ty(input(node, i)?)
+}
+
+/// `(outer, len, inner)` of `dims` split at axis `a`.
+pub fn split_axis(dims: &[usize], a: usize) -> (usize, usize, usize) {
+    (dims[..a].iter().product(), dims[a], dims[a + 1..].iter().product())
 }
 
 /// Row-major strides.

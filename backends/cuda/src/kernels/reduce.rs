@@ -171,15 +171,10 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     }
 }
 
-/// `(outer, len, inner)` of `dims` split at axis `a`.
-fn split(dims: &[usize], a: usize) -> (usize, usize, usize) {
-    (dims[..a].iter().product(), dims[a], dims[a + 1..].iter().product())
-}
-
 /// ArgMax/ArgMin along axis `a`: one thread per output scans the axis; the first extreme wins
 /// (the last with `select_last_index`); comparisons are IEEE, so NaN never wins.
 fn arg(cx: &mut Cx, node: &Node, xt: &Ty, a: usize, max: bool, last: bool) -> R<()> {
-    let (outer, len, inner) = split(&xt.dims, a);
+    let (outer, len, inner) = super::split_axis(&xt.dims, a);
     if len == 0 {
         return unsupported("ArgMax/ArgMin over an empty axis");
     }
@@ -442,23 +437,27 @@ fn red_loop<'c>(
     })
 }
 
-/// CumSum along a constant axis: one thread per line, f32 sums for floats, wrapping i64 sums
-/// for integers.
+/// CumSum along a constant axis: one thread per line, f32 sums for 16/32-bit floats, f64 for
+/// f64, wrapping i64 sums for integers.
 fn cumsum(cx: &mut Cx, node: &Node, xt: &Ty, exclusive: bool, reverse: bool) -> R<()> {
     let Some(axis) = cx.konst(input(node, 1)?).and_then(|t| t.to_i64().first().copied()) else {
         return unsupported("CumSum with a run-time axis");
     };
     let a = norm_axis(axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     let int = xt.dtype.is_int();
-    if !int && !super::is_f32_compute(xt.dtype) {
+    if !int && !super::is_f32_compute(xt.dtype) && xt.dtype != kiln_ir::DType::F64 {
         return unsupported(format!("CumSum on {}", xt.dtype));
     }
-    let (outer, len, inner) = split(&xt.dims, a);
+    let (outer, len, inner) = super::split_axis(&xt.dims, a);
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
     let em = &mut cx.em;
     let t = super::global_x(em, 256)?;
     let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
-    let acc_dt = if int { kiln_ir::DType::I64 } else { kiln_ir::DType::F32 };
+    let acc_dt = match xt.dtype {
+        d if d.is_int() => kiln_ir::DType::I64,
+        kiln_ir::DType::F64 => kiln_ir::DType::F64,
+        _ => kiln_ir::DType::F32,
+    };
     em.if_(inb, |em| {
         let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
         let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
@@ -489,7 +488,7 @@ fn topk<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, a: usize, largest: bool) 
     let Some(k) = cx.konst(input(node, 1)?).and_then(|t| t.to_i64().first().copied()) else {
         return unsupported("TopK with a run-time k");
     };
-    let (outer, len, inner) = split(&xt.dims, a);
+    let (outer, len, inner) = super::split_axis(&xt.dims, a);
     if k < 0 || k as usize > len {
         return unsupported(format!("TopK with k = {k} on an axis of {len}"));
     }

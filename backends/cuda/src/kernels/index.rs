@@ -1,0 +1,130 @@
+//! Index-generated tensors and rearrangements, one thread per output element: OneHot, EyeLike,
+//! DepthToSpace (DCR and CRD), SpaceToDepth, and LpNormalization (one thread per line: these
+//! ops sit outside a model's hot path).
+
+use super::{coords, global_x, input, output, split_axis};
+use crate::codegen::llvm::{Em, Ix, R};
+use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use inkwell::IntPredicate;
+use kiln_ir::ops::{norm_axis, DepthToSpaceMode};
+use kiln_ir::{DType, Node, Op};
+
+pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+    let y = output(node, 0)?;
+    let yt = cx.ty(y)?;
+    match node.op {
+        Op::OneHot { axis } => one_hot(cx, node, &yt, axis),
+        Op::EyeLike { k, .. } => {
+            let [_, c] = yt.dims[..] else { return unsupported("EyeLike on other than 2-D") };
+            let p = cx.begin("", &[Param::Value(y)])?;
+            each_output(cx, &yt, |em, t| {
+                let (i, j) = (em.divk(t, c as i64)?, em.remk(t, c as i64)?);
+                let on = em.icmp(IntPredicate::EQ, em.sub(j, i)?, em.ix(k))?;
+                let v = em.convert(on.into(), DType::Bool, yt.dtype)?;
+                em.store(yt.dtype, p[0], t, v)
+            })
+        }
+        Op::DepthToSpace { blocksize, mode } => {
+            let xt = cx.ty(input(node, 0)?)?;
+            let [_, c, _, _] = yt.dims[..] else { return unsupported("DepthToSpace on other than 4-D") };
+            let (xd, b) = (xt.dims.clone(), blocksize);
+            let p = cx.begin("", &[Param::Value(y), Param::Value(input(node, 0)?)])?;
+            each_output(cx, &yt, |em, t| {
+                let o = coords(em, t, &yt.dims)?;
+                let (h, bh, w, bw) = (em.divk(o[2], b)?, em.remk(o[2], b)?, em.divk(o[3], b)?, em.remk(o[3], b)?);
+                let blk = em.add(em.mulk(bh, b)?, bw)?;
+                let ch = match mode {
+                    DepthToSpaceMode::Dcr => em.add(em.mulk(blk, c as i64)?, o[1])?,
+                    DepthToSpaceMode::Crd => em.add(em.mulk(o[1], b * b)?, blk)?,
+                };
+                let src = flat(em, &xd, [o[0], ch, h, w])?;
+                em.store(xt.dtype, p[0], t, em.load(xt.dtype, p[1], src)?)
+            })
+        }
+        Op::SpaceToDepth { blocksize } => {
+            let xt = cx.ty(input(node, 0)?)?;
+            let [_, c, _, _] = xt.dims[..] else { return unsupported("SpaceToDepth on other than 4-D") };
+            let (xd, b) = (xt.dims.clone(), blocksize);
+            let p = cx.begin("", &[Param::Value(y), Param::Value(input(node, 0)?)])?;
+            each_output(cx, &yt, |em, t| {
+                let o = coords(em, t, &yt.dims)?;
+                let (blk, ch) = (em.divk(o[1], c as i64)?, em.remk(o[1], c as i64)?);
+                let (bh, bw) = (em.divk(blk, b)?, em.remk(blk, b)?);
+                let src = flat(em, &xd, [o[0], ch, em.add(em.mulk(o[2], b)?, bh)?, em.add(em.mulk(o[3], b)?, bw)?])?;
+                em.store(xt.dtype, p[0], t, em.load(xt.dtype, p[1], src)?)
+            })
+        }
+        Op::LpNormalization { axis, p: pw } => lp_norm(cx, node, axis, pw),
+        ref other => unsupported(format!("{} in the index family", other.kind_name())),
+    }
+}
+
+/// `f(t)` for every element `t` of `yt`, then the launch.
+fn each_output<'c>(cx: &mut Cx<'c, '_>, yt: &Ty, f: impl FnOnce(&mut Em<'c>, Ix<'c>) -> R<()>) -> R<()> {
+    let total = yt.numel();
+    let em = &mut cx.em;
+    let t = global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| f(em, t))?;
+    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+}
+
+/// The linear index of a 4-D coordinate.
+fn flat<'c>(em: &Em<'c>, dims: &[usize], c: [Ix<'c>; 4]) -> R<Ix<'c>> {
+    let mut at = em.ix(0);
+    for (d, ci) in c.into_iter().enumerate() {
+        at = em.add(em.mulk(at, dims[d] as i64)?, ci)?;
+    }
+    Ok(at)
+}
+
+/// OneHot: `values[1]` where the output's axis coordinate equals the index (negative indices
+/// counted from `depth`), `values[0]` elsewhere; indices of any numeric dtype, truncated.
+fn one_hot(cx: &mut Cx, node: &Node, yt: &Ty, axis: i64) -> R<()> {
+    let (ind, vals) = (input(node, 0)?, input(node, 2)?);
+    let it = cx.ty(ind)?;
+    let a = norm_axis(axis, yt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let (_, depth, inner) = split_axis(&yt.dims, a);
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(ind), Param::Value(vals)])?;
+    let dt = yt.dtype;
+    each_output(cx, yt, |em, t| {
+        let (o, j, i) = (em.divk(t, (depth * inner) as i64)?, em.remk(em.divk(t, inner as i64)?, depth as i64)?, em.remk(t, inner as i64)?);
+        let raw = em.load(it.dtype, p[1], em.add(em.mulk(o, inner as i64)?, i)?)?;
+        let h = em.convert(raw, it.dtype, DType::I64)?.into_int_value();
+        let neg = em.icmp(IntPredicate::SLT, h, em.ix(0))?;
+        let h = em.select(neg, em.addk(h, depth as i64)?, h)?.into_int_value();
+        let hit = em.icmp(IntPredicate::EQ, h, j)?;
+        let v = em.select(hit, em.load(dt, p[2], em.ix(1))?, em.load(dt, p[2], em.ix(0))?)?;
+        em.store(dt, p[0], t, v)
+    })
+}
+
+/// LpNormalization (p = 1 or 2): each line along the axis divided by its norm (in f32).
+fn lp_norm<'c>(cx: &mut Cx<'c, '_>, node: &Node, axis: i64, pw: i64) -> R<()> {
+    let x = input(node, 0)?;
+    let xt = cx.ty(x)?;
+    if !super::is_f32_compute(xt.dtype) || !matches!(pw, 1 | 2) {
+        return unsupported(format!("LpNormalization p = {pw} on {}", xt.dtype));
+    }
+    let a = norm_axis(axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let (outer, len, inner) = split_axis(&xt.dims, a);
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(x)])?;
+    let lines = Ty { dtype: xt.dtype, dims: vec![outer * inner] };
+    each_output(cx, &lines, |em, t| {
+        let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
+        let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
+        let at = |em: &Em<'c>, l: Ix<'c>| em.add(base, em.mulk(l, inner as i64)?);
+        let acc = em.var(em.f32c(0.0).into())?;
+        em.for_n(len as i64, |em, l| {
+            let v = em.load(xt.dtype, p[1], at(em, l)?)?.into_float_value();
+            let term = if pw == 1 { em.fintr("fabs", &[v])? } else { em.fmul(v, v)? };
+            em.set(acc, em.fadd(em.get(acc)?.into_float_value(), term)?.into())
+        })?;
+        let s = em.get(acc)?.into_float_value();
+        let norm = if pw == 1 { s } else { em.fintr("sqrt", &[s])? };
+        em.for_n(len as i64, |em, l| {
+            let v = em.load(xt.dtype, p[1], at(em, l)?)?.into_float_value();
+            em.store(xt.dtype, p[0], at(em, l)?, em.fdiv(v, norm)?.into())
+        })
+    })
+}
