@@ -498,6 +498,10 @@ impl Data {
             Data::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
             Data::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
             Data::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
+            Data::F8E4M3FN(v) => out.extend(v.iter().map(|x| x.0)),
+            Data::F8E4M3FNUZ(v) => out.extend(v.iter().map(|x| x.0)),
+            Data::F8E5M2(v) => out.extend(v.iter().map(|x| x.0)),
+            Data::F8E5M2FNUZ(v) => out.extend(v.iter().map(|x| x.0)),
             _ => return None,
         }
         Some(out)
@@ -528,6 +532,10 @@ impl Data {
             DType::I64 => Data::I64(le!(i64, 8)),
             DType::U64 => Data::U64(le!(u64, 8)),
             DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
+            DType::F8E4M3FN => Data::F8E4M3FN(bytes.iter().map(|&b| F8E4M3FN(b)).collect()),
+            DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(bytes.iter().map(|&b| F8E4M3FNUZ(b)).collect()),
+            DType::F8E5M2 => Data::F8E5M2(bytes.iter().map(|&b| F8E5M2(b)).collect()),
+            DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(bytes.iter().map(|&b| F8E5M2FNUZ(b)).collect()),
             _ => return None,
         })
     }
@@ -546,6 +554,8 @@ mod byte_tests {
             Data::I8(vec![-1, 7]),
             Data::I64(vec![i64::MIN, 42]),
             Data::Bool(vec![true, false, true]),
+            Data::F8E4M3FN(vec![F8E4M3FN(0x7e), F8E4M3FN(0x80)]),
+            Data::F8E5M2FNUZ(vec![F8E5M2FNUZ(0x01)]),
         ];
         for d in cases {
             let b = d.to_le_bytes().expect("has a byte layout");
@@ -556,6 +566,7 @@ mod byte_tests {
             }
         }
         assert_eq!(Data::F32(vec![1.0]).to_le_bytes(), Some(1f32.to_le_bytes().to_vec()));
-        assert!(Data::F8E4M3FN(vec![]).to_le_bytes().is_none());
+        // Packed sub-byte elements have no one-element-per-byte layout.
+        assert!(Data::F4E2M1(vec![]).to_le_bytes().is_none());
     }
 }

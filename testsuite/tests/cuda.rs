@@ -472,7 +472,7 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for name in list.lines().filter(|l| !l.is_empty()) {
         let (g, inputs, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let (g, _, _) = kiln_testsuite::conformance::freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (g, inputs, _) = kiln_testsuite::conformance::freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (g, _) = match optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()) {
             Ok(x) => x,
             Err(e) if optimizer::is_infeasible(&e) => {
@@ -486,7 +486,22 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
             }
         };
         match compile(&g, &opts(Arch::Sm90)) {
-            Ok(_) => compiled += 1,
+            Ok(c) => {
+                compiled += 1;
+                // The inputs and outputs must cross to and from the device as bytes too.
+                let io = inputs.iter().map(|t| kiln_cuda::codegen::tensor_bytes(t).map(|_| ())).chain(
+                    c.artifact.manifest.outputs.iter().map(|o| {
+                        let dt = kiln_ir::DType::from_name(o.dtype.name());
+                        match dt.and_then(|d| kiln_ir::Data::from_le_bytes(d, &vec![0; o.bytes() as usize])) {
+                            Some(_) => Ok(()),
+                            None => Err(kiln_cuda::CodegenError::Internal(format!("output {} has no byte layout", o.name))),
+                        }
+                    }),
+                );
+                if let Err(e) = io.collect::<Result<Vec<()>, _>>() {
+                    failed.push(format!("{name}: {e}"));
+                }
+            }
             Err(e) if e.is_unsupported() => {
                 unsupported += 1;
                 let why = e.to_string();
