@@ -393,7 +393,9 @@ pub fn family(op: &Op) -> Option<Family> {
         | ArgMin { .. }
         | Hardmax { .. }
         | CumSum { .. }
-        | TopK { .. } => Family::Reduce,
+        | TopK { .. }
+        | InstanceNormalization { .. }
+        | GroupNormalization { .. } => Family::Reduce,
         Attention { .. } => Family::Attention,
         RotaryEmbedding { .. } => Family::Rotary,
         Transpose { .. }
@@ -422,8 +424,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | DeformConv { .. }
         | ConvTranspose { .. }
         | BatchNormalization { .. }
-        | InstanceNormalization { .. }
-        | GroupNormalization { .. }
         | MeanVarianceNormalization { .. }
         | LRN { .. }
         | GatherND { .. }

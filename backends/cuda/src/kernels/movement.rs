@@ -99,11 +99,31 @@ fn const_ints(cx: &Cx, node: &Node, i: usize) -> R<Option<Vec<i64>>> {
 pub fn lower_copy(cx: &mut Cx, node: &Node) -> R<()> {
     let (x, y) = (input(node, 0)?, output(node, 0)?);
     let t = cx.ty(x)?;
-    let c = Copy { axes: identity_axes(&t.dims), dst_strides: strides(&t.dims), domain: t.dims.clone(), dst_base: 0, pad: 0.0 };
-    if node.outputs.get(1).copied().flatten().is_some() {
-        return unsupported("Dropout's mask output");
+    if matches!(node.op, Op::Dropout {}) {
+        // Inference: the identity. Training with a nonzero ratio drops at random, which has no
+        // reference to reproduce; the mode must be known when compiling.
+        let scalar = |i: usize| node.inputs.get(i).copied().flatten().map(|v| cx.konst(v).and_then(|k| k.to_f64().first().copied()));
+        let (ratio, training) = (scalar(1), scalar(2));
+        if matches!(training, Some(None)) || matches!(ratio, Some(None)) && training.is_some() {
+            return unsupported("Dropout with a run-time training_mode or ratio");
+        }
+        if training.flatten().is_some_and(|t| t != 0.0) && ratio.flatten().unwrap_or(0.5) != 0.0 {
+            return unsupported("Dropout with training_mode=true and a nonzero ratio (random)");
+        }
     }
-    emit_copy(cx, "", Param::Value(x), t.dtype, y, c)
+    let c = Copy { axes: identity_axes(&t.dims), dst_strides: strides(&t.dims), domain: t.dims.clone(), dst_base: 0, pad: 0.0 };
+    emit_copy(cx, "", Param::Value(x), t.dtype, y, c)?;
+    if let Some(mask) = node.outputs.get(1).copied().flatten() {
+        // Nothing dropped: the mask is all true.
+        let total = t.numel();
+        let p = cx.begin("_mask", &[Param::Value(mask)])?;
+        let em = &mut cx.em;
+        let i = global_x(em, 256)?;
+        let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
+        em.if_(inb, |em| em.store(DType::Bool, p[0], i, em.i1().const_int(1, false).into()))?;
+        cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)?;
+    }
+    Ok(())
 }
 
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {

@@ -127,7 +127,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let len: usize = xt.dims[a..].iter().product();
             let rows = Rows { count: xt.numel() / len.max(1), len, inner: 1 };
             let layer = matches!(node.op, Op::LayerNormalization { .. });
-            norm(cx, node, &xt, &yt, rows, layer, *epsilon as f64)
+            norm(cx, node, &xt, &yt, rows, layer, *epsilon as f64, Affine::Broadcast)
         }
         Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy } => {
             let a = ax(*axis)?;
@@ -153,6 +153,26 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             axes.sort_unstable();
             axes.dedup();
             reduce(cx, node, &xt, &yt, &axes, *kind)
+        }
+        Op::InstanceNormalization { epsilon } | Op::GroupNormalization { epsilon, .. } => {
+            if r < 2 {
+                return unsupported(format!("{} on rank {r}", node.op.kind_name()));
+            }
+            let (c, inner) = (xt.dims[1], xt.dims[2..].iter().product::<usize>());
+            let groups = match node.op {
+                Op::GroupNormalization { num_groups, .. } => num_groups.max(1) as usize,
+                _ => c,
+            };
+            if c % groups != 0 {
+                return unsupported(format!("{c} channels in {groups} groups"));
+            }
+            let per_param = match node.inputs.get(1).copied().flatten().map(|s| cx.ty(s)).transpose()? {
+                Some(st) if st.numel() == groups && groups != c => c / groups,
+                _ => 1,
+            };
+            let len = c / groups * inner;
+            let rows = Rows { count: xt.numel() / len.max(1), len, inner: 1 };
+            norm(cx, node, &xt, &yt, rows, true, *epsilon as f64, Affine::Channel { channels: c, inner, per: per_param })
         }
         Op::ArgMax { axis, select_last_index, .. } | Op::ArgMin { axis, select_last_index, .. } => {
             let a = ax(*axis)?;
@@ -234,7 +254,18 @@ fn hardmax<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows) -
     cx.launch([blocks(rows.count, 256)?, 1, 1], [256, 1, 1], 0)
 }
 
-fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps: f64) -> R<()> {
+/// How a normalization's scale and bias index the input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Affine {
+    /// Broadcast to the input's dims (LayerNorm, RMSNorm).
+    Broadcast,
+    /// One value per channel (axis 1, `inner` elements per channel plane), or per group of
+    /// `per` channels (GroupNormalization's opset-18 form).
+    Channel { channels: usize, inner: usize, per: usize },
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps: f64, affine: Affine) -> R<()> {
     let x = input(node, 0)?;
     let scale = node.inputs.get(1).copied().flatten();
     let bias = if layer { node.inputs.get(2).copied().flatten() } else { None };
@@ -302,12 +333,18 @@ fn norm(cx: &mut Cx, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, layer: bool, eps
     row_loop(em, &rows, base, threads, |em, _, idx| {
         let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
         let mut o = em.fmul(em.fsub(v, mean)?, inv)?;
+        let param_index = |em: &Em<'c>, pdims: &[usize]| -> R<Ix<'c>> {
+            match affine {
+                Affine::Broadcast => bcast_index(em, idx, &dims, pdims),
+                Affine::Channel { channels, inner, per } => em.divk(em.remk(em.divk(idx, inner as i64)?, channels as i64)?, per as i64),
+            }
+        };
         if let Some(st) = &st {
-            let si = bcast_index(em, idx, &dims, &st.dims)?;
+            let si = param_index(em, &st.dims)?;
             o = em.fmul(o, em.load(st.dtype, p[ns], si)?.into_float_value())?;
         }
         if let Some(bt) = &bt {
-            let bi = bcast_index(em, idx, &dims, &bt.dims)?;
+            let bi = param_index(em, &bt.dims)?;
             o = em.fadd(o, em.load(bt.dtype, p[nb], bi)?.into_float_value())?;
         }
         em.store(yt.dtype, p[0], idx, o.into())
