@@ -462,13 +462,15 @@ fn a_tied_lm_head_reads_the_embedding_in_place() {
 
 /// Every ONNX node-suite case the interpreter passes (testsuite/conformance/ref.txt), optimized
 /// and compiled for sm_90: each either lowers, with PTX that ptxas assembles, or is refused as
-/// unsupported naming what is missing; the compiler never fails otherwise. (Running them on the
-/// GPU is `kiln conformance --target sm_90 --cases testsuite/conformance/ref.txt`.)
+/// unsupported naming what is missing; the compiler never fails otherwise; and every case that
+/// passed on the GPU (testsuite/conformance/sm_90.txt) still compiles. (Running them on the GPU
+/// is `kiln conformance --target sm_90 --cases testsuite/conformance/ref.txt`.)
 #[test]
 fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     let suite = kiln_testsuite::suite::onnx_node_suite();
     let list = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/ref.txt")).expect("ref.txt");
     let (mut compiled, mut unsupported, mut failed) = (0, 0, vec![]);
+    let mut compiled_names = std::collections::HashSet::new();
     let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for name in list.lines().filter(|l| !l.is_empty()) {
         let (g, inputs, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
@@ -488,6 +490,7 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
         match compile(&g, &opts(Arch::Sm90)) {
             Ok(c) => {
                 compiled += 1;
+                compiled_names.insert(name.to_string());
                 // The inputs and outputs must cross to and from the device as bytes too.
                 let io = inputs.iter().map(|t| kiln_cuda::codegen::tensor_bytes(t).map(|_| ())).chain(
                     c.artifact.manifest.outputs.iter().map(|o| {
@@ -511,6 +514,12 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
             Err(e) => failed.push(format!("{name}: {e}")),
         }
     }
+    // The cases that passed on the GPU (`kiln conformance --target sm_90`, recorded in
+    // testsuite/conformance/sm_90.txt) must all still compile.
+    let passed_on_gpu =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/sm_90.txt")).expect("sm_90.txt");
+    let lost: Vec<&str> = passed_on_gpu.lines().filter(|n| !n.is_empty() && !compiled_names.contains(*n)).collect();
+    assert!(lost.is_empty(), "{} cases that passed on the GPU no longer compile: {lost:?}", lost.len());
     let mut top: Vec<_> = missing.into_iter().collect();
     top.sort_by_key(|b| std::cmp::Reverse(b.1));
     println!("sm_90: {compiled} compiled, {unsupported} unsupported, {} failed; most common gaps:", failed.len());
