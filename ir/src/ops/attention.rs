@@ -21,12 +21,14 @@ pub(crate) fn infer_attention(
         (Some(Dim::Known(p)), Dim::Known(n)) => Dim::Known(p + n),
         _ => names.fresh(),
     };
-    let (y, pk, pv) = match (q.shape.rank(), k.shape.rank(), v.shape.rank()) {
+    // The QK output is [batch, q heads, q length, total kv length].
+    let (y, qk, pk, pv) = match (q.shape.rank(), k.shape.rank(), v.shape.rank()) {
         (4, 4, 4) => {
             let (qs, ks, vs) = (&q.shape.0, &k.shape.0, &v.shape.0);
             let t = total(&ks[2], names);
             (
                 Shape(vec![qs[0].clone(), qs[1].clone(), qs[2].clone(), vs[3].clone()]),
+                Shape(vec![qs[0].clone(), qs[1].clone(), qs[2].clone(), t.clone()]),
                 Shape(vec![ks[0].clone(), ks[1].clone(), t.clone(), ks[3].clone()]),
                 Shape(vec![vs[0].clone(), vs[1].clone(), t, vs[3].clone()]),
             )
@@ -47,6 +49,7 @@ pub(crate) fn infer_attention(
             let kvh = Dim::Known(kv_heads as usize);
             (
                 Shape(vec![qs[0].clone(), qs[1].clone(), yh]),
+                Shape(vec![qs[0].clone(), Dim::Known(q_heads as usize), qs[1].clone(), t.clone()]),
                 Shape(vec![ks[0].clone(), kvh.clone(), t.clone(), dk]),
                 Shape(vec![vs[0].clone(), kvh, t, dv]),
             )
@@ -55,7 +58,7 @@ pub(crate) fn infer_attention(
     };
     let mut out = vec![TensorType::new(q.dtype, y), TensorType::new(k.dtype, pk), TensorType::new(v.dtype, pv)];
     if n_out > 3 {
-        out.push(TensorType::new(q.dtype, names.shape(4)));
+        out.push(TensorType::new(q.dtype, qk));
     }
     out.truncate(n_out.max(1));
     Ok(out)

@@ -12,6 +12,7 @@ use super::reduce::{block_reduce, Combine};
 use super::{bcast_index, input, output};
 use crate::codegen::llvm::{Em, Ix, R};
 use crate::codegen::{blocks, unsupported, Cx, Param, Ty};
+use inkwell::values::{FloatValue, PointerValue};
 use inkwell::{FloatPredicate, IntPredicate};
 use kiln_ir::{DType, Node, Op};
 
@@ -28,12 +29,12 @@ fn at<'c>(em: &Em<'c>, four_d: bool, dims: (usize, usize, usize), b: Ix<'c>, h: 
     }
 }
 
-pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
+pub fn lower<'c>(cx: &mut Cx<'c, '_>, node: &Node) -> R<()> {
     let Op::Attention {
         is_causal,
         kv_num_heads,
         q_num_heads,
-        qk_matmul_output_mode: _,
+        qk_matmul_output_mode,
         scale,
         softcap,
         softmax_precision: _,
@@ -42,12 +43,15 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     else {
         return unsupported(format!("{} in the attention family", node.op.kind_name()));
     };
-    if node.inputs.iter().skip(4).any(Option::is_some) {
-        return unsupported("Attention with a past KV cache or padding lengths");
+    if node.inputs.get(6).copied().flatten().is_some() {
+        return unsupported("Attention with padding lengths (nonpad_kv_seqlen)");
     }
-    if node.outputs.iter().skip(1).any(Option::is_some) {
-        return unsupported("Attention's present-KV or QK outputs");
+    let (past_k, past_v) = (node.inputs.get(4).copied().flatten(), node.inputs.get(5).copied().flatten());
+    if past_k.is_some() != past_v.is_some() {
+        return unsupported("Attention with only one of past_key and past_value");
     }
+    let out_at = |i: usize| node.outputs.get(i).copied().flatten();
+    let (present_k, present_v, qk_out) = (out_at(1), out_at(2), out_at(3));
     let (q, k, v) = (input(node, 0)?, input(node, 1)?, input(node, 2)?);
     let (qt, kt, vt) = (cx.ty(q)?, cx.ty(k)?, cx.ty(v)?);
     if !super::is_f32_compute(qt.dtype) {
@@ -60,15 +64,19 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         let (hq, hk) = (q_num_heads.max(1) as usize, kv_num_heads.max(1) as usize);
         (qt.dims[0], hq, qt.dims[1], qt.dims[2] / hq, hk, kt.dims[1], vt.dims[2] / hk)
     };
+    // Keys 0..pl come from the past cache ([b, kv heads, pl, d]), the rest from K.
+    let pl = past_k.map(|p| cx.ty(p)).transpose()?.map_or(0, |t| t.dims.get(2).copied().unwrap_or(0));
+    let total = pl + sk;
     let mask = node.inputs.get(3).copied().flatten();
     let mt: Option<Ty> = mask.map(|m| cx.ty(m)).transpose()?;
-    if mt.as_ref().is_some_and(|m| m.dims.last().copied().unwrap_or(sk) != sk || m.dims.len() > 4) {
+    if mt.as_ref().is_some_and(|m| m.dims.last().copied().unwrap_or(total) != total || m.dims.len() > 4) {
         return unsupported("an attention mask shorter than the key length or of rank above 4");
     }
     let scale = scale.map_or(1.0 / (d as f64).sqrt(), |s| s as f64);
     let y = output(node, 0)?;
     let yt = cx.ty(y)?;
-    if attention_tc::applies(cx, qt.dtype, [&qt, &kt, &vt, &yt], d, dv, [q, k, v, y]) {
+    let plain = pl == 0 && present_k.is_none() && present_v.is_none() && qk_out.is_none();
+    if plain && attention_tc::applies(cx, qt.dtype, [&qt, &kt, &vt, &yt], d, dv, [q, k, v, y]) {
         let spec = attention_tc::Spec {
             y,
             q,
@@ -90,16 +98,29 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         };
         return attention_tc::lower(cx, &spec);
     }
-    if sk > MAX_KEYS {
-        return unsupported(format!("Attention over {sk} keys (this kernel holds at most {MAX_KEYS} scores)"));
+    if total > MAX_KEYS {
+        return unsupported(format!("Attention over {total} keys (this kernel holds at most {MAX_KEYS} scores)"));
+    }
+    // present_key / present_value: the past cache followed by this step's K / V.
+    for (present, past, cur, ct, width) in [(present_k, past_k, k, &kt, d), (present_v, past_v, v, &vt, dv)] {
+        if let Some(pr) = present {
+            write_present(cx, pr, past, cur, ct, four_d, (b, hk, pl, sk, width))?;
+        }
     }
     let group = (hq / hk.max(1)).max(1) as i64;
     let mut params = vec![Param::Value(y), Param::Value(q), Param::Value(k), Param::Value(v)];
+    let mask_at = params.len();
     params.extend(mask.map(Param::Value));
+    let past_at = params.len();
+    params.extend(past_k.map(Param::Value));
+    params.extend(past_v.map(Param::Value));
+    let qk_at = params.len();
+    params.extend(qk_out.map(Param::Value));
+    let qkt: Option<Ty> = qk_out.map(|o| cx.ty(o)).transpose()?;
     let p = cx.begin("", &params)?;
     let f32t = cx.em.f32t();
     let qs = cx.em.shared_array("q", f32t.into(), d as u32);
-    let sc = cx.em.shared_array("scores", f32t.into(), sk.max(1) as u32);
+    let sc = cx.em.shared_array("scores", f32t.into(), total.max(1) as u32);
     let scratch = cx.em.shared_array("scratch", f32t.into(), 32);
     let em = &mut cx.em;
     let (i, h, bb) = (em.sreg("ctaid.x")?, em.sreg("ctaid.y")?, em.sreg("ctaid.z")?);
@@ -112,40 +133,52 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     })?;
     em.barrier()?;
     let mx = em.var(em.f32c(f64::NEG_INFINITY).into())?;
-    em.for_range(tid, em.ix(sk as i64), step, |em, j| {
+    em.for_range(tid, em.ix(total as i64), step, |em, j| {
         let dot = em.var(em.f32c(0.0).into())?;
         em.for_n(d as i64, |em, dd| {
-            let kv = em.load(kt.dtype, p[2], at(em, four_d, (hk, sk, d), bb, kh, j, dd)?)?.into_float_value();
+            let kv = kv_elem(em, p[2], past_k.map(|_| p[past_at]), kt.dtype, four_d, (bb, hk, pl, sk, d), kh, j, dd)?;
             let qv = em.load_shared_f32(qs, dd)?;
             let cur = em.get(dot)?.into_float_value();
             em.set(dot, em.fintr("fma", &[qv, kv, cur])?.into())
         })?;
         let mut s = em.get(dot)?.into_float_value();
+        // The QK output row element of this score, when asked for.
+        let qk_idx = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(bb, hq as i64)?, h)?, sq as i64)?, i)?, total as i64)?, j)?;
+        let write_qk = |em: &Em<'c>, mode: i64, v: FloatValue<'c>| -> R<()> {
+            match &qkt {
+                Some(t) if qk_matmul_output_mode == mode => em.store(t.dtype, p[qk_at], qk_idx, v.into()),
+                _ => Ok(()),
+            }
+        };
+        write_qk(em, 0, s)?;
+        // As the reference orders it: the mask and causality are added, then the soft cap.
         if let Some(mt) = &mt {
-            let lin = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(bb, hq as i64)?, h)?, sq as i64)?, i)?, sk as i64)?, j)?;
-            let mi = bcast_index(em, lin, &[b, hq, sq, sk], &mt.dims)?;
-            let m = em.load(mt.dtype, p[4], mi)?;
+            let mi = bcast_index(em, qk_idx, &[b, hq, sq, total], &mt.dims)?;
+            let m = em.load(mt.dtype, p[mask_at], mi)?;
             s = if mt.dtype == DType::Bool {
                 em.select(m.into_int_value(), s, em.f32c(f64::NEG_INFINITY))?.into_float_value()
             } else {
                 em.fadd(s, em.convert(m, mt.dtype, DType::F32)?.into_float_value())?
             };
         }
+        if is_causal {
+            // Query i sees the past and this step's keys up to i.
+            let future = em.icmp(IntPredicate::SGT, em.addk(j, -(pl as i64))?, i)?;
+            s = em.select(future, em.f32c(f64::NEG_INFINITY), s)?.into_float_value();
+        }
+        write_qk(em, 1, s)?;
         if softcap > 0.0 {
             let c = softcap as f64;
             s = em.fmul(em.tanh(em.fmul(s, em.f32c(1.0 / c))?)?, em.f32c(c))?;
         }
-        if is_causal {
-            let future = em.icmp(IntPredicate::SGT, j, i)?;
-            s = em.select(future, em.f32c(f64::NEG_INFINITY), s)?.into_float_value();
-        }
+        write_qk(em, 2, s)?;
         em.store_shared_f32(sc, j, s)?;
         let m = em.get(mx)?.into_float_value();
         em.set(mx, em.fmax(m, s)?.into())
     })?;
     let m = block_reduce(em, em.get(mx)?.into_float_value(), Combine::Max, scratch, THREADS)?;
     let sum = em.var(em.f32c(0.0).into())?;
-    em.for_range(tid, em.ix(sk as i64), step, |em, j| {
+    em.for_range(tid, em.ix(total as i64), step, |em, j| {
         let s = em.load_shared_f32(sc, j)?;
         // exp(-inf - -inf) would be NaN for a fully masked row: those rows give NaN like the
         // reference; a masked key alone gives exactly 0.
@@ -157,15 +190,22 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         let c = em.get(sum)?.into_float_value();
         em.set(sum, em.fadd(c, e)?.into())
     })?;
-    let total = block_reduce(em, em.get(sum)?.into_float_value(), Combine::Sum, scratch, THREADS)?;
-    let inv = em.fdiv(em.f32c(1.0), total)?;
+    let denom = block_reduce(em, em.get(sum)?.into_float_value(), Combine::Sum, scratch, THREADS)?;
+    let inv = em.fdiv(em.f32c(1.0), denom)?;
     // The row's probabilities are all NaN exactly when their sum is.
-    let undefined = em.fcmp(FloatPredicate::UNO, total, total)?;
+    let undefined = em.fcmp(FloatPredicate::UNO, denom, denom)?;
+    if let (Some(t), 3) = (&qkt, qk_matmul_output_mode) {
+        // The probabilities themselves.
+        em.for_range(tid, em.ix(total as i64), step, |em, j| {
+            let row = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(bb, hq as i64)?, h)?, sq as i64)?, i)?, total as i64)?, j)?;
+            em.store(t.dtype, p[qk_at], row, em.fmul(em.load_shared_f32(sc, j)?, inv)?.into())
+        })?;
+    }
     em.for_range(tid, em.ix(dv as i64), step, |em, dd| {
         let o = em.var(em.f32c(0.0).into())?;
-        em.for_n(sk as i64, |em, j| {
+        em.for_n(total as i64, |em, j| {
             let pj = em.load_shared_f32(sc, j)?;
-            let vv = em.load(vt.dtype, p[3], at(em, four_d, (hk, sk, dv), bb, kh, j, dd)?)?.into_float_value();
+            let vv = kv_elem(em, p[3], past_v.map(|_| p[past_at + 1]), vt.dtype, four_d, (bb, hk, pl, sk, dv), kh, j, dd)?;
             let cur = em.get(o)?.into_float_value();
             em.set(o, em.fintr("fma", &[pj, vv, cur])?.into())
         })?;
@@ -176,6 +216,60 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         em.store(yt.dtype, p[0], at(em, four_d, (hq, sq, dv), bb, h, i, dd)?, r.into())
     })?;
     cx.launch([blocks(sq, 1)?, hq as u32, b as u32], [THREADS as u32, 1, 1], 0)
+}
+
+/// Element `dd` of key/value row `j` (0 ..= past + current length) of kv head `kh` in batch
+/// `b`: from the past cache `[b, heads, pl, width]` for `j < pl`, else from the current K/V.
+#[allow(clippy::too_many_arguments)]
+fn kv_elem<'c>(
+    em: &Em<'c>,
+    cur: PointerValue<'c>,
+    past: Option<PointerValue<'c>>,
+    dt: DType,
+    four_d: bool,
+    (b, heads, pl, sk, width): (Ix<'c>, usize, usize, usize, usize),
+    kh: Ix<'c>,
+    j: Ix<'c>,
+    dd: Ix<'c>,
+) -> R<FloatValue<'c>> {
+    let past = match past {
+        Some(p) if pl > 0 => p,
+        _ => return Ok(em.load(dt, cur, at(em, four_d, (heads, sk, width), b, kh, j, dd)?)?.into_float_value()),
+    };
+    let is_past = em.icmp(IntPredicate::SLT, j, em.ix(pl as i64))?;
+    // Both addresses stay in bounds; the select picks the right one.
+    let jp = em.min_ix(j, em.ix(pl as i64 - 1))?;
+    let pi = em.add(em.mulk(em.add(em.mulk(em.add(em.mulk(b, heads as i64)?, kh)?, pl as i64)?, jp)?, width as i64)?, dd)?;
+    let jc = em.select(is_past, em.ix(0), em.addk(j, -(pl as i64))?)?.into_int_value();
+    let pv = em.load(dt, past, pi)?.into_float_value();
+    let cv = em.load(dt, cur, at(em, four_d, (heads, sk, width), b, kh, jc, dd)?)?.into_float_value();
+    Ok(em.select(is_past, pv, cv)?.into_float_value())
+}
+
+/// present_key / present_value `[b, heads, pl + sk, width]`: the past cache, then the current
+/// K / V (3-D or 4-D).
+fn write_present(
+    cx: &mut Cx,
+    present: kiln_ir::ValueId,
+    past: Option<kiln_ir::ValueId>,
+    cur: kiln_ir::ValueId,
+    ct: &Ty,
+    four_d: bool,
+    (b, heads, pl, sk, width): (usize, usize, usize, usize, usize),
+) -> R<()> {
+    let mut params = vec![Param::Value(present), Param::Value(cur)];
+    params.extend(past.map(Param::Value));
+    let total = b * heads * (pl + sk) * width;
+    let p = cx.begin("_present", &params)?;
+    let em = &mut cx.em;
+    let t = super::global_x(em, 256)?;
+    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| {
+        let c = super::coords(em, t, &[b, heads, pl + sk, width])?;
+        let v = kv_elem(em, p[1], past.map(|_| p[2]), ct.dtype, four_d, (c[0], heads, pl, sk, width), c[1], c[2], c[3])?;
+        em.store(ct.dtype, p[0], t, v.into())
+    })?;
+    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
 }
 
 pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {

@@ -3,11 +3,12 @@
 //! A block of `w` warps takes 16·w query rows of one head; each warp 16 of them. Q's fragments
 //! are read once into registers. Keys stream through shared memory 64 at a time: the scores
 //! S = Q·Kᵀ (`mma.sync.m16n8k16`, f32 accumulators) are scaled, masked (additive or boolean
-//! mask, causal, keys past the end) and soft-capped in registers, the running row maximum and
+//! mask, causal), soft-capped and cut at the last key in registers, the running row maximum and
 //! sum are updated (online softmax, f32), and P·V accumulates into the output with P taken
 //! straight from the score registers (an m16n8 accumulator pair is an m16k16 A fragment). The
 //! next key tile is fetched by `cp.async` while the current one is used; V's tile while the
-//! scores are computed. Under `is_causal` a block stops at its last query row's key tile.
+//! scores are computed. Under `is_causal` (without a soft cap, which the reference applies after
+//! the causal bias) a block stops at its last query row's key tile.
 //!
 //! Q, K, V and the output are 3-D [batch, seq, heads·dim] or 4-D [batch, heads, seq, dim]; a
 //! query head reads key/value head `h / (q heads / kv heads)` (GQA).
@@ -183,8 +184,9 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, sp: &Spec) -> R<()> {
     // Query row of this thread's first (half 0) or second (half 1) row.
     let row_of = |em: &Em<'c>, half: i64| -> R<Ix<'c>> { em.add(q0, em.add(em.mulk(warp, 16)?, em.addk(gq, 8 * half)?)?) };
     let all_tiles = (sp.sk as i64 + BC - 1) / BC;
-    let tiles = if sp.is_causal {
-        // Query row i sees keys 0..=i: the block's last row bounds its key tiles.
+    let tiles = if sp.is_causal && sp.softcap <= 0.0 {
+        // Query row i sees keys 0..=i: the block's last row bounds its key tiles. (With a soft
+        // cap the reference caps the causal -inf to a finite score, so every key counts.)
         let last = em.addk(q0, br - 1)?;
         em.min_ix(em.ix(all_tiles), em.addk(em.divk(last, BC)?, 1)?)?
     } else {
@@ -320,7 +322,7 @@ fn broadcast_strides(m: &[usize]) -> [i64; 4] {
     out
 }
 
-/// One score: the raw product scaled, masked, soft-capped and causally masked; keys past the
+/// One score: the raw product scaled, masked (mask and causality), soft-capped; keys past the
 /// end are -inf.
 fn score<'c>(
     em: &mut Em<'c>,
@@ -349,13 +351,16 @@ fn score<'c>(
             em.fadd(x, em.convert(mv, mt.dtype, DType::F32)?.into_float_value())?
         };
     }
+    // As the reference orders it: causality is part of the bias, added before the soft cap.
+    if sp.is_causal {
+        let future = em.icmp(IntPredicate::SGT, key, row)?;
+        x = em.select(future, neg_inf, x)?.into_float_value();
+    }
     if sp.softcap > 0.0 {
         let c = sp.softcap as f64;
         x = em.fmul(em.tanh(em.fmul(x, em.f32c(1.0 / c))?)?, em.f32c(c))?;
     }
-    let mut masked = em.icmp(IntPredicate::SGE, key, em.ix(sp.sk as i64))?;
-    if sp.is_causal {
-        masked = em.b.build_or(masked, em.icmp(IntPredicate::SGT, key, row)?, "")?;
-    }
-    Ok(em.select(masked, neg_inf, x)?.into_float_value())
+    // Keys past the end of the tile are no keys at all.
+    let beyond = em.icmp(IntPredicate::SGE, key, em.ix(sp.sk as i64))?;
+    Ok(em.select(beyond, neg_inf, x)?.into_float_value())
 }
