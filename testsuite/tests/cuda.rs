@@ -473,6 +473,7 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     let list = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/ref.txt")).expect("ref.txt");
     let (mut compiled, mut unsupported, mut failed) = (0, 0, vec![]);
     let mut compiled_names = std::collections::HashSet::new();
+    let mut why_not: std::collections::HashMap<String, String> = Default::default();
     let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for name in list.lines().filter(|l| !l.is_empty()) {
         let (g, inputs, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
@@ -481,6 +482,7 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
             Ok(x) => x,
             Err(e) if optimizer::is_infeasible(&e) => {
                 unsupported += 1;
+                why_not.insert(name.to_string(), format!("{e:#}"));
                 *missing.entry(format!("{e:#}").chars().take(60).collect()).or_default() += 1;
                 continue;
             }
@@ -510,6 +512,7 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
             Err(e) if e.is_unsupported() => {
                 unsupported += 1;
                 let why = e.to_string();
+                why_not.insert(name.to_string(), why.clone());
                 let key = why.rsplit(": ").next().unwrap_or(&why).chars().take(60).collect::<String>();
                 *missing.entry(key).or_default() += 1;
             }
@@ -520,7 +523,11 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     // testsuite/conformance/sm_90.txt) must all still compile.
     let passed_on_gpu =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/sm_90.txt")).expect("sm_90.txt");
-    let lost: Vec<&str> = passed_on_gpu.lines().filter(|n| !n.is_empty() && !compiled_names.contains(*n)).collect();
+    let lost: Vec<String> = passed_on_gpu
+        .lines()
+        .filter(|n| !n.is_empty() && !compiled_names.contains(*n))
+        .map(|n| format!("{n}: {}", why_not.get(n).map_or("not compiled", String::as_str)))
+        .collect();
     assert!(lost.is_empty(), "{} cases that passed on the GPU no longer compile: {lost:?}", lost.len());
     let mut top: Vec<_> = missing.into_iter().collect();
     top.sort_by_key(|b| std::cmp::Reverse(b.1));
