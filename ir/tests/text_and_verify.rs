@@ -157,3 +157,21 @@ fn mutated_text_never_panics_the_parser() {
         let _ = parse(&text[..text.char_indices().map(|(i, _)| i).take_while(|&i| i <= cut).last().unwrap_or(0)], &weights);
     }
 }
+
+/// A Reshape whose shape is a graph input has a symbolic result; freezing that input to a value
+/// makes it known, and a value that the input's type does not admit is refused.
+#[test]
+fn freezing_a_shape_input_makes_the_shape_known() {
+    let mut g = Graph::new("g");
+    let x = g.add_input("x", f32s(&[2, 6]));
+    let s = g.add_input("s", TensorType::new(DType::I64, Shape::fixed(&[2])));
+    let y = g.add_node("r", Op::Reshape { allowzero: false }, vec![Some(x), Some(s)], &[Some("y".into())]).expect("reshape")[0].expect("y");
+    g.outputs = vec![y];
+    assert!(g.value(y).ty.shape.as_fixed().is_none(), "{}", g.value(y).ty.shape);
+    let wrong = kiln_ir::Tensor::from_i64s(vec![3], vec![3, 4, 1]).expect("tensor");
+    assert!(g.freeze_input(s, wrong).is_err(), "a [3] value for a [2] input");
+    g.freeze_input(s, kiln_ir::Tensor::from_i64s(vec![2], vec![3, 4]).expect("tensor")).expect("freezes");
+    assert_eq!(g.value(y).ty.shape.as_fixed(), Some(vec![3, 4]));
+    assert_eq!(g.inputs, vec![x]);
+    verify(&g).expect("still a valid graph");
+}

@@ -44,7 +44,8 @@ fn expand_param(p: &Tensor, dims: &[usize], axis: i64, block: i64) -> Result<Vec
         .collect()
 }
 
-fn range_of(dt: DType) -> Option<(f64, f64)> {
+/// The integer range a quantized dtype holds, `None` for the others.
+pub fn range_of(dt: DType) -> Option<(f64, f64)> {
     Some(match dt {
         DType::U8 => (0.0, 255.0),
         DType::I8 => (-128.0, 127.0),

@@ -66,17 +66,6 @@ fn param_index<'c>(em: &Em<'c>, l: &Layout, t: Ix<'c>, dims: &[usize]) -> R<Ix<'
     }
 }
 
-fn range_of(dt: DType) -> Option<(f64, f64)> {
-    Some(match dt {
-        DType::U8 => (0.0, 255.0),
-        DType::I8 => (-128.0, 127.0),
-        DType::U16 => (0.0, 65535.0),
-        DType::I16 => (-32768.0, 32767.0),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        _ => return None,
-    })
-}
-
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let (axis, block, quantize) = match &node.op {
         Op::QuantizeLinear { axis, block_size, .. } => (*axis, *block_size, true),
@@ -89,7 +78,8 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let (xt, st, yt) = (cx.ty(x)?, cx.ty(scale)?, cx.ty(y)?);
     let zt: Option<Ty> = zp.map(|z| cx.ty(z)).transpose()?;
     let int_side = if quantize { yt.dtype } else { xt.dtype };
-    let Some((lo, hi)) = range_of(int_side) else {
+    // Byte-aligned integers only: the packed 4- and 2-bit types have no kernel storage yet.
+    let Some((lo, hi)) = kiln_ir::ops::quantized_range(int_side).filter(|_| !int_side.is_packed_int()) else {
         return unsupported(format!("{} with {int_side}", node.op.kind_name()));
     };
     let float_side = if quantize { xt.dtype } else { yt.dtype };
