@@ -3,6 +3,8 @@
 //! [`onnx`] reads ONNX (opsets 7 to 25) with onnx-protobuf: initializers (inline or in external
 //! data files), Constant nodes, attribute defaults and opset differences per the ONNX spec,
 //! If/Loop subgraphs. Importers translate attributes only; shapes are inferred by `kiln-ir`.
+//! [`hf_config`] reads a Hugging Face `config.json` (the first step of importing safetensors
+//! checkpoints; the graph builders are still to come).
 //!
 //! ```no_run
 //! let model = kiln_frontend::onnx::import_file("model.onnx".as_ref(), &Default::default())?;
@@ -10,4 +12,5 @@
 //! # Ok::<(), kiln_frontend::onnx::ImportError>(())
 //! ```
 
+pub mod hf_config;
 pub mod onnx;
