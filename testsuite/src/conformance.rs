@@ -35,6 +35,18 @@ pub struct Summary {
     pub cases: Vec<CaseResult>,
 }
 
+impl Summary {
+    /// Counts and keeps one case's result.
+    pub fn add(&mut self, r: CaseResult) {
+        match r.status {
+            Status::Passed => self.passed += 1,
+            Status::Failed => self.failed += 1,
+            Status::Unsupported => self.unsupported += 1,
+        }
+        self.cases.push(r);
+    }
+}
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} passed, {} failed, {} unsupported", self.passed, self.failed, self.unsupported)
@@ -252,13 +264,7 @@ pub fn case_dirs(suite: &Path, filter: Option<&str>) -> Result<Vec<PathBuf>, Str
 pub fn run_suite_with(suite: &Path, filter: Option<&str>, exec: &mut Executor) -> Result<Summary, String> {
     let mut s = Summary::default();
     for d in case_dirs(suite, filter)? {
-        let r = run_case_with(&d, exec);
-        match r.status {
-            Status::Passed => s.passed += 1,
-            Status::Failed => s.failed += 1,
-            Status::Unsupported => s.unsupported += 1,
-        }
-        s.cases.push(r);
+        s.add(run_case_with(&d, exec));
     }
     Ok(s)
 }

@@ -668,13 +668,7 @@ fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>,
     };
     let mut s = conformance::Summary::default();
     for d in dirs {
-        let r = conformance::run_case_with(&d, exec.as_mut());
-        match r.status {
-            conformance::Status::Passed => s.passed += 1,
-            conformance::Status::Failed => s.failed += 1,
-            conformance::Status::Unsupported => s.unsupported += 1,
-        }
-        s.cases.push(r);
+        s.add(conformance::run_case_with(&d, exec.as_mut()));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);

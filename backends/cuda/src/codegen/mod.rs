@@ -253,9 +253,14 @@ pub fn blocks(n: usize, per_block: usize) -> R<u32> {
 pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
     let transposed_b = transposed_b_operands(g);
     // The memory plan leaves out the transposes that products absorb.
-    let mut planned = g.clone();
-    planned.nodes.retain(|n| !n.outputs.iter().flatten().any(|o| transposed_b.contains_key(o)));
-    let plan = kiln_passes::plan_memory(&planned).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+    let plan = if transposed_b.is_empty() {
+        kiln_passes::plan_memory(g)
+    } else {
+        let mut planned = g.clone();
+        planned.nodes.retain(|n| !n.outputs.iter().flatten().any(|o| transposed_b.contains_key(o)));
+        kiln_passes::plan_memory(&planned)
+    }
+    .map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     plan.check().map_err(|e| CodegenError::Internal(format!("memory plan: {e}")))?;
     let mut cx = Cx {
         em: Em::new(context, &g.name),

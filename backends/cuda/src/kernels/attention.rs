@@ -261,15 +261,11 @@ fn write_present(
     params.extend(past.map(Param::Value));
     let total = b * heads * (pl + sk) * width;
     let p = cx.begin("_present", &params)?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         let c = super::coords(em, t, &[b, heads, pl + sk, width])?;
         let v = kv_elem(em, p[1], past.map(|_| p[2]), ct.dtype, four_d, (c[0], heads, pl, sk, width), c[1], c[2], c[3])?;
         em.store(ct.dtype, p[0], t, v.into())
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
@@ -299,10 +295,7 @@ pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
     let pt = pos.map(|v| cx.ty(v)).transpose()?;
     let rows = ct.dims.iter().rev().nth(1).copied().unwrap_or(1) as i64;
     let p = cx.begin("", &params)?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         // Coordinates in the stored layout.
         let (bi, si, di) = if four_d {
             let c = super::coords(em, t, &[b, h, s, d])?;
@@ -353,6 +346,5 @@ pub fn lower_rotary(cx: &mut Cx, node: &Node) -> R<()> {
             |_| Ok(xv.into()),
         )?;
         em.store(yt.dtype, p[0], t, out)
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }

@@ -13,7 +13,7 @@
 //! Q, K, V and the output are 3-D [batch, seq, heads·dim] or 4-D [batch, heads, seq, dim]; a
 //! query head reads key/value head `h / (q heads / kv heads)` (GQA).
 
-use super::gemm_tc::{copy16, ldmatrix_x4, lt, mma};
+use super::gemm_tc::{commit, copy16, ldmatrix_x4, lt, mma, wait_group, within};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, Cx, Param, Ty};
 use inkwell::types::BasicTypeEnum;
@@ -91,30 +91,20 @@ fn load_rows<'c>(
     let chunks = rows * d / 8;
     for c in 0..(chunks + threads - 1) / threads {
         let ci = em.addk(tid, c * threads)?;
-        let one = |em: &mut Em<'c>| -> R<()> {
+        within(em, ci, c * threads, threads, chunks, |em| {
             let (row, col) = (em.divk(ci, d / 8)?, em.mulk(em.remk(ci, d / 8)?, 8)?);
             let g = em.add(row0, row)?;
             let ok = lt(em, g, seq)?;
             let from = em.add(base, em.add(em.mulk(g, stride)?, col)?)?;
             copy16(em, tile, em.add(em.mulk(row, d + PAD)?, col)?, src, from, ok, h, dt)
-        };
-        if (c + 1) * threads > chunks {
-            let inside = em.icmp(IntPredicate::SLT, ci, em.ix(chunks))?;
-            em.if_(inside, one)?;
-        } else {
-            one(em)?;
-        }
+        })?;
     }
     Ok(())
 }
 
-fn commit(em: &Em) -> R<()> {
-    em.asm("cp.async.commit_group;", "~{memory}", None, &[], true).map(|_| ())
-}
-
 /// Waits until at most `n` committed groups are in flight, then a block barrier.
 fn wait_then_sync(em: &Em, n: i64) -> R<()> {
-    em.asm(&format!("cp.async.wait_group {n};"), "~{memory}", None, &[], true)?;
+    wait_group(em, n)?;
     em.barrier()
 }
 
@@ -277,7 +267,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, sp: &Spec) -> R<()> {
         }
         em.barrier()
     })?;
-    em.asm("cp.async.wait_group 0;", "~{memory}", None, &[], true)?;
+    wait_group(em, 0)?;
 
     // Normalize and store this thread's two rows.
     for half in 0..2usize {

@@ -224,12 +224,12 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     for st in 0..stages - 1 {
         let ok = lt(em, em.ix(st), k_tiles as usize)?;
         em.if_(ok, |em| load_tile(em, em.ix(st), em.ix(st)))?;
-        em.asm("cp.async.commit_group;", "~{memory}", None, &[], true)?;
+        commit(em)?;
     }
     let lrow = em.add(em.remk(lane, 8)?, em.mulk(em.remk(em.divk(lane, 8)?, 2)?, 8)?)?;
     let lcol = em.mulk(em.divk(lane, 16)?, 8)?;
     em.for_n(k_tiles, |em, kt| {
-        em.asm(&format!("cp.async.wait_group {};", stages - 2), "~{memory}", None, &[], true)?;
+        wait_group(em, stages - 2)?;
         em.barrier()?;
         let next = em.addk(kt, stages - 1)?;
         let ok = lt(em, next, k_tiles as usize)?;
@@ -237,7 +237,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
             let st = em.remk(next, stages)?;
             load_tile(em, st, next)
         })?;
-        em.asm("cp.async.commit_group;", "~{memory}", None, &[], true)?;
+        commit(em)?;
         let st = em.remk(kt, stages)?;
         let a_stage = em.mulk(st, plan.a_stage())?;
         for kk in 0..BK / 16 {
@@ -279,7 +279,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
         }
         Ok(())
     })?;
-    em.asm("cp.async.wait_group 0;", "~{memory}", None, &[], true)?;
+    wait_group(em, 0)?;
 
     // Epilogue: segments of columns, each with the outputs it writes and the parts it reads.
     let groups = pr.groups();
@@ -368,12 +368,29 @@ pub(super) fn mma<'c>(
 
 /// `body()` for chunk `c` of a tile's `chunks`, loaded in rounds of `threads` (this round's
 /// first chunk is `first`): guarded when the round is partial.
-fn within<'c>(em: &mut Em<'c>, c: Ix<'c>, first: i64, threads: i64, chunks: i64, body: impl FnOnce(&mut Em<'c>) -> R<()>) -> R<()> {
+pub(super) fn within<'c>(
+    em: &mut Em<'c>,
+    c: Ix<'c>,
+    first: i64,
+    threads: i64,
+    chunks: i64,
+    body: impl FnOnce(&mut Em<'c>) -> R<()>,
+) -> R<()> {
     if first + threads <= chunks {
         return body(em);
     }
     let inside = em.icmp(IntPredicate::SLT, c, em.ix(chunks))?;
     em.if_(inside, body)
+}
+
+/// Closes the group of `cp.async` copies issued since the last commit.
+pub(super) fn commit(em: &Em) -> R<()> {
+    em.asm("cp.async.commit_group;", "~{memory}", None, &[], true).map(|_| ())
+}
+
+/// Waits until at most `n` committed `cp.async` groups are still in flight.
+pub(super) fn wait_group(em: &Em, n: i64) -> R<()> {
+    em.asm(&format!("cp.async.wait_group {n};"), "~{memory}", None, &[], true).map(|_| ())
 }
 
 /// `i < n` (signed).

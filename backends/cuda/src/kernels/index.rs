@@ -2,9 +2,9 @@
 //! DepthToSpace (DCR and CRD), SpaceToDepth, and LpNormalization (one thread per line: these
 //! ops sit outside a model's hot path).
 
-use super::{coords, global_x, input, output, split_axis};
+use super::{coords, input, output, per_element, split_axis};
 use crate::codegen::llvm::{Em, Ix, R};
-use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use crate::codegen::{unsupported, CodegenError, Cx, Param, Ty};
 use inkwell::IntPredicate;
 use kiln_ir::ops::{norm_axis, DepthToSpaceMode};
 use kiln_ir::{DType, Node, Op};
@@ -17,7 +17,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         Op::EyeLike { k, .. } => {
             let [_, c] = yt.dims[..] else { return unsupported("EyeLike on other than 2-D") };
             let p = cx.begin("", &[Param::Value(y)])?;
-            each_output(cx, &yt, |em, t| {
+            per_element(cx, yt.numel(), |em, t| {
                 let (i, j) = (em.divk(t, c as i64)?, em.remk(t, c as i64)?);
                 let on = em.icmp(IntPredicate::EQ, em.sub(j, i)?, em.ix(k))?;
                 let v = em.convert(on.into(), DType::Bool, yt.dtype)?;
@@ -29,7 +29,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let [_, c, _, _] = yt.dims[..] else { return unsupported("DepthToSpace on other than 4-D") };
             let (xd, b) = (xt.dims.clone(), blocksize);
             let p = cx.begin("", &[Param::Value(y), Param::Value(input(node, 0)?)])?;
-            each_output(cx, &yt, |em, t| {
+            per_element(cx, yt.numel(), |em, t| {
                 let o = coords(em, t, &yt.dims)?;
                 let (h, bh, w, bw) = (em.divk(o[2], b)?, em.remk(o[2], b)?, em.divk(o[3], b)?, em.remk(o[3], b)?);
                 let blk = em.add(em.mulk(bh, b)?, bw)?;
@@ -46,7 +46,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let [_, c, _, _] = xt.dims[..] else { return unsupported("SpaceToDepth on other than 4-D") };
             let (xd, b) = (xt.dims.clone(), blocksize);
             let p = cx.begin("", &[Param::Value(y), Param::Value(input(node, 0)?)])?;
-            each_output(cx, &yt, |em, t| {
+            per_element(cx, yt.numel(), |em, t| {
                 let o = coords(em, t, &yt.dims)?;
                 let (blk, ch) = (em.divk(o[1], c as i64)?, em.remk(o[1], c as i64)?);
                 let (bh, bw) = (em.divk(blk, b)?, em.remk(blk, b)?);
@@ -57,16 +57,6 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         Op::LpNormalization { axis, p: pw } => lp_norm(cx, node, axis, pw),
         ref other => unsupported(format!("{} in the index family", other.kind_name())),
     }
-}
-
-/// `f(t)` for every element `t` of `yt`, then the launch.
-fn each_output<'c>(cx: &mut Cx<'c, '_>, yt: &Ty, f: impl FnOnce(&mut Em<'c>, Ix<'c>) -> R<()>) -> R<()> {
-    let total = yt.numel();
-    let em = &mut cx.em;
-    let t = global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| f(em, t))?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
 }
 
 /// The linear index of a 4-D coordinate.
@@ -87,7 +77,7 @@ fn one_hot(cx: &mut Cx, node: &Node, yt: &Ty, axis: i64) -> R<()> {
     let (_, depth, inner) = split_axis(&yt.dims, a);
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(ind), Param::Value(vals)])?;
     let dt = yt.dtype;
-    each_output(cx, yt, |em, t| {
+    per_element(cx, yt.numel(), |em, t| {
         let (o, j, i) = (em.divk(t, (depth * inner) as i64)?, em.remk(em.divk(t, inner as i64)?, depth as i64)?, em.remk(t, inner as i64)?);
         let raw = em.load(it.dtype, p[1], em.add(em.mulk(o, inner as i64)?, i)?)?;
         let h = em.convert(raw, it.dtype, DType::I64)?.into_int_value();
@@ -109,8 +99,7 @@ fn lp_norm<'c>(cx: &mut Cx<'c, '_>, node: &Node, axis: i64, pw: i64) -> R<()> {
     let a = norm_axis(axis, xt.dims.len()).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     let (outer, len, inner) = split_axis(&xt.dims, a);
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(x)])?;
-    let lines = Ty { dtype: xt.dtype, dims: vec![outer * inner] };
-    each_output(cx, &lines, |em, t| {
+    per_element(cx, outer * inner, |em, t| {
         let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
         let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
         let at = |em: &Em<'c>, l: Ix<'c>| em.add(base, em.mulk(l, inner as i64)?);

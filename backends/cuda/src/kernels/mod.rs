@@ -92,6 +92,28 @@ pub fn global_x<'c>(em: &Em<'c>, block: i64) -> R<Ix<'c>> {
     em.add(em.mulk(b, block)?, t)
 }
 
+/// Emits `f(em, t)` for every `t` in `0..total`, one thread each (blocks of 256), and
+/// launches the kernel begun on `cx`.
+pub fn per_element<'c>(cx: &mut Cx<'c, '_>, total: usize, f: impl FnOnce(&mut Em<'c>, Ix<'c>) -> R<()>) -> R<()> {
+    let em = &mut cx.em;
+    let t = global_x(em, 256)?;
+    let inb = em.icmp(inkwell::IntPredicate::ULT, t, em.ix(total as i64))?;
+    em.if_(inb, |em| f(em, t))?;
+    cx.launch([crate::codegen::blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+}
+
+/// An element of an index tensor (any integer dtype) as a position along an axis of `n`:
+/// negative values count from the end; out-of-range ones (an error in the interpreter) are
+/// clamped, so a kernel never reads or writes outside the axis.
+pub fn axis_index<'c>(em: &Em<'c>, dtype: kiln_ir::DType, indices: inkwell::values::PointerValue<'c>, at: Ix<'c>, n: usize) -> R<Ix<'c>> {
+    use inkwell::IntPredicate::SLT;
+    let j = em.load(dtype, indices, at)?.into_int_value();
+    let j = em.b.build_int_s_extend_or_bit_cast(j, em.i64t(), "")?;
+    let j = em.select(em.icmp(SLT, j, em.ix(0))?, em.addk(j, n as i64)?, j)?.into_int_value();
+    let j = em.select(em.icmp(SLT, j, em.ix(0))?, em.ix(0), j)?.into_int_value();
+    em.min_ix(j, em.ix(n as i64 - 1))
+}
+
 /// Dtypes that compute in f32 registers (f32, f16, bf16): what the float kernels accept.
 pub fn is_f32_compute(d: kiln_ir::DType) -> bool {
     matches!(d, kiln_ir::DType::F32 | kiln_ir::DType::F16 | kiln_ir::DType::BF16)

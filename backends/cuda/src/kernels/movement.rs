@@ -117,11 +117,7 @@ pub fn lower_copy(cx: &mut Cx, node: &Node) -> R<()> {
         // Nothing dropped: the mask is all true.
         let total = t.numel();
         let p = cx.begin("_mask", &[Param::Value(mask)])?;
-        let em = &mut cx.em;
-        let i = global_x(em, 256)?;
-        let inb = em.icmp(IntPredicate::ULT, i, em.ix(total as i64))?;
-        em.if_(inb, |em| em.store(DType::Bool, p[0], i, em.i1().const_int(1, false).into()))?;
-        cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)?;
+        super::per_element(cx, total, |em, i| em.store(DType::Bool, p[0], i, em.i1().const_int(1, false).into()))?;
     }
     Ok(())
 }
@@ -372,13 +368,7 @@ fn gather(cx: &mut Cx, node: &Node, axis: i64) -> R<()> {
         let r = em.divk(i, post as i64)?;
         let k = em.remk(r, nidx as i64)?;
         let pre = em.divk(r, nidx as i64)?;
-        let raw = em.load(it.dtype, p[2], k)?.into_int_value();
-        let raw = em.b.build_int_s_extend_or_bit_cast(raw, em.i64t(), "")?;
-        let neg = em.icmp(IntPredicate::SLT, raw, em.ix(0))?;
-        let fixed = em.select(neg, em.add(raw, em.ix(dim))?, raw)?.into_int_value();
-        let lo = em.icmp(IntPredicate::SLT, fixed, em.ix(0))?;
-        let fixed = em.select(lo, em.ix(0), fixed)?.into_int_value();
-        let fixed = em.min_ix(fixed, em.ix(dim - 1))?;
+        let fixed = super::axis_index(em, it.dtype, p[2], k, dim as usize)?;
         let src = em.add(em.mulk(em.add(em.mulk(pre, dim)?, fixed)?, post as i64)?, q)?;
         let v = em.load(xt.dtype, p[1], src)?;
         em.store(yt.dtype, p[0], i, v)
@@ -402,10 +392,7 @@ fn trilu(cx: &mut Cx, node: &Node, xt: &Ty, upper: bool) -> R<()> {
     }
     let total = xt.numel();
     let p = cx.begin("", &params)?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         let k = match k_const {
             Some(Some(k)) => em.ix(k),
             Some(None) => em.load(DType::I64, p[2], em.ix(0))?.into_int_value(),
@@ -418,8 +405,7 @@ fn trilu(cx: &mut Cx, node: &Node, xt: &Ty, upper: bool) -> R<()> {
         let v = em.load(xt.dtype, p[1], t)?;
         let out = em.select(keep, v, v.get_type().const_zero())?;
         em.store(xt.dtype, p[0], t, out)
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 /// GatherElements: `y[i] = x[i with its axis coordinate replaced by indices[i]]`, negative
@@ -433,17 +419,9 @@ fn gather_elements(cx: &mut Cx, node: &Node, xt: &Ty, axis: usize) -> R<()> {
     let dims = it.dims.clone();
     let n = xt.dims[axis] as i64;
     let p = cx.begin("", &params)?;
-    let em = &mut cx.em;
-    let t = global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         let c = coords(em, t, &dims)?;
-        let j = em.load(it.dtype, p[2], t)?.into_int_value();
-        let j = em.b.build_int_s_extend_or_bit_cast(j, em.i64t(), "")?;
-        let neg = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
-        let j = em.select(neg, em.addk(j, n)?, j)?.into_int_value();
-        let lo = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
-        let j = em.min_ix(em.select(lo, em.ix(0), j)?.into_int_value(), em.ix(n - 1))?;
+        let j = super::axis_index(em, it.dtype, p[2], t, n as usize)?;
         let mut src = em.ix(0);
         for (d, &cd) in c.iter().enumerate() {
             let coord = if d == axis { j } else { cd };
@@ -451,6 +429,5 @@ fn gather_elements(cx: &mut Cx, node: &Node, xt: &Ty, axis: usize) -> R<()> {
         }
         let v = em.load(xt.dtype, p[1], src)?;
         em.store(xt.dtype, p[0], t, v)
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }

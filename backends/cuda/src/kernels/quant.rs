@@ -6,11 +6,10 @@
 //! and the clamp run in f64, exact for every target. Dequantize: `(x - zero_point)` is exact,
 //! the product with the scale rounds once in f32.
 
-use super::{coords, global_x, input, output, strides};
+use super::{coords, input, output, strides};
 use crate::codegen::llvm::{Em, Ix, R};
-use crate::codegen::{blocks, unsupported, Cx, Param, Ty};
+use crate::codegen::{unsupported, Cx, Param, Ty};
 use inkwell::values::FloatValue;
-use inkwell::IntPredicate;
 use kiln_ir::ops::norm_axis;
 use kiln_ir::{DType, Node, Op};
 
@@ -93,10 +92,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let total = xt.numel();
     let dims = xt.dims.clone();
     let p = cx.begin("", &params)?;
-    let em = &mut cx.em;
-    let t = global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         let s = em.load(st.dtype, p[2], param_index(em, &sl, t, &dims)?)?.into_float_value();
         let f64t = em.cx.f64_type();
         let z: FloatValue = match (&zt, &zl) {
@@ -123,6 +119,5 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let out = em.fmul(d, s)?;
             em.store(yt.dtype, p[0], t, out.into())
         }
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }

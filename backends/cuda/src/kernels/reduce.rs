@@ -199,10 +199,7 @@ fn arg(cx: &mut Cx, node: &Node, xt: &Ty, a: usize, max: bool, last: bool) -> R<
         return unsupported("ArgMax/ArgMin over an empty axis");
     }
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, outer * inner, |em, t| {
         let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
         let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
         let best = em.var(em.ix(0).into())?;
@@ -221,18 +218,14 @@ fn arg(cx: &mut Cx, node: &Node, xt: &Ty, a: usize, max: bool, last: bool) -> R<
             em.set(best, em.select(better, l, em.get(best)?.into_int_value())?)
         })?;
         em.store(kiln_ir::DType::I64, p[0], t, em.get(best)?)
-    })?;
-    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 /// Hardmax: 1 at the first maximum of each row (NaN ignored, as `max` ignores it), 0 elsewhere;
 /// one thread per row.
 fn hardmax<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows) -> R<()> {
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(rows.count as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, rows.count, |em, t| {
         let base = rows.base(em, t)?;
         let at = |em: &Em<'c>, l: Ix<'c>| em.add(base, em.mulk(l, rows.inner as i64)?);
         let m = em.var(em.f32c(f64::NEG_INFINITY).into())?;
@@ -250,8 +243,7 @@ fn hardmax<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows) -
             let one = em.select(hit, em.f32c(1.0), em.f32c(0.0))?;
             em.store(yt.dtype, p[0], at(em, l)?, one)
         })
-    })?;
-    cx.launch([blocks(rows.count, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 /// How a normalization's scale and bias index the input.
@@ -487,15 +479,12 @@ fn cumsum(cx: &mut Cx, node: &Node, xt: &Ty, exclusive: bool, reverse: bool) -> 
     }
     let (outer, len, inner) = super::split_axis(&xt.dims, a);
     let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(input(node, 0)?)])?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
     let acc_dt = match xt.dtype {
         d if d.is_int() => kiln_ir::DType::I64,
         kiln_ir::DType::F64 => kiln_ir::DType::F64,
         _ => kiln_ir::DType::F32,
     };
-    em.if_(inb, |em| {
+    super::per_element(cx, outer * inner, |em, t| {
         let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
         let base = em.add(em.mulk(o, (len * inner) as i64)?, i)?;
         let zero = em.compute_type(acc_dt)?.const_zero();
@@ -514,8 +503,7 @@ fn cumsum(cx: &mut Cx, node: &Node, xt: &Ty, exclusive: bool, reverse: bool) -> 
             let out = if exclusive { before } else { after };
             em.store(xt.dtype, p[0], idx, em.convert(out, acc_dt, xt.dtype)?)
         })
-    })?;
-    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 /// TopK along axis `a` with a constant k: one thread per line picks the k best in order (value
@@ -535,15 +523,12 @@ fn topk<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, a: usize, largest: bool) 
     let mut params = vec![Param::Value(input(node, 0)?), Param::Value(values)];
     params.extend(indices.map(Param::Value));
     let p = cx.begin("", &params)?;
-    let em = &mut cx.em;
-    let t = super::global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix((outer * inner) as i64))?;
     let (better, worse) = if largest {
         (inkwell::FloatPredicate::OGT, inkwell::FloatPredicate::OLT)
     } else {
         (inkwell::FloatPredicate::OLT, inkwell::FloatPredicate::OGT)
     };
-    em.if_(inb, |em| {
+    super::per_element(cx, outer * inner, |em, t| {
         let (o, i) = (em.divk(t, inner as i64)?, em.remk(t, inner as i64)?);
         let at = |em: &Em<'c>, l: Ix<'c>| em.add(em.mulk(em.add(em.mulk(o, len as i64)?, l)?, inner as i64)?, i);
         let out_at = |em: &Em<'c>, j: Ix<'c>| em.add(em.mulk(em.add(em.mulk(o, k as i64)?, j)?, inner as i64)?, i);
@@ -578,6 +563,5 @@ fn topk<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, a: usize, largest: bool) 
             }
             Ok(())
         })
-    })?;
-    cx.launch([blocks(outer * inner, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }

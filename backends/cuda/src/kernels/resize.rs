@@ -4,9 +4,9 @@
 //! into the weights; an output index outside a tf_crop_and_resize roi is marked by index -1
 //! and takes the extrapolation value. Sums in f32; integer outputs round half away from zero.
 
-use super::{coords, global_x, input, output, strides};
+use super::{coords, input, output, strides};
 use crate::codegen::llvm::{Em, Ix, R};
-use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param};
+use crate::codegen::{unsupported, CodegenError, Cx, Param};
 use inkwell::values::{FloatValue, PointerValue};
 use inkwell::IntPredicate;
 use kiln_ir::{DType, Node, Op, Tensor};
@@ -71,10 +71,7 @@ pub fn lower<'c>(cx: &mut Cx<'c, '_>, node: &Node) -> R<()> {
     let tables: Vec<Axis> =
         shapes.iter().enumerate().map(|(k, &(axis, taps))| Axis { axis, taps, index: p[2 + 2 * k], weight: p[3 + 2 * k] }).collect();
     let resized: Vec<usize> = shapes.iter().map(|s| s.0).collect();
-    let em = &mut cx.em;
-    let t = global_x(em, 256)?;
-    let inb = em.icmp(IntPredicate::ULT, t, em.ix(total as i64))?;
-    em.if_(inb, |em| {
+    super::per_element(cx, total, |em, t| {
         let c = coords(em, t, &out_dims)?;
         let mut base = em.ix(0);
         for (d, &cd) in c.iter().enumerate() {
@@ -101,8 +98,7 @@ pub fn lower<'c>(cx: &mut Cx<'c, '_>, node: &Node) -> R<()> {
         }
         let r = em.select(outside, em.f32c(extrapolation_value as f64), r)?;
         em.store(yt.dtype, p[0], t, em.convert(r, DType::F32, yt.dtype)?)
-    })?;
-    cx.launch([blocks(total, 256)?, 1, 1], [256, 1, 1], 0)
+    })
 }
 
 /// Nested loops over the taps of each resized axis, calling `leaf` with the source element and

@@ -6,9 +6,8 @@
 
 use super::{coords, input, output, strides};
 use crate::codegen::llvm::{Em, Ix, R};
-use crate::codegen::{unsupported, CodegenError, Cx, Param, Ty};
+use crate::codegen::{unsupported, CodegenError, Cx, Param};
 use inkwell::values::BasicValueEnum;
-use inkwell::IntPredicate;
 use kiln_ir::ops::{norm_axis, ScatterReduction};
 use kiln_ir::{DType, Node, Op};
 
@@ -36,7 +35,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             let em = &mut cx.em;
             em.for_n(it.numel() as i64, |em, k| {
                 let c = coords(em, k, &it.dims)?;
-                let j = index(em, &it, p[1], k, xt.dims[a])?;
+                let j = super::axis_index(em, it.dtype, p[1], k, xt.dims[a])?;
                 let mut dst = em.ix(0);
                 for (d, &cd) in c.iter().enumerate() {
                     dst = em.add(dst, em.mulk(if d == a { j } else { cd }, xs[d])?)?;
@@ -56,7 +55,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             em.for_n(tuples as i64, |em, t| {
                 let mut off = em.ix(0);
                 for (k, (&n, &stride)) in xt.dims.iter().zip(&xs).take(last).enumerate() {
-                    let j = index(em, &it, p[1], em.addk(em.mulk(t, last as i64)?, k as i64)?, n)?;
+                    let j = super::axis_index(em, it.dtype, p[1], em.addk(em.mulk(t, last as i64)?, k as i64)?, n)?;
                     off = em.add(off, em.mulk(j, stride)?)?;
                 }
                 em.for_n(slice as i64, |em, s| {
@@ -67,16 +66,6 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         }
     }
     cx.launch([1, 1, 1], [1, 1, 1], 0)
-}
-
-/// Index `k` of the indices tensor, wrapped when negative and clamped into `0..n`.
-fn index<'c>(em: &Em<'c>, it: &Ty, ptr: inkwell::values::PointerValue<'c>, k: Ix<'c>, n: usize) -> R<Ix<'c>> {
-    let j = em.load(it.dtype, ptr, k)?.into_int_value();
-    let j = em.b.build_int_s_extend_or_bit_cast(j, em.i64t(), "")?;
-    let neg = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
-    let j = em.select(neg, em.addk(j, n as i64)?, j)?.into_int_value();
-    let lo = em.icmp(IntPredicate::SLT, j, em.ix(0))?;
-    em.min_ix(em.select(lo, em.ix(0), j)?.into_int_value(), em.ix(n as i64 - 1))
 }
 
 /// `y[dst] = v` or combined with it.
