@@ -118,6 +118,12 @@ impl DType {
         (n * self.bits()).div_ceil(8)
     }
 
+    /// Bytes one element takes in kiln's byte layout ([`crate::Data::to_le_bytes`], device
+    /// memory, the runtime's tensors): the sub-byte types take a whole byte each.
+    pub fn element_bytes(self) -> usize {
+        self.bits().div_ceil(8)
+    }
+
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64 | DType::F8E8M0) || self.minifloat().is_some()
     }

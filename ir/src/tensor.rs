@@ -480,8 +480,10 @@ impl Tensor {
 }
 
 impl Data {
-    /// Little-endian bytes in the usual memory layout (bool as one byte each); `None` for
-    /// dtypes with no byte layout of their own here (sub-byte integers, float8, float4).
+    /// Little-endian bytes, each element in [`DType::element_bytes`]: bool as one byte, the
+    /// float8 formats as their bits, and the sub-byte types unpacked, one element per byte
+    /// (int4/int2 sign-extended, uint4/uint2 and float4 in the low bits). This is kiln's
+    /// device and runtime layout; ONNX's packed layout is the frontend's business.
     pub fn to_le_bytes(&self) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len() * 8);
         match self {
@@ -502,7 +504,10 @@ impl Data {
             Data::F8E4M3FNUZ(v) => out.extend(v.iter().map(|x| x.0)),
             Data::F8E5M2(v) => out.extend(v.iter().map(|x| x.0)),
             Data::F8E5M2FNUZ(v) => out.extend(v.iter().map(|x| x.0)),
-            _ => return None,
+            Data::I4(v) | Data::I2(v) => out.extend(v.iter().map(|&x| x as u8)),
+            Data::U4(v) | Data::U2(v) => out.extend(v),
+            Data::F4E2M1(v) => out.extend(v.iter().map(|x| x.0)),
+            Data::F8E8M0(v) => out.extend(v.iter().map(|x| x.0)),
         }
         Some(out)
     }
@@ -536,7 +541,31 @@ impl Data {
             DType::F8E4M3FNUZ => Data::F8E4M3FNUZ(bytes.iter().map(|&b| F8E4M3FNUZ(b)).collect()),
             DType::F8E5M2 => Data::F8E5M2(bytes.iter().map(|&b| F8E5M2(b)).collect()),
             DType::F8E5M2FNUZ => Data::F8E5M2FNUZ(bytes.iter().map(|&b| F8E5M2FNUZ(b)).collect()),
-            _ => return None,
+            DType::F8E8M0 => Data::F8E8M0(bytes.iter().map(|&b| F8E8M0(b)).collect()),
+            // The sub-byte types: a byte outside the type's range is not one of its elements.
+            DType::I4 | DType::I2 => {
+                let wrap = if dtype == DType::I4 { wrap_i4 } else { wrap_i2 };
+                let v: Vec<i8> = bytes.iter().map(|&b| b as i8).collect();
+                if v.iter().any(|&x| wrap(x as i64) != x) {
+                    return None;
+                }
+                if dtype == DType::I4 {
+                    Data::I4(v)
+                } else {
+                    Data::I2(v)
+                }
+            }
+            DType::U4 | DType::U2 | DType::F4E2M1 => {
+                let top = if dtype == DType::U2 { 3 } else { 15 };
+                if bytes.iter().any(|&b| b > top) {
+                    return None;
+                }
+                match dtype {
+                    DType::U4 => Data::U4(bytes.to_vec()),
+                    DType::U2 => Data::U2(bytes.to_vec()),
+                    _ => Data::F4E2M1(bytes.iter().map(|&b| F4E2M1(b)).collect()),
+                }
+            }
         })
     }
 }
@@ -566,7 +595,28 @@ mod byte_tests {
             }
         }
         assert_eq!(Data::F32(vec![1.0]).to_le_bytes(), Some(1f32.to_le_bytes().to_vec()));
-        // Packed sub-byte elements have no one-element-per-byte layout.
-        assert!(Data::F4E2M1(vec![]).to_le_bytes().is_none());
+    }
+
+    #[test]
+    fn sub_byte_types_take_a_byte_each_and_reject_out_of_range_bytes() {
+        let cases = [
+            Data::I4(vec![-8, 7, -1, 0]),
+            Data::U4(vec![0, 15, 9]),
+            Data::I2(vec![-2, 1, -1]),
+            Data::U2(vec![0, 3]),
+            Data::F4E2M1(vec![F4E2M1(0x0f), F4E2M1(0x01)]),
+            Data::F8E8M0(vec![F8E8M0(0xff), F8E8M0(127)]),
+        ];
+        for d in cases {
+            let b = d.to_le_bytes().expect("has a byte layout");
+            assert_eq!(b.len(), d.len() * d.dtype().element_bytes());
+            assert_eq!(Data::from_le_bytes(d.dtype(), &b), Some(d.clone()));
+        }
+        assert_eq!(Data::I4(vec![-1]).to_le_bytes(), Some(vec![0xff]));
+        for (dtype, bad) in
+            [(DType::I4, 0x08u8), (DType::I4, 0xf0), (DType::U4, 0x10), (DType::I2, 0x02), (DType::U2, 4), (DType::F4E2M1, 0x10)]
+        {
+            assert_eq!(Data::from_le_bytes(dtype, &[bad]), None, "{dtype} byte {bad:#x}");
+        }
     }
 }

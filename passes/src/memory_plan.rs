@@ -92,7 +92,7 @@ pub fn plan_memory(g: &Graph) -> Result<MemoryPlan, PlanError> {
             let Some(out) = *out else { continue };
             let ty = &g.value(out).ty;
             let numel = ty.shape.numel().ok_or_else(|| PlanError::Symbolic(g.value(out).name.clone()))?;
-            let bytes = aligned(ty.dtype.bytes_for(numel));
+            let bytes = aligned(ty.dtype.element_bytes() * numel);
             let own_last = last_use.get(&out).copied().unwrap_or(i);
             // A view of a value outside the arena (input or weight) needs no arena space.
             if k == 0 && is_view(&node.op) {

@@ -43,6 +43,17 @@ impl HostTensor {
         if data.len() != want {
             return Err(Error::Input(format!("{} bytes for {dtype}{dims:?}, which needs {want}", data.len())));
         }
+        // The sub-byte types take a byte each; one outside the type's range is not an element.
+        let fits: Option<fn(u8) -> bool> = match dtype {
+            ElemType::I4 => Some(|b| (b as i8) >= -8 && (b as i8) <= 7),
+            ElemType::I2 => Some(|b| (b as i8) >= -2 && (b as i8) <= 1),
+            ElemType::U4 | ElemType::F4e2m1 => Some(|b| b <= 15),
+            ElemType::U2 => Some(|b| b <= 3),
+            _ => None,
+        };
+        if let Some(at) = fits.and_then(|fits| data.iter().position(|&b| !fits(b))) {
+            return Err(Error::Input(format!("byte {at} ({:#04x}) is not a {dtype} element (one per byte)", data[at])));
+        }
         Ok(HostTensor { dtype, dims, data })
     }
 
@@ -126,6 +137,11 @@ mod tests {
     fn host_tensors_know_their_size() {
         assert!(HostTensor::new(ElemType::F16, vec![2, 2], vec![0; 8]).is_ok());
         assert!(HostTensor::new(ElemType::F16, vec![2, 2], vec![0; 7]).is_err());
+        assert!(HostTensor::new(ElemType::I4, vec![3], vec![0xf8, 7, 0]).is_ok());
+        let e = HostTensor::new(ElemType::I4, vec![3], vec![0xf8, 8, 0]).expect_err("8 is not an int4");
+        assert!(e.to_string().contains("byte 1 (0x08)"), "{e}");
+        assert!(HostTensor::new(ElemType::U2, vec![1], vec![4]).is_err());
+        assert!(HostTensor::new(ElemType::F4e2m1, vec![1], vec![0x0f]).is_ok());
     }
 
     #[test]

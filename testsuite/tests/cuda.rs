@@ -529,6 +529,11 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
         .map(|n| format!("{n}: {}", why_not.get(n).map_or("not compiled", String::as_str)))
         .collect();
     assert!(lost.is_empty(), "{} cases that passed on the GPU no longer compile: {lost:?}", lost.len());
+    if let Ok(path) = std::env::var("KILN_WHY_NOT") {
+        let mut all: Vec<_> = why_not.iter().map(|(n, w)| format!("{n}\t{w}")).collect();
+        all.sort();
+        std::fs::write(path, all.join("\n")).expect("write KILN_WHY_NOT");
+    }
     let mut top: Vec<_> = missing.into_iter().collect();
     top.sort_by_key(|b| std::cmp::Reverse(b.1));
     println!("sm_90: {compiled} compiled, {unsupported} unsupported, {} failed; most common gaps:", failed.len());

@@ -26,6 +26,11 @@ pub fn dtype(e: ElemType) -> DType {
         ElemType::F8E4m3fnuz => DType::F8E4M3FNUZ,
         ElemType::F8E5m2 => DType::F8E5M2,
         ElemType::F8E5m2fnuz => DType::F8E5M2FNUZ,
+        ElemType::I4 => DType::I4,
+        ElemType::U4 => DType::U4,
+        ElemType::I2 => DType::I2,
+        ElemType::U2 => DType::U2,
+        ElemType::F4e2m1 => DType::F4E2M1,
     }
 }
 

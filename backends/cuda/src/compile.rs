@@ -72,7 +72,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
                 dtype: elem_type(*d)?,
                 dims: dims.iter().map(|&x| x as u64).collect(),
                 offset: *off,
-                bytes: d.bytes_for(n) as u64,
+                bytes: (d.element_bytes() * n) as u64,
             })
         })
         .collect::<Result<Vec<_>, CodegenError>>()?;

@@ -49,6 +49,13 @@ pub enum ElemType {
     F8E4m3fnuz,
     F8E5m2,
     F8E5m2fnuz,
+    /// The sub-byte types, one element per byte: int4/int2 sign-extended, uint4/uint2 and
+    /// float4 E2M1 in the low bits.
+    I4,
+    U4,
+    I2,
+    U2,
+    F4e2m1,
 }
 
 impl ElemType {
@@ -56,6 +63,7 @@ impl ElemType {
         match self {
             ElemType::I8 | ElemType::U8 | ElemType::Bool => 1,
             ElemType::F8E4m3fn | ElemType::F8E4m3fnuz | ElemType::F8E5m2 | ElemType::F8E5m2fnuz => 1,
+            ElemType::I4 | ElemType::U4 | ElemType::I2 | ElemType::U2 | ElemType::F4e2m1 => 1,
             ElemType::F16 | ElemType::Bf16 | ElemType::I16 | ElemType::U16 => 2,
             ElemType::F32 | ElemType::I32 | ElemType::U32 => 4,
             ElemType::F64 | ElemType::I64 | ElemType::U64 => 8,
@@ -81,6 +89,11 @@ impl ElemType {
             ElemType::F8E4m3fnuz => "f8e4m3fnuz",
             ElemType::F8E5m2 => "f8e5m2",
             ElemType::F8E5m2fnuz => "f8e5m2fnuz",
+            ElemType::I4 => "i4",
+            ElemType::U4 => "u4",
+            ElemType::I2 => "i2",
+            ElemType::U2 => "u2",
+            ElemType::F4e2m1 => "f4e2m1",
         }
     }
 
@@ -103,6 +116,11 @@ impl ElemType {
             ElemType::F8E4m3fnuz,
             ElemType::F8E5m2,
             ElemType::F8E5m2fnuz,
+            ElemType::I4,
+            ElemType::U4,
+            ElemType::I2,
+            ElemType::U2,
+            ElemType::F4e2m1,
         ]
         .into_iter()
         .find(|e| e.name() == s)

@@ -234,15 +234,21 @@ fn add_bias<T: Copy + std::ops::Add<Output = T>>(y: &mut [T], b: &[T], out_sz: u
     }
 }
 
-struct TransposeGeom {
-    kernel: Vec<usize>,
-    strides: Vec<usize>,
-    dilations: Vec<usize>,
-    pad_begin: Vec<usize>,
-    out: Vec<usize>,
+/// A ConvTranspose's resolved window: output position `o = i * stride + k * dilation -
+/// pad_begin` for input position `i` and kernel tap `k`, per spatial axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransposeGeom {
+    pub kernel: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pad_begin: Vec<usize>,
+    /// The output's spatial dims.
+    pub out: Vec<usize>,
 }
 
-fn transpose_geom(
+/// Resolves a ConvTranspose's window (pads, auto_pad, output_padding, output_shape) for
+/// spatial input dims `input` and kernel dims `kernel`.
+pub fn transpose_geom(
     w: &Window,
     input: &[usize],
     kernel: &[usize],

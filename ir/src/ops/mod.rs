@@ -37,7 +37,7 @@ pub use crate::minifloat::E8M0Rounding;
 use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
-pub use conv::{resolve as resolve_window, Resolved};
+pub use conv::{resolve as resolve_window, transpose_geom, Resolved, TransposeGeom};
 pub use data_movement::{resolve_perm, slice_params};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use quant::range_of as quantized_range;

@@ -291,9 +291,10 @@ impl<'c> Em<'c> {
     pub fn compute_type(&self, d: DType) -> R<BasicTypeEnum<'c>> {
         Ok(match d {
             DType::F32 | DType::F16 | DType::BF16 => self.f32t().into(),
-            d if super::minifloat::is_float8(d) => self.f32t().into(),
+            d if d.minifloat().is_some() => self.f32t().into(),
             DType::F64 => self.cx.f64_type().into(),
-            DType::I8 | DType::U8 => self.cx.i8_type().into(),
+            // The sub-byte integers live in a byte each, sign- or zero-extended.
+            DType::I8 | DType::U8 | DType::I4 | DType::U4 | DType::I2 | DType::U2 => self.cx.i8_type().into(),
             DType::I16 | DType::U16 => self.cx.i16_type().into(),
             DType::I32 | DType::U32 => self.i32t().into(),
             DType::I64 | DType::U64 => self.i64t().into(),
@@ -308,7 +309,7 @@ impl<'c> Em<'c> {
             DType::F16 => self.cx.f16_type().into(),
             DType::BF16 => self.cx.bf16_type().into(),
             DType::Bool => self.cx.i8_type().into(),
-            d if super::minifloat::is_float8(d) => self.cx.i8_type().into(),
+            d if d.minifloat().is_some() => self.cx.i8_type().into(),
             _ => self.compute_type(d)?,
         })
     }
@@ -331,7 +332,7 @@ impl<'c> Em<'c> {
         Ok(match d {
             DType::F16 | DType::BF16 => self.b.build_float_ext(v.into_float_value(), self.f32t(), "")?.into(),
             DType::Bool => self.icmp(IntPredicate::NE, v.into_int_value(), self.cx.i8_type().const_zero())?.into(),
-            d if super::minifloat::is_float8(d) => self.decode_f8(d, v.into_int_value())?.into(),
+            d if d.minifloat().is_some() => self.decode_minifloat(d, v.into_int_value())?.into(),
             _ => v,
         })
     }
@@ -344,8 +345,29 @@ impl<'c> Em<'c> {
                 self.b.build_float_trunc(v.into_float_value(), t, "")?.into()
             }
             DType::Bool => self.b.build_int_z_extend(v.into_int_value(), self.cx.i8_type(), "")?.into(),
-            d if super::minifloat::is_float8(d) => self.encode_f8(d, v.into_float_value())?.into(),
+            d if d.minifloat().is_some() => self.encode_minifloat(d, v.into_float_value())?.into(),
+            d if d.is_packed_int() => self.wrap_packed(d, v.into_int_value())?.into(),
             _ => v,
+        })
+    }
+
+    /// An integer's low bits as sub-byte integer `d` (an i8, sign-extended for the signed
+    /// ones): Cast's wrapping.
+    pub fn wrap_packed(&self, d: DType, v: IntValue<'c>) -> R<IntValue<'c>> {
+        let i8t = self.cx.i8_type();
+        let v = self.b.build_int_truncate_or_bit_cast(v, i8t, "")?;
+        let (bits, signed) = match d {
+            DType::I4 => (4, true),
+            DType::U4 => (4, false),
+            DType::I2 => (2, true),
+            DType::U2 => (2, false),
+            other => return Err(CodegenError::Internal(format!("{other} is not a sub-byte integer"))),
+        };
+        Ok(if signed {
+            let up = self.b.build_left_shift(v, i8t.const_int(8 - bits, false), "")?;
+            self.b.build_right_shift(up, i8t.const_int(8 - bits, false), true, "")?
+        } else {
+            self.b.build_and(v, i8t.const_int((1 << bits) - 1, false), "")?
         })
     }
 
@@ -553,7 +575,7 @@ fn vector_of(t: BasicTypeEnum<'_>, n: u32) -> R<inkwell::types::VectorType<'_>> 
 
 /// Bytes of one stored element (bool is a byte).
 pub fn store_bytes(d: DType) -> u32 {
-    (d.bits() as u32).div_ceil(8)
+    d.element_bytes() as u32
 }
 
 /// A local variable.

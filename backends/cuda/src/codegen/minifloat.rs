@@ -1,5 +1,6 @@
-//! float8 values in kernels (E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ): stored as bytes, computed as
-//! f32. Decoding reads a 256-entry table of the format's values; encoding rounds to nearest-even
+//! float8 and float4 values in kernels (E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ, E2M1): stored as a
+//! byte each (E2M1 in its low four bits), computed as f32. Decoding reads a table of the
+//! format's values; encoding rounds to nearest-even
 //! by a binary search over the table of its non-negative magnitudes, with the same overflow,
 //! NaN and negative-zero rules as `kiln_ir::minifloat::MiniFloat::encode` (whose definitions
 //! build both tables). `Cast(saturate=1)` clamps before encoding.
@@ -12,13 +13,8 @@ use inkwell::{AddressSpace, FloatPredicate as F, IntPredicate as I};
 use kiln_ir::minifloat::{MiniFloat, Specials};
 use kiln_ir::DType;
 
-/// The byte formats: the sub-byte float4 is not one of them.
-pub fn is_float8(d: DType) -> bool {
-    matches!(d, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ)
-}
-
 fn format(d: DType) -> R<MiniFloat> {
-    d.minifloat().filter(|_| is_float8(d)).ok_or_else(|| CodegenError::Internal(format!("{d} is not a float8 format")))
+    d.minifloat().ok_or_else(|| CodegenError::Internal(format!("{d} is not a float8 or float4 format")))
 }
 
 impl<'c> Em<'c> {
@@ -42,25 +38,29 @@ impl<'c> Em<'c> {
         Ok(self.b.build_load(self.f32t(), p, "")?.into_float_value())
     }
 
-    /// A float8 byte as f32.
-    pub fn decode_f8(&self, d: DType, byte: IntValue<'c>) -> R<FloatValue<'c>> {
+    /// A float8 or float4 code as f32.
+    pub fn decode_minifloat(&self, d: DType, byte: IntValue<'c>) -> R<FloatValue<'c>> {
         let f = format(d)?;
-        let table = self.f32_table(&format!("kiln_decode_{d}"), || (0..=255u8).map(|b| f.decode(b)).collect());
+        let codes = 2 * f.sign_bit() as u16;
+        let table = self.f32_table(&format!("kiln_decode_{d}"), || (0..codes).map(|b| f.decode(b as u8)).collect());
         self.table_f32(table, byte)
     }
 
-    /// f32 to a float8 byte, to nearest-even; overflow becomes infinity (E5M2) or NaN.
-    pub fn encode_f8(&self, d: DType, x: FloatValue<'c>) -> R<IntValue<'c>> {
+    /// An f32 or f64 to a float8 or float4 code, to nearest-even; overflow becomes infinity (E5M2), the
+    /// largest magnitude (E2M1) or NaN.
+    pub fn encode_minifloat(&self, d: DType, x: FloatValue<'c>) -> R<IntValue<'c>> {
         let f = format(d)?;
         let top = f.max_code();
         let mags = self.f32_table(&format!("kiln_magnitudes_{d}"), || (0..=top).map(|c| f.magnitude(c)).collect());
         let i8t = self.cx.i8_type();
         let byte = |v: u8| i8t.const_int(v as u64, false);
         let f64t = self.cx.f64_type();
-        let bits = self.b.build_bit_cast(x, self.i32t(), "")?.into_int_value();
-        let negative = self.icmp(I::SLT, bits, self.i32t().const_zero())?;
+        // f32 or f64 in: the sign from the bits, the magnitude compared in f64.
+        let it = if x.get_type() == f64t { self.i64t() } else { self.i32t() };
+        let bits = self.b.build_bit_cast(x, it, "")?.into_int_value();
+        let negative = self.icmp(I::SLT, bits, it.const_zero())?;
         let sign = self.select(negative, byte(f.sign_bit()), byte(0))?.into_int_value();
-        let a = self.b.build_float_ext(self.fintr("fabs", &[x])?, f64t, "")?;
+        let a = self.b.build_float_cast(self.fintr("fabs", &[x])?, f64t, "")?;
         let mag = |c: IntValue<'c>| -> R<FloatValue<'c>> { Ok(self.b.build_float_ext(self.table_f32(mags, c)?, f64t, "")?) };
         // The largest code whose magnitude is at most a: a branch-free binary search.
         let (mut lo, mut hi) = (i8t.const_zero(), byte(top));
@@ -113,8 +113,9 @@ impl<'c> Em<'c> {
         Ok(self.select(nan, byte(f.nan()), out)?.into_int_value())
     }
 
-    /// `Cast(saturate=1)` to a float8 format: clamps to its largest finite magnitude (NaN kept).
-    pub fn saturate_f8(&self, d: DType, x: FloatValue<'c>) -> R<FloatValue<'c>> {
+    /// `Cast(saturate=1)` to a float8 or float4 format: clamps to its largest finite magnitude
+    /// (NaN kept).
+    pub fn saturate_minifloat(&self, d: DType, x: FloatValue<'c>) -> R<FloatValue<'c>> {
         let m = format(d)?.max();
         let clamped = self.fmin(self.fmax(x, self.f32c(-m))?, self.f32c(m))?;
         let nan = self.fcmp(F::UNO, x, x)?;

@@ -147,6 +147,11 @@ pub fn elem_type(d: DType) -> R<ElemType> {
         DType::F8E4M3FNUZ => ElemType::F8E4m3fnuz,
         DType::F8E5M2 => ElemType::F8E5m2,
         DType::F8E5M2FNUZ => ElemType::F8E5m2fnuz,
+        DType::I4 => ElemType::I4,
+        DType::U4 => ElemType::U4,
+        DType::I2 => ElemType::I2,
+        DType::U2 => ElemType::U2,
+        DType::F4E2M1 => ElemType::F4e2m1,
         other => return unsupported(format!("dtype {other}")),
     })
 }
@@ -219,11 +224,11 @@ impl<'c, 'g> Cx<'c, 'g> {
                 Param::Value(v) => {
                     let t = &self.g.value(*v).ty;
                     let n = t.shape.numel().unwrap_or(0);
-                    (self.loc_of(*v)?, t.dtype.bytes_for(n) as u64)
+                    (self.loc_of(*v)?, (t.dtype.element_bytes() * n) as u64)
                 }
                 Param::Const(t) => {
                     let off = self.place_const(&format!("{}.const", node.name), t)?;
-                    (Loc::Weights { offset: off }, t.byte_size() as u64)
+                    (Loc::Weights { offset: off }, (t.dtype().element_bytes() * t.numel()) as u64)
                 }
             };
             args.push(Arg::Ptr { loc, bytes });
@@ -360,6 +365,10 @@ pub enum Family {
     Quant,
     Resize,
     Index,
+    ConvTranspose,
+    Grid,
+    StaticGather,
+    ChannelNorm,
 }
 
 /// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
@@ -421,20 +430,24 @@ pub fn family(op: &Op) -> Option<Family> {
         NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
         QuantizeLinear { .. } | DequantizeLinear { .. } => Family::Quant,
         Resize { .. } => Family::Resize,
-        OneHot { .. } | EyeLike { .. } | DepthToSpace { .. } | SpaceToDepth { .. } | LpNormalization { .. } => Family::Index,
+        ConvTranspose { .. } => Family::ConvTranspose,
+        GridSample { .. } | AffineGrid { .. } => Family::Grid,
+        OneHot { .. }
+        | EyeLike { .. }
+        | DepthToSpace { .. }
+        | SpaceToDepth { .. }
+        | LpNormalization { .. }
+        | GatherND { .. }
+        | ReverseSequence { .. } => Family::Index,
+        CenterCropPad { .. } | Compress { .. } => Family::StaticGather,
+        BatchNormalization { training: false, .. } | LRN { .. } => Family::ChannelNorm,
         MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
         | QLinearConv { .. }
         | DeformConv { .. }
-        | ConvTranspose { .. }
-        | BatchNormalization { .. }
+        | BatchNormalization { training: true, .. }
         | MeanVarianceNormalization { .. }
-        | LRN { .. }
-        | GatherND { .. }
-        | GridSample { .. }
-        | AffineGrid { .. }
-        | CenterCropPad { .. }
         | Col2Im { .. }
         | SignalWindow { .. }
         | DFT { .. }
@@ -452,8 +465,6 @@ pub fn family(op: &Op) -> Option<Family> {
         | ConstantOfShape { .. }
         | Einsum { .. }
         | NonZero {}
-        | Compress { .. }
-        | ReverseSequence { .. }
         | LSTM { .. }
         | GRU { .. }
         | RNN { .. }
@@ -483,5 +494,9 @@ fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
         Family::Quant => kernels::quant::lower(cx, node),
         Family::Resize => kernels::resize::lower(cx, node),
         Family::Index => kernels::index::lower(cx, node),
+        Family::ConvTranspose => kernels::conv_transpose::lower(cx, node),
+        Family::Grid => kernels::grid::lower(cx, node),
+        Family::StaticGather => kernels::static_gather::lower(cx, node),
+        Family::ChannelNorm => kernels::channel_norm::lower(cx, node),
     }
 }

@@ -135,6 +135,11 @@ impl<'c> Em<'c> {
                 }
             }
             (true, false, true, _) => self.fcmp(F::UNE, v.into_float_value(), self.fc(v.into_float_value(), 0.0))?.into(),
+            // To a sub-byte integer: truncate toward zero to 64 bits, keep the low bits.
+            (true, false, false, _) if to.is_packed_int() => {
+                let i = self.b.build_float_to_signed_int(v.into_float_value(), self.i64t(), "")?;
+                self.wrap_packed(to, i)?.into()
+            }
             (true, false, false, _) => {
                 let t = tt.into_int_type();
                 if to.is_signed_int() {
@@ -158,7 +163,12 @@ impl<'c> Em<'c> {
             (false, false, false, _) => {
                 let t = tt.into_int_type();
                 let signed = from.is_signed_int() && from != DType::Bool;
-                self.b.build_int_cast_sign_flag(v.into_int_value(), t, signed, "")?.into()
+                let i = self.b.build_int_cast_sign_flag(v.into_int_value(), t, signed, "")?;
+                if to.is_packed_int() {
+                    self.wrap_packed(to, i)?.into()
+                } else {
+                    i.into()
+                }
             }
         })
     }
@@ -172,8 +182,8 @@ impl<'c> Em<'c> {
             Op::Identity {} => Ok(x0()?.v),
             Op::Cast { saturate, .. } | Op::CastLike { saturate, .. } => {
                 let v = self.convert(x0()?.v, x0()?.dtype, out)?;
-                if *saturate && super::minifloat::is_float8(out) {
-                    return Ok(self.saturate_f8(out, v.into_float_value())?.into());
+                if *saturate && out.minifloat().is_some() {
+                    return Ok(self.saturate_minifloat(out, v.into_float_value())?.into());
                 }
                 Ok(v)
             }

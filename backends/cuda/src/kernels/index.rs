@@ -1,6 +1,6 @@
 //! Index-generated tensors and rearrangements, one thread per output element: OneHot, EyeLike,
-//! DepthToSpace (DCR and CRD), SpaceToDepth, and LpNormalization (one thread per line: these
-//! ops sit outside a model's hot path).
+//! DepthToSpace (DCR and CRD), SpaceToDepth, GatherND, ReverseSequence, and LpNormalization
+//! (one thread per line: these ops sit outside a model's hot path).
 
 use super::{coords, input, output, per_element, split_axis};
 use crate::codegen::llvm::{Em, Ix, R};
@@ -55,6 +55,8 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             })
         }
         Op::LpNormalization { axis, p: pw } => lp_norm(cx, node, axis, pw),
+        Op::GatherND { batch_dims } => gather_nd(cx, node, &yt, batch_dims),
+        Op::ReverseSequence { batch_axis, time_axis } => reverse_sequence(cx, node, &yt, batch_axis, time_axis),
         ref other => unsupported(format!("{} in the index family", other.kind_name())),
     }
 }
@@ -115,5 +117,65 @@ fn lp_norm<'c>(cx: &mut Cx<'c, '_>, node: &Node, axis: i64, pw: i64) -> R<()> {
             let v = em.load(xt.dtype, p[1], at(em, l)?)?.into_float_value();
             em.store(xt.dtype, p[0], at(em, l)?, em.fdiv(v, norm)?.into())
         })
+    })
+}
+
+/// GatherND: output element (tuple t, slice position s) reads data at the batch offset of t's
+/// batch, plus the tuple's indices (negative ones counted from the end, clamped), plus s.
+fn gather_nd(cx: &mut Cx, node: &Node, yt: &Ty, batch_dims: i64) -> R<()> {
+    let (x, ind) = (input(node, 0)?, input(node, 1)?);
+    let (xt, it) = (cx.ty(x)?, cx.ty(ind)?);
+    let b = batch_dims.max(0) as usize;
+    let Some(&last) = it.dims.last() else { return unsupported("GatherND with rank-0 indices") };
+    if b + last > xt.dims.len() || it.dims.len() <= b {
+        return unsupported(format!("GatherND of {:?} by {:?} with batch_dims {b}", xt.dims, it.dims));
+    }
+    let xs = super::strides(&xt.dims);
+    let slice: usize = xt.dims[b + last..].iter().product();
+    let batch: usize = xt.dims[..b].iter().product();
+    let tuples: usize = it.dims[..it.dims.len() - 1].iter().product();
+    let per_batch = (tuples / batch.max(1)).max(1);
+    let xd = xt.dims.clone();
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(x), Param::Value(ind)])?;
+    per_element(cx, yt.numel(), |em, t| {
+        let (tu, s) = (em.divk(t, slice as i64)?, em.remk(t, slice as i64)?);
+        let mut rem = em.divk(tu, per_batch as i64)?;
+        let mut at = s;
+        for d in (0..b).rev() {
+            at = em.add(at, em.mulk(em.remk(rem, xd[d] as i64)?, xs[d])?)?;
+            rem = em.divk(rem, xd[d] as i64)?;
+        }
+        for k in 0..last {
+            let j = super::axis_index(em, it.dtype, p[2], em.addk(em.mulk(tu, last as i64)?, k as i64)?, xd[b + k])?;
+            at = em.add(at, em.mulk(j, xs[b + k])?)?;
+        }
+        em.store(xt.dtype, p[0], t, em.load(xt.dtype, p[1], at)?)
+    })
+}
+
+/// ReverseSequence: along the time axis, the first `lens[b]` elements (clamped to the axis) of
+/// each batch entry reversed, the rest copied.
+fn reverse_sequence(cx: &mut Cx, node: &Node, yt: &Ty, batch_axis: i64, time_axis: i64) -> R<()> {
+    let (x, lens) = (input(node, 0)?, input(node, 1)?);
+    let lt = cx.ty(lens)?;
+    let r = yt.dims.len();
+    let (ba, ta) = (
+        norm_axis(batch_axis, r).map_err(|e| CodegenError::Unsupported(e.to_string()))?,
+        norm_axis(time_axis, r).map_err(|e| CodegenError::Unsupported(e.to_string()))?,
+    );
+    let st = super::strides(&yt.dims);
+    let (nb, nt) = (yt.dims[ba] as i64, yt.dims[ta] as i64);
+    let dt = yt.dtype;
+    let p = cx.begin("", &[Param::Value(output(node, 0)?), Param::Value(x), Param::Value(lens)])?;
+    per_element(cx, yt.numel(), |em, i| {
+        let b = em.remk(em.divk(i, st[ba])?, nb)?;
+        let t = em.remk(em.divk(i, st[ta])?, nt)?;
+        let l = em.convert(em.load(lt.dtype, p[2], b)?, lt.dtype, DType::I64)?.into_int_value();
+        let l = em.select(em.icmp(IntPredicate::SLT, l, em.ix(0))?, em.ix(0), l)?.into_int_value();
+        let l = em.min_ix(l, em.ix(nt))?;
+        let flip = em.icmp(IntPredicate::SLT, t, l)?;
+        let moved = em.add(em.sub(i, em.mulk(t, st[ta])?)?, em.mulk(em.sub(em.addk(l, -1)?, t)?, st[ta])?)?;
+        let src = em.select(flip, moved, i)?.into_int_value();
+        em.store(dt, p[0], i, em.load(dt, p[1], src)?)
     })
 }

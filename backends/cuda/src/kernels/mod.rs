@@ -4,11 +4,14 @@
 
 pub mod attention;
 pub mod attention_tc;
+pub mod channel_norm;
 pub mod conv;
 pub mod conv_tc;
+pub mod conv_transpose;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
+pub mod grid;
 pub mod index;
 pub mod loss;
 pub mod movement;
@@ -18,6 +21,7 @@ pub mod quant;
 pub mod reduce;
 pub mod resize;
 pub mod scatter;
+pub mod static_gather;
 
 use crate::codegen::llvm::{Em, Ix, R};
 use crate::codegen::{CodegenError, Cx, Ty};

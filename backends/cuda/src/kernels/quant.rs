@@ -77,10 +77,13 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let (xt, st, yt) = (cx.ty(x)?, cx.ty(scale)?, cx.ty(y)?);
     let zt: Option<Ty> = zp.map(|z| cx.ty(z)).transpose()?;
     let int_side = if quantize { yt.dtype } else { xt.dtype };
-    // Byte-aligned integers only: the packed 4- and 2-bit types have no kernel storage yet.
-    let Some((lo, hi)) = kiln_ir::ops::quantized_range(int_side).filter(|_| !int_side.is_packed_int()) else {
+    // The quantized side: an integer type with its range, or a float8/float4 format.
+    let range = kiln_ir::ops::quantized_range(int_side);
+    let minifloat = int_side.minifloat();
+    if range.is_none() && minifloat.is_none() {
         return unsupported(format!("{} with {int_side}", node.op.kind_name()));
-    };
+    }
+    let saturate = matches!(node.op, Op::QuantizeLinear { saturate: true, .. });
     let float_side = if quantize { xt.dtype } else { yt.dtype };
     if !super::is_f32_compute(float_side) || !super::is_f32_compute(st.dtype) {
         return unsupported(format!("{} with {float_side} values and {} scales", node.op.kind_name(), st.dtype));
@@ -103,7 +106,21 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
             _ => f64t.const_float(0.0),
         };
         let v = em.load(xt.dtype, p[1], t)?;
-        if quantize {
+        if let (true, Some(f)) = (quantize, minifloat) {
+            // To a float format: x / scale + zero point in f64, clamped when saturating, then
+            // rounded once to the format.
+            let xs = em.fdiv(em.convert(v, xt.dtype, DType::F64)?.into_float_value(), em.b.build_float_ext(s, f64t, "")?)?;
+            let mut q = em.fadd(xs, z)?;
+            if saturate {
+                let m = f.max();
+                let clamped = em.fmin(em.fmax(q, f64t.const_float(-m))?, f64t.const_float(m))?;
+                q = em.select(em.fcmp(inkwell::FloatPredicate::UNO, q, q)?, q, clamped)?.into_float_value();
+            }
+            let code = em.encode_minifloat(yt.dtype, q)?;
+            let p0 = em.gep(yt.dtype, p[0], t)?;
+            em.b.build_store(p0, code)?;
+            Ok(())
+        } else if let (true, Some((lo, hi))) = (quantize, range) {
             let mut q = em.fdiv(v.into_float_value(), s)?;
             if xt.dtype != DType::F32 {
                 // x / scale rounds in x's own (16-bit) dtype first.
