@@ -238,10 +238,16 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         // A vocabulary projection: N not a multiple of 8, B re-laid out [N, K] at compile time.
         (vec![1, 5, 64], vec![64, 1001], false, DType::F16),
         // Enough blocks for each tile shape: 128x128, 64x128, 64x64 (the cases above take 32x64).
-        (vec![1536, 264], vec![264, 1536], false, DType::BF16),
+        (vec![1024, 264], vec![264, 1024], false, DType::BF16),
         (vec![768, 128], vec![128, 1408], false, DType::F16),
         (vec![640, 96], vec![96, 1024], false, DType::F16),
+        // Large enough for sm_90's wgmma kernel (from here on): 128x256 tiles with ragged M, N
+        // and K, B [K, N] and Gemm's [N, K]; then 128x128 tiles.
+        (vec![2, 1000, 264], vec![264, 2056], false, DType::F16),
+        (vec![2000, 264], vec![2056, 264], true, DType::BF16),
+        (vec![1536, 200], vec![200, 1032], false, DType::BF16),
     ];
+    const FIRST_WGMMA: usize = 12;
     let mut failed = vec![];
     for (i, (ad, bd, trans_b, dt)) in cases.into_iter().enumerate() {
         let mut g = Graph::new("product");
@@ -259,10 +265,11 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         g.outputs = vec![y.expect("y")];
         let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
-        assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "case {i}: the tensor-core kernel was not used");
+        let kernel = if i >= FIRST_WGMMA { "wgmma.mma_async.sync.aligned" } else { "mma.sync.aligned.m16n8k16" };
+        assert!(c.ptx.contains(kernel), "case {i}: the kernel with {kernel} was not used");
         let xin = random_tensor(dt, &ad, 1000 + i as u64);
-        let want = kiln_ir::interp::run(&g, vec![xin.clone()]).expect("interpreter");
         let Some(mut s) = session(c.artifact) else { continue };
+        let want = kiln_ir::interp::run(&g, vec![xin.clone()]).expect("interpreter");
         let got = s.run(&host_inputs(&[xin])).unwrap_or_else(|e| panic!("case {i}: {e}"));
         let gv = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
         let wv = want[0].to_f64();

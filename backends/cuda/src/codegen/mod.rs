@@ -120,6 +120,8 @@ pub struct Cx<'c, 'g> {
     /// Transposes of 2-D constants read only as a product's B: each output and the constant,
     /// which the product reads transposed (no kernel, no buffer).
     transposed_b: HashMap<ValueId, Arc<Tensor>>,
+    /// The GPU generated for: kernels that need sm_90a instructions (wgmma) check it.
+    pub arch: crate::ptx::Arch,
 }
 
 impl std::fmt::Debug for Cx<'_, '_> {
@@ -255,7 +257,7 @@ pub fn blocks(n: usize, per_block: usize) -> R<u32> {
 }
 
 /// Lowers `g` (optimized, static shapes) into kernels in `cx`'s module.
-pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
+pub fn lower<'c>(context: &'c Context, g: &Graph, arch: crate::ptx::Arch) -> R<(Em<'c>, Lowered)> {
     let transposed_b = transposed_b_operands(g);
     // The memory plan leaves out the transposes that products absorb.
     let plan = if transposed_b.is_empty() {
@@ -280,6 +282,7 @@ pub fn lower<'c>(context: &'c Context, g: &Graph) -> R<(Em<'c>, Lowered)> {
         current: None,
         node_index: 0,
         transposed_b,
+        arch,
     };
     for (i, &v) in g.inputs.iter().enumerate() {
         cx.locs.insert(v, Loc::Input { index: i as u32, offset: 0 });

@@ -327,6 +327,11 @@ pub(super) struct Group {
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let mut pr = Product::new(cx, node)?;
     pr.transpose_constant_b(cx, node)?;
+    if cx.arch == crate::ptx::Arch::Sm90 {
+        if let Some(plan) = super::gemm_wgmma::plan(&pr) {
+            return super::gemm_wgmma::lower(cx, &pr, plan);
+        }
+    }
     if let Some(plan) = super::gemm_tc::plan(&pr) {
         return super::gemm_tc::lower(cx, &pr, &plan);
     }

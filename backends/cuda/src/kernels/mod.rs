@@ -11,6 +11,7 @@ pub mod conv_transpose;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
+pub mod gemm_wgmma;
 pub mod grid;
 pub mod index;
 pub mod loss;

@@ -1,0 +1,257 @@
+//! The sm_90a tensor-core GEMM for large f16/bf16 products: `wgmma.mma_async` on operands
+//! that shared-memory descriptors describe, f32 accumulators in registers, tiles streamed by
+//! `cp.async` (16-byte chunks, zero-filled outside the matrices) through a 4-stage ring.
+//!
+//! A block of two warpgroups (256 threads) computes a 128 x `bn` tile (`bn` 256, or 128 where
+//! 256 would leave the GPU underfilled); each warpgroup issues `m64n{bn}k16` for its 64 rows,
+//! four per 64-deep K tile. Shared memory holds the tiles in the descriptors' 128-byte swizzle:
+//! a K-major operand (A; B stored `[N, K]`) as 128-byte rows of 64 K, 16-byte chunk `c` of row
+//! `r` at chunk `c ^ (r % 8)`, 8-row groups 1024 bytes apart (the stride byte offset); an
+//! MN-major B (`[K, N]`, which the instruction transposes) as 64-column x 8-row atoms swizzled
+//! the same way, atoms along K adjacent (stride offset 1024) and along N one K tile's atoms
+//! apart (the leading offset). A 16-byte global chunk is one swizzled chunk, and the 8 chunks
+//! that consecutive threads copy fill the 32 banks once. Measured on the H200 (4096^3): 72% of
+//! cuBLAS, against 41% for `mma.sync` (`gemm_tc`), which still takes the smaller products.
+//!
+//! The ring prefetches two tiles ahead, not three, because `wgmma.wait_group 1` leaves the
+//! previous tile's multiplications running: the stage they read is refilled one iteration
+//! later, after every thread has passed the barrier that follows its wait.
+
+use super::gemm::{Group, Product};
+use super::gemm_tc::{commit, copy16, lt, wait_group, within};
+use crate::codegen::llvm::{Em, Ix, Var, R};
+use crate::codegen::{blocks, CodegenError, Cx};
+use inkwell::types::BasicTypeEnum;
+use inkwell::values::{BasicValueEnum, FloatValue};
+use kiln_ir::DType;
+
+const BM: i64 = 128;
+const BK: i64 = 64;
+const STAGES: i64 = 4;
+const THREADS: i64 = 256;
+/// 128-byte swizzle: an 8-row group of 128-byte rows is 1024 bytes, its 16-byte chunk `c` of
+/// row `r` stored at chunk `c ^ (r % 8)`.
+const SWIZZLE_128B: i64 = 1 << 62;
+const GROUP: i64 = 1024;
+/// Bytes of one operand's tile per stage (128 rows or columns by 64 of K, 16-bit).
+const A_BYTES: i64 = BM * BK * 2;
+/// Below this many blocks the `mma.sync` kernel's smaller tiles fill the GPU better.
+const MIN_BLOCKS: usize = 96;
+
+/// How the wgmma kernel runs a product.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    /// B is `[K, N]` (MN-major); otherwise `[N, K]`.
+    b_mn_major: bool,
+    /// Columns per block: 256 where that still fills the GPU, else 128.
+    bn: i64,
+}
+
+/// The plan when the wgmma kernel runs `pr`.
+pub(super) fn plan(pr: &Product) -> Option<Plan> {
+    let g = &pr.geo;
+    let dt = pr.at.dtype;
+    if !matches!(dt, DType::F16 | DType::BF16) || pr.bt.dtype != dt || pr.parts.len() != 1 {
+        return None;
+    }
+    if g.a_sk != 1 || g.a_sm != g.k as i64 || !g.k.is_multiple_of(8) {
+        return None;
+    }
+    let b_mn_major = g.b_sn == 1;
+    if !(b_mn_major || g.b_sk == 1) || (b_mn_major && !g.n.is_multiple_of(8)) {
+        return None;
+    }
+    let groups = pr.groups();
+    if groups.len() != 1 || groups[0].width != g.n {
+        return None;
+    }
+    let n_blocks = |bn: usize| g.n.div_ceil(bn) * g.m.div_ceil(BM as usize) * pr.batch_n();
+    // 256 columns measured 17% faster than 128 on a 4096^3 product and 1% on llama-8L (H200).
+    [256, 128].into_iter().find(|&bn| n_blocks(bn) >= MIN_BLOCKS).map(|bn| Plan { b_mn_major, bn: bn as i64 })
+}
+
+/// The 64-bit descriptor of the interleaved operand starting at shared byte address `addr`.
+fn descriptor<'c>(em: &Em<'c>, addr: Ix<'c>, lbo: i64, sbo: i64) -> R<Ix<'c>> {
+    let start = em.b.build_right_shift(em.b.build_and(addr, em.ix(0x3ffff), "")?, em.ix(4), false, "")?;
+    let fixed = ((lbo >> 4) << 16) | ((sbo >> 4) << 32) | SWIZZLE_128B;
+    Ok(em.b.build_or(start, em.ix(fixed), "")?)
+}
+
+/// Byte offset, within a stage's tile, of the 16-byte chunk holding K elements `k`..`k+8` of
+/// row `row` of a K-major operand (128 rows of 64 K: one 128-byte row each).
+fn k_major_offset<'c>(em: &Em<'c>, row: Ix<'c>, k: Ix<'c>) -> R<Ix<'c>> {
+    let chunk = em.b.build_xor(em.divk(k, 8)?, em.remk(row, 8)?, "")?;
+    em.add(em.mulk(row, 128)?, em.mulk(chunk, 16)?)
+}
+
+/// The same for columns `n`..`n+8` of K row `k` of an MN-major (`[K, N]`) operand: 64-column
+/// by 8-row atoms of 1024 bytes, those along K adjacent, those along N `MN_ATOM` apart.
+fn mn_major_offset<'c>(em: &Em<'c>, k: Ix<'c>, n: Ix<'c>) -> R<Ix<'c>> {
+    let atom = em.add(em.mulk(em.divk(n, 64)?, MN_ATOM)?, em.mulk(em.divk(k, 8)?, GROUP)?)?;
+    let chunk = em.b.build_xor(em.divk(em.remk(n, 64)?, 8)?, em.remk(k, 8)?, "")?;
+    em.add(atom, em.add(em.mulk(em.remk(k, 8)?, 128)?, em.mulk(chunk, 16)?)?)
+}
+
+/// Bytes between an MN-major tile's 64-column atoms: all of K's atoms of one atom column.
+const MN_ATOM: i64 = BK / 8 * GROUP;
+
+/// `wgmma.mma_async m64n128k16` accumulating into `acc` (64 f32 per thread).
+fn wgmma<'c>(em: &Em<'c>, dt: DType, a: Ix<'c>, b: Ix<'c>, b_mn_major: bool, acc: &[Var<'c>]) -> R<()> {
+    let t = if dt == DType::F16 { "f16" } else { "bf16" };
+    let n = acc.len();
+    let regs: Vec<String> = (0..n).map(|i| format!("${i}")).collect();
+    let text = format!(
+        "{{\n.reg .pred p;\nsetp.ne.b32 p, ${s}, 0;\nwgmma.mma_async.sync.aligned.m64n{bn}k16.f32.{t}.{t} {{{regs}}}, ${a}, ${b}, p, 1, 1, 0, {tb};\n}}",
+        s = n + 2,
+        bn = 2 * n,
+        regs = regs.join(", "),
+        a = n,
+        b = n + 1,
+        tb = u8::from(b_mn_major),
+    );
+    let mut constraints: Vec<String> = (0..n).map(|_| "=f".to_string()).collect();
+    constraints.extend(["l".to_string(), "l".to_string(), "r".to_string()]);
+    constraints.extend((0..n).map(|i| i.to_string()));
+    let mut args: Vec<BasicValueEnum> = vec![a.into(), b.into(), em.i32c(1).into()];
+    for &v in acc {
+        args.push(em.get(v)?);
+    }
+    let f: BasicTypeEnum = em.f32t().into();
+    let ret = em.cx.struct_type(&vec![f; n], false).into();
+    let d = em
+        .asm(&text, &constraints.join(","), Some(ret), &args, true)?
+        .ok_or_else(|| CodegenError::Internal("wgmma without a result".into()))?;
+    for (i, &v) in acc.iter().enumerate() {
+        em.set(v, em.field(d, i as u32)?)?;
+    }
+    Ok(())
+}
+
+fn sync(em: &Em, text: &str) -> R<()> {
+    em.asm(text, "~{memory}", None, &[], true).map(|_| ())
+}
+
+pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> {
+    let Plan { b_mn_major, bn } = plan;
+    let stage_bytes = A_BYTES + bn * BK * 2;
+    let g = &pr.geo;
+    let dt = pr.at.dtype;
+    let no = pr.outs.len();
+    let p = cx.begin("_wgmma", &pr.params())?;
+    let h: BasicTypeEnum = cx.em.cx.i16_type().into();
+    // Stage s: A's tile at s * stage_bytes, B's right after it.
+    // The swizzle repeats every 1024 bytes: tiles start on a multiple (the base is rounded up).
+    let smem_bytes = STAGES * stage_bytes + GROUP;
+    let smem = cx.em.dynamic_shared(h);
+    let em = &mut cx.em;
+    let tid = em.sreg("tid.x")?;
+    let (wg, lane) = (em.divk(tid, 128)?, em.remk(tid, 32)?);
+    let warp = em.remk(em.divk(tid, 32)?, 4)?;
+    let j0 = em.mulk(em.sreg("ctaid.x")?, bn)?;
+    let m0 = em.mulk(em.sreg("ctaid.y")?, BM)?;
+    let z = em.sreg("ctaid.z")?;
+    let a_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
+    let b_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
+    let k_tiles = (g.k as i64 + BK - 1) / BK;
+    let (a_ptr, b_ptr) = (p[no], p[no + 1]);
+    let raw = em.addr(h, smem, em.ix(0))?;
+    let pad = em.b.build_and(em.sub(em.ix(GROUP), em.b.build_and(raw, em.ix(GROUP - 1), "")?)?, em.ix(GROUP - 1), "")?;
+    let smem_addr = em.add(raw, pad)?;
+    let smem_pad = em.divk(pad, 2)?;
+
+    let load_tile = |em: &mut Em<'c>, stage: Ix<'c>, kt: Ix<'c>| -> R<()> {
+        let k0 = em.mulk(kt, BK)?;
+        let a_stage = em.mulk(stage, stage_bytes)?;
+        let b_stage = em.addk(a_stage, A_BYTES)?;
+        let chunks = BM * BK / 8;
+        for q in 0..chunks / THREADS {
+            let c = em.addk(tid, q * THREADS)?;
+            within(em, c, q * THREADS, THREADS, chunks, |em| {
+                let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
+                let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
+                let (src, ok) = match &pr.im2col {
+                    None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
+                    Some(c) => c.source(em, gm, gk, ok)?,
+                };
+                let dst = em.add(smem_pad, em.divk(em.add(a_stage, k_major_offset(em, row, kc)?)?, 2)?)?;
+                copy16(em, smem, dst, a_ptr, src, ok, h, dt)
+            })?;
+        }
+        let chunks = bn * BK / 8;
+        for q in 0..chunks / THREADS {
+            let c = em.addk(tid, q * THREADS)?;
+            within(em, c, q * THREADS, THREADS, chunks, |em| {
+                let (src, dst, ok) = if b_mn_major {
+                    // Row k of B, columns nc..nc+8.
+                    let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
+                    let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
+                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, g.n)?)?;
+                    let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, gj)?)?;
+                    (src, mn_major_offset(em, kr, nc)?, ok)
+                } else {
+                    let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                    let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
+                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, g.n)?)?;
+                    let src = em.add(b_base, em.add(em.mulk(gj, g.k as i64)?, gk)?)?;
+                    (src, k_major_offset(em, nr, kc)?, ok)
+                };
+                let dst = em.add(smem_pad, em.divk(em.add(b_stage, dst)?, 2)?)?;
+                copy16(em, smem, dst, b_ptr, src, ok, h, dt)
+            })?;
+        }
+        Ok(())
+    };
+
+    let acc: Vec<Var> = (0..bn / 2).map(|_| em.var(em.f32c(0.0).into())).collect::<R<_>>()?;
+    for st in 0..STAGES - 2 {
+        let ok = lt(em, em.ix(st), k_tiles as usize)?;
+        em.if_(ok, |em| load_tile(em, em.ix(st), em.ix(st)))?;
+        commit(em)?;
+    }
+    em.for_n(k_tiles, |em, kt| {
+        wait_group(em, STAGES - 3)?;
+        sync(em, "fence.proxy.async.shared::cta;")?;
+        em.barrier()?;
+        let next = em.addk(kt, STAGES - 2)?;
+        let ok = lt(em, next, k_tiles as usize)?;
+        em.if_(ok, |em| load_tile(em, em.remk(next, STAGES)?, next))?;
+        commit(em)?;
+        let a_stage = em.add(smem_addr, em.mulk(em.remk(kt, STAGES)?, stage_bytes)?)?;
+        let a_rows = em.add(a_stage, em.mulk(wg, 64 * 128)?)?;
+        let b_stage = em.addk(a_stage, A_BYTES)?;
+        sync(em, "wgmma.fence.sync.aligned;")?;
+        for s in 0..BK / 16 {
+            // K-major: a k16 step is 32 bytes along the swizzled rows (the leading offset is
+            // unused); MN-major: two 8-row atoms.
+            let da = descriptor(em, em.addk(a_rows, s * 32)?, 16, GROUP)?;
+            let db = if b_mn_major {
+                descriptor(em, em.addk(b_stage, s * 2 * GROUP)?, MN_ATOM, GROUP)?
+            } else {
+                descriptor(em, em.addk(b_stage, s * 32)?, 16, GROUP)?
+            };
+            wgmma(em, dt, da, db, b_mn_major, &acc)?;
+        }
+        sync(em, "wgmma.commit_group.sync.aligned;")?;
+        sync(em, "wgmma.wait_group.sync.aligned 1;")
+    })?;
+    sync(em, "wgmma.wait_group.sync.aligned 0;")?;
+    wait_group(em, 0)?;
+
+    // Epilogue: register 4c + r holds row 16 * warp + lane / 4 + 8 * (r / 2) of the
+    // warpgroup's 64, column 8c + 2 * (lane % 4) + r % 2.
+    let group = pr.groups().into_iter().next().ok_or_else(|| CodegenError::Internal("a product without outputs".into()))?;
+    let group: Group = group;
+    let row0 = em.add(em.add(m0, em.mulk(wg, 64)?)?, em.add(em.mulk(warp, 16)?, em.divk(lane, 4)?)?)?;
+    let col0 = em.add(j0, em.mulk(em.remk(lane, 4)?, 2)?)?;
+    for (j, &v) in acc.iter().enumerate() {
+        let (c, r) = (j as i64 / 4, j as i64 % 4);
+        let m = em.addk(row0, 8 * (r / 2))?;
+        let col = em.addk(col0, 8 * c + r % 2)?;
+        let ok = em.and(lt(em, m, g.m)?, lt(em, col, g.n)?)?;
+        let val: FloatValue = em.get(v)?.into_float_value();
+        em.if_(ok, |em| pr.emit_element(em, &p, z, m, col, &group, &[Some(val)]))?;
+    }
+    let grid = [blocks(g.n, bn as usize)?, blocks(g.m, BM as usize)?, pr.batch_n() as u32];
+    cx.launch(grid, [THREADS as u32, 1, 1], smem_bytes as u32)
+}
