@@ -42,7 +42,8 @@ pub fn lower<'c>(cx: &mut Cx<'c, '_>, node: &Node) -> R<()> {
             })
         }
         Op::LRN { alpha, beta, bias, size } if size > 0 && xt.dtype != DType::F64 => {
-            let (lo, hi) = ((size - 1) / 2, (size - 1 + 1) / 2);
+            // Channels floor((size - 1) / 2) below and ceil((size - 1) / 2) above.
+            let (lo, hi) = ((size - 1) / 2, size / 2);
             let p = cx.begin("", &[Param::Value(y), Param::Value(x)])?;
             per_element(cx, xt.numel(), |em, i| {
                 let ch = em.remk(em.divk(i, inner)?, c)?;

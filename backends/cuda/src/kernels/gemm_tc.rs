@@ -77,8 +77,9 @@ impl Plan {
     }
 }
 
-/// The plan when the tensor-core kernel applies.
-pub(super) fn plan(pr: &Product) -> Option<Plan> {
+/// Whether both operands can be streamed in 16-byte chunks for the tensor cores: f16/bf16,
+/// A with K contiguous, B with N (`[K, N]`: true) or K (`[N, K]`: false) contiguous.
+pub(super) fn streamable(pr: &Product) -> Option<bool> {
     let g = &pr.geo;
     let dt = pr.at.dtype;
     if !matches!(dt, DType::F16 | DType::BF16) || pr.bt.dtype != dt {
@@ -87,10 +88,17 @@ pub(super) fn plan(pr: &Product) -> Option<Plan> {
     if g.a_sk != 1 || g.a_sm != g.k as i64 || !g.k.is_multiple_of(8) {
         return None;
     }
-    let b_kmajor = g.b_sn == 1;
-    if !(b_kmajor || g.b_sk == 1) || (b_kmajor && !g.n.is_multiple_of(8)) {
+    let b_n_contiguous = g.b_sn == 1;
+    if !(b_n_contiguous || g.b_sk == 1) || (b_n_contiguous && !g.n.is_multiple_of(8)) {
         return None;
     }
+    Some(b_n_contiguous)
+}
+
+/// The plan when the tensor-core kernel applies.
+pub(super) fn plan(pr: &Product) -> Option<Plan> {
+    let g = &pr.geo;
+    let b_kmajor = streamable(pr)?;
     // k-major B is streamed in 16-byte rows of N: every part must start and end on 8 columns.
     if b_kmajor && pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
         return None;

@@ -17,7 +17,7 @@
 //! previous tile's multiplications running: the stage they read is refilled one iteration
 //! later, after every thread has passed the barrier that follows its wait.
 
-use super::gemm::{Group, Product};
+use super::gemm::Product;
 use super::gemm_tc::{commit, copy16, lt, wait_group, within};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, CodegenError, Cx};
@@ -50,15 +50,8 @@ pub(super) struct Plan {
 /// The plan when the wgmma kernel runs `pr`.
 pub(super) fn plan(pr: &Product) -> Option<Plan> {
     let g = &pr.geo;
-    let dt = pr.at.dtype;
-    if !matches!(dt, DType::F16 | DType::BF16) || pr.bt.dtype != dt || pr.parts.len() != 1 {
-        return None;
-    }
-    if g.a_sk != 1 || g.a_sm != g.k as i64 || !g.k.is_multiple_of(8) {
-        return None;
-    }
-    let b_mn_major = g.b_sn == 1;
-    if !(b_mn_major || g.b_sk == 1) || (b_mn_major && !g.n.is_multiple_of(8)) {
+    let b_mn_major = super::gemm_tc::streamable(pr)?;
+    if pr.parts.len() != 1 {
         return None;
     }
     let groups = pr.groups();
@@ -241,7 +234,6 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
     // Epilogue: register 4c + r holds row 16 * warp + lane / 4 + 8 * (r / 2) of the
     // warpgroup's 64, column 8c + 2 * (lane % 4) + r % 2.
     let group = pr.groups().into_iter().next().ok_or_else(|| CodegenError::Internal("a product without outputs".into()))?;
-    let group: Group = group;
     let row0 = em.add(em.add(m0, em.mulk(wg, 64)?)?, em.add(em.mulk(warp, 16)?, em.divk(lane, 4)?)?)?;
     let col0 = em.add(j0, em.mulk(em.remk(lane, 4)?, 2)?)?;
     for (j, &v) in acc.iter().enumerate() {
