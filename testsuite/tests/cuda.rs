@@ -220,8 +220,37 @@ fn random_tensor(dt: DType, dims: &[usize], seed: u64) -> Tensor {
     Tensor::new(dims.to_vec(), kiln_ir::Data::from_f64(dt, &random(dims.iter().product(), seed))).expect("tensor")
 }
 
-/// Products the tensor-core kernel takes (f16/bf16, ragged M/N/K, batched and broadcast,
-/// Gemm's transB with a bias) against the interpreter on the same graph.
+/// Compiles `g` (optimized for sm_90) for `arch`, asserts that its PTX uses `kernel`, and with
+/// a GPU compares its output with the interpreter's on input `x`: whether they agree (true
+/// without a GPU).
+fn product_agrees(label: &str, g: &Graph, x: &Tensor, arch: Arch, kernel: &str) -> bool {
+    let c = compile(g, &opts(arch)).unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert!(c.ptx.contains(kernel), "{label}: the kernel with {kernel} was not used for {arch:?}");
+    let Some(mut s) = session(c.artifact) else { return true };
+    let want = kiln_ir::interp::run(g, vec![x.clone()]).expect("interpreter");
+    let got = s.run(&host_inputs(std::slice::from_ref(x))).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let mut ok = true;
+    for (k, (got, want)) in got.iter().zip(&want).enumerate() {
+        let gv = kiln_ir::Data::from_le_bytes(want.dtype(), &got.data).expect("bytes").to_f64();
+        let wv = want.to_f64();
+        let e = compare::errors(&gv, &wv);
+        let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+        println!("{label} {arch:?} output {k}: max abs / scale {:.3e}, cosine {:.9}", e.max_abs / scale, e.cosine);
+        // Both round the f32/f64 sum once to the storage type: a few units in the last place.
+        if !(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999) {
+            println!("  got  {:?}\n  want {:?}", &gv[..8.min(gv.len())], &wv[..8.min(wv.len())]);
+            ok = false;
+        }
+    }
+    ok
+}
+
+const MMA_SYNC: &str = "mma.sync.aligned.m16n8k16";
+const WGMMA: &str = "wgmma.mma_async.sync.aligned";
+
+/// Products the tensor-core kernels take (f16/bf16, ragged M/N/K, batched and broadcast,
+/// Gemm's transB with a bias) against the interpreter on the same graph: `mma.sync` (compiled
+/// for sm_80, which the sm_90 GPU runs too) and sm_90a's `wgmma`.
 #[test]
 fn tensor_core_products_match_the_interpreter_on_the_gpu() {
     use kiln_ir::ops::BinaryOp;
@@ -242,10 +271,12 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         (vec![768, 128], vec![128, 1408], false, DType::F16),
         (vec![640, 96], vec![96, 1024], false, DType::F16),
         // Large enough for sm_90's wgmma kernel (from here on): 128x256 tiles with ragged M, N
-        // and K, B [K, N] and Gemm's [N, K]; then 128x128 tiles.
+        // and K, B [K, N] and Gemm's [N, K]; then 128x128 and 128x64 tiles.
         (vec![2, 1000, 264], vec![264, 2056], false, DType::F16),
         (vec![2000, 264], vec![2056, 264], true, DType::BF16),
         (vec![1536, 200], vec![200, 1032], false, DType::BF16),
+        (vec![500, 136], vec![136, 2056], false, DType::F16),
+        (vec![500, 136], vec![2056, 136], true, DType::F16),
     ];
     const FIRST_WGMMA: usize = 12;
     let mut failed = vec![];
@@ -264,22 +295,51 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
         };
         g.outputs = vec![y.expect("y")];
         let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
-        let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
-        let kernel = if i >= FIRST_WGMMA { "wgmma.mma_async.sync.aligned" } else { "mma.sync.aligned.m16n8k16" };
-        assert!(c.ptx.contains(kernel), "case {i}: the kernel with {kernel} was not used");
+        let (arch, kernel) = if i >= FIRST_WGMMA { (Arch::Sm90, WGMMA) } else { (Arch::Sm80, MMA_SYNC) };
         let xin = random_tensor(dt, &ad, 1000 + i as u64);
-        let Some(mut s) = session(c.artifact) else { continue };
-        let want = kiln_ir::interp::run(&g, vec![xin.clone()]).expect("interpreter");
-        let got = s.run(&host_inputs(&[xin])).unwrap_or_else(|e| panic!("case {i}: {e}"));
-        let gv = kiln_ir::Data::from_le_bytes(dt, &got[0].data).expect("bytes").to_f64();
-        let wv = want[0].to_f64();
-        let e = compare::errors(&gv, &wv);
-        let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
-        println!("case {i} {ad:?} x {bd:?} {dt}: max abs / scale {:.3e}, cosine {:.9}", e.max_abs / scale, e.cosine);
-        // Both round the f32/f64 sum once to the storage type: a few units in the last place.
-        if !(e.max_abs / scale <= 1e-2 && e.cosine >= 0.9999) {
-            println!("  got  {:?}\n  want {:?}", &gv[..8.min(gv.len())], &wv[..8.min(wv.len())]);
+        if !product_agrees(&format!("case {i} {ad:?} x {bd:?} {dt}"), &g, &xin, arch, kernel) {
             failed.push(i);
+        }
+    }
+    assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");
+}
+
+/// Products that read one input split into parts, on both tensor-core kernels: GQA's Q, K
+/// and V projections merged into one product whose outputs each read one part (concatenated
+/// columns), and SwiGLU's `silu(x Wg) * (x Wu)`, whose one output reads both parts.
+#[test]
+fn split_products_match_the_interpreter_on_the_gpu() {
+    use kiln_ir::ops::BinaryOp;
+    use kiln_ir::UnaryOp;
+    // (rows of x, K, part widths, SwiGLU)
+    let cases: [(usize, usize, &[usize], bool); 3] =
+        [(600, 200, &[1024, 256, 256], false), (1500, 200, &[1032, 1032], true), (1100, 136, &[1032, 1032], true)];
+    let mut failed = vec![];
+    for (i, &(m, k, widths, swiglu)) in cases.iter().enumerate() {
+        let dt = DType::F16;
+        let mut g = Graph::new("split");
+        let x = g.add_input("x", TensorType::fixed(dt, &[m, k]));
+        let mut parts = vec![];
+        for (s, &w) in widths.iter().enumerate() {
+            let wt = g.add_const(format!("w{s}"), std::sync::Arc::new(random_tensor(dt, &[k, w], 40 + (i * 4 + s) as u64)));
+            parts.push(g.add_node(format!("mm{s}"), Op::MatMul {}, vec![Some(x), Some(wt)], &[Some(format!("p{s}"))]).expect("matmul")[0]);
+        }
+        g.outputs = if swiglu {
+            let sg = g.add_node("sig", Op::Unary { op: UnaryOp::Sigmoid }, vec![parts[0]], &[Some("sg".into())]).expect("sigmoid")[0];
+            let si = g.add_node("silu", Op::Binary { op: BinaryOp::Mul }, vec![parts[0], sg], &[Some("si".into())]).expect("mul")[0];
+            let y = g.add_node("glu", Op::Binary { op: BinaryOp::Mul }, vec![si, parts[1]], &[Some("y".into())]).expect("mul")[0];
+            vec![y.expect("y")]
+        } else {
+            parts.iter().map(|p| p.expect("part")).collect()
+        };
+        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let fused = g.nodes.iter().filter(|n| matches!(&n.op, Op::MatMulFused { splits, .. } if splits.len() == widths.len())).count();
+        assert_eq!(fused, 1, "case {i}: the products were not merged:\n{}", kiln_ir::text::print(&g));
+        let xin = random_tensor(dt, &[m, k], 900 + i as u64);
+        for (arch, kernel) in [(Arch::Sm80, MMA_SYNC), (Arch::Sm90, WGMMA)] {
+            if !product_agrees(&format!("split case {i} {m}x{k} {widths:?}"), &g, &xin, arch, kernel) {
+                failed.push((i, arch));
+            }
         }
     }
     assert!(failed.is_empty(), "cases {failed:?} differ from the interpreter");

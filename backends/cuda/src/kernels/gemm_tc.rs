@@ -95,36 +95,113 @@ pub(super) fn streamable(pr: &Product) -> Option<bool> {
     Some(b_n_contiguous)
 }
 
-/// The plan when the tensor-core kernel applies.
-pub(super) fn plan(pr: &Product) -> Option<Plan> {
-    let g = &pr.geo;
-    let b_kmajor = streamable(pr)?;
-    // k-major B is streamed in 16-byte rows of N: every part must start and end on 8 columns.
+/// How the parts of a product share a tensor-core tile, where they can (`b_kmajor`: B is
+/// `[K, N]`, streamed in 16-byte rows of N, so every part must start and end on 8 columns).
+pub(super) fn mode(pr: &Product, b_kmajor: bool) -> Option<Mode> {
     if b_kmajor && pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
         return None;
     }
     let s_count = pr.parts.len();
     let groups = pr.groups();
-    let mode = if s_count == 1 {
-        if groups.len() != 1 || groups[0].width != g.n {
-            return None;
-        }
-        Mode::Single
+    if s_count == 1 {
+        return (groups.len() == 1 && groups[0].width == pr.geo.n).then_some(Mode::Single);
+    }
+    let one_part = pr.out_tys.iter().enumerate().all(|(o, t)| {
+        let deps: Vec<usize> = pr.prog.arg_deps(o).into_iter().filter(|&k| k < s_count).collect();
+        deps.len() == 1 && pr.width(t) == pr.parts[deps[0]].1
+    });
+    let w0 = pr.parts[0].1;
+    if one_part {
+        Some(Mode::Concat)
+    } else if pr.parts.iter().all(|p| p.1 == w0) && groups.len() == 1 && groups[0].width == w0 {
+        Some(Mode::Parts)
     } else {
-        let one_part = pr.out_tys.iter().enumerate().all(|(o, t)| {
-            let deps: Vec<usize> = pr.prog.arg_deps(o).into_iter().filter(|&k| k < s_count).collect();
-            deps.len() == 1 && pr.width(t) == pr.parts[deps[0]].1
-        });
-        let w0 = pr.parts[0].1;
-        if one_part {
-            Mode::Concat
-        } else if pr.parts.iter().all(|p| p.1 == w0) && groups.len() == 1 && groups[0].width == w0 {
-            Mode::Parts
-        } else {
-            return None;
+        None
+    }
+}
+
+/// Columns a tile covers: in Parts mode each part's own (all parts are this wide), else the
+/// whole product's.
+pub(super) fn tile_cols(pr: &Product, mode: &Mode) -> usize {
+    if *mode == Mode::Parts {
+        pr.parts[0].1
+    } else {
+        pr.geo.n
+    }
+}
+
+/// A run of tile columns `lo..lo + width` whose outputs (`group`) read the accumulators of
+/// `reads` (the parts' indices).
+pub(super) struct Segment {
+    pub lo: i64,
+    pub width: usize,
+    pub group: Group,
+    pub reads: Vec<usize>,
+}
+
+/// The epilogue's segments: one in Single and Parts modes; in Concat mode one per part that
+/// some output reads.
+pub(super) fn segments(pr: &Product, mode: &Mode) -> R<Vec<Segment>> {
+    let s_count = pr.parts.len();
+    let first = || pr.groups().into_iter().next().ok_or_else(|| crate::codegen::CodegenError::Internal("a product without outputs".into()));
+    Ok(match mode {
+        Mode::Single => vec![Segment { lo: 0, width: pr.geo.n, group: first()?, reads: vec![0] }],
+        Mode::Parts => vec![Segment { lo: 0, width: pr.parts[0].1, group: first()?, reads: (0..s_count).collect() }],
+        Mode::Concat => pr
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(s, &(off, w))| {
+                let members: Vec<usize> = (0..pr.outs.len()).filter(|&o| pr.prog.arg_deps(o).contains(&s)).collect();
+                if members.is_empty() {
+                    return None;
+                }
+                let needed = members.iter().flat_map(|&o| pr.prog.arg_deps(o)).collect();
+                Some(Segment { lo: off, width: w, group: Group { width: w, members, needed }, reads: vec![s] })
+            })
+            .collect(),
+    })
+}
+
+impl Segment {
+    /// The epilogue for tile column `col` of row `m` where both lie in this segment: `acc(s)`
+    /// is the accumulator of part `s` (in Parts mode; else the product's one).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit<'c>(
+        &self,
+        em: &mut Em<'c>,
+        pr: &Product,
+        p: &[PointerValue<'c>],
+        z: Ix<'c>,
+        m: Ix<'c>,
+        col: Ix<'c>,
+        acc: impl Fn(&Em<'c>, usize) -> R<FloatValue<'c>>,
+    ) -> R<()> {
+        let (lo, hi) = (self.lo, self.lo + self.width as i64);
+        let ok = em
+            .and(lt(em, m, pr.geo.m)?, em.and(em.icmp(IntPredicate::SGE, col, em.ix(lo))?, em.icmp(IntPredicate::SLT, col, em.ix(hi))?)?)?;
+        let mut vals: Vec<Option<FloatValue>> = vec![None; pr.parts.len()];
+        for &s in &self.reads {
+            vals[s] = Some(acc(em, s)?);
         }
-    };
-    let cols = if mode == Mode::Parts { pr.parts[0].1 } else { g.n };
+        let jj = em.addk(col, -lo)?;
+        em.if_(ok, |em| pr.emit_element(em, p, z, m, jj, &self.group, &vals))
+    }
+
+    /// Whether the tile of columns `j0..j0 + bn` overlaps this segment.
+    pub(super) fn touches<'c>(&self, em: &Em<'c>, j0: Ix<'c>, bn: i64) -> R<IntValue<'c>> {
+        let (lo, hi) = (self.lo, self.lo + self.width as i64);
+        em.and(em.icmp(IntPredicate::SLT, j0, em.ix(hi))?, em.icmp(IntPredicate::SGT, em.addk(j0, bn)?, em.ix(lo))?)
+    }
+}
+
+/// The plan when the tensor-core kernel applies.
+pub(super) fn plan(pr: &Product) -> Option<Plan> {
+    let g = &pr.geo;
+    let b_kmajor = streamable(pr)?;
+    let mode = mode(pr, b_kmajor)?;
+    let s_count = pr.parts.len();
+    let cols = tile_cols(pr, &mode);
     let batch = pr.batch_n();
     let mut best: Option<Plan> = None;
     // Largest tiles first; the first that fills the GPU is taken. (Four warps on a 128x128 tile,
@@ -155,7 +232,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     let smem_parts = plan.smem_parts(s_count);
     let (mt_n, nt_n) = (bm / plan.wm / 16, bn / plan.wn / 8);
     let threads = plan.threads();
-    let cols = if plan.mode == Mode::Parts { pr.parts[0].1 } else { g.n };
+    let cols = tile_cols(pr, &plan.mode);
     let no = pr.outs.len();
     let p = cx.begin("_tc", &pr.params())?;
     let h: BasicTypeEnum = cx.em.cx.i16_type().into();
@@ -290,46 +367,18 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     wait_group(em, 0)?;
 
     // Epilogue: segments of columns, each with the outputs it writes and the parts it reads.
-    let groups = pr.groups();
-    let segments: Vec<(i64, usize, Group, Vec<usize>)> = match plan.mode {
-        Mode::Single => vec![(0, g.n, first(groups)?, vec![0])],
-        Mode::Parts => vec![(0, cols, first(groups)?, (0..s_count).collect())],
-        Mode::Concat => pr
-            .parts
-            .iter()
-            .enumerate()
-            .filter_map(|(s, &(off, w))| {
-                let members: Vec<usize> = (0..pr.outs.len()).filter(|&o| pr.prog.arg_deps(o).contains(&s)).collect();
-                if members.is_empty() {
-                    return None;
-                }
-                let needed = members.iter().flat_map(|&o| pr.prog.arg_deps(o)).collect();
-                Some((off, w, Group { width: w, members, needed }, vec![s]))
-            })
-            .collect(),
-    };
     let gq = em.divk(lane, 4)?;
     let tq = em.mulk(em.remk(lane, 4)?, 2)?;
-    for (off, w, group, reads) in &segments {
-        let (lo, hi) = (*off, *off + *w as i64);
-        let touches = em.and(em.icmp(IntPredicate::SLT, j0, em.ix(hi))?, em.icmp(IntPredicate::SGT, em.addk(j0, bn)?, em.ix(lo))?)?;
+    for seg in segments(pr, &plan.mode)? {
+        let touches = seg.touches(em, j0, bn)?;
         em.if_(touches, |em| {
             for mt in 0..mt_n {
                 for nt in 0..nt_n {
                     for r in 0..4 {
                         let m = em.add(m0, em.add(wm0, em.addk(gq, mt * 16 + 8 * (r / 2))?)?)?;
                         let col = em.add(j0, em.add(wn0, em.addk(tq, nt * 8 + r % 2)?)?)?;
-                        let ok = em.and(
-                            lt(em, m, g.m)?,
-                            em.and(em.icmp(IntPredicate::SGE, col, em.ix(lo))?, em.icmp(IntPredicate::SLT, col, em.ix(hi))?)?,
-                        )?;
-                        let mut vals: Vec<Option<FloatValue>> = vec![None; s_count];
-                        for &s in reads {
-                            let slot = if plan.mode == Mode::Parts { s as i64 } else { 0 };
-                            vals[s] = Some(em.get(acc[acc_at(slot, mt, nt, r)])?.into_float_value());
-                        }
-                        let jj = em.addk(col, -lo)?;
-                        em.if_(ok, |em| pr.emit_element(em, &p, z, m, jj, group, &vals))?;
+                        let slot = |s: usize| if plan.mode == Mode::Parts { s as i64 } else { 0 };
+                        seg.emit(em, pr, &p, z, m, col, |em, s| Ok(em.get(acc[acc_at(slot(s), mt, nt, r)])?.into_float_value()))?;
                     }
                 }
             }
@@ -338,11 +387,6 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     }
     let grid = [blocks(cols, bn as usize)?, blocks(g.m, bm as usize)?, pr.batch_n() as u32];
     cx.launch(grid, [threads as u32, 1, 1], smem_bytes as u32)
-}
-
-/// The one group of outputs that `plan` found for Single and Parts modes.
-fn first(groups: Vec<Group>) -> R<Group> {
-    groups.into_iter().next().ok_or_else(|| crate::codegen::CodegenError::Internal("a product without outputs".into()))
 }
 
 /// `d = a·b + c` for one m16n8k16 tile: A as four registers of two 16-bit elements (row-major

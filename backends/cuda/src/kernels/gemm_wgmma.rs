@@ -2,27 +2,32 @@
 //! that shared-memory descriptors describe, f32 accumulators in registers, tiles streamed by
 //! `cp.async` (16-byte chunks, zero-filled outside the matrices) through a 4-stage ring.
 //!
-//! A block of two warpgroups (256 threads) computes a 128 x `bn` tile (`bn` 256, or 128 where
-//! 256 would leave the GPU underfilled); each warpgroup issues `m64n{bn}k16` for its 64 rows,
-//! four per 64-deep K tile. Shared memory holds the tiles in the descriptors' 128-byte swizzle:
+//! A block of two warpgroups (256 threads) computes a 128 x `bn` tile (`bn` 256, 128 or 64:
+//! the widest that still fills the GPU); each warpgroup issues `m64n{bn}k16` for its 64 rows,
+//! four per 64-deep K tile. Split products share the tile as the `mma.sync` kernel's do
+//! (`gemm_tc::Mode`): GQA's concatenated Q, K and V columns are one B, mapped back to their
+//! outputs by the epilogue; SwiGLU's gate and up parts are one B tile each per stage, both
+//! multiplied by the same A tile into their own accumulators, so `silu(gate) * up` is evaluated
+//! in registers. Shared memory holds the tiles in the descriptors' 128-byte swizzle:
 //! a K-major operand (A; B stored `[N, K]`) as 128-byte rows of 64 K, 16-byte chunk `c` of row
 //! `r` at chunk `c ^ (r % 8)`, 8-row groups 1024 bytes apart (the stride byte offset); an
 //! MN-major B (`[K, N]`, which the instruction transposes) as 64-column x 8-row atoms swizzled
 //! the same way, atoms along K adjacent (stride offset 1024) and along N one K tile's atoms
 //! apart (the leading offset). A 16-byte global chunk is one swizzled chunk, and the 8 chunks
 //! that consecutive threads copy fill the 32 banks once. Measured on the H200 (4096^3): 72% of
-//! cuBLAS, against 41% for `mma.sync` (`gemm_tc`), which still takes the smaller products.
+//! cuBLAS, against 41% for `mma.sync` (`gemm_tc`), which still takes the smaller products; on
+//! llama-8L's M = 512 products (128 x 64 tiles, SwiGLU in Parts mode) half its time.
 //!
 //! The ring prefetches two tiles ahead, not three, because `wgmma.wait_group 1` leaves the
 //! previous tile's multiplications running: the stage they read is refilled one iteration
 //! later, after every thread has passed the barrier that follows its wait.
 
 use super::gemm::Product;
-use super::gemm_tc::{commit, copy16, lt, wait_group, within};
+use super::gemm_tc::{commit, copy16, lt, segments, tile_cols, wait_group, within, Mode};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, CodegenError, Cx};
 use inkwell::types::BasicTypeEnum;
-use inkwell::values::{BasicValueEnum, FloatValue};
+use inkwell::values::BasicValueEnum;
 use kiln_ir::DType;
 
 const BM: i64 = 128;
@@ -37,30 +42,49 @@ const GROUP: i64 = 1024;
 const A_BYTES: i64 = BM * BK * 2;
 /// Below this many blocks the `mma.sync` kernel's smaller tiles fill the GPU better.
 const MIN_BLOCKS: usize = 96;
+/// Dynamic shared memory a block of the H100/H200 may use.
+const SMEM_LIMIT: i64 = 227 * 1024;
+/// Accumulator columns per warpgroup (of all parts): 128 f32 registers per thread.
+const MAX_ACC_COLS: i64 = 256;
 
 /// How the wgmma kernel runs a product.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Plan {
     /// B is `[K, N]` (MN-major); otherwise `[N, K]`.
     b_mn_major: bool,
-    /// Columns per block: 256 where that still fills the GPU, else 128.
+    /// Columns per block (of each part in Parts mode): 256, 128 or 64, the widest that still
+    /// fills the GPU.
     bn: i64,
+    mode: Mode,
+}
+
+impl Plan {
+    /// B tiles per stage: one per part in Parts mode, else one.
+    fn b_tiles(&self, pr: &Product) -> i64 {
+        if self.mode == Mode::Parts {
+            pr.parts.len() as i64
+        } else {
+            1
+        }
+    }
+    fn stage_bytes(&self, pr: &Product) -> i64 {
+        A_BYTES + self.b_tiles(pr) * self.bn * BK * 2
+    }
 }
 
 /// The plan when the wgmma kernel runs `pr`.
 pub(super) fn plan(pr: &Product) -> Option<Plan> {
     let g = &pr.geo;
     let b_mn_major = super::gemm_tc::streamable(pr)?;
-    if pr.parts.len() != 1 {
-        return None;
-    }
-    let groups = pr.groups();
-    if groups.len() != 1 || groups[0].width != g.n {
-        return None;
-    }
-    let n_blocks = |bn: usize| g.n.div_ceil(bn) * g.m.div_ceil(BM as usize) * pr.batch_n();
+    let mode = super::gemm_tc::mode(pr, b_mn_major)?;
+    let cols = super::gemm_tc::tile_cols(pr, &mode);
+    let n_blocks = |bn: i64| cols.div_ceil(bn as usize) * g.m.div_ceil(BM as usize) * pr.batch_n();
     // 256 columns measured 17% faster than 128 on a 4096^3 product and 1% on llama-8L (H200).
-    [256, 128].into_iter().find(|&bn| n_blocks(bn) >= MIN_BLOCKS).map(|bn| Plan { b_mn_major, bn: bn as i64 })
+    [256, 128, 64].into_iter().map(|bn| Plan { b_mn_major, bn, mode: mode.clone() }).find(|p| {
+        let fits = STAGES * p.stage_bytes(pr) + GROUP <= SMEM_LIMIT;
+        // Accumulators: 64 rows by `bn` per part, f32, over a warpgroup's 128 threads.
+        fits && p.b_tiles(pr) * p.bn <= MAX_ACC_COLS && n_blocks(p.bn) >= MIN_BLOCKS
+    })
 }
 
 /// The 64-bit descriptor of the interleaved operand starting at shared byte address `addr`.
@@ -125,14 +149,17 @@ fn sync(em: &Em, text: &str) -> R<()> {
 }
 
 pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> {
-    let Plan { b_mn_major, bn } = plan;
-    let stage_bytes = A_BYTES + bn * BK * 2;
+    let (b_mn_major, bn) = (plan.b_mn_major, plan.bn);
+    let b_tiles = plan.b_tiles(pr);
+    let stage_bytes = plan.stage_bytes(pr);
+    let b_bytes = bn * BK * 2;
+    let cols = tile_cols(pr, &plan.mode);
     let g = &pr.geo;
     let dt = pr.at.dtype;
     let no = pr.outs.len();
     let p = cx.begin("_wgmma", &pr.params())?;
     let h: BasicTypeEnum = cx.em.cx.i16_type().into();
-    // Stage s: A's tile at s * stage_bytes, B's right after it.
+    // Stage s: A's tile at s * stage_bytes, B's tiles (one per part in Parts mode) after it.
     // The swizzle repeats every 1024 bytes: tiles start on a multiple (the base is rounded up).
     let smem_bytes = STAGES * stage_bytes + GROUP;
     let smem = cx.em.dynamic_shared(h);
@@ -151,11 +178,12 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
     let pad = em.b.build_and(em.sub(em.ix(GROUP), em.b.build_and(raw, em.ix(GROUP - 1), "")?)?, em.ix(GROUP - 1), "")?;
     let smem_addr = em.add(raw, pad)?;
     let smem_pad = em.divk(pad, 2)?;
+    // B's column ranges per tile: each part's own in Parts mode, else the whole product's.
+    let b_ranges: Vec<(i64, usize)> = if plan.mode == Mode::Parts { pr.parts.clone() } else { vec![(0, g.n)] };
 
     let load_tile = |em: &mut Em<'c>, stage: Ix<'c>, kt: Ix<'c>| -> R<()> {
         let k0 = em.mulk(kt, BK)?;
         let a_stage = em.mulk(stage, stage_bytes)?;
-        let b_stage = em.addk(a_stage, A_BYTES)?;
         let chunks = BM * BK / 8;
         for q in 0..chunks / THREADS {
             let c = em.addk(tid, q * THREADS)?;
@@ -172,31 +200,36 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
             })?;
         }
         let chunks = bn * BK / 8;
-        for q in 0..chunks / THREADS {
-            let c = em.addk(tid, q * THREADS)?;
-            within(em, c, q * THREADS, THREADS, chunks, |em| {
-                let (src, dst, ok) = if b_mn_major {
-                    // Row k of B, columns nc..nc+8.
-                    let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
-                    let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
-                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, g.n)?)?;
-                    let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, gj)?)?;
-                    (src, mn_major_offset(em, kr, nc)?, ok)
-                } else {
-                    let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                    let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
-                    let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, g.n)?)?;
-                    let src = em.add(b_base, em.add(em.mulk(gj, g.k as i64)?, gk)?)?;
-                    (src, k_major_offset(em, nr, kc)?, ok)
-                };
-                let dst = em.add(smem_pad, em.divk(em.add(b_stage, dst)?, 2)?)?;
-                copy16(em, smem, dst, b_ptr, src, ok, h, dt)
-            })?;
+        for (t, &(off, w)) in b_ranges.iter().enumerate() {
+            let b_stage = em.addk(a_stage, A_BYTES + t as i64 * b_bytes)?;
+            for q in 0..chunks / THREADS {
+                let c = em.addk(tid, q * THREADS)?;
+                within(em, c, q * THREADS, THREADS, chunks, |em| {
+                    let (src, dst, ok) = if b_mn_major {
+                        // Row k of B, columns nc..nc+8.
+                        let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
+                        let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
+                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                        let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
+                        (src, mn_major_offset(em, kr, nc)?, ok)
+                    } else {
+                        let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
+                        let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
+                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+                        let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
+                        (src, k_major_offset(em, nr, kc)?, ok)
+                    };
+                    let dst = em.add(smem_pad, em.divk(em.add(b_stage, dst)?, 2)?)?;
+                    copy16(em, smem, dst, b_ptr, src, ok, h, dt)
+                })?;
+            }
         }
         Ok(())
     };
 
-    let acc: Vec<Var> = (0..bn / 2).map(|_| em.var(em.f32c(0.0).into())).collect::<R<_>>()?;
+    // Part t's accumulators: acc[t * bn / 2..(t + 1) * bn / 2].
+    let per_tile = (bn / 2) as usize;
+    let acc: Vec<Var> = (0..b_tiles * bn / 2).map(|_| em.var(em.f32c(0.0).into())).collect::<R<_>>()?;
     for st in 0..STAGES - 2 {
         let ok = lt(em, em.ix(st), k_tiles as usize)?;
         em.if_(ok, |em| load_tile(em, em.ix(st), em.ix(st)))?;
@@ -212,18 +245,21 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
         commit(em)?;
         let a_stage = em.add(smem_addr, em.mulk(em.remk(kt, STAGES)?, stage_bytes)?)?;
         let a_rows = em.add(a_stage, em.mulk(wg, 64 * 128)?)?;
-        let b_stage = em.addk(a_stage, A_BYTES)?;
         sync(em, "wgmma.fence.sync.aligned;")?;
         for s in 0..BK / 16 {
             // K-major: a k16 step is 32 bytes along the swizzled rows (the leading offset is
             // unused); MN-major: two 8-row atoms.
             let da = descriptor(em, em.addk(a_rows, s * 32)?, 16, GROUP)?;
-            let db = if b_mn_major {
-                descriptor(em, em.addk(b_stage, s * 2 * GROUP)?, MN_ATOM, GROUP)?
-            } else {
-                descriptor(em, em.addk(b_stage, s * 32)?, 16, GROUP)?
-            };
-            wgmma(em, dt, da, db, b_mn_major, &acc)?;
+            for t in 0..b_tiles {
+                let b_stage = em.addk(a_stage, A_BYTES + t * b_bytes)?;
+                let db = if b_mn_major {
+                    descriptor(em, em.addk(b_stage, s * 2 * GROUP)?, MN_ATOM, GROUP)?
+                } else {
+                    descriptor(em, em.addk(b_stage, s * 32)?, 16, GROUP)?
+                };
+                let part = &acc[t as usize * per_tile..(t as usize + 1) * per_tile];
+                wgmma(em, dt, da, db, b_mn_major, part)?;
+            }
         }
         sync(em, "wgmma.commit_group.sync.aligned;")?;
         sync(em, "wgmma.wait_group.sync.aligned 1;")
@@ -231,19 +267,23 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
     sync(em, "wgmma.wait_group.sync.aligned 0;")?;
     wait_group(em, 0)?;
 
-    // Epilogue: register 4c + r holds row 16 * warp + lane / 4 + 8 * (r / 2) of the
+    // Epilogue: register 4c + r of a part holds row 16 * warp + lane / 4 + 8 * (r / 2) of the
     // warpgroup's 64, column 8c + 2 * (lane % 4) + r % 2.
-    let group = pr.groups().into_iter().next().ok_or_else(|| CodegenError::Internal("a product without outputs".into()))?;
     let row0 = em.add(em.add(m0, em.mulk(wg, 64)?)?, em.add(em.mulk(warp, 16)?, em.divk(lane, 4)?)?)?;
     let col0 = em.add(j0, em.mulk(em.remk(lane, 4)?, 2)?)?;
-    for (j, &v) in acc.iter().enumerate() {
-        let (c, r) = (j as i64 / 4, j as i64 % 4);
-        let m = em.addk(row0, 8 * (r / 2))?;
-        let col = em.addk(col0, 8 * c + r % 2)?;
-        let ok = em.and(lt(em, m, g.m)?, lt(em, col, g.n)?)?;
-        let val: FloatValue = em.get(v)?.into_float_value();
-        em.if_(ok, |em| pr.emit_element(em, &p, z, m, col, &group, &[Some(val)]))?;
+    for seg in segments(pr, &plan.mode)? {
+        let touches = seg.touches(em, j0, bn)?;
+        em.if_(touches, |em| {
+            for j in 0..per_tile {
+                let (c, r) = (j as i64 / 4, j as i64 % 4);
+                let m = em.addk(row0, 8 * (r / 2))?;
+                let col = em.addk(col0, 8 * c + r % 2)?;
+                let slot = |s: usize| if plan.mode == Mode::Parts { s } else { 0 };
+                seg.emit(em, pr, &p, z, m, col, |em, s| Ok(em.get(acc[slot(s) * per_tile + j])?.into_float_value()))?;
+            }
+            Ok(())
+        })?;
     }
-    let grid = [blocks(g.n, bn as usize)?, blocks(g.m, BM as usize)?, pr.batch_n() as u32];
+    let grid = [blocks(cols, bn as usize)?, blocks(g.m, BM as usize)?, pr.batch_n() as u32];
     cx.launch(grid, [THREADS as u32, 1, 1], smem_bytes as u32)
 }
