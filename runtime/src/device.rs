@@ -45,14 +45,22 @@ impl Session {
     pub fn load_on(path: impl AsRef<Path>, ordinal: usize) -> Result<Session, Error> {
         let p = path.as_ref();
         let bytes = std::fs::read(p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
-        Session::from_artifact(Artifact::parse(&bytes)?, ordinal)
+        Session::setup(Artifact::parse(&bytes)?, ordinal, p.parent())
     }
 
-    /// Sets up a parsed artifact on GPU `ordinal`.
+    /// Sets up a parsed artifact on GPU `ordinal` (the weights it references in its source
+    /// model are read from their recorded paths).
     pub fn from_artifact(a: Artifact, ordinal: usize) -> Result<Session, Error> {
+        Session::setup(a, ordinal, None)
+    }
+
+    /// `dir`: the artifact's directory, where referenced weights files are also looked for.
+    fn setup(a: Artifact, ordinal: usize, dir: Option<&Path>) -> Result<Session, Error> {
         if !matches!(a.manifest.target.as_str(), "sm_90" | "sm_80") {
             return Err(Error::Target(a.manifest.target.clone()));
         }
+        // Referenced weights are read and checked before anything touches the GPU.
+        let w = a.weights_image(dir)?;
         check_device(ordinal)?;
         let ctx = cuda(CudaContext::new(ordinal))?;
         let stream = cuda(ctx.new_stream())?;
@@ -73,10 +81,9 @@ impl Session {
         allow_dynamic_shared(&ctx, &a.manifest, &functions)?;
         let m = a.manifest.clone();
         let arena = cuda(stream.alloc_zeros::<u8>(m.arena_bytes.max(1) as usize))?;
-        let w = a.section(sections::WEIGHTS).unwrap_or(&[]);
         let mut weights = cuda(stream.alloc_zeros::<u8>(w.len().max(1)))?;
         if !w.is_empty() {
-            cuda(stream.memcpy_htod(w, &mut weights))?;
+            cuda(stream.memcpy_htod(&w, &mut weights))?;
         }
         let inputs = m.inputs.iter().map(|t| cuda(stream.alloc_zeros::<u8>(t.bytes().max(1) as usize))).collect::<Result<Vec<_>, _>>()?;
         let mut s =

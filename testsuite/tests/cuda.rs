@@ -609,3 +609,31 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     }
     assert!(failed.is_empty(), "{} cases failed to compile:\n{}", failed.len(), failed.join("\n"));
 }
+
+/// `kiln compile --strip-weights`: the weights that reach the GPU unchanged are referenced in
+/// the golden model's ONNX file instead of copied; the runtime's weights buffer is the same
+/// bytes, and with a GPU the stripped artifact's outputs equal the full one's.
+#[test]
+fn stripped_artifacts_read_their_weights_from_the_model_file() {
+    for name in ["gpt2_tiny", "llama_tiny"] {
+        let (g, inputs, _) = golden(name, Target::Sm90, None);
+        let full = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name}: {e}")).artifact;
+        let sources = kiln_frontend::onnx::weight_sources(&dir(name).join("model.onnx")).expect("sources");
+        let bytes: Vec<Vec<u8>> = sources.iter().map(|(p, _)| std::fs::read(p).expect("read")).collect();
+        let files: Vec<kiln_target::artifact::SourceFile> = sources
+            .iter()
+            .zip(&bytes)
+            .map(|((p, r), b)| kiln_target::artifact::SourceFile { path: p.display().to_string(), bytes: b, ranges: r.clone() })
+            .collect();
+        let mut stripped = full.clone();
+        let s = stripped.strip_weights(&files).expect("strips");
+        let (before, after) = (full.to_bytes().len(), stripped.to_bytes().len());
+        println!("{name}: {} weights ({} bytes) referenced; artifact {before} -> {after} bytes", s.weights, s.bytes);
+        assert!(s.weights > 0 && after < before, "{name}: nothing was stripped");
+        let stripped = kiln_target::artifact::Artifact::parse(&stripped.to_bytes()).expect("parses");
+        assert!(stripped.weights_image(None).expect("image") == full.weights_image(None).expect("image"), "{name}: the buffers differ");
+        let (Some(mut a), Some(mut b)) = (session(full), session(stripped)) else { continue };
+        let (x, y) = (a.run(&host_inputs(&inputs)).expect("full"), b.run(&host_inputs(&inputs)).expect("stripped"));
+        assert!(x == y, "{name}: the stripped artifact's outputs differ");
+    }
+}

@@ -84,3 +84,42 @@ fn external_data_out_of_range_or_escaping_is_refused() {
     assert!(matches!(import_file(&path, &ImportOptions::default()), Err(ImportError::Io { .. })));
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// `weight_sources` (what `--strip-weights` may reference): the model file's inline raw data
+/// and the external file's range, each holding exactly the initializer's bytes.
+#[test]
+fn weight_sources_locate_inline_and_external_data() {
+    let d = temp_dir("sources");
+    let mut blob = vec![0xAAu8; 8];
+    for v in [1.0f32, 2.5, -4.0] {
+        blob.extend(v.to_le_bytes());
+    }
+    std::fs::write(d.join("weights.bin"), &blob).expect("write data");
+    let path = write_model(&d, "weights.bin", 8, 12);
+    // Add an inline initializer to the same model.
+    let mut m = ModelProto::parse_from_bytes(&std::fs::read(&path).expect("read")).expect("parse");
+    let mut inline = TensorProto::new();
+    inline.name = "v".into();
+    inline.dims = vec![2];
+    inline.data_type = DataType::FLOAT as i32;
+    inline.raw_data = [7.0f32, -0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.graph.as_mut().expect("graph").initializer.push(inline.clone());
+    let bytes = m.write_to_bytes().expect("serialize");
+    std::fs::write(&path, &bytes).expect("write model");
+
+    let sources = kiln_frontend::onnx::weight_sources(&path).expect("sources");
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    let (model, ranges) = &sources[0];
+    assert_eq!(ranges.len(), 1);
+    let (o, l) = ranges[0];
+    assert_eq!(&std::fs::read(model).expect("model")[o as usize..(o + l) as usize], inline.raw_data.as_slice());
+    let (ext, ranges) = &sources[1];
+    assert!(ext.ends_with("weights.bin"));
+    assert_eq!(ranges, &vec![(8, 12)]);
+
+    // A truncated model file is an error naming the offset, not a shorter list.
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("write cut");
+    let e = kiln_frontend::onnx::weight_sources(&path).expect_err("truncated").to_string();
+    assert!(e.contains("offset"), "{e}");
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -118,6 +118,12 @@ enum Cmd {
         /// compute, in f32.
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// Reference the weights that reach the GPU unchanged in the model file (and its
+        /// external data files) instead of copying them into the artifact; the runtime reads
+        /// them from there, checking each against its checksum. Weights converted by
+        /// --precision, folded or merged by the optimizer stay in the artifact.
+        #[arg(long)]
+        strip_weights: bool,
     },
     /// Compare two .npy tensors (for example kiln's output with a reference): prints max abs,
     /// max relative and cosine; fails when they differ beyond the dtype's tolerance.
@@ -156,10 +162,10 @@ pub fn main() -> Result<()> {
         }
         Cmd::Bench { model, iters, json, per_kernel } => bench(&model, iters, json, per_kernel),
         Cmd::Ops { model, target, json, input_shape } => ops(&model, &target, json, &parse_shapes(&input_shape)?),
-        Cmd::Compile { model, target, output, emit, report, input_shape, precision } => compile(
+        Cmd::Compile { model, target, output, emit, report, input_shape, precision, strip_weights } => compile(
             &model,
             &target,
-            output.as_deref(),
+            Out { path: output.as_deref(), strip_weights },
             emit.as_deref(),
             report.as_deref(),
             &parse_shapes(&input_shape)?,
@@ -527,10 +533,39 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
     write_outputs(out_dir, &named)
 }
 
+/// References the artifact's weights found unchanged in `model`'s files.
+fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Path) -> Result<()> {
+    let sources = kiln_frontend::onnx::weight_sources(model).with_context(|| format!("locating the weights in {}", model.display()))?;
+    let mut bytes = vec![];
+    for (p, _) in &sources {
+        bytes.push(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    let files: Vec<kiln_target::artifact::SourceFile> = sources
+        .iter()
+        .zip(&bytes)
+        .map(|((p, ranges), b)| kiln_target::artifact::SourceFile { path: p.display().to_string(), bytes: b, ranges: ranges.clone() })
+        .collect();
+    let s = a.strip_weights(&files).context("stripping the weights")?;
+    let total = a.manifest.weights_bytes;
+    println!(
+        "stripped {} weights ({} of {total} bytes), referenced in {}",
+        s.weights,
+        s.bytes,
+        sources.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// Where `compile` writes its artifact, and whether it strips the weights.
+struct Out<'a> {
+    path: Option<&'a Path>,
+    strip_weights: bool,
+}
+
 fn compile(
     model: &Path,
     target: &str,
-    output: Option<&Path>,
+    out: Out,
     emit: Option<&str>,
     report: Option<&Path>,
     shapes: &HashMap<String, Vec<usize>>,
@@ -538,6 +573,10 @@ fn compile(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let t: Target = target.parse()?;
+    let (output, strip) = (out.path, out.strip_weights);
+    if strip && (emit.is_some() || !matches!(t, Target::Sm90 | Target::Sm80)) {
+        bail!("--strip-weights applies to the artifact that --target sm_90 or sm_80 writes with -o");
+    }
     let g = with_precision(load(model, shapes)?, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {
@@ -574,7 +613,10 @@ fn compile(
         Some(_) => print_memory_plan(&g)?,
         None if matches!(t, Target::Sm90 | Target::Sm80) => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
-            let c = cuda(&g)?;
+            let mut c = cuda(&g)?;
+            if strip {
+                strip_weights(&mut c.artifact, model)?;
+            }
             let bytes = c.artifact.to_bytes();
             std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             let m = &c.artifact.manifest;

@@ -4,7 +4,7 @@ use crate::codegen::{self, elem_type, CodegenError};
 use crate::ptx::{self, Arch};
 use inkwell::context::Context;
 use kiln_ir::Graph;
-use kiln_target::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, TensorInfo, WeightInfo};
+use kiln_target::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, Stored, TensorInfo, WeightInfo};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -73,6 +73,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
                 dims: dims.iter().map(|&x| x as u64).collect(),
                 offset: *off,
                 bytes: (d.element_bytes() * n) as u64,
+                stored: Stored::Section { offset: *off },
             })
         })
         .collect::<Result<Vec<_>, CodegenError>>()?;
@@ -86,6 +87,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
         inputs,
         outputs,
         arena_bytes: low.arena_bytes.max(1),
+        weights_bytes: low.weights.len() as u64,
         weights,
         kernels,
         launches,

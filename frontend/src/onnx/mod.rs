@@ -95,6 +95,35 @@ pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Model, ImportErr
     import_bytes(&bytes, path.parent().map(Path::to_path_buf), opts)
 }
 
+/// The files that hold an ONNX model's initializer data and, in each, the (offset, length)
+/// ranges of that data: the model file's inline `raw_data`, and external data files (resolved
+/// next to the model, as the importer does). Paths are canonical. What a weight-stripped
+/// artifact may reference instead of copying.
+pub fn weight_sources(path: &Path) -> Result<Vec<(PathBuf, Vec<(u64, u64)>)>, ImportError> {
+    let io = |p: &Path, e: std::io::Error| ImportError::Io { path: p.display().to_string(), message: e.to_string() };
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    wire::check_framing(&bytes).map_err(ImportError::Parse)?;
+    let data = wire::initializer_data(&bytes).map_err(ImportError::Parse)?;
+    let mut out = vec![(path.canonicalize().map_err(|e| io(path, e))?, data.inline)];
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (loc, offset, length) in data.external {
+        if Path::new(&loc).is_absolute() || loc.split(['/', '\\']).any(|c| c == "..") {
+            continue;
+        }
+        let p = dir.join(&loc).canonicalize().map_err(|e| io(&dir.join(&loc), e))?;
+        let size = std::fs::metadata(&p).map_err(|e| io(&p, e))?.len();
+        let len = length.unwrap_or(size.saturating_sub(offset));
+        if offset.checked_add(len).is_none_or(|e| e > size) {
+            continue;
+        }
+        match out.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, r)) => r.push((offset, len)),
+            None => out.push((p, vec![(offset, len)])),
+        }
+    }
+    Ok(out)
+}
+
 /// Imports a serialized ModelProto. `dir` resolves external data files.
 pub fn import_bytes(bytes: &[u8], dir: Option<PathBuf>, opts: &ImportOptions) -> Result<Model, ImportError> {
     wire::check_framing(bytes).map_err(ImportError::Parse)?;

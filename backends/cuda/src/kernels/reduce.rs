@@ -1,6 +1,8 @@
 //! Row reductions: LayerNorm, RMSNorm, Softmax, LogSoftmax and Reduce*. One thread block per
 //! row; threads stride over the row and combine through warp shuffles and a shared scratch of
-//! one value per warp. Statistics accumulate in f32 whatever the storage dtype.
+//! one value per warp. Statistics accumulate in f32 whatever the storage dtype; LayerNorm reads
+//! its row once for them (Welford's running mean and squared deviations, merged pairwise across
+//! the block) and once more to normalize.
 
 use super::{bcast_index, input, output};
 use crate::codegen::llvm::{Em, Ix, R};
@@ -67,6 +69,68 @@ pub fn block_reduce<'c>(em: &mut Em<'c>, v: FloatValue<'c>, op: Combine, scratch
     for m in [16, 8, 4, 2, 1] {
         let o = em.shfl_xor(r, m)?;
         r = op.apply(em, r, o)?;
+    }
+    em.barrier()?;
+    Ok(r)
+}
+
+/// Welford's statistics of some elements: their count, mean and sum of squared deviations
+/// from the mean.
+#[derive(Clone, Copy)]
+struct Welford<'c> {
+    n: FloatValue<'c>,
+    mean: FloatValue<'c>,
+    m2: FloatValue<'c>,
+}
+
+impl<'c> Welford<'c> {
+    /// The statistics of both sets (Chan, Golub and LeVeque's pairwise update); two empty sets
+    /// give an empty one.
+    fn merge(self, em: &Em<'c>, o: Welford<'c>) -> R<Welford<'c>> {
+        let n = em.fadd(self.n, o.n)?;
+        let d = em.fsub(o.mean, self.mean)?;
+        let r = em.fdiv(o.n, em.fmax(n, em.f32c(1.0))?)?;
+        let mean = em.fintr("fma", &[d, r, self.mean])?;
+        let cross = em.fmul(em.fmul(d, d)?, em.fmul(self.n, r)?)?;
+        Ok(Welford { n, mean, m2: em.fadd(em.fadd(self.m2, o.m2)?, cross)? })
+    }
+
+    fn shuffle(self, em: &Em<'c>, m: i64) -> R<Welford<'c>> {
+        Ok(Welford { n: em.shfl_xor(self.n, m)?, mean: em.shfl_xor(self.mean, m)?, m2: em.shfl_xor(self.m2, m)? })
+    }
+}
+
+/// Merges every thread's statistics across the block (`scratch`: 3 x 32 f32); every thread
+/// gets the row's.
+fn block_welford<'c>(em: &mut Em<'c>, w: Welford<'c>, scratch: PointerValue<'c>, threads: i64) -> R<Welford<'c>> {
+    let mut w = w;
+    for m in [16, 8, 4, 2, 1] {
+        w = w.merge(em, w.shuffle(em, m)?)?;
+    }
+    if threads <= 32 {
+        return Ok(w);
+    }
+    let tid = em.sreg("tid.x")?;
+    let lane = em.remk(tid, 32)?;
+    let warp = em.divk(tid, 32)?;
+    let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
+    em.if_(is0, |em| {
+        for (k, v) in [w.n, w.mean, w.m2].into_iter().enumerate() {
+            em.store_shared_f32(scratch, em.addk(warp, 32 * k as i64)?, v)?;
+        }
+        Ok(())
+    })?;
+    em.barrier()?;
+    let has = em.icmp(IntPredicate::SLT, lane, em.ix(threads / 32))?;
+    let zero = em.f32c(0.0);
+    let mut part = [zero; 3];
+    for (k, v) in part.iter_mut().enumerate() {
+        let x = em.load_shared_f32(scratch, em.addk(lane, 32 * k as i64)?)?;
+        *v = em.select(has, x, zero)?.into_float_value();
+    }
+    let mut r = Welford { n: part[0], mean: part[1], m2: part[2] };
+    for m in [16, 8, 4, 2, 1] {
+        r = r.merge(em, r.shuffle(em, m)?)?;
     }
     em.barrier()?;
     Ok(r)
@@ -279,35 +343,40 @@ fn norm<'c>(cx: &mut Cx<'c, '_>, node: &Node, xt: &Ty, yt: &Ty, rows: Rows, laye
     params.extend(stats.iter().map(|s| Param::Value(s.1)));
     let threads = threads_for(rows.len);
     let p = cx.begin("", &params)?;
-    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 32);
+    let scratch = cx.em.shared_array("scratch", cx.em.f32t().into(), 3 * 32);
     let em = &mut cx.em;
     let row = em.sreg("ctaid.x")?;
     let base = rows.base(em, row)?;
     let len = rows.len as f64;
     let dims = xt.dims.clone();
-    // Pass 1: mean (LayerNorm) or mean of squares (RMSNorm).
-    let acc = em.var(em.f32c(0.0).into())?;
-    row_loop(em, &rows, base, threads, |em, _, idx| {
-        let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
-        let t = if layer { v } else { em.fmul(v, v)? };
-        let a = em.get(acc)?.into_float_value();
-        em.set(acc, em.fadd(a, t)?.into())
-    })?;
-    let s = block_reduce(em, em.get(acc)?.into_float_value(), Combine::Sum, scratch, threads)?;
-    let m1 = em.fdiv(s, em.f32c(len))?;
+    // One pass for the statistics: Welford's running mean and sum of squared deviations
+    // (LayerNorm), or the mean of squares (RMSNorm).
     let (mean, var) = if layer {
-        // Pass 2: variance around the mean (two passes: no cancellation).
-        let acc2 = em.var(em.f32c(0.0).into())?;
+        let zero = em.f32c(0.0);
+        let (n, mean, m2) = (em.var(zero.into())?, em.var(zero.into())?, em.var(zero.into())?);
         row_loop(em, &rows, base, threads, |em, _, idx| {
             let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
-            let d = em.fsub(v, m1)?;
-            let a = em.get(acc2)?.into_float_value();
-            em.set(acc2, em.fintr("fma", &[d, d, a])?.into())
+            let k = em.fadd(em.get(n)?.into_float_value(), em.f32c(1.0))?;
+            let mu = em.get(mean)?.into_float_value();
+            let d = em.fsub(v, mu)?;
+            let mu = em.fadd(mu, em.fdiv(d, k)?)?;
+            let m2v = em.fintr("fma", &[d, em.fsub(v, mu)?, em.get(m2)?.into_float_value()])?;
+            em.set(n, k.into())?;
+            em.set(mean, mu.into())?;
+            em.set(m2, m2v.into())
         })?;
-        let s2 = block_reduce(em, em.get(acc2)?.into_float_value(), Combine::Sum, scratch, threads)?;
-        (m1, em.fdiv(s2, em.f32c(len))?)
+        let part = Welford { n: em.get(n)?.into_float_value(), mean: em.get(mean)?.into_float_value(), m2: em.get(m2)?.into_float_value() };
+        let w = block_welford(em, part, scratch, threads)?;
+        (w.mean, em.fdiv(w.m2, em.f32c(len))?)
     } else {
-        (em.f32c(0.0), m1)
+        let acc = em.var(em.f32c(0.0).into())?;
+        row_loop(em, &rows, base, threads, |em, _, idx| {
+            let v = em.load(xt.dtype, p[1], idx)?.into_float_value();
+            let a = em.get(acc)?.into_float_value();
+            em.set(acc, em.fintr("fma", &[v, v, a])?.into())
+        })?;
+        let s = block_reduce(em, em.get(acc)?.into_float_value(), Combine::Sum, scratch, threads)?;
+        (em.f32c(0.0), em.fdiv(s, em.f32c(len))?)
     };
     let inv = em.fdiv(em.f32c(1.0), em.fintr("sqrt", &[em.fadd(var, em.f32c(eps))?])?)?;
     if !stats.is_empty() {

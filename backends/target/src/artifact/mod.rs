@@ -12,7 +12,8 @@
 //! ```
 //!
 //! The manifest names each section (offset, length) and describes inputs, outputs, the weights
-//! table, the kernels and the launch sequence with every pointer argument as a [`Loc`] (arena,
+//! table (each weight in the weights section or, in a weight-stripped artifact, referenced in
+//! the model file it was compiled from: [`weights`]), the kernels and the launch sequence with every pointer argument as a [`Loc`] (arena,
 //! weights or an input buffer). [`Artifact::parse`] checks the header, the checksum and every
 //! offset and size in the manifest against the sections and the arena, so that a corrupt or
 //! truncated file is an error at load time, never an out-of-bounds access at run time.
@@ -21,8 +22,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod weights;
+pub use weights::{SourceFile, Stripped, MIN_STRIPPED_BYTES};
+
 pub const MAGIC: &[u8; 8] = b"KILNART\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: weights may be referenced in the source model (`Stored::Source`).
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 48;
 /// Sections start at multiples of this (a page, so the weights section can be mapped).
 pub const SECTION_ALIGN: usize = 4096;
@@ -162,7 +167,8 @@ impl TensorInfo {
     }
 }
 
-/// One weight: its bytes are `weights[offset .. offset + bytes]`.
+/// One weight: `bytes` bytes at `offset` of the device weights buffer, stored in the
+/// artifact's weights section or referenced in the model's source file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightInfo {
     pub name: String,
@@ -170,6 +176,18 @@ pub struct WeightInfo {
     pub dims: Vec<u64>,
     pub offset: u64,
     pub bytes: u64,
+    pub stored: Stored,
+}
+
+/// Where a weight's bytes are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "in", rename_all = "lowercase")]
+pub enum Stored {
+    /// At `offset` of the weights section.
+    Section { offset: u64 },
+    /// At `offset` of the file `path` (the model the artifact was compiled from; a weight-
+    /// stripped artifact), with the FNV-1a 64 checksum of those bytes.
+    Source { path: String, offset: u64, checksum: u64 },
 }
 
 /// A kernel entry point of the code section.
@@ -223,6 +241,8 @@ pub struct Manifest {
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
     pub arena_bytes: u64,
+    /// Size of the device weights buffer.
+    pub weights_bytes: u64,
     pub weights: Vec<WeightInfo>,
     pub kernels: Vec<KernelInfo>,
     pub launches: Vec<Launch>,
@@ -251,6 +271,8 @@ pub enum ArtifactError {
     Manifest { offset: u64, msg: String },
     #[error("artifact is inconsistent: {0}")]
     Invalid(String),
+    #[error("weight `{weight}` is referenced at offset {offset} of {path}: {msg}")]
+    Source { weight: String, path: String, offset: u64, msg: String },
 }
 
 /// A parsed and validated artifact: the manifest and the section bytes.
@@ -351,7 +373,8 @@ impl Artifact {
     pub fn validate(&self) -> Result<(), ArtifactError> {
         let m = &self.manifest;
         let bad = |msg: String| Err(ArtifactError::Invalid(msg));
-        let weights_len = self.section(sections::WEIGHTS).map_or(0, |w| w.len()) as u64;
+        let weights_len = m.weights_bytes;
+        let section_len = self.section(sections::WEIGHTS).map_or(0, |w| w.len()) as u64;
         if self.section(sections::PTX).is_none() && self.section(sections::CUBIN).is_none() {
             return bad("no code section (ptx or cubin)".into());
         }
@@ -384,6 +407,20 @@ impl Artifact {
             if let Err(e) = fits(&Loc::Weights { offset: w.offset }, w.bytes) {
                 return bad(format!("weight `{}`: {e}", w.name));
             }
+            match &w.stored {
+                Stored::Section { offset } if offset.checked_add(w.bytes).is_none_or(|e| e > section_len) => {
+                    return bad(format!(
+                        "weight `{}`: {} bytes at section offset {offset} exceed the weights section ({section_len} bytes)",
+                        w.name, w.bytes
+                    ));
+                }
+                Stored::Source { path, .. } if path.is_empty() => return bad(format!("weight `{}`: an empty source path", w.name)),
+                _ => {}
+            }
+        }
+        let end = m.weights.iter().map(|w| w.offset.saturating_add(w.bytes)).max().unwrap_or(0);
+        if m.weights_bytes != end {
+            return bad(format!("the weights buffer is {} bytes, its weights end at {end}", m.weights_bytes));
         }
         for k in &m.kernels {
             if let Some(t) = &k.output {
@@ -429,7 +466,15 @@ mod tests {
                 inputs: vec![t("x", Loc::Input { index: 0, offset: 0 })],
                 outputs: vec![t("y", Loc::Arena { offset: 0 })],
                 arena_bytes: 64,
-                weights: vec![WeightInfo { name: "w".into(), dtype: ElemType::F32, dims: vec![4], offset: 0, bytes: 16 }],
+                weights_bytes: 16,
+                weights: vec![WeightInfo {
+                    name: "w".into(),
+                    dtype: ElemType::F32,
+                    dims: vec![4],
+                    offset: 0,
+                    bytes: 16,
+                    stored: Stored::Section { offset: 0 },
+                }],
                 kernels: vec![KernelInfo { name: "k0".into(), node: "add".into(), op: "Add".into(), output: None }],
                 launches: vec![Launch {
                     kernel: 0,
