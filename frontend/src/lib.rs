@@ -3,8 +3,8 @@
 //! [`onnx`] reads ONNX (opsets 7 to 25) with onnx-protobuf: initializers (inline or in external
 //! data files), Constant nodes, attribute defaults and opset differences per the ONNX spec,
 //! If/Loop subgraphs. Importers translate attributes only; shapes are inferred by `kiln-ir`.
-//! [`hf_config`] reads a Hugging Face `config.json` (the first step of importing safetensors
-//! checkpoints; the graph builders are still to come).
+//! [`hf`] builds Llama, Qwen2 and Mistral graphs from a Hugging Face `config.json` and
+//! safetensors weights (GPT-2 and BERT configs are read; their builders are still to come).
 //!
 //! ```no_run
 //! let model = kiln_frontend::onnx::import_file("model.onnx".as_ref(), &Default::default())?;
@@ -12,5 +12,5 @@
 //! # Ok::<(), kiln_frontend::onnx::ImportError>(())
 //! ```
 
-pub mod hf_config;
+pub mod hf;
 pub mod onnx;

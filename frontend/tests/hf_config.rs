@@ -1,6 +1,6 @@
 //! config.json reading: each architecture's keys, its defaults, and every rejected value named.
 
-use kiln_frontend::hf_config::{Activation, Arch, ConfigError, HfConfig, RopeScaling};
+use kiln_frontend::hf::config::{Activation, Arch, ConfigError, HfConfig, RopeScaling};
 
 const LLAMA: &str = r#"{"model_type": "llama", "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,

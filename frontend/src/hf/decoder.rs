@@ -1,0 +1,207 @@
+//! Llama, Qwen2 and Mistral decoders built in the IR from a config and a checkpoint, with the
+//! ops an ONNX export at opset 23 has after kiln's import (RMSNormalization, MatMul against the
+//! transposed projection weights, RotaryEmbedding, Attention with GQA, Sigmoid and Mul for
+//! SiLU), so that the optimizer fuses them as it fuses an exported model.
+//!
+//! The prefill graph takes `input_ids` (int64 `[batch, seq]`) and returns `logits` (f32
+//! `[batch, seq, vocab]`), then each layer's `present.{i}.key` and `present.{i}.value`
+//! (`[batch, kv_heads, seq, head_dim]`). Weights are converted to f32; `--precision` lowers
+//! them afterwards like an ONNX model's.
+
+use super::checkpoint::Checkpoint;
+use super::config::{Activation, Arch, HfConfig, RopeScaling};
+use super::HfError;
+use kiln_ir::{DType, Data, Graph, Op, Tensor, TensorType, ValueId};
+use std::sync::Arc;
+
+/// What a prefill graph is specialized to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefill {
+    pub batch: usize,
+    pub seq: usize,
+}
+
+/// Builds a graph node by node, naming values after the checkpoint's modules.
+struct Builder {
+    g: Graph,
+}
+
+impl Builder {
+    fn node(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, HfError> {
+        self.nodes(name, op, ins, &[name.to_string()]).map(|v| v[0])
+    }
+
+    /// A node whose outputs are named `outs`.
+    fn nodes(&mut self, name: &str, op: Op, ins: &[ValueId], outs: &[String]) -> Result<Vec<ValueId>, HfError> {
+        let names: Vec<Option<String>> = outs.iter().map(|o| Some(o.clone())).collect();
+        let v = self.g.add_node(name, op, ins.iter().map(|&i| Some(i)).collect(), &names).map_err(|e| HfError::Build(e.to_string()))?;
+        v.into_iter().map(|o| o.ok_or_else(|| HfError::Build(format!("node `{name}` has no output")))).collect()
+    }
+
+    fn konst(&mut self, name: &str, t: Tensor) -> ValueId {
+        self.g.add_const(name, Arc::new(t))
+    }
+
+    /// `x W^T (+ b)` for a Linear layer's `[out, in]` weight, W^T stored as the constant.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(&mut self, ck: &mut Checkpoint, x: ValueId, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<ValueId, HfError> {
+        let wt = self.transposed_weight(ck, &format!("{prefix}.weight"), out, inp)?;
+        let mut y = self.node(&format!("{prefix}/MatMul"), Op::MatMul {}, &[x, wt])?;
+        if bias {
+            let b = ck.take(&format!("{prefix}.bias"), &[out])?;
+            let b = self.konst(&format!("{prefix}.bias"), f32_tensor(vec![out], &b.to_f64())?);
+            y = self.node(&format!("{prefix}/Add"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[y, b])?;
+        }
+        Ok(y)
+    }
+
+    /// A Linear layer's `[out, in]` weight as the `[in, out]` constant a MatMul reads.
+    fn transposed_weight(&mut self, ck: &mut Checkpoint, name: &str, out: usize, inp: usize) -> Result<ValueId, HfError> {
+        let v = ck.take(name, &[out, inp])?.to_f64();
+        let t: Vec<f64> = (0..out * inp).map(|i| v[(i % out) * inp + i / out]).collect();
+        Ok(self.konst(name, f32_tensor(vec![inp, out], &t)?))
+    }
+
+    fn rms_norm(&mut self, ck: &mut Checkpoint, x: ValueId, prefix: &str, hidden: usize, eps: f64) -> Result<ValueId, HfError> {
+        let w = ck.take(&format!("{prefix}.weight"), &[hidden])?;
+        let w = self.konst(&format!("{prefix}.weight"), f32_tensor(vec![hidden], &w.to_f64())?);
+        self.node(prefix, Op::RMSNormalization { axis: -1, epsilon: eps as f32 }, &[x, w])
+    }
+}
+
+fn f32_tensor(dims: Vec<usize>, v: &[f64]) -> Result<Tensor, HfError> {
+    Tensor::new(dims, Data::from_f64(DType::F32, v)).map_err(|e| HfError::Build(e.to_string()))
+}
+
+/// The rotary inverse frequencies, `rope_scaling` applied as transformers does for a sequence
+/// that covers `positions` positions.
+pub fn inv_freq(cfg: &HfConfig, positions: usize) -> Vec<f64> {
+    let d = cfg.head_dim;
+    let mut base = cfg.rope_theta.unwrap_or(10000.0);
+    if let Some(RopeScaling::Dynamic { factor }) = cfg.rope_scaling {
+        let max = cfg.max_position_embeddings as f64;
+        let len = (positions as f64).max(max);
+        base *= (factor * len / max - (factor - 1.0)).powf(d as f64 / (d as f64 - 2.0));
+    }
+    let inv: Vec<f64> = (0..d / 2).map(|i| 1.0 / base.powf((2 * i) as f64 / d as f64)).collect();
+    match cfg.rope_scaling {
+        Some(RopeScaling::Linear { factor }) => inv.iter().map(|f| f / factor).collect(),
+        Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+            let old = original_max_position_embeddings as f64;
+            let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+            inv.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+        _ => inv,
+    }
+}
+
+/// The cos and sin caches, `[positions, head_dim / 2]`.
+fn rotary_caches(cfg: &HfConfig, positions: usize) -> Result<(Tensor, Tensor), HfError> {
+    let inv = inv_freq(cfg, positions);
+    let half = inv.len();
+    let angle = |i: usize| (i / half) as f64 * inv[i % half];
+    let cos: Vec<f64> = (0..positions * half).map(|i| angle(i).cos()).collect();
+    let sin: Vec<f64> = (0..positions * half).map(|i| angle(i).sin()).collect();
+    Ok((f32_tensor(vec![positions, half], &cos)?, f32_tensor(vec![positions, half], &sin)?))
+}
+
+/// The prefill graph of a Llama, Qwen2 or Mistral checkpoint.
+pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph, HfError> {
+    if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Mistral) {
+        return Err(HfError::Build(format!("{:?} is not a Llama-style decoder", cfg.arch)));
+    }
+    if cfg.activation != Activation::Silu {
+        return Err(HfError::Unsupported(format!("hidden_act {:?}: the gated MLP is built with silu", cfg.activation)));
+    }
+    if p.batch == 0 || p.seq == 0 {
+        return Err(HfError::Unsupported(format!("--batch {} --seq {}: both must be positive", p.batch, p.seq)));
+    }
+    if p.seq > cfg.max_position_embeddings && !matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })) {
+        return Err(HfError::Unsupported(format!("--seq {} exceeds max_position_embeddings = {}", p.seq, cfg.max_position_embeddings)));
+    }
+    let (h, nh, kv, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
+    let (b, s) = (p.batch, p.seq);
+    let mut bd = Builder { g: Graph::new(format!("{:?} prefill", cfg.arch).to_lowercase()) };
+    let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
+    let embed = ck.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+    let table = bd.konst("model.embed_tokens.weight", f32_tensor(vec![cfg.vocab_size, h], &embed.to_f64())?);
+    let mut x = bd.node("model.embed_tokens", Op::Gather { axis: 0 }, &[table, ids])?;
+    let (cos, sin) = rotary_caches(cfg, s)?;
+    let (cos, sin) = (bd.konst("rotary.cos_cache", cos), bd.konst("rotary.sin_cache", sin));
+    let pos: Vec<i64> = (0..b * s).map(|i| (i % s) as i64).collect();
+    let pos = bd.konst("position_ids", Tensor::new(vec![b, s], Data::I64(pos)).map_err(|e| HfError::Build(e.to_string()))?);
+    // Mistral's sliding window, where the sequence is longer than it: a boolean mask.
+    let window = cfg.sliding_window.filter(|&w| w < s);
+    let mask = match window {
+        None => None,
+        Some(w) => {
+            let m: Vec<bool> = (0..s * s).map(|i| (i % s) <= i / s && i / s - i % s < w).collect();
+            Some(bd.konst("sliding_window_mask", Tensor::new(vec![s, s], Data::Bool(m)).map_err(|e| HfError::Build(e.to_string()))?))
+        }
+    };
+    let mut presents = vec![];
+    for i in 0..cfg.num_layers {
+        let l = format!("model.layers.{i}");
+        let hn = bd.rms_norm(ck, x, &format!("{l}.input_layernorm"), h, cfg.norm_eps)?;
+        let qkv_bias = cfg.attention_bias;
+        let q = bd.linear(ck, hn, &format!("{l}.self_attn.q_proj"), nh * hd, h, qkv_bias)?;
+        let k = bd.linear(ck, hn, &format!("{l}.self_attn.k_proj"), kv * hd, h, qkv_bias)?;
+        let v = bd.linear(ck, hn, &format!("{l}.self_attn.v_proj"), kv * hd, h, qkv_bias)?;
+        let rope = |heads: usize| Op::RotaryEmbedding { interleaved: false, num_heads: heads as i64, rotary_embedding_dim: 0 };
+        let q = bd.node(&format!("{l}.self_attn.rotary_q"), rope(nh), &[q, cos, sin, pos])?;
+        let k = bd.node(&format!("{l}.self_attn.rotary_k"), rope(kv), &[k, cos, sin, pos])?;
+        let att = Op::Attention {
+            is_causal: window.is_none(),
+            kv_num_heads: kv as i64,
+            q_num_heads: nh as i64,
+            qk_matmul_output_mode: 0,
+            scale: None,
+            softcap: 0.0,
+            softmax_precision: None,
+            zero_undefined_rows: false,
+        };
+        let mut ins = vec![q, k, v];
+        ins.extend(mask);
+        let names = [format!("{l}.self_attn"), format!("present.{i}.key"), format!("present.{i}.value")];
+        let outs = bd.nodes(&format!("{l}.self_attn"), att, &ins, &names)?;
+        presents.push((outs[1], outs[2]));
+        // Llama's attention_bias covers the output projection too; Qwen2 has none there.
+        let o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;
+        let o = bd.linear(ck, outs[0], &format!("{l}.self_attn.o_proj"), h, nh * hd, o_bias)?;
+        x = bd.node(&format!("{l}/attn_residual"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[x, o])?;
+        let hn = bd.rms_norm(ck, x, &format!("{l}.post_attention_layernorm"), h, cfg.norm_eps)?;
+        let gate = bd.linear(ck, hn, &format!("{l}.mlp.gate_proj"), inter, h, cfg.mlp_bias)?;
+        let up = bd.linear(ck, hn, &format!("{l}.mlp.up_proj"), inter, h, cfg.mlp_bias)?;
+        let sg = bd.node(&format!("{l}.mlp.act/Sigmoid"), Op::Unary { op: kiln_ir::UnaryOp::Sigmoid }, &[gate])?;
+        let act = bd.node(&format!("{l}.mlp.act"), Op::Binary { op: kiln_ir::BinaryOp::Mul }, &[gate, sg])?;
+        let prod = bd.node(&format!("{l}.mlp/Mul"), Op::Binary { op: kiln_ir::BinaryOp::Mul }, &[act, up])?;
+        let down = bd.linear(ck, prod, &format!("{l}.mlp.down_proj"), h, inter, cfg.mlp_bias)?;
+        x = bd.node(&format!("{l}/mlp_residual"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[x, down])?;
+    }
+    let xn = bd.rms_norm(ck, x, "model.norm", h, cfg.norm_eps)?;
+    let head = if cfg.tie_word_embeddings && !ck.contains("lm_head.weight") {
+        // The tied head reads the embedding table, [vocab, hidden], transposed.
+        bd.node("lm_head/Transpose", Op::Transpose { perm: vec![1, 0] }, &[table])?
+    } else {
+        bd.transposed_weight(ck, "lm_head.weight", cfg.vocab_size, h)?
+    };
+    let logits = bd.nodes("lm_head", Op::MatMul {}, &[xn, head], &["logits".to_string()])?[0];
+    let mut outputs = vec![logits];
+    for (k, v) in presents {
+        outputs.extend([k, v]);
+    }
+    bd.g.outputs = outputs;
+    Ok(bd.g)
+}

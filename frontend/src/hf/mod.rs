@@ -1,0 +1,61 @@
+//! Hugging Face checkpoints: a `config.json` ([`config`]) and safetensors weights
+//! ([`checkpoint`]) built into an IR graph by the architecture's builder ([`decoder`] for
+//! Llama, Qwen2 and Mistral).
+//!
+//! ```no_run
+//! use kiln_frontend::hf::{import_dir, Prefill};
+//! let g = import_dir("Qwen2-0.5B".as_ref(), Prefill { batch: 1, seq: 128 })?;
+//! println!("{} nodes", g.nodes.len());
+//! # Ok::<(), kiln_frontend::hf::HfError>(())
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod decoder;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use config::{Arch, ConfigError, HfConfig};
+pub use decoder::Prefill;
+
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HfError {
+    #[error("cannot read `{path}`: {msg}")]
+    Io { path: String, msg: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error("building the graph: {0}")]
+    Build(String),
+}
+
+/// Reads `dir/config.json`.
+pub fn read_config(dir: &Path) -> Result<HfConfig, HfError> {
+    let p = dir.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| HfError::Io { path: p.display().to_string(), msg: e.to_string() })?;
+    Ok(HfConfig::parse(&text)?)
+}
+
+/// Buffers some checkpoints save that carry no weights.
+fn ignorable(name: &str) -> bool {
+    name.ends_with("rotary_emb.inv_freq")
+}
+
+/// The prefill graph of the checkpoint in `dir` (`config.json` and its safetensors).
+pub fn import_dir(dir: &Path, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
+    let cfg = read_config(dir)?;
+    let mut ck = Checkpoint::open_dir(dir)?;
+    build(&cfg, &mut ck, p).and_then(|g| ck.finish(ignorable).map(|_| g).map_err(HfError::from))
+}
+
+/// The prefill graph of `cfg` with the weights of `ck` (which keeps what the model does not use).
+pub fn build(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
+    match cfg.arch {
+        Arch::Llama | Arch::Qwen2 | Arch::Mistral => decoder::prefill(cfg, ck, p),
+        Arch::Gpt2 | Arch::Bert => Err(HfError::Unsupported(format!("building {:?} graphs from safetensors is not done yet", cfg.arch))),
+    }
+}
