@@ -279,10 +279,11 @@ fn merge_matmuls(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let mut rs: Vec<Id> = readers.iter().map(|r| eg.find(*r)).filter(|r| member(eg, *r, x).is_some()).collect();
     rs.sort();
     rs.dedup();
-    // One search per input: from the smallest matmul reader; none once merged.
-    if rs.first() != Some(&eg.find(class)) || rs.iter().any(|r| eg[*r].nodes.iter().any(|n| matches!(n, Node::Get { .. }))) {
+    // One search per input: from the smallest matmul reader.
+    if rs.first() != Some(&eg.find(class)) {
         return vec![];
     }
+    let merged = |r: Id| eg[r].nodes.iter().any(|n| matches!(n, Node::Get { .. }));
     let mut raw: Vec<Member> = Vec::new();
     let mut fused: Vec<Member> = Vec::new();
     for r in rs {
@@ -306,7 +307,9 @@ fn merge_matmuls(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
                 }
             })
             .collect();
-        if set.len() < 2 {
+        // None once merged: the raw products merge first, their fused forms (a bias
+        // epilogue each) once fusion has made them.
+        if set.len() < 2 || set.iter().any(|m| merged(m.0)) {
             continue;
         }
         out.extend(merge(eg, x, &set));
