@@ -80,3 +80,111 @@ fn built_decoders_fuse_like_their_onnx_exports() {
         assert_eq!(a, b, "{name}: the built graph's kernels differ from the export's");
     }
 }
+
+fn temp_copy(name: &str, tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-hf-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(dir(name).join(f), d.join(f)).expect("copy");
+    }
+    d
+}
+
+/// Rewrites the checkpoint's tensors through `edit` (name, dtype, shape, bytes).
+fn rewrite(d: &Path, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
+    let bytes = std::fs::read(d.join("model.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("parses");
+    let mut ts: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> =
+        st.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    edit(&mut ts);
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        ts.iter().map(|(n, dt, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*dt, s.clone(), b).expect("view"))).collect();
+    std::fs::write(d.join("model.safetensors"), safetensors::serialize(views, None).expect("serialize")).expect("write");
+}
+
+/// Bad checkpoints are errors that name the tensor, key or file: a missing, an extra, a
+/// misshapen or an unreadable tensor, a truncated header, a config the weights do not fit,
+/// an unknown model_type, a shard index that disagrees with its shards.
+#[test]
+fn bad_checkpoints_are_errors_naming_the_tensor_or_key() {
+    let p = Prefill { batch: 1, seq: 8 };
+    let err = |d: &Path| import_dir(d, p).expect_err("must fail").to_string();
+
+    let d = temp_copy("qwen2", "missing");
+    rewrite(&d, |ts| ts.retain(|t| t.0 != "model.layers.1.mlp.up_proj.weight"));
+    let e = err(&d);
+    assert!(e.contains("`model.layers.1.mlp.up_proj.weight` is missing"), "{e}");
+
+    let d = temp_copy("qwen2", "extra");
+    rewrite(&d, |ts| ts.push(("model.layers.2.mlp.up_proj.weight".into(), safetensors::Dtype::F32, vec![2], vec![0; 8])));
+    let e = err(&d);
+    assert!(e.contains("not used") && e.contains("model.layers.2.mlp.up_proj.weight"), "{e}");
+
+    let d = temp_copy("llama", "shape");
+    rewrite(&d, |ts| {
+        if let Some(t) = ts.iter_mut().find(|t| t.0 == "model.norm.weight") {
+            t.2 = vec![128, 2];
+        }
+    });
+    let e = err(&d);
+    assert!(e.contains("`model.norm.weight`") && e.contains("[128, 2]") && e.contains("[256]"), "{e}");
+
+    let d = temp_copy("llama", "dtype");
+    rewrite(&d, |ts| {
+        if let Some(t) = ts.iter_mut().find(|t| t.0 == "model.norm.weight") {
+            t.1 = safetensors::Dtype::F8_E5M2;
+            t.2 = vec![512];
+        }
+    });
+    let e = err(&d);
+    assert!(e.contains("`model.norm.weight`") && e.contains("F8_E5M2"), "{e}");
+
+    let d = temp_copy("llama", "truncated");
+    let b = std::fs::read(d.join("model.safetensors")).expect("read");
+    std::fs::write(d.join("model.safetensors"), &b[..100]).expect("cut");
+    let e = err(&d);
+    assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors file"), "{e}");
+    std::fs::write(d.join("model.safetensors"), &b[..b.len() - 10]).expect("cut");
+    let e = err(&d);
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+
+    let d = temp_copy("llama", "config");
+    let cfg = std::fs::read_to_string(d.join("config.json")).expect("config");
+    std::fs::write(d.join("config.json"), cfg.replace("\"intermediate_size\": 512", "\"intermediate_size\": 640")).expect("write");
+    let e = err(&d);
+    assert!(e.contains("gate_proj.weight") && e.contains("[640, 256]"), "{e}");
+    std::fs::write(d.join("config.json"), cfg.replace("\"model_type\": \"llama\"", "\"model_type\": \"falcon\"")).expect("write");
+    let e = err(&d);
+    assert!(e.contains("`model_type`") && e.contains("falcon"), "{e}");
+    std::fs::remove_file(d.join("model.safetensors")).expect("rm");
+    std::fs::write(d.join("config.json"), &cfg).expect("write");
+    assert!(err(&d).contains("neither model.safetensors nor model.safetensors.index.json"));
+
+    // Shards: the index must agree with them.
+    let d = temp_copy("mistral", "shards");
+    std::fs::rename(d.join("model.safetensors"), d.join("model-00001-of-00001.safetensors")).expect("mv");
+    let b = std::fs::read(d.join("model-00001-of-00001.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&b).expect("parses");
+    let mut map: Vec<String> = st.names().iter().map(|n| format!("\"{n}\": \"model-00001-of-00001.safetensors\"")).collect();
+    map.sort();
+    std::fs::write(d.join("model.safetensors.index.json"), format!("{{\"weight_map\": {{{}}}}}", map.join(", "))).expect("index");
+    let ids = read_npy(&dir("mistral").join("input_ids.npy"));
+    let g = import_dir(&d, Prefill { batch: 1, seq: 16 }).expect("sharded checkpoint");
+    let out = interp::run(&g, vec![ids]).expect("runs");
+    let want = read_npy(&dir("mistral").join("logits.npy"));
+    assert!(compare::errors(&out[0].to_f64(), &want.to_f64()).max_abs < 1e-3, "the sharded checkpoint computes the same logits");
+    let wrong = map
+        .iter()
+        .map(|e| e.replace("model.norm.weight\": \"model-00001-of-00001", "model.norm.weight\": \"model-00002-of-00002"))
+        .collect::<Vec<_>>();
+    std::fs::write(d.join("model.safetensors.index.json"), format!("{{\"weight_map\": {{{}}}}}", wrong.join(", "))).expect("index");
+    let e = err(&d);
+    assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
+    map.retain(|e| !e.contains("model.norm.weight"));
+    std::fs::write(d.join("model.safetensors.index.json"), format!("{{\"weight_map\": {{{}}}}}", map.join(", "))).expect("index");
+    let e = err(&d);
+    assert!(e.contains("does not list `model.norm.weight`"), "{e}");
+    std::fs::write(d.join("model.safetensors.index.json"), "{\"weight_map\": {\"x\": \"../../etc/passwd\"}}").expect("index");
+    assert!(err(&d).contains("escapes"));
+}

@@ -31,7 +31,8 @@ enum Cmd {
     },
     /// Run a model in the reference interpreter, or a compiled `model.kiln` on the GPU.
     Run {
-        /// An .onnx file (interpreter) or a .kiln artifact (GPU).
+        /// An .onnx file or a safetensors checkpoint directory (interpreter), or a .kiln
+        /// artifact (GPU).
         model: PathBuf,
         /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
         #[arg(long = "input")]
@@ -92,7 +93,8 @@ enum Cmd {
     },
     /// Compile a model for a target.
     Compile {
-        /// An .onnx file.
+        /// An .onnx file, or a directory with a Hugging Face config.json and safetensors
+        /// weights (Llama, Qwen2, Mistral; give --input-shape input_ids=BATCHxSEQ).
         model: PathBuf,
         /// ref, sm_90 or sm_80 (cpu and 910b are not built yet).
         #[arg(long, default_value = "ref")]
@@ -230,7 +232,18 @@ fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
 /// Imports a model and folds what its (possibly specialized) shapes allow.
 fn load(model: &Path, shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
     if model.is_dir() {
-        bail!("{}: importing a directory (safetensors + config.json) is not supported yet; give an .onnx file", model.display());
+        // A Hugging Face checkpoint: its prefill graph for input_ids of the given shape.
+        let shape = match (shapes.get("input_ids").map(Vec::as_slice), shapes.len()) {
+            (Some(&[b, s]), 1) => kiln_frontend::hf::Prefill { batch: b, seq: s },
+            _ => bail!(
+                "{}: a safetensors checkpoint is built for one input shape: give --input-shape input_ids=BATCHxSEQ (or --input input_ids=FILE.npy), and no other input",
+                model.display()
+            ),
+        };
+        let mut g = kiln_frontend::hf::import_dir(model, shape).with_context(|| format!("importing {}", model.display()))?;
+        kiln_passes::simplify(&mut g).context("simplifying the built graph")?;
+        kiln_ir::verify(&g).context("verifying the built graph")?;
+        return Ok(g);
     }
     let opts = ImportOptions { input_shapes: shapes.clone() };
     let m = import_file(model, &opts).with_context(|| format!("importing {}", model.display()))?;
@@ -535,6 +548,9 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
 
 /// References the artifact's weights found unchanged in `model`'s files.
 fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Path) -> Result<()> {
+    if model.is_dir() {
+        bail!("--strip-weights references ONNX initializers; for a safetensors checkpoint it is not done yet");
+    }
     let sources = kiln_frontend::onnx::weight_sources(model).with_context(|| format!("locating the weights in {}", model.display()))?;
     let mut bytes = vec![];
     for (p, _) in &sources {
