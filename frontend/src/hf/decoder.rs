@@ -126,10 +126,16 @@ pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph,
         return Err(HfError::Unsupported(format!("hidden_act {:?}: the gated MLP is built with silu", cfg.activation)));
     }
     if p.batch == 0 || p.seq == 0 {
-        return Err(HfError::Unsupported(format!("--batch {} --seq {}: both must be positive", p.batch, p.seq)));
+        return Err(HfError::Unsupported(format!(
+            "input_ids of shape [{}, {}]: batch and sequence length must be positive",
+            p.batch, p.seq
+        )));
     }
     if p.seq > cfg.max_position_embeddings && !matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })) {
-        return Err(HfError::Unsupported(format!("--seq {} exceeds max_position_embeddings = {}", p.seq, cfg.max_position_embeddings)));
+        return Err(HfError::Unsupported(format!(
+            "a sequence of {} exceeds max_position_embeddings = {} (only dynamic rope_scaling extends it)",
+            p.seq, cfg.max_position_embeddings
+        )));
     }
     let (h, nh, kv, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
     let (b, s) = (p.batch, p.seq);
