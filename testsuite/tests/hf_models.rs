@@ -188,3 +188,25 @@ fn bad_checkpoints_are_errors_naming_the_tensor_or_key() {
     std::fs::write(d.join("model.safetensors.index.json"), "{\"weight_map\": {\"x\": \"../../etc/passwd\"}}").expect("index");
     assert!(err(&d).contains("escapes"));
 }
+
+/// Greedy decoding with the prefill graph and the decode graph (KV caches as inputs and
+/// outputs, 32 positions) in the interpreter chooses exactly transformers' 16 `generate()`
+/// tokens, Mistral's window of 8 included.
+#[test]
+fn greedy_decoding_matches_transformers_generate_in_the_interpreter() {
+    use kiln_frontend::hf::{generate, import_dir_for_generation, Decode};
+    for name in MODELS {
+        let d = dir(name);
+        let ids = read_npy(&d.join("input_ids.npy")).to_i64();
+        let want = read_npy(&d.join("generated.npy")).to_i64();
+        let n = want.len() - ids.len();
+        let (pre, dec, shape) = import_dir_for_generation(&d, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len: 32 })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        kiln_ir::verify(&dec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut run_pre = |x: Vec<Tensor>| interp::run(&pre, x).map_err(|e| e.to_string());
+        let mut run_dec = |x: Vec<Tensor>| interp::run(&dec, x).map_err(|e| e.to_string());
+        let got = generate::greedy(&ids, n, shape, &mut run_pre, &mut run_dec).unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!("{name}: {got:?}");
+        assert_eq!(got, want[ids.len()..], "{name}: the greedy tokens differ from transformers'");
+    }
+}

@@ -39,14 +39,14 @@ pub enum CheckpointError {
 }
 
 /// One tensor of the checkpoint, decoded.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Entry {
     path: String,
     tensor: Arc<Tensor>,
 }
 
-/// The tensors of a checkpoint, taken one by one by a model builder.
-#[derive(Debug)]
+/// The tensors of a checkpoint, taken one by one by a model builder (a clone shares them).
+#[derive(Clone, Debug)]
 pub struct Checkpoint {
     tensors: BTreeMap<String, Entry>,
 }

@@ -5,8 +5,17 @@
 //!
 //! The prefill graph takes `input_ids` (int64 `[batch, seq]`) and returns `logits` (f32
 //! `[batch, seq, vocab]`), then each layer's `present.{i}.key` and `present.{i}.value`
-//! (`[batch, kv_heads, seq, head_dim]`). Weights are converted to f32; `--precision` lowers
-//! them afterwards like an ONNX model's.
+//! (`[batch, kv_heads, seq, head_dim]`, keys after rotary).
+//!
+//! The decode graph takes one token per sequence: `input_ids` (`[batch, 1]`), `position`
+//! (int64 `[batch, 1]`: how many tokens each cache already holds) and every layer's
+//! `past.{i}.key` / `past.{i}.value`, a cache of a fixed `max_len` positions set when the graph
+//! is built (`[batch, kv_heads, max_len, head_dim]`, positions at and after `position` unused).
+//! It writes the token's key and value at `position` (a `Where` over a one-hot row), attends over
+//! positions up to it (and within Mistral's window), and returns `logits` (`[batch, 1, vocab]`)
+//! and the updated caches as `present.{i}.key` / `present.{i}.value`.
+//!
+//! Weights are converted to f32; `--precision` lowers them afterwards like an ONNX model's.
 
 use super::checkpoint::Checkpoint;
 use super::config::{Activation, Arch, HfConfig, RopeScaling};
@@ -19,6 +28,27 @@ use std::sync::Arc;
 pub struct Prefill {
     pub batch: usize,
     pub seq: usize,
+}
+
+/// What a decode graph is specialized to: `batch` sequences, caches of `max_len` positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decode {
+    pub batch: usize,
+    pub max_len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Prefill(Prefill),
+    Decode(Decode),
+}
+
+/// The decode step's shared values: the position as `[batch, 1, 1, 1]`, the one-hot row
+/// where the new key and value go (`[batch, 1, max_len, 1]`) and the visible positions
+/// (`[batch, 1, 1, max_len]`).
+struct Step {
+    onehot: ValueId,
+    visible: ValueId,
 }
 
 /// Builds a graph node by node, naming values after the checkpoint's modules.
@@ -119,43 +149,77 @@ fn rotary_caches(cfg: &HfConfig, positions: usize) -> Result<(Tensor, Tensor), H
 
 /// The prefill graph of a Llama, Qwen2 or Mistral checkpoint.
 pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph, HfError> {
+    build(cfg, ck, Kind::Prefill(p))
+}
+
+/// The decode graph of a Llama, Qwen2 or Mistral checkpoint.
+pub fn decode(cfg: &HfConfig, ck: &mut Checkpoint, d: Decode) -> Result<Graph, HfError> {
+    build(cfg, ck, Kind::Decode(d))
+}
+
+fn i64_tensor(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, HfError> {
+    Tensor::new(dims, Data::I64(v)).map_err(|e| HfError::Build(e.to_string()))
+}
+
+fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfError> {
+    let (b, s, positions) = match kind {
+        Kind::Prefill(p) => (p.batch, p.seq, p.seq),
+        Kind::Decode(d) => (d.batch, 1, d.max_len),
+    };
     if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Mistral) {
         return Err(HfError::Build(format!("{:?} is not a Llama-style decoder", cfg.arch)));
     }
     if cfg.activation != Activation::Silu {
         return Err(HfError::Unsupported(format!("hidden_act {:?}: the gated MLP is built with silu", cfg.activation)));
     }
-    if p.batch == 0 || p.seq == 0 {
-        return Err(HfError::Unsupported(format!(
-            "input_ids of shape [{}, {}]: batch and sequence length must be positive",
-            p.batch, p.seq
-        )));
+    if b == 0 || positions == 0 {
+        return Err(HfError::Unsupported(format!("batch {b} and sequence length {positions} must be positive")));
     }
-    if p.seq > cfg.max_position_embeddings && !matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })) {
+    if positions > cfg.max_position_embeddings && !matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })) {
         return Err(HfError::Unsupported(format!(
-            "a sequence of {} exceeds max_position_embeddings = {} (only dynamic rope_scaling extends it)",
-            p.seq, cfg.max_position_embeddings
+            "a sequence of {positions} exceeds max_position_embeddings = {} (only dynamic rope_scaling extends it)",
+            cfg.max_position_embeddings
         )));
     }
     let (h, nh, kv, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
-    let (b, s) = (p.batch, p.seq);
-    let mut bd = Builder { g: Graph::new(format!("{:?} prefill", cfg.arch).to_lowercase()) };
+    let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
+    let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
     let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
+    // Decode: the position and the caches, inputs after the token.
+    let mut pasts = vec![];
+    let position = match kind {
+        Kind::Prefill(_) => None,
+        Kind::Decode(d) => {
+            let pos = bd.g.add_input("position", TensorType::fixed(DType::I64, &[b, 1]));
+            for i in 0..cfg.num_layers {
+                let t = TensorType::fixed(DType::F32, &[b, kv, d.max_len, hd]);
+                let k = bd.g.add_input(format!("past.{i}.key"), t.clone());
+                pasts.push((k, bd.g.add_input(format!("past.{i}.value"), t)));
+            }
+            Some(pos)
+        }
+    };
     let embed = ck.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
     let table = bd.konst("model.embed_tokens.weight", f32_tensor(vec![cfg.vocab_size, h], &embed.to_f64())?);
     let mut x = bd.node("model.embed_tokens", Op::Gather { axis: 0 }, &[table, ids])?;
-    let (cos, sin) = rotary_caches(cfg, s)?;
+    let (cos, sin) = rotary_caches(cfg, positions)?;
     let (cos, sin) = (bd.konst("rotary.cos_cache", cos), bd.konst("rotary.sin_cache", sin));
-    let pos: Vec<i64> = (0..b * s).map(|i| (i % s) as i64).collect();
-    let pos = bd.konst("position_ids", Tensor::new(vec![b, s], Data::I64(pos)).map_err(|e| HfError::Build(e.to_string()))?);
-    // Mistral's sliding window, where the sequence is longer than it: a boolean mask.
-    let window = cfg.sliding_window.filter(|&w| w < s);
-    let mask = match window {
-        None => None,
-        Some(w) => {
+    let pos = match position {
+        Some(p) => p,
+        None => bd.konst("position_ids", i64_tensor(vec![b, s], (0..b * s).map(|i| (i % s) as i64).collect())?),
+    };
+    // Mistral's sliding window, where the sequence can be longer than it.
+    let window = cfg.sliding_window.filter(|&w| w < positions);
+    let mask = match (window, kind) {
+        (Some(w), Kind::Prefill(_)) => {
             let m: Vec<bool> = (0..s * s).map(|i| (i % s) <= i / s && i / s - i % s < w).collect();
             Some(bd.konst("sliding_window_mask", Tensor::new(vec![s, s], Data::Bool(m)).map_err(|e| HfError::Build(e.to_string()))?))
         }
+        _ => None,
+    };
+    let step = match position {
+        Some(p) => Some(decode_step(&mut bd, p, b, positions, window)?),
+        None => None,
     };
     let mut presents = vec![];
     for i in 0..cfg.num_layers {
@@ -168,24 +232,41 @@ pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph,
         let rope = |heads: usize| Op::RotaryEmbedding { interleaved: false, num_heads: heads as i64, rotary_embedding_dim: 0 };
         let q = bd.node(&format!("{l}.self_attn.rotary_q"), rope(nh), &[q, cos, sin, pos])?;
         let k = bd.node(&format!("{l}.self_attn.rotary_k"), rope(kv), &[k, cos, sin, pos])?;
-        let att = Op::Attention {
-            is_causal: window.is_none(),
-            kv_num_heads: kv as i64,
-            q_num_heads: nh as i64,
-            qk_matmul_output_mode: 0,
-            scale: None,
-            softcap: 0.0,
-            softmax_precision: None,
-            zero_undefined_rows: false,
+        let attended = match &step {
+            None => {
+                let att = attention(nh, kv, window.is_none());
+                let mut ins = vec![q, k, v];
+                ins.extend(mask);
+                let names = [format!("{l}.self_attn"), format!("present.{i}.key"), format!("present.{i}.value")];
+                let outs = bd.nodes(&format!("{l}.self_attn"), att, &ins, &names)?;
+                presents.push((outs[1], outs[2]));
+                outs[0]
+            }
+            Some(st) => {
+                // [b, 1, heads * hd] -> [b, heads, 1, hd].
+                let heads4 = |bd: &mut Builder, x: ValueId, heads: usize, what: &str| -> Result<ValueId, HfError> {
+                    let shape =
+                        bd.konst(&format!("{l}.self_attn.{what}_shape"), i64_tensor(vec![4], vec![b as i64, 1, heads as i64, hd as i64])?);
+                    let r = bd.node(&format!("{l}.self_attn.{what}_heads"), Op::Reshape { allowzero: false }, &[x, shape])?;
+                    bd.node(&format!("{l}.self_attn.{what}_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r])
+                };
+                let (q4, k4, v4) = (heads4(&mut bd, q, nh, "q")?, heads4(&mut bd, k, kv, "k")?, heads4(&mut bd, v, kv, "v")?);
+                let (pk, pv) = pasts[i];
+                let pk = bd.nodes(&format!("{l}.self_attn.cache_k"), Op::Where {}, &[st.onehot, k4, pk], &[format!("present.{i}.key")])?[0];
+                let pv =
+                    bd.nodes(&format!("{l}.self_attn.cache_v"), Op::Where {}, &[st.onehot, v4, pv], &[format!("present.{i}.value")])?[0];
+                presents.push((pk, pv));
+                let y4 =
+                    bd.nodes(&format!("{l}.self_attn"), attention(nh, kv, false), &[q4, pk, pv, st.visible], &[format!("{l}.self_attn")])?
+                        [0];
+                let t = bd.node(&format!("{l}.self_attn.y_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y4])?;
+                let shape = bd.konst(&format!("{l}.self_attn.y_shape"), i64_tensor(vec![3], vec![b as i64, 1, (nh * hd) as i64])?);
+                bd.node(&format!("{l}.self_attn.y"), Op::Reshape { allowzero: false }, &[t, shape])?
+            }
         };
-        let mut ins = vec![q, k, v];
-        ins.extend(mask);
-        let names = [format!("{l}.self_attn"), format!("present.{i}.key"), format!("present.{i}.value")];
-        let outs = bd.nodes(&format!("{l}.self_attn"), att, &ins, &names)?;
-        presents.push((outs[1], outs[2]));
         // Llama's attention_bias covers the output projection too; Qwen2 has none there.
         let o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;
-        let o = bd.linear(ck, outs[0], &format!("{l}.self_attn.o_proj"), h, nh * hd, o_bias)?;
+        let o = bd.linear(ck, attended, &format!("{l}.self_attn.o_proj"), h, nh * hd, o_bias)?;
         x = bd.node(&format!("{l}/attn_residual"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[x, o])?;
         let hn = bd.rms_norm(ck, x, &format!("{l}.post_attention_layernorm"), h, cfg.norm_eps)?;
         let gate = bd.linear(ck, hn, &format!("{l}.mlp.gate_proj"), inter, h, cfg.mlp_bias)?;
@@ -210,4 +291,38 @@ pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph,
     }
     bd.g.outputs = outputs;
     Ok(bd.g)
+}
+
+/// Attention over `heads` query heads and `kv` key/value heads (GQA), scaled by 1/sqrt(hd).
+fn attention(heads: usize, kv: usize, causal: bool) -> Op {
+    Op::Attention {
+        is_causal: causal,
+        kv_num_heads: kv as i64,
+        q_num_heads: heads as i64,
+        qk_matmul_output_mode: 0,
+        scale: None,
+        softcap: 0.0,
+        softmax_precision: None,
+        zero_undefined_rows: false,
+    }
+}
+
+/// The decode step's one-hot cache row and visible positions for `position` (`[b, 1]`).
+fn decode_step(bd: &mut Builder, position: ValueId, b: usize, max_len: usize, window: Option<usize>) -> Result<Step, HfError> {
+    let shape = bd.konst("position_shape", i64_tensor(vec![4], vec![b as i64, 1, 1, 1])?);
+    let p4 = bd.node("position/Reshape", Op::Reshape { allowzero: false }, &[position, shape])?;
+    let range: Vec<i64> = (0..max_len as i64).collect();
+    let col = bd.konst("cache_rows", i64_tensor(vec![1, 1, max_len, 1], range.clone())?);
+    let row = bd.konst("cache_columns", i64_tensor(vec![1, 1, 1, max_len], range)?);
+    let cmp = |op| Op::Binary { op };
+    let onehot = bd.node("cache/onehot", cmp(kiln_ir::BinaryOp::Equal), &[col, p4])?;
+    let mut visible = bd.node("cache/visible", cmp(kiln_ir::BinaryOp::LessOrEqual), &[row, p4])?;
+    if let Some(w) = window {
+        // Position j is visible while position - j < window.
+        let wk = bd.konst("sliding_window", i64_tensor(vec![], vec![w as i64])?);
+        let start = bd.node("cache/window_start", cmp(kiln_ir::BinaryOp::Sub), &[p4, wk])?;
+        let inside = bd.node("cache/in_window", cmp(kiln_ir::BinaryOp::Greater), &[row, start])?;
+        visible = bd.node("cache/visible_in_window", cmp(kiln_ir::BinaryOp::And), &[visible, inside])?;
+    }
+    Ok(Step { onehot, visible })
 }

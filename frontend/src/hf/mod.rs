@@ -12,10 +12,11 @@
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod generate;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::{Arch, ConfigError, HfConfig};
-pub use decoder::Prefill;
+pub use decoder::{Decode, Prefill};
 
 use std::path::Path;
 
@@ -50,6 +51,28 @@ pub fn import_dir(dir: &Path, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
     let cfg = read_config(dir)?;
     let mut ck = Checkpoint::open_dir(dir)?;
     build(&cfg, &mut ck, p).and_then(|g| ck.finish(ignorable).map(|_| g).map_err(HfError::from))
+}
+
+/// The prefill and decode graphs of the checkpoint in `dir` (the decode graph's caches hold
+/// `d.max_len` positions), and the decode graph's cache geometry.
+pub fn import_dir_for_generation(
+    dir: &Path,
+    p: Prefill,
+    d: Decode,
+) -> Result<(kiln_ir::Graph, kiln_ir::Graph, generate::CacheShape), HfError> {
+    let cfg = read_config(dir)?;
+    if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Mistral) {
+        return Err(HfError::Unsupported(format!("generation with {:?} (a decoder-only Llama, Qwen2 or Mistral is needed)", cfg.arch)));
+    }
+    let ck = Checkpoint::open_dir(dir)?;
+    let mut a = ck.clone();
+    let prefill = decoder::prefill(&cfg, &mut a, p)?;
+    a.finish(ignorable)?;
+    let mut b = ck;
+    let decode = decoder::decode(&cfg, &mut b, d)?;
+    b.finish(ignorable)?;
+    let shape = generate::CacheShape { layers: cfg.num_layers, kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, max_len: d.max_len };
+    Ok((prefill, decode, shape))
 }
 
 /// The prefill graph of `cfg` with the weights of `ck` (which keeps what the model does not use).
