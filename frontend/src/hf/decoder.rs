@@ -251,7 +251,7 @@ fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfErr
                     bd.node(&format!("{l}.self_attn.{what}_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r])
                 };
                 let (q4, k4, v4) = (heads4(&mut bd, q, nh, "q")?, heads4(&mut bd, k, kv, "k")?, heads4(&mut bd, v, kv, "v")?);
-                let (pk, pv) = pasts[i];
+                let (pk, pv) = *pasts.get(i).ok_or_else(|| HfError::Build(format!("no cache input for layer {i}")))?;
                 let pk = bd.nodes(&format!("{l}.self_attn.cache_k"), Op::Where {}, &[st.onehot, k4, pk], &[format!("present.{i}.key")])?[0];
                 let pv =
                     bd.nodes(&format!("{l}.self_attn.cache_v"), Op::Where {}, &[st.onehot, v4, pv], &[format!("present.{i}.value")])?[0];
