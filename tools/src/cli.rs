@@ -127,6 +127,23 @@ enum Cmd {
         #[arg(long)]
         strip_weights: bool,
     },
+    /// Greedy decoding of a Hugging Face checkpoint (Llama, Qwen2, Mistral) with its prefill and
+    /// decode graphs: token ids in, token ids out (printed comma-separated).
+    Generate {
+        /// A directory with config.json and safetensors weights.
+        model: PathBuf,
+        /// ref (the interpreter), sm_90 or sm_80.
+        #[arg(long, default_value = "ref")]
+        target: String,
+        /// The prompt's token ids: 1,2,3.
+        #[arg(long = "prompt-ids")]
+        prompt_ids: String,
+        #[arg(long = "max-new-tokens", default_value_t = 16)]
+        max_new_tokens: usize,
+        /// fp32, fp16 or bf16 (GPU targets).
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+    },
     /// Compare two .npy tensors (for example kiln's output with a reference): prints max abs,
     /// max relative and cosine; fails when they differ beyond the dtype's tolerance.
     Compare { got: PathBuf, want: PathBuf },
@@ -174,6 +191,9 @@ pub fn main() -> Result<()> {
             parse_precision(&precision)?,
         ),
         Cmd::Compare { got, want } => compare(&got, &want),
+        Cmd::Generate { model, target, prompt_ids, max_new_tokens, precision } => {
+            crate::generate::generate(&model, &target, &prompt_ids, max_new_tokens, parse_precision(&precision)?)
+        }
         Cmd::Conformance { suite, target, json, filter, cases } => {
             conformance_cmd(&suite, &target, json, filter.as_deref(), cases.as_deref())
         }
@@ -187,7 +207,7 @@ fn parse_target(t: &str) -> Result<Target> {
 }
 
 /// `--precision`: None for fp32 (the model's own types), else the reduced float type.
-fn parse_precision(p: &str) -> Result<Option<kiln_ir::DType>> {
+pub(crate) fn parse_precision(p: &str) -> Result<Option<kiln_ir::DType>> {
     match p {
         "fp32" => Ok(None),
         "fp16" => Ok(Some(kiln_ir::DType::F16)),

@@ -1,6 +1,7 @@
-//! The `kiln` command line: inspect, run, compile, verify, bench and conformance.
+//! The `kiln` command line: inspect, run, compile, verify, bench, generate and conformance.
 
 mod cli;
+mod generate;
 mod gpu;
 
 fn main() {

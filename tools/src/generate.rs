@@ -1,0 +1,78 @@
+//! `kiln generate DIR --prompt-ids 1,2,3 --max-new-tokens N`: greedy decoding of a Hugging Face
+//! checkpoint with its prefill and decode graphs, in the reference interpreter (`--target ref`)
+//! or compiled for the GPU (`--target sm_90|sm_80`, with `--precision`). Token ids in, token
+//! ids out: tokenizers are out of scope.
+
+use crate::gpu::{from_host, to_host};
+use anyhow::{anyhow, bail, Context, Result};
+use kiln_frontend::hf::{generate, import_dir_for_generation, Decode, Prefill};
+use kiln_ir::{interp, DType, Graph, Tensor};
+use kiln_target::Target;
+use std::path::Path;
+
+/// The ids of `--prompt-ids 1,2,3`.
+fn parse_ids(s: &str) -> Result<Vec<i64>> {
+    s.split(',').map(|t| t.trim().parse::<i64>().map_err(|_| anyhow!("--prompt-ids: `{t}` is not a token id"))).collect()
+}
+
+/// A graph compiled for `target` and loaded on GPU 0, as a runner.
+fn session(g: &Graph, target: Target, precision: Option<DType>) -> Result<kiln_runtime::Session> {
+    let mut g = g.clone();
+    if let Some(to) = precision {
+        kiln_passes::convert_precision(&mut g, to)?;
+    }
+    let (g, _) = kiln_testsuite::optimizer::optimize(&g, target, std::time::Instant::now()).context("optimizing")?;
+    let arch = if target == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
+    let name = match precision {
+        None => "fp32",
+        Some(DType::F16) => "fp16",
+        Some(_) => "bf16",
+    };
+    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: name.into() })
+        .with_context(|| format!("compiling for {target}"))?;
+    Ok(kiln_runtime::Session::from_artifact(c.artifact, 0)?)
+}
+
+fn runner(s: &mut kiln_runtime::Session) -> impl FnMut(Vec<Tensor>) -> Result<Vec<Tensor>, String> + '_ {
+    move |ins: Vec<Tensor>| -> Result<Vec<Tensor>, String> {
+        let host = ins.iter().map(to_host).collect::<Result<Vec<_>>>().map_err(|e| e.to_string())?;
+        let outs = s.run(&host).map_err(|e| e.to_string())?;
+        outs.iter().map(from_host).collect::<Result<Vec<_>>>().map_err(|e| e.to_string())
+    }
+}
+
+pub fn generate(model: &Path, target: &str, prompt: &str, new_tokens: usize, precision: Option<DType>) -> Result<()> {
+    let t: Target = target.parse()?;
+    t.status()?;
+    if new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
+    if !model.is_dir() {
+        bail!("{}: generate takes a checkpoint directory (config.json and safetensors weights)", model.display());
+    }
+    let ids = parse_ids(prompt)?;
+    let max_len = (ids.len() + new_tokens - 1).max(1);
+    let (mut pre, mut dec, shape) = import_dir_for_generation(model, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len })
+        .with_context(|| format!("importing {}", model.display()))?;
+    kiln_passes::simplify(&mut pre)?;
+    kiln_passes::simplify(&mut dec)?;
+    let tokens = match t {
+        Target::Ref => {
+            if precision.is_some() {
+                bail!("--precision applies to the GPU targets; the interpreter runs the checkpoint in f32");
+            }
+            let mut p = |x: Vec<Tensor>| interp::run(&pre, x).map_err(|e| e.to_string());
+            let mut d = |x: Vec<Tensor>| interp::run(&dec, x).map_err(|e| e.to_string());
+            generate::greedy(&ids, new_tokens, shape, &mut p, &mut d)
+        }
+        Target::Sm90 | Target::Sm80 => {
+            let (mut sp, mut sd) = (session(&pre, t, precision)?, session(&dec, t, precision)?);
+            let (mut p, mut d) = (runner(&mut sp), runner(&mut sd));
+            generate::greedy(&ids, new_tokens, shape, &mut p, &mut d)
+        }
+        other => bail!("generate runs on ref, sm_90 or sm_80, not {other}"),
+    }
+    .map_err(|e| anyhow!("generating: {e}"))?;
+    println!("{}", tokens.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    Ok(())
+}
