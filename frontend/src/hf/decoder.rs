@@ -38,7 +38,7 @@ pub struct Decode {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(super) enum Kind {
     Prefill(Prefill),
     Decode(Decode),
 }
@@ -46,29 +46,29 @@ enum Kind {
 /// The decode step's shared values: the position as `[batch, 1, 1, 1]`, the one-hot row
 /// where the new key and value go (`[batch, 1, max_len, 1]`) and the visible positions
 /// (`[batch, 1, 1, max_len]`).
-struct Step {
+pub(super) struct Step {
     onehot: ValueId,
     visible: ValueId,
 }
 
 /// Builds a graph node by node, naming values after the checkpoint's modules.
-struct Builder {
-    g: Graph,
+pub(super) struct Builder {
+    pub g: Graph,
 }
 
 impl Builder {
-    fn node(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, HfError> {
+    pub fn node(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, HfError> {
         self.nodes(name, op, ins, &[name.to_string()]).map(|v| v[0])
     }
 
     /// A node whose outputs are named `outs`.
-    fn nodes(&mut self, name: &str, op: Op, ins: &[ValueId], outs: &[String]) -> Result<Vec<ValueId>, HfError> {
+    pub fn nodes(&mut self, name: &str, op: Op, ins: &[ValueId], outs: &[String]) -> Result<Vec<ValueId>, HfError> {
         let names: Vec<Option<String>> = outs.iter().map(|o| Some(o.clone())).collect();
         let v = self.g.add_node(name, op, ins.iter().map(|&i| Some(i)).collect(), &names).map_err(|e| HfError::Build(e.to_string()))?;
         v.into_iter().map(|o| o.ok_or_else(|| HfError::Build(format!("node `{name}` has no output")))).collect()
     }
 
-    fn konst(&mut self, name: &str, t: Tensor) -> ValueId {
+    pub fn konst(&mut self, name: &str, t: Tensor) -> ValueId {
         self.g.add_const(name, Arc::new(t))
     }
 
@@ -99,7 +99,7 @@ impl Builder {
     }
 }
 
-fn f32_tensor(dims: Vec<usize>, v: &[f64]) -> Result<Tensor, HfError> {
+pub(super) fn f32_tensor(dims: Vec<usize>, v: &[f64]) -> Result<Tensor, HfError> {
     Tensor::new(dims, Data::from_f64(DType::F32, v)).map_err(|e| HfError::Build(e.to_string()))
 }
 
@@ -157,7 +157,7 @@ pub fn decode(cfg: &HfConfig, ck: &mut Checkpoint, d: Decode) -> Result<Graph, H
     build(cfg, ck, Kind::Decode(d))
 }
 
-fn i64_tensor(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, HfError> {
+pub(super) fn i64_tensor(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, HfError> {
     Tensor::new(dims, Data::I64(v)).map_err(|e| HfError::Build(e.to_string()))
 }
 
@@ -185,20 +185,7 @@ fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfErr
     let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
     let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
     let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
-    // Decode: the position and the caches, inputs after the token.
-    let mut pasts = vec![];
-    let position = match kind {
-        Kind::Prefill(_) => None,
-        Kind::Decode(d) => {
-            let pos = bd.g.add_input("position", TensorType::fixed(DType::I64, &[b, 1]));
-            for i in 0..cfg.num_layers {
-                let t = TensorType::fixed(DType::F32, &[b, kv, d.max_len, hd]);
-                let k = bd.g.add_input(format!("past.{i}.key"), t.clone());
-                pasts.push((k, bd.g.add_input(format!("past.{i}.value"), t)));
-            }
-            Some(pos)
-        }
-    };
+    let (position, pasts) = decode_inputs(&mut bd, kind, cfg.num_layers, b, kv, hd);
     let embed = ck.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
     let table = bd.konst("model.embed_tokens.weight", f32_tensor(vec![cfg.vocab_size, h], &embed.to_f64())?);
     let mut x = bd.node("model.embed_tokens", Op::Gather { axis: 0 }, &[table, ids])?;
@@ -232,38 +219,9 @@ fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfErr
         let rope = |heads: usize| Op::RotaryEmbedding { interleaved: false, num_heads: heads as i64, rotary_embedding_dim: 0 };
         let q = bd.node(&format!("{l}.self_attn.rotary_q"), rope(nh), &[q, cos, sin, pos])?;
         let k = bd.node(&format!("{l}.self_attn.rotary_k"), rope(kv), &[k, cos, sin, pos])?;
-        let attended = match &step {
-            None => {
-                let att = attention(nh, kv, window.is_none());
-                let mut ins = vec![q, k, v];
-                ins.extend(mask);
-                let names = [format!("{l}.self_attn"), format!("present.{i}.key"), format!("present.{i}.value")];
-                let outs = bd.nodes(&format!("{l}.self_attn"), att, &ins, &names)?;
-                presents.push((outs[1], outs[2]));
-                outs[0]
-            }
-            Some(st) => {
-                // [b, 1, heads * hd] -> [b, heads, 1, hd].
-                let heads4 = |bd: &mut Builder, x: ValueId, heads: usize, what: &str| -> Result<ValueId, HfError> {
-                    let shape =
-                        bd.konst(&format!("{l}.self_attn.{what}_shape"), i64_tensor(vec![4], vec![b as i64, 1, heads as i64, hd as i64])?);
-                    let r = bd.node(&format!("{l}.self_attn.{what}_heads"), Op::Reshape { allowzero: false }, &[x, shape])?;
-                    bd.node(&format!("{l}.self_attn.{what}_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r])
-                };
-                let (q4, k4, v4) = (heads4(&mut bd, q, nh, "q")?, heads4(&mut bd, k, kv, "k")?, heads4(&mut bd, v, kv, "v")?);
-                let (pk, pv) = *pasts.get(i).ok_or_else(|| HfError::Build(format!("no cache input for layer {i}")))?;
-                let pk = bd.nodes(&format!("{l}.self_attn.cache_k"), Op::Where {}, &[st.onehot, k4, pk], &[format!("present.{i}.key")])?[0];
-                let pv =
-                    bd.nodes(&format!("{l}.self_attn.cache_v"), Op::Where {}, &[st.onehot, v4, pv], &[format!("present.{i}.value")])?[0];
-                presents.push((pk, pv));
-                let y4 =
-                    bd.nodes(&format!("{l}.self_attn"), attention(nh, kv, false), &[q4, pk, pv, st.visible], &[format!("{l}.self_attn")])?
-                        [0];
-                let t = bd.node(&format!("{l}.self_attn.y_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y4])?;
-                let shape = bd.konst(&format!("{l}.self_attn.y_shape"), i64_tensor(vec![3], vec![b as i64, 1, (nh * hd) as i64])?);
-                bd.node(&format!("{l}.self_attn.y"), Op::Reshape { allowzero: false }, &[t, shape])?
-            }
-        };
+        let att = Attn { heads: nh, kv, hd, b, step: step.as_ref(), pasts: &pasts, mask, causal: window.is_none() };
+        let (attended, pk, pv) = self_attention(&mut bd, &att, &format!("{l}.self_attn"), i, q, k, v)?;
+        presents.push((pk, pv));
         // Llama's attention_bias covers the output projection too; Qwen2 has none there.
         let o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;
         let o = bd.linear(ck, attended, &format!("{l}.self_attn.o_proj"), h, nh * hd, o_bias)?;
@@ -285,12 +243,91 @@ fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfErr
         bd.transposed_weight(ck, "lm_head.weight", cfg.vocab_size, h)?
     };
     let logits = bd.nodes("lm_head", Op::MatMul {}, &[xn, head], &["logits".to_string()])?[0];
+    Ok(finish(bd, logits, presents))
+}
+
+/// The graph with its outputs: logits, then each layer's key and value.
+pub(super) fn finish(mut bd: Builder, logits: ValueId, presents: Vec<(ValueId, ValueId)>) -> Graph {
     let mut outputs = vec![logits];
     for (k, v) in presents {
         outputs.extend([k, v]);
     }
     bd.g.outputs = outputs;
-    Ok(bd.g)
+    bd.g
+}
+
+/// A decode graph's inputs after `input_ids`: the position, then every layer's cache.
+pub(super) fn decode_inputs(
+    bd: &mut Builder,
+    kind: Kind,
+    layers: usize,
+    b: usize,
+    kv: usize,
+    hd: usize,
+) -> (Option<ValueId>, Vec<(ValueId, ValueId)>) {
+    let Kind::Decode(d) = kind else { return (None, vec![]) };
+    let pos = bd.g.add_input("position", TensorType::fixed(DType::I64, &[b, 1]));
+    let pasts = (0..layers)
+        .map(|i| {
+            let t = TensorType::fixed(DType::F32, &[b, kv, d.max_len, hd]);
+            let k = bd.g.add_input(format!("past.{i}.key"), t.clone());
+            (k, bd.g.add_input(format!("past.{i}.value"), t))
+        })
+        .collect();
+    (Some(pos), pasts)
+}
+
+/// What a layer's self-attention needs besides its Q, K and V.
+pub(super) struct Attn<'a> {
+    pub heads: usize,
+    pub kv: usize,
+    pub hd: usize,
+    pub b: usize,
+    /// Decode: the step's shared masks, and each layer's cache inputs.
+    pub step: Option<&'a Step>,
+    pub pasts: &'a [(ValueId, ValueId)],
+    /// Prefill: a boolean mask (a sliding window), or causal attention.
+    pub mask: Option<ValueId>,
+    pub causal: bool,
+}
+
+/// Self-attention of layer `i` (module `m`) over 3-D Q `[b, s, heads * hd]`, K and V
+/// `[b, s, kv * hd]`: in prefill one Attention whose present key and value are the layer's
+/// outputs; in decode the token's key and value written into the layer's caches at the
+/// position, then attention over the visible positions. Returns the attended `[b, s, heads *
+/// hd]` and the present key and value.
+pub(super) fn self_attention(
+    bd: &mut Builder,
+    a: &Attn,
+    m: &str,
+    i: usize,
+    q: ValueId,
+    k: ValueId,
+    v: ValueId,
+) -> Result<(ValueId, ValueId, ValueId), HfError> {
+    let (b, hd) = (a.b, a.hd);
+    let Some(st) = a.step else {
+        let mut ins = vec![q, k, v];
+        ins.extend(a.mask);
+        let names = [m.to_string(), format!("present.{i}.key"), format!("present.{i}.value")];
+        let outs = bd.nodes(m, attention(a.heads, a.kv, a.causal), &ins, &names)?;
+        return Ok((outs[0], outs[1], outs[2]));
+    };
+    // [b, 1, heads * hd] -> [b, heads, 1, hd].
+    let heads4 = |bd: &mut Builder, x: ValueId, heads: usize, what: &str| -> Result<ValueId, HfError> {
+        let shape = bd.konst(&format!("{m}.{what}_shape"), i64_tensor(vec![4], vec![b as i64, 1, heads as i64, hd as i64])?);
+        let r = bd.node(&format!("{m}.{what}_heads"), Op::Reshape { allowzero: false }, &[x, shape])?;
+        bd.node(&format!("{m}.{what}_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r])
+    };
+    let (q4, k4, v4) = (heads4(bd, q, a.heads, "q")?, heads4(bd, k, a.kv, "k")?, heads4(bd, v, a.kv, "v")?);
+    let (pk, pv) = *a.pasts.get(i).ok_or_else(|| HfError::Build(format!("no cache input for layer {i}")))?;
+    let pk = bd.nodes(&format!("{m}.cache_k"), Op::Where {}, &[st.onehot, k4, pk], &[format!("present.{i}.key")])?[0];
+    let pv = bd.nodes(&format!("{m}.cache_v"), Op::Where {}, &[st.onehot, v4, pv], &[format!("present.{i}.value")])?[0];
+    let y4 = bd.node(m, attention(a.heads, a.kv, false), &[q4, pk, pv, st.visible])?;
+    let t = bd.node(&format!("{m}.y_transpose"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y4])?;
+    let shape = bd.konst(&format!("{m}.y_shape"), i64_tensor(vec![3], vec![b as i64, 1, (a.heads * hd) as i64])?);
+    let y = bd.node(&format!("{m}.y"), Op::Reshape { allowzero: false }, &[t, shape])?;
+    Ok((y, pk, pv))
 }
 
 /// Attention over `heads` query heads and `kv` key/value heads (GQA), scaled by 1/sqrt(hd).
@@ -308,7 +345,7 @@ fn attention(heads: usize, kv: usize, causal: bool) -> Op {
 }
 
 /// The decode step's one-hot cache row and visible positions for `position` (`[b, 1]`).
-fn decode_step(bd: &mut Builder, position: ValueId, b: usize, max_len: usize, window: Option<usize>) -> Result<Step, HfError> {
+pub(super) fn decode_step(bd: &mut Builder, position: ValueId, b: usize, max_len: usize, window: Option<usize>) -> Result<Step, HfError> {
     let shape = bd.konst("position_shape", i64_tensor(vec![4], vec![b as i64, 1, 1, 1])?);
     let p4 = bd.node("position/Reshape", Op::Reshape { allowzero: false }, &[position, shape])?;
     let range: Vec<i64> = (0..max_len as i64).collect();
