@@ -638,13 +638,13 @@ fn stripped_artifacts_read_their_weights_from_the_model_file() {
     }
 }
 
-/// The safetensors decoders (`testsuite/golden/hf`: Llama, Qwen2, Mistral) built, optimized
+/// The safetensors decoders (`testsuite/golden/hf`: Llama, Qwen2, Mistral, GPT-2) built, optimized
 /// and compiled for sm_90 in fp32 and fp16 (PTX assembled everywhere); with a GPU their logits
 /// match transformers': fp32 within 1e-3 of the logits' scale, cosine ≥ 0.999 in both.
 #[test]
 fn hf_decoders_compile_and_match_transformers_on_the_gpu() {
     let hf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/hf");
-    for name in ["llama", "qwen2", "mistral"] {
+    for name in ["llama", "qwen2", "mistral", "gpt2"] {
         let d = hf.join(name);
         let ids = read_npy(&d.join("input_ids.npy"));
         let want = read_npy(&d.join("logits.npy")).to_f64();
@@ -678,7 +678,7 @@ fn hf_decoders_compile_and_match_transformers_on_the_gpu() {
 fn hf_greedy_decoding_on_the_gpu_matches_transformers() {
     use kiln_frontend::hf::{generate, import_dir_for_generation, Decode, Prefill};
     let hf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/hf");
-    for name in ["llama", "qwen2", "mistral"] {
+    for name in ["llama", "qwen2", "mistral", "gpt2"] {
         let d = hf.join(name);
         let ids = read_npy(&d.join("input_ids.npy")).to_i64();
         let want = read_npy(&d.join("generated.npy")).to_i64();

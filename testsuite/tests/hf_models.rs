@@ -1,15 +1,16 @@
 //! Safetensors checkpoints with a Hugging Face config.json, built into IR graphs and checked
 //! against transformers: small random-weight Llama (Llama 3 rope scaling, untied head), Qwen2
 //! (Q/K/V biases, tied embeddings) and Mistral (a sliding window shorter than the prompt)
-//! decoders, 2 layers, hidden 256, 4 heads and 2 KV heads, vocabulary 1000, written by
-//! `testsuite/golden/hf/generate.py` with the fp32 logits transformers computes.
+//! decoders with 4 heads and 2 KV heads, and GPT-2 (4 heads); 2 layers, hidden 256,
+//! vocabulary 1000; written by `testsuite/golden/hf/generate.py` with the fp32 logits and the
+//! greedy tokens transformers computes.
 
 use kiln_frontend::hf::{import_dir, Prefill};
 use kiln_ir::{interp, Tensor};
 use kiln_testsuite::{compare, npy};
 use std::path::{Path, PathBuf};
 
-const MODELS: [&str; 3] = ["llama", "qwen2", "mistral"];
+const MODELS: [&str; 4] = ["llama", "qwen2", "mistral", "gpt2"];
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/hf").join(name)
@@ -38,7 +39,8 @@ fn prefill_logits_match_transformers_in_the_interpreter() {
         let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
         println!("{name}: logits max abs {:.3e} (scale {scale:.3}), cosine {:.9}", e.max_abs, e.cosine);
         assert!(e.max_abs <= 1e-4 * scale, "{name}: logits differ from transformers' by {:.3e} (scale {scale:.3})", e.max_abs);
-        assert_eq!(out[1].dims(), &[p.batch, 2, p.seq, 64], "{name}: present.0.key");
+        let cfg = kiln_frontend::hf::read_config(&d).expect("config");
+        assert_eq!(out[1].dims(), &[p.batch, cfg.num_kv_heads, p.seq, cfg.head_dim], "{name}: present.0.key");
     }
 }
 
@@ -66,7 +68,7 @@ fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
 fn built_decoders_fuse_like_their_onnx_exports() {
     use kiln_frontend::onnx::{import_file, ImportOptions};
     use kiln_testsuite::optimizer;
-    for (name, onnx) in [("llama", "llama_tiny"), ("qwen2", "qwen2_tiny")] {
+    for (name, onnx) in [("llama", "llama_tiny"), ("qwen2", "qwen2_tiny"), ("gpt2", "gpt2_tiny")] {
         let g = import_dir(&dir(name), Prefill { batch: 1, seq: 16 }).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (built, rep) = optimizer::optimize(&g, kiln_target::Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join(onnx);

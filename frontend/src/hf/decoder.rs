@@ -161,7 +161,7 @@ pub(super) fn i64_tensor(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, HfErro
     Tensor::new(dims, Data::I64(v)).map_err(|e| HfError::Build(e.to_string()))
 }
 
-fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfError> {
+pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfError> {
     let (b, s, positions) = match kind {
         Kind::Prefill(p) => (p.batch, p.seq, p.seq),
         Kind::Decode(d) => (d.batch, 1, d.max_len),

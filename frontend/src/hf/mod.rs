@@ -1,6 +1,7 @@
 //! Hugging Face checkpoints: a `config.json` ([`config`]) and safetensors weights
 //! ([`checkpoint`]) built into an IR graph by the architecture's builder ([`decoder`] for
-//! Llama, Qwen2 and Mistral).
+//! Llama, Qwen2 and Mistral, [`gpt2`]); [`generate`] decodes greedily with the prefill and
+//! decode graphs.
 //!
 //! ```no_run
 //! use kiln_frontend::hf::{import_dir, Prefill};
@@ -13,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod generate;
+pub mod gpt2;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::{Arch, ConfigError, HfConfig};
@@ -41,9 +43,19 @@ pub fn read_config(dir: &Path) -> Result<HfConfig, HfError> {
     Ok(HfConfig::parse(&text)?)
 }
 
-/// Buffers some checkpoints save that carry no weights.
+/// Buffers some checkpoints save that carry no weights: rotary frequencies, GPT-2's causal
+/// mask and its masked-score constant.
 fn ignorable(name: &str) -> bool {
-    name.ends_with("rotary_emb.inv_freq")
+    name.ends_with("rotary_emb.inv_freq") || name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+}
+
+/// The graph of `kind` for the architecture `cfg` describes.
+fn graph(cfg: &HfConfig, ck: &mut Checkpoint, kind: decoder::Kind) -> Result<kiln_ir::Graph, HfError> {
+    match cfg.arch {
+        Arch::Llama | Arch::Qwen2 | Arch::Mistral => decoder::build(cfg, ck, kind),
+        Arch::Gpt2 => gpt2::build(cfg, ck, kind),
+        Arch::Bert => Err(HfError::Unsupported("building BERT graphs from safetensors is not done yet".into())),
+    }
 }
 
 /// The prefill graph of the checkpoint in `dir` (`config.json` and its safetensors).
@@ -61,15 +73,15 @@ pub fn import_dir_for_generation(
     d: Decode,
 ) -> Result<(kiln_ir::Graph, kiln_ir::Graph, generate::CacheShape), HfError> {
     let cfg = read_config(dir)?;
-    if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Mistral) {
-        return Err(HfError::Unsupported(format!("generation with {:?} (a decoder-only Llama, Qwen2 or Mistral is needed)", cfg.arch)));
+    if cfg.arch == Arch::Bert {
+        return Err(HfError::Unsupported("generation with BERT, an encoder".into()));
     }
     let ck = Checkpoint::open_dir(dir)?;
     let mut a = ck.clone();
-    let prefill = decoder::prefill(&cfg, &mut a, p)?;
+    let prefill = graph(&cfg, &mut a, decoder::Kind::Prefill(p))?;
     a.finish(ignorable)?;
     let mut b = ck;
-    let decode = decoder::decode(&cfg, &mut b, d)?;
+    let decode = graph(&cfg, &mut b, decoder::Kind::Decode(d))?;
     b.finish(ignorable)?;
     let shape = generate::CacheShape { layers: cfg.num_layers, kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, max_len: d.max_len };
     Ok((prefill, decode, shape))
@@ -77,8 +89,5 @@ pub fn import_dir_for_generation(
 
 /// The prefill graph of `cfg` with the weights of `ck` (which keeps what the model does not use).
 pub fn build(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
-    match cfg.arch {
-        Arch::Llama | Arch::Qwen2 | Arch::Mistral => decoder::prefill(cfg, ck, p),
-        Arch::Gpt2 | Arch::Bert => Err(HfError::Unsupported(format!("building {:?} graphs from safetensors is not done yet", cfg.arch))),
-    }
+    graph(cfg, ck, decoder::Kind::Prefill(p))
 }

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
 
 SEED = 20261121
 PROMPT = 16
@@ -35,14 +35,20 @@ def configs():
     yield "qwen2", Qwen2Config(**COMMON, rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True)
     # Mistral with a sliding window shorter than the prompt.
     yield "mistral", MistralConfig(**COMMON, rms_norm_eps=1e-5, sliding_window=8, tie_word_embeddings=False)
+    # GPT-2: learned positions, LayerNorm, tanh GELU, tied head (no GQA: 4 heads). Its random
+    # tied head mostly picks tokens of the context, so its greedy tokens repeat two ids.
+    yield "gpt2", GPT2Config(n_layer=2, n_embd=256, n_head=4, n_inner=512, vocab_size=1000, n_positions=256)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--only", help="generate only this model")
     args = ap.parse_args()
     print("transformers", transformers.__version__, "torch", torch.__version__)
     for i, (name, cfg) in enumerate(configs()):
+        if args.only and name != args.only:
+            continue
         torch.manual_seed(SEED + i)
         cfg._attn_implementation = "eager"
         model = AutoModelForCausalLM.from_config(cfg)
@@ -51,7 +57,7 @@ def main():
             for pname, p in model.named_parameters():
                 if p.dim() == 2:
                     p.normal_(0.0, 0.08)
-                elif "norm" in pname:
+                elif "norm" in pname or "ln_" in pname:
                     p.uniform_(0.5, 1.5)
                 else:
                     p.normal_(0.0, 0.05)
