@@ -51,6 +51,10 @@ pub fn generate(model: &Path, target: &str, prompt: &str, new_tokens: usize, pre
         bail!("{}: generate takes a checkpoint directory (config.json and safetensors weights)", model.display());
     }
     let ids = parse_ids(prompt)?;
+    let vocab = kiln_frontend::hf::read_config(model)?.vocab_size;
+    if let Some(bad) = ids.iter().find(|&&t| t < 0 || t as usize >= vocab) {
+        bail!("--prompt-ids: token {bad} is outside the vocabulary (0..{vocab})");
+    }
     let max_len = (ids.len() + new_tokens - 1).max(1);
     let (mut pre, mut dec, shape) = import_dir_for_generation(model, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len })
         .with_context(|| format!("importing {}", model.display()))?;

@@ -208,3 +208,21 @@ fn a_reader_that_closes_stdout_early_ends_kiln_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(o.status.code(), Some(141), "{err}");
 }
+
+/// `kiln generate` on a safetensors golden: transformers' greedy tokens on stdout; bad prompt
+/// ids are one-line errors.
+#[test]
+fn generate_prints_transformers_greedy_tokens_and_rejects_bad_prompts() {
+    let d = "testsuite/golden/hf/qwen2";
+    let ids = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("input_ids.npy")).expect("ids")).expect("npy").to_i64();
+    let want = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("generated.npy")).expect("tokens")).expect("npy").to_i64();
+    let prompt: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let o = kiln(&["generate", d, "--prompt-ids", &prompt.join(","), "--max-new-tokens", "16"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let got: Vec<i64> = text(&o.stdout).trim().split(',').map(|t| t.parse().expect("a token id")).collect();
+    assert_eq!(got, want[ids.len()..]);
+    for (prompt, msg) in [("1,x", "`x` is not a token id"), ("1,1000", "token 1000 is outside the vocabulary (0..1000)")] {
+        let o = kiln(&["generate", d, "--prompt-ids", prompt]);
+        assert!(!o.status.success() && text(&o.stderr).contains(msg), "{}", text(&o.stderr));
+    }
+}
