@@ -83,7 +83,7 @@ impl Session {
         let arena = cuda(stream.alloc_zeros::<u8>(m.arena_bytes.max(1) as usize))?;
         let mut weights = cuda(stream.alloc_zeros::<u8>(w.len().max(1)))?;
         if !w.is_empty() {
-            cuda(stream.memcpy_htod(&w, &mut weights))?;
+            cuda(stream.memcpy_htod(w.as_ref(), &mut weights))?;
         }
         let inputs = m.inputs.iter().map(|t| cuda(stream.alloc_zeros::<u8>(t.bytes().max(1) as usize))).collect::<Result<Vec<_>, _>>()?;
         let mut s =

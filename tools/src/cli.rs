@@ -224,7 +224,7 @@ fn with_precision(mut g: Graph, p: Option<kiln_ir::DType>) -> Result<Graph> {
     Ok(g)
 }
 
-fn precision_name(p: Option<kiln_ir::DType>) -> String {
+pub(crate) fn precision_name(p: Option<kiln_ir::DType>) -> String {
     match p {
         None => "fp32".into(),
         Some(kiln_ir::DType::F16) => "fp16".into(),

@@ -23,12 +23,7 @@ fn session(g: &Graph, target: Target, precision: Option<DType>) -> Result<kiln_r
     }
     let (g, _) = kiln_testsuite::optimizer::optimize(&g, target, std::time::Instant::now()).context("optimizing")?;
     let arch = if target == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-    let name = match precision {
-        None => "fp32",
-        Some(DType::F16) => "fp16",
-        Some(_) => "bf16",
-    };
-    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: name.into() })
+    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: crate::cli::precision_name(precision) })
         .with_context(|| format!("compiling for {target}"))?;
     Ok(kiln_runtime::Session::from_artifact(c.artifact, 0)?)
 }

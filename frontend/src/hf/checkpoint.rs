@@ -156,15 +156,6 @@ impl Checkpoint {
         Ok(e.tensor)
     }
 
-    /// Takes tensor `name` if the checkpoint has it.
-    pub fn take_optional(&mut self, name: &str, dims: &[usize]) -> Result<Option<Arc<Tensor>>, CheckpointError> {
-        if self.contains(name) {
-            self.take(name, dims).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
     /// Drops tensors that carry no weights (buffers some checkpoints save, such as rotary
     /// frequencies), then fails if any tensor was not taken.
     pub fn finish(mut self, ignorable: impl Fn(&str) -> bool) -> Result<(), CheckpointError> {

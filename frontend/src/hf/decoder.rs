@@ -78,11 +78,16 @@ impl Builder {
         let wt = self.transposed_weight(ck, &format!("{prefix}.weight"), out, inp)?;
         let mut y = self.node(&format!("{prefix}/MatMul"), Op::MatMul {}, &[x, wt])?;
         if bias {
-            let b = ck.take(&format!("{prefix}.bias"), &[out])?;
-            let b = self.konst(&format!("{prefix}.bias"), f32_tensor(vec![out], &b.to_f64())?);
+            let b = self.weight(ck, &format!("{prefix}.bias"), &[out])?;
             y = self.node(&format!("{prefix}/Add"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[y, b])?;
         }
         Ok(y)
+    }
+
+    /// Checkpoint tensor `name`, of shape `dims`, as an f32 constant.
+    pub fn weight(&mut self, ck: &mut Checkpoint, name: &str, dims: &[usize]) -> Result<ValueId, HfError> {
+        let t = ck.take(name, dims)?;
+        Ok(self.konst(name, f32_tensor(dims.to_vec(), &t.to_f64())?))
     }
 
     /// A Linear layer's `[out, in]` weight as the `[in, out]` constant a MatMul reads.
@@ -93,8 +98,7 @@ impl Builder {
     }
 
     fn rms_norm(&mut self, ck: &mut Checkpoint, x: ValueId, prefix: &str, hidden: usize, eps: f64) -> Result<ValueId, HfError> {
-        let w = ck.take(&format!("{prefix}.weight"), &[hidden])?;
-        let w = self.konst(&format!("{prefix}.weight"), f32_tensor(vec![hidden], &w.to_f64())?);
+        let w = self.weight(ck, &format!("{prefix}.weight"), &[hidden])?;
         self.node(prefix, Op::RMSNormalization { axis: -1, epsilon: eps as f32 }, &[x, w])
     }
 }
@@ -105,7 +109,7 @@ pub(super) fn f32_tensor(dims: Vec<usize>, v: &[f64]) -> Result<Tensor, HfError>
 
 /// The rotary inverse frequencies, `rope_scaling` applied as transformers does for a sequence
 /// that covers `positions` positions.
-pub fn inv_freq(cfg: &HfConfig, positions: usize) -> Vec<f64> {
+fn inv_freq(cfg: &HfConfig, positions: usize) -> Vec<f64> {
     let d = cfg.head_dim;
     let mut base = cfg.rope_theta.unwrap_or(10000.0);
     if let Some(RopeScaling::Dynamic { factor }) = cfg.rope_scaling {
@@ -147,66 +151,77 @@ fn rotary_caches(cfg: &HfConfig, positions: usize) -> Result<(Tensor, Tensor), H
     Ok((f32_tensor(vec![positions, half], &cos)?, f32_tensor(vec![positions, half], &sin)?))
 }
 
-/// The prefill graph of a Llama, Qwen2 or Mistral checkpoint.
-pub fn prefill(cfg: &HfConfig, ck: &mut Checkpoint, p: Prefill) -> Result<Graph, HfError> {
-    build(cfg, ck, Kind::Prefill(p))
-}
-
-/// The decode graph of a Llama, Qwen2 or Mistral checkpoint.
-pub fn decode(cfg: &HfConfig, ck: &mut Checkpoint, d: Decode) -> Result<Graph, HfError> {
-    build(cfg, ck, Kind::Decode(d))
-}
-
 pub(super) fn i64_tensor(dims: Vec<usize>, v: Vec<i64>) -> Result<Tensor, HfError> {
     Tensor::new(dims, Data::I64(v)).map_err(|e| HfError::Build(e.to_string()))
 }
 
-pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfError> {
+/// A graph's interface and what its layers share.
+pub(super) struct Start {
+    pub bd: Builder,
+    pub b: usize,
+    /// Tokens per sequence (1 in decode) and positions the graph covers (the caches' length in
+    /// decode).
+    pub s: usize,
+    pub positions: usize,
+    pub ids: ValueId,
+    /// Each token's position: a constant in prefill, the `position` input in decode.
+    pub pos: ValueId,
+    /// Decode: every layer's cache inputs and the step's masks.
+    pub pasts: Vec<(ValueId, ValueId)>,
+    pub step: Option<Step>,
+    /// A sliding window shorter than the positions covered.
+    pub window: Option<usize>,
+}
+
+/// Checks the graph's size, then adds its inputs (`input_ids`; in decode the position and
+/// the caches of `kv` heads) and the positions. `limit`: what bounds the positions to
+/// `max_position_embeddings`, or None where nothing does.
+pub(super) fn start(cfg: &HfConfig, kind: Kind, kv: usize, limit: Option<String>) -> Result<Start, HfError> {
     let (b, s, positions) = match kind {
         Kind::Prefill(p) => (p.batch, p.seq, p.seq),
         Kind::Decode(d) => (d.batch, 1, d.max_len),
     };
+    if b == 0 || positions == 0 {
+        return Err(HfError::Unsupported(format!("batch {b} and sequence length {positions} must be positive")));
+    }
+    if let Some(why) = limit.filter(|_| positions > cfg.max_position_embeddings) {
+        return Err(HfError::Unsupported(format!("a sequence of {positions} exceeds {why}")));
+    }
+    let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
+    let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
+    let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
+    let (position, pasts) = decode_inputs(&mut bd, kind, cfg.num_layers, b, kv, cfg.head_dim);
+    let window = cfg.sliding_window.filter(|&w| w < positions);
+    let (pos, step) = match position {
+        Some(p) => (p, Some(decode_step(&mut bd, p, b, positions, window)?)),
+        None => (bd.konst("position_ids", i64_tensor(vec![b, s], (0..b * s).map(|i| (i % s) as i64).collect())?), None),
+    };
+    Ok(Start { bd, b, s, positions, ids, pos, pasts, step, window })
+}
+
+/// The prefill or decode graph of a Llama, Qwen2 or Mistral checkpoint.
+pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<Graph, HfError> {
     if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Mistral) {
         return Err(HfError::Build(format!("{:?} is not a Llama-style decoder", cfg.arch)));
     }
     if cfg.activation != Activation::Silu {
         return Err(HfError::Unsupported(format!("hidden_act {:?}: the gated MLP is built with silu", cfg.activation)));
     }
-    if b == 0 || positions == 0 {
-        return Err(HfError::Unsupported(format!("batch {b} and sequence length {positions} must be positive")));
-    }
-    if positions > cfg.max_position_embeddings && !matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })) {
-        return Err(HfError::Unsupported(format!(
-            "a sequence of {positions} exceeds max_position_embeddings = {} (only dynamic rope_scaling extends it)",
-            cfg.max_position_embeddings
-        )));
-    }
     let (h, nh, kv, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
-    let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
-    let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
-    let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
-    let (position, pasts) = decode_inputs(&mut bd, kind, cfg.num_layers, b, kv, hd);
-    let embed = ck.take("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
-    let table = bd.konst("model.embed_tokens.weight", f32_tensor(vec![cfg.vocab_size, h], &embed.to_f64())?);
+    let limit = (!matches!(cfg.rope_scaling, Some(RopeScaling::Dynamic { .. })))
+        .then(|| format!("max_position_embeddings = {} (only dynamic rope_scaling extends it)", cfg.max_position_embeddings));
+    let Start { mut bd, b, s, positions, ids, pos, pasts, step, window } = start(cfg, kind, kv, limit)?;
+    let table = bd.weight(ck, "model.embed_tokens.weight", &[cfg.vocab_size, h])?;
     let mut x = bd.node("model.embed_tokens", Op::Gather { axis: 0 }, &[table, ids])?;
     let (cos, sin) = rotary_caches(cfg, positions)?;
     let (cos, sin) = (bd.konst("rotary.cos_cache", cos), bd.konst("rotary.sin_cache", sin));
-    let pos = match position {
-        Some(p) => p,
-        None => bd.konst("position_ids", i64_tensor(vec![b, s], (0..b * s).map(|i| (i % s) as i64).collect())?),
-    };
-    // Mistral's sliding window, where the sequence can be longer than it.
-    let window = cfg.sliding_window.filter(|&w| w < positions);
+    // Prefill with a sliding window shorter than the sequence: a boolean mask.
     let mask = match (window, kind) {
         (Some(w), Kind::Prefill(_)) => {
             let m: Vec<bool> = (0..s * s).map(|i| (i % s) <= i / s && i / s - i % s < w).collect();
             Some(bd.konst("sliding_window_mask", Tensor::new(vec![s, s], Data::Bool(m)).map_err(|e| HfError::Build(e.to_string()))?))
         }
         _ => None,
-    };
-    let step = match position {
-        Some(p) => Some(decode_step(&mut bd, p, b, positions, window)?),
-        None => None,
     };
     let mut presents = vec![];
     for i in 0..cfg.num_layers {
@@ -257,7 +272,7 @@ pub(super) fn finish(mut bd: Builder, logits: ValueId, presents: Vec<(ValueId, V
 }
 
 /// A decode graph's inputs after `input_ids`: the position, then every layer's cache.
-pub(super) fn decode_inputs(
+fn decode_inputs(
     bd: &mut Builder,
     kind: Kind,
     layers: usize,
@@ -345,7 +360,7 @@ fn attention(heads: usize, kv: usize, causal: bool) -> Op {
 }
 
 /// The decode step's one-hot cache row and visible positions for `position` (`[b, 1]`).
-pub(super) fn decode_step(bd: &mut Builder, position: ValueId, b: usize, max_len: usize, window: Option<usize>) -> Result<Step, HfError> {
+fn decode_step(bd: &mut Builder, position: ValueId, b: usize, max_len: usize, window: Option<usize>) -> Result<Step, HfError> {
     let shape = bd.konst("position_shape", i64_tensor(vec![4], vec![b as i64, 1, 1, 1])?);
     let p4 = bd.node("position/Reshape", Op::Reshape { allowzero: false }, &[position, shape])?;
     let range: Vec<i64> = (0..max_len as i64).collect();

@@ -6,10 +6,10 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::{Activation, Arch, HfConfig};
-use super::decoder::{decode_inputs, decode_step, f32_tensor, finish, i64_tensor, self_attention, Attn, Builder, Kind};
+use super::decoder::{f32_tensor, finish, self_attention, start, Attn, Builder, Kind, Start};
 use super::HfError;
 use kiln_ir::ops::GeluApprox;
-use kiln_ir::{BinaryOp, DType, Graph, Op, TensorType, ValueId};
+use kiln_ir::{BinaryOp, Graph, Op, ValueId};
 
 /// The module prefix: `transformer.` in GPT2LMHeadModel checkpoints, none in GPT2Model ones.
 fn prefix(ck: &Checkpoint) -> &'static str {
@@ -20,23 +20,17 @@ fn prefix(ck: &Checkpoint) -> &'static str {
     }
 }
 
-/// A checkpoint tensor as an f32 constant of shape `dims`.
-fn weight(bd: &mut Builder, ck: &mut Checkpoint, name: &str, dims: &[usize]) -> Result<ValueId, HfError> {
-    let t = ck.take(name, dims)?;
-    Ok(bd.konst(name, f32_tensor(dims.to_vec(), &t.to_f64())?))
-}
-
 fn layer_norm(bd: &mut Builder, ck: &mut Checkpoint, x: ValueId, m: &str, h: usize, eps: f64) -> Result<ValueId, HfError> {
-    let w = weight(bd, ck, &format!("{m}.weight"), &[h])?;
-    let b = weight(bd, ck, &format!("{m}.bias"), &[h])?;
+    let w = bd.weight(ck, &format!("{m}.weight"), &[h])?;
+    let b = bd.weight(ck, &format!("{m}.bias"), &[h])?;
     bd.node(m, Op::LayerNormalization { axis: -1, epsilon: eps as f32 }, &[x, w, b])
 }
 
 /// `x W + b` for a Conv1D's `[inp, out]` weight.
 fn conv1d(bd: &mut Builder, ck: &mut Checkpoint, x: ValueId, m: &str, inp: usize, out: usize) -> Result<ValueId, HfError> {
-    let w = weight(bd, ck, &format!("{m}.weight"), &[inp, out])?;
+    let w = bd.weight(ck, &format!("{m}.weight"), &[inp, out])?;
     let y = bd.node(&format!("{m}/MatMul"), Op::MatMul {}, &[x, w])?;
-    let b = weight(bd, ck, &format!("{m}.bias"), &[out])?;
+    let b = bd.weight(ck, &format!("{m}.bias"), &[out])?;
     bd.node(&format!("{m}/Add"), Op::Binary { op: BinaryOp::Add }, &[y, b])
 }
 
@@ -60,19 +54,6 @@ pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<G
     if cfg.arch != Arch::Gpt2 {
         return Err(HfError::Build(format!("{:?} is not GPT-2", cfg.arch)));
     }
-    let (b, s, positions) = match kind {
-        Kind::Prefill(p) => (p.batch, p.seq, p.seq),
-        Kind::Decode(d) => (d.batch, 1, d.max_len),
-    };
-    if b == 0 || positions == 0 {
-        return Err(HfError::Unsupported(format!("batch {b} and sequence length {positions} must be positive")));
-    }
-    if positions > cfg.max_position_embeddings {
-        return Err(HfError::Unsupported(format!(
-            "a sequence of {positions} exceeds n_positions = {} (the learned position table)",
-            cfg.max_position_embeddings
-        )));
-    }
     let act = match cfg.activation {
         Activation::Gelu => Op::Gelu { approximate: GeluApprox::None },
         Activation::GeluTanh => Op::Gelu { approximate: GeluApprox::Tanh },
@@ -81,23 +62,13 @@ pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<G
     };
     let (h, nh, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim, cfg.intermediate_size);
     let pre = prefix(ck);
-    let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
-    let mut bd = Builder { g: Graph::new(format!("gpt2 {what}")) };
-    let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
-    let (position, pasts) = decode_inputs(&mut bd, kind, cfg.num_layers, b, nh, hd);
-    let wte = weight(&mut bd, ck, &format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;
-    let wpe = weight(&mut bd, ck, &format!("{pre}wpe.weight"), &[cfg.max_position_embeddings, h])?;
-    let pos = match position {
-        Some(p) => p,
-        None => bd.konst("position_ids", i64_tensor(vec![b, s], (0..b * s).map(|i| (i % s) as i64).collect())?),
-    };
+    let limit = Some(format!("n_positions = {} (the learned position table)", cfg.max_position_embeddings));
+    let Start { mut bd, b, ids, pos, pasts, step, .. } = start(cfg, kind, nh, limit)?;
+    let wte = bd.weight(ck, &format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;
+    let wpe = bd.weight(ck, &format!("{pre}wpe.weight"), &[cfg.max_position_embeddings, h])?;
     let te = bd.node(&format!("{pre}wte"), Op::Gather { axis: 0 }, &[wte, ids])?;
     let pe = bd.node(&format!("{pre}wpe"), Op::Gather { axis: 0 }, &[wpe, pos])?;
     let mut x = bd.node("embeddings", Op::Binary { op: BinaryOp::Add }, &[te, pe])?;
-    let step = match position {
-        Some(p) => Some(decode_step(&mut bd, p, b, positions, None)?),
-        None => None,
-    };
     let mut presents = vec![];
     for i in 0..cfg.num_layers {
         let l = format!("{pre}h.{i}");

@@ -261,13 +261,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
         for q in 0..(chunks + threads - 1) / threads {
             let c = em.addk(tid, q * threads)?;
             within(em, c, q * threads, threads, chunks, |em| {
-                let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
-                let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
-                let (src, ok) = match &pr.im2col {
-                    None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
-                    Some(c) => c.source(em, gm, gk, ok)?,
-                };
+                let Chunk { row, col: kc, src, ok } = a_chunk(em, pr, c, BK, m0, k0, a_base)?;
                 let dst = em.add(em.mulk(stage, plan.a_stage())?, em.add(em.mulk(row, BK + PAD)?, kc)?)?;
                 copy16(em, a_s, dst, a_ptr, src, ok, h, dt)
             })?;
@@ -280,19 +274,8 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
             for q in 0..(chunks + threads - 1) / threads {
                 let c = em.addk(tid, q * threads)?;
                 within(em, c, q * threads, threads, chunks, |em| {
-                    let (src, dst, ok) = if plan.b_kmajor {
-                        let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
-                        let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
-                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                        let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
-                        (src, em.add(em.mulk(kr, bn + PAD)?, nc)?, ok)
-                    } else {
-                        let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                        let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
-                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                        let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
-                        (src, em.add(em.mulk(nr, BK + PAD)?, kc)?, ok)
-                    };
+                    let Chunk { row, col, src, ok } = b_chunk(em, pr, c, BK, bn, plan.b_kmajor, j0, k0, b_base, (off, w))?;
+                    let dst = em.add(em.mulk(row, if plan.b_kmajor { bn + PAD } else { BK + PAD })?, col)?;
                     copy16(em, b_s, em.add(part_base, dst)?, b_ptr, src, ok, h, dt)
                 })?;
             }
@@ -416,6 +399,62 @@ pub(super) fn mma<'c>(
         em.field(d, 2)?.into_float_value(),
         em.field(d, 3)?.into_float_value(),
     ])
+}
+
+/// Chunk `c` of a stage's operand tile: its row and first column within the tile (16-byte
+/// chunks of 8 elements along the contiguous dimension), where it is read from and whether
+/// it lies inside the matrix (zero-filled where not).
+pub(super) struct Chunk<'c> {
+    pub row: Ix<'c>,
+    pub col: Ix<'c>,
+    pub src: Ix<'c>,
+    pub ok: IntValue<'c>,
+}
+
+/// Chunk `c` of A's `[rows, bk]` tile at rows `m0..`, K `k0..` (A is K-contiguous, or a
+/// convolution's input read as im2col).
+pub(super) fn a_chunk<'c>(em: &mut Em<'c>, pr: &Product, c: Ix<'c>, bk: i64, m0: Ix<'c>, k0: Ix<'c>, a_base: Ix<'c>) -> R<Chunk<'c>> {
+    let g = &pr.geo;
+    let (row, kc) = (em.divk(c, bk / 8)?, em.mulk(em.remk(c, bk / 8)?, 8)?);
+    let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
+    let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
+    let (src, ok) = match &pr.im2col {
+        None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
+        Some(im) => im.source(em, gm, gk, ok)?,
+    };
+    Ok(Chunk { row, col: kc, src, ok })
+}
+
+/// Chunk `c` of B's tile for tile columns `j0..j0 + bn` of the part at column `off`, `w` wide,
+/// K `k0..k0 + bk`: with `k_rows` (B `[K, N]`) rows of K and columns of N, else (B `[N, K]`)
+/// rows of N and columns of K.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn b_chunk<'c>(
+    em: &mut Em<'c>,
+    pr: &Product,
+    c: Ix<'c>,
+    bk: i64,
+    bn: i64,
+    k_rows: bool,
+    j0: Ix<'c>,
+    k0: Ix<'c>,
+    b_base: Ix<'c>,
+    (off, w): (i64, usize),
+) -> R<Chunk<'c>> {
+    let g = &pr.geo;
+    if k_rows {
+        let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
+        let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
+        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+        let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
+        Ok(Chunk { row: kr, col: nc, src, ok })
+    } else {
+        let (nr, kc) = (em.divk(c, bk / 8)?, em.mulk(em.remk(c, bk / 8)?, 8)?);
+        let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
+        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
+        let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
+        Ok(Chunk { row: nr, col: kc, src, ok })
+    }
 }
 
 /// `body()` for chunk `c` of a tile's `chunks`, loaded in rounds of `threads` (this round's

@@ -23,7 +23,7 @@
 //! later, after every thread has passed the barrier that follows its wait.
 
 use super::gemm::Product;
-use super::gemm_tc::{commit, copy16, lt, segments, tile_cols, wait_group, within, Mode};
+use super::gemm_tc::{a_chunk, b_chunk, commit, copy16, lt, segments, tile_cols, wait_group, within, Chunk, Mode};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, CodegenError, Cx};
 use inkwell::types::BasicTypeEnum;
@@ -112,7 +112,7 @@ fn mn_major_offset<'c>(em: &Em<'c>, k: Ix<'c>, n: Ix<'c>) -> R<Ix<'c>> {
 /// Bytes between an MN-major tile's 64-column atoms: all of K's atoms of one atom column.
 const MN_ATOM: i64 = BK / 8 * GROUP;
 
-/// `wgmma.mma_async m64n128k16` accumulating into `acc` (64 f32 per thread).
+/// `wgmma.mma_async m64n{N}k16` accumulating into `acc`: N / 2 f32 per thread, N = 2 x `acc.len()`.
 fn wgmma<'c>(em: &Em<'c>, dt: DType, a: Ix<'c>, b: Ix<'c>, b_mn_major: bool, acc: &[Var<'c>]) -> R<()> {
     let t = if dt == DType::F16 { "f16" } else { "bf16" };
     let n = acc.len();
@@ -188,13 +188,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
         for q in 0..chunks / THREADS {
             let c = em.addk(tid, q * THREADS)?;
             within(em, c, q * THREADS, THREADS, chunks, |em| {
-                let (row, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
-                let ok = em.and(lt(em, gm, g.m)?, lt(em, gk, g.k)?)?;
-                let (src, ok) = match &pr.im2col {
-                    None => (em.add(a_base, em.add(em.mulk(gm, g.k as i64)?, gk)?)?, ok),
-                    Some(c) => c.source(em, gm, gk, ok)?,
-                };
+                let Chunk { row, col: kc, src, ok } = a_chunk(em, pr, c, BK, m0, k0, a_base)?;
                 let dst = em.add(smem_pad, em.divk(em.add(a_stage, k_major_offset(em, row, kc)?)?, 2)?)?;
                 copy16(em, smem, dst, a_ptr, src, ok, h, dt)
             })?;
@@ -205,20 +199,8 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
             for q in 0..chunks / THREADS {
                 let c = em.addk(tid, q * THREADS)?;
                 within(em, c, q * THREADS, THREADS, chunks, |em| {
-                    let (src, dst, ok) = if b_mn_major {
-                        // Row k of B, columns nc..nc+8.
-                        let (kr, nc) = (em.divk(c, bn / 8)?, em.mulk(em.remk(c, bn / 8)?, 8)?);
-                        let (gk, gj) = (em.add(k0, kr)?, em.add(j0, nc)?);
-                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                        let src = em.add(b_base, em.add(em.mulk(gk, g.n as i64)?, em.addk(gj, off)?)?)?;
-                        (src, mn_major_offset(em, kr, nc)?, ok)
-                    } else {
-                        let (nr, kc) = (em.divk(c, BK / 8)?, em.mulk(em.remk(c, BK / 8)?, 8)?);
-                        let (gj, gk) = (em.add(j0, nr)?, em.add(k0, kc)?);
-                        let ok = em.and(lt(em, gk, g.k)?, lt(em, gj, w)?)?;
-                        let src = em.add(b_base, em.add(em.mulk(em.addk(gj, off)?, g.k as i64)?, gk)?)?;
-                        (src, k_major_offset(em, nr, kc)?, ok)
-                    };
+                    let Chunk { row, col, src, ok } = b_chunk(em, pr, c, BK, bn, b_mn_major, j0, k0, b_base, (off, w))?;
+                    let dst = if b_mn_major { mn_major_offset(em, row, col)? } else { k_major_offset(em, row, col)? };
                     let dst = em.add(smem_pad, em.divk(em.add(b_stage, dst)?, 2)?)?;
                     copy16(em, smem, dst, b_ptr, src, ok, h, dt)
                 })?;

@@ -46,30 +46,55 @@ pub fn threads_for(len: usize) -> i64 {
 
 /// Combines `v` across the block (`threads` threads); every thread gets the result.
 pub fn block_reduce<'c>(em: &mut Em<'c>, v: FloatValue<'c>, op: Combine, scratch: PointerValue<'c>, threads: i64) -> R<FloatValue<'c>> {
-    let mut v = v;
-    for m in [16, 8, 4, 2, 1] {
-        let o = em.shfl_xor(v, m)?;
-        v = op.apply(em, v, o)?;
-    }
+    let r = block_merge(em, vec![v], &[op.identity()], scratch, threads, |em, a, b| Ok(vec![op.apply(em, a[0], b[0])?]))?;
+    Ok(r[0])
+}
+
+/// Merges every thread's partial (`v`, one or more f32 values) across the block of `threads`
+/// threads with `merge`: through warp shuffles, then lane 0 of each warp publishes its warp's
+/// partial (value `k` of warp `w` at `scratch[32 k + w]`) and every warp merges the published
+/// ones, lanes beyond the warps holding `identity`. Every thread gets the result.
+fn block_merge<'c>(
+    em: &mut Em<'c>,
+    v: Vec<FloatValue<'c>>,
+    identity: &[f64],
+    scratch: PointerValue<'c>,
+    threads: i64,
+    merge: impl Fn(&Em<'c>, &[FloatValue<'c>], &[FloatValue<'c>]) -> R<Vec<FloatValue<'c>>>,
+) -> R<Vec<FloatValue<'c>>> {
+    let warp_merge = |em: &mut Em<'c>, mut v: Vec<FloatValue<'c>>| -> R<Vec<FloatValue<'c>>> {
+        for m in [16, 8, 4, 2, 1] {
+            let o = v.iter().map(|&x| em.shfl_xor(x, m)).collect::<R<Vec<_>>>()?;
+            v = merge(em, &v, &o)?;
+        }
+        Ok(v)
+    };
+    let v = warp_merge(em, v)?;
     if threads <= 32 {
         return Ok(v);
     }
     let tid = em.sreg("tid.x")?;
     let lane = em.remk(tid, 32)?;
     let warp = em.divk(tid, 32)?;
+    let slot = |em: &Em<'c>, i: Ix<'c>, k: usize| if k == 0 { Ok(i) } else { em.addk(i, 32 * k as i64) };
     let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
     // Lane 0 of each warp publishes its partial.
-    em.if_(is0, |em| em.store_shared_f32(scratch, warp, v))?;
+    em.if_(is0, |em| {
+        for (k, &x) in v.iter().enumerate() {
+            em.store_shared_f32(scratch, slot(em, warp, k)?, x)?;
+        }
+        Ok(())
+    })?;
     em.barrier()?;
     let nw = threads / 32;
     let has = em.icmp(IntPredicate::SLT, lane, em.ix(nw))?;
     let lane_c = em.min_ix(lane, em.ix(nw - 1))?;
-    let part = em.load_shared_f32(scratch, lane_c)?;
-    let mut r = em.select(has, part, em.f32c(op.identity()))?.into_float_value();
-    for m in [16, 8, 4, 2, 1] {
-        let o = em.shfl_xor(r, m)?;
-        r = op.apply(em, r, o)?;
+    let mut part = vec![];
+    for (k, &id) in identity.iter().enumerate() {
+        let x = em.load_shared_f32(scratch, slot(em, lane_c, k)?)?;
+        part.push(em.select(has, x, em.f32c(id))?.into_float_value());
     }
+    let r = warp_merge(em, part)?;
     em.barrier()?;
     Ok(r)
 }
@@ -95,45 +120,20 @@ impl<'c> Welford<'c> {
         Ok(Welford { n, mean, m2: em.fadd(em.fadd(self.m2, o.m2)?, cross)? })
     }
 
-    fn shuffle(self, em: &Em<'c>, m: i64) -> R<Welford<'c>> {
-        Ok(Welford { n: em.shfl_xor(self.n, m)?, mean: em.shfl_xor(self.mean, m)?, m2: em.shfl_xor(self.m2, m)? })
+    fn from_slice(v: &[FloatValue<'c>]) -> Welford<'c> {
+        Welford { n: v[0], mean: v[1], m2: v[2] }
     }
 }
 
 /// Merges every thread's statistics across the block (`scratch`: 3 x 32 f32); every thread
 /// gets the row's.
 fn block_welford<'c>(em: &mut Em<'c>, w: Welford<'c>, scratch: PointerValue<'c>, threads: i64) -> R<Welford<'c>> {
-    let mut w = w;
-    for m in [16, 8, 4, 2, 1] {
-        w = w.merge(em, w.shuffle(em, m)?)?;
-    }
-    if threads <= 32 {
-        return Ok(w);
-    }
-    let tid = em.sreg("tid.x")?;
-    let lane = em.remk(tid, 32)?;
-    let warp = em.divk(tid, 32)?;
-    let is0 = em.icmp(IntPredicate::EQ, lane, em.ix(0))?;
-    em.if_(is0, |em| {
-        for (k, v) in [w.n, w.mean, w.m2].into_iter().enumerate() {
-            em.store_shared_f32(scratch, em.addk(warp, 32 * k as i64)?, v)?;
-        }
-        Ok(())
-    })?;
-    em.barrier()?;
-    let has = em.icmp(IntPredicate::SLT, lane, em.ix(threads / 32))?;
-    let zero = em.f32c(0.0);
-    let mut part = [zero; 3];
-    for (k, v) in part.iter_mut().enumerate() {
-        let x = em.load_shared_f32(scratch, em.addk(lane, 32 * k as i64)?)?;
-        *v = em.select(has, x, zero)?.into_float_value();
-    }
-    let mut r = Welford { n: part[0], mean: part[1], m2: part[2] };
-    for m in [16, 8, 4, 2, 1] {
-        r = r.merge(em, r.shuffle(em, m)?)?;
-    }
-    em.barrier()?;
-    Ok(r)
+    let merge = |em: &Em<'c>, a: &[FloatValue<'c>], b: &[FloatValue<'c>]| {
+        let m = Welford::from_slice(a).merge(em, Welford::from_slice(b))?;
+        Ok(vec![m.n, m.mean, m.m2])
+    };
+    let r = block_merge(em, vec![w.n, w.mean, w.m2], &[0.0; 3], scratch, threads, merge)?;
+    Ok(Welford::from_slice(&r))
 }
 
 /// A row of a reduction: `len` elements from `base` at stride `stride`.

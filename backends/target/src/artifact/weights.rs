@@ -9,6 +9,7 @@
 //! when a referenced file is missing, shorter or changed since compilation.
 
 use super::{fnv1a64, sections, Artifact, ArtifactError, Stored};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -49,7 +50,6 @@ impl Artifact {
     /// References every section-stored weight of at least [`MIN_STRIPPED_BYTES`] whose bytes
     /// equal one of the sources' ranges, and compacts the weights section to the rest.
     pub fn strip_weights(&mut self, sources: &[SourceFile]) -> Result<Stripped, ArtifactError> {
-        let section = self.section(sections::WEIGHTS).unwrap_or(&[]).to_vec();
         let mut by_len: HashMap<u64, Vec<(usize, u64)>> = HashMap::new();
         for (f, src) in sources.iter().enumerate() {
             for &(off, len) in &src.ranges {
@@ -58,33 +58,41 @@ impl Artifact {
                 }
             }
         }
+        // Where each weight goes, decided before anything changes: an error leaves the
+        // artifact as it was.
+        let section = self.section(sections::WEIGHTS).unwrap_or(&[]);
         let mut kept = vec![];
         let mut stripped = Stripped::default();
-        for w in &mut self.manifest.weights {
-            let Stored::Section { offset } = w.stored else { continue };
-            let bytes = section_range(&section, offset, w.bytes, &w.name)?;
+        let mut stored = Vec::with_capacity(self.manifest.weights.len());
+        for w in &self.manifest.weights {
+            let Stored::Section { offset } = w.stored else {
+                stored.push(w.stored.clone());
+                continue;
+            };
+            let bytes = section_range(section, offset, w.bytes, &w.name)?;
             let found = (w.bytes >= MIN_STRIPPED_BYTES)
                 .then(|| by_len.get(&w.bytes))
                 .flatten()
                 .and_then(|c| c.iter().find(|&&(f, off)| &sources[f].bytes[off as usize..(off + w.bytes) as usize] == bytes));
-            match found {
+            stored.push(match found {
                 Some(&(f, off)) => {
-                    w.stored = Stored::Source { path: sources[f].path.clone(), offset: off, checksum: fnv1a64(bytes) };
                     stripped.weights += 1;
                     stripped.bytes += w.bytes;
+                    Stored::Source { path: sources[f].path.clone(), offset: off, checksum: fnv1a64(bytes) }
                 }
                 None => {
                     let at = (kept.len() as u64).div_ceil(SECTION_WEIGHT_ALIGN) * SECTION_WEIGHT_ALIGN;
                     kept.resize(at as usize, 0);
                     kept.extend_from_slice(bytes);
-                    w.stored = Stored::Section { offset: at };
+                    Stored::Section { offset: at }
                 }
-            }
+            });
         }
-        for (name, b) in &mut self.sections {
-            if name == sections::WEIGHTS {
-                *b = kept.clone();
-            }
+        for (w, st) in self.manifest.weights.iter_mut().zip(stored) {
+            w.stored = st;
+        }
+        if let Some((_, b)) = self.sections.iter_mut().find(|(name, _)| name == sections::WEIGHTS) {
+            *b = kept;
         }
         self.validate()?;
         Ok(stripped)
@@ -93,8 +101,13 @@ impl Artifact {
     /// The device weights buffer: section-stored weights copied, referenced ones read from
     /// their files (a relative path, or an absolute one that no longer exists, is also looked
     /// up by file name in `dir`, the artifact's directory) and checked against their checksums.
-    pub fn weights_image(&self, dir: Option<&Path>) -> Result<Vec<u8>, ArtifactError> {
+    /// An artifact whose section already is the buffer (nothing stripped) lends it.
+    pub fn weights_image(&self, dir: Option<&Path>) -> Result<Cow<'_, [u8]>, ArtifactError> {
         let section = self.section(sections::WEIGHTS).unwrap_or(&[]);
+        let in_place = |w: &super::WeightInfo| matches!(w.stored, Stored::Section { offset } if offset == w.offset);
+        if section.len() as u64 == self.manifest.weights_bytes && self.manifest.weights.iter().all(in_place) {
+            return Ok(Cow::Borrowed(section));
+        }
         let n = self.manifest.weights_bytes as usize;
         let mut image = Vec::new();
         image.try_reserve_exact(n).map_err(|e| ArtifactError::Invalid(format!("a weights buffer of {n} bytes: {e}")))?;
@@ -123,7 +136,7 @@ impl Artifact {
                 }
             }
         }
-        Ok(image)
+        Ok(Cow::Owned(image))
     }
 }
 
