@@ -638,17 +638,22 @@ fn stripped_artifacts_read_their_weights_from_the_model_file() {
     }
 }
 
-/// The safetensors decoders (`testsuite/golden/hf`: Llama, Qwen2, Mistral, GPT-2) built, optimized
-/// and compiled for sm_90 in fp32 and fp16 (PTX assembled everywhere); with a GPU their logits
-/// match transformers': fp32 within 1e-3 of the logits' scale, cosine ≥ 0.999 in both.
+/// The safetensors models (`testsuite/golden/hf`: Llama, Qwen2, Mistral and GPT-2 decoders, a
+/// BERT encoder) built, optimized and compiled for sm_90 in fp32 and fp16 (PTX assembled
+/// everywhere); with a GPU their outputs (the decoders' logits, BERT's last hidden state and
+/// pooler output) match transformers': fp32 within 1e-3 of the output's scale, cosine ≥ 0.999
+/// in both.
 #[test]
-fn hf_decoders_compile_and_match_transformers_on_the_gpu() {
+fn hf_models_compile_and_match_transformers_on_the_gpu() {
     let hf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/hf");
-    for name in ["llama", "qwen2", "mistral", "gpt2"] {
+    for name in ["llama", "qwen2", "mistral", "gpt2", "bert"] {
         let d = hf.join(name);
-        let ids = read_npy(&d.join("input_ids.npy"));
-        let want = read_npy(&d.join("logits.npy")).to_f64();
-        let p = kiln_frontend::hf::Prefill { batch: ids.dims()[0], seq: ids.dims()[1] };
+        let (ins, outs): (&[&str], &[&str]) = match name {
+            "bert" => (&["input_ids", "attention_mask", "token_type_ids"], &["last_hidden_state", "pooler_output"]),
+            _ => (&["input_ids"], &["logits"]),
+        };
+        let inputs: Vec<Tensor> = ins.iter().map(|f| read_npy(&d.join(format!("{f}.npy")))).collect();
+        let p = kiln_frontend::hf::Prefill { batch: inputs[0].dims()[0], seq: inputs[0].dims()[1] };
         for reduced in [None, Some(DType::F16)] {
             let mut g = kiln_frontend::hf::import_dir(&d, p).unwrap_or_else(|e| panic!("{name}: {e}"));
             kiln_passes::simplify(&mut g).expect("simplifies");
@@ -658,14 +663,17 @@ fn hf_decoders_compile_and_match_transformers_on_the_gpu() {
             let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
             let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name} {reduced:?}: {e}"));
             let Some(mut s) = session(c.artifact) else { continue };
-            let got = s.run(&host_inputs(std::slice::from_ref(&ids))).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let gv = kiln_ir::Data::from_le_bytes(DType::F32, &got[0].data).expect("f32 logits").to_f64();
-            let e = compare::errors(&gv, &want);
-            let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
-            println!("hf {name} {reduced:?}: logits max abs {:.3e} (scale {scale:.3}), cosine {:.9}", e.max_abs, e.cosine);
-            assert!(e.cosine >= 0.999, "{name} {reduced:?}: cosine {}", e.cosine);
-            if reduced.is_none() {
-                assert!(e.max_abs <= 1e-3 * scale, "{name}: fp32 logits differ by {:.3e}", e.max_abs);
+            let got = s.run(&host_inputs(&inputs)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (i, file) in outs.iter().enumerate() {
+                let want = read_npy(&d.join(format!("{file}.npy"))).to_f64();
+                let gv = kiln_ir::Data::from_le_bytes(DType::F32, &got[i].data).expect("f32 output").to_f64();
+                let e = compare::errors(&gv, &want);
+                let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+                println!("hf {name} {file} {reduced:?}: max abs {:.3e} (scale {scale:.3}), cosine {:.9}", e.max_abs, e.cosine);
+                assert!(e.cosine >= 0.999, "{name} {file} {reduced:?}: cosine {}", e.cosine);
+                if reduced.is_none() {
+                    assert!(e.max_abs <= 1e-3 * scale, "{name} {file}: fp32 output differs by {:.3e}", e.max_abs);
+                }
             }
         }
     }

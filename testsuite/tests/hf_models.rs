@@ -1,9 +1,9 @@
 //! Safetensors checkpoints with a Hugging Face config.json, built into IR graphs and checked
 //! against transformers: small random-weight Llama (Llama 3 rope scaling, untied head), Qwen2
 //! (Q/K/V biases, tied embeddings) and Mistral (a sliding window shorter than the prompt)
-//! decoders with 4 heads and 2 KV heads, and GPT-2 (4 heads); 2 layers, hidden 256,
-//! vocabulary 1000; written by `testsuite/golden/hf/generate.py` with the fp32 logits and the
-//! greedy tokens transformers computes.
+//! decoders with 4 heads and 2 KV heads, GPT-2 and a BERT encoder (4 heads); 2 layers, hidden
+//! 256, vocabulary 1000; written by `testsuite/golden/hf/generate.py` with the fp32 outputs and
+//! the greedy tokens transformers computes.
 
 use kiln_frontend::hf::{import_dir, Prefill};
 use kiln_ir::{interp, Tensor};
@@ -42,6 +42,77 @@ fn prefill_logits_match_transformers_in_the_interpreter() {
         let cfg = kiln_frontend::hf::read_config(&d).expect("config");
         assert_eq!(out[1].dims(), &[p.batch, cfg.num_kv_heads, p.seq, cfg.head_dim], "{name}: present.0.key");
     }
+}
+
+/// The BERT encoder's outputs in the reference interpreter against transformers' (fp32, the same
+/// bf16-stored weights) for two sequences, the second padded, with two token types: the last
+/// hidden state and the pooler output within 1e-4 of their scale.
+#[test]
+fn bert_encoder_matches_transformers_in_the_interpreter() {
+    let d = dir("bert");
+    let inputs: Vec<Tensor> =
+        ["input_ids", "attention_mask", "token_type_ids"].iter().map(|f| read_npy(&d.join(format!("{f}.npy")))).collect();
+    let p = Prefill { batch: inputs[0].dims()[0], seq: inputs[0].dims()[1] };
+    let g = import_dir(&d, p).unwrap_or_else(|e| panic!("bert: {e}"));
+    kiln_ir::verify(&g).expect("verifies");
+    let names: Vec<&str> = g.inputs.iter().map(|&v| g.value(v).name.as_str()).collect();
+    assert_eq!(names, ["input_ids", "attention_mask", "token_type_ids"]);
+    let outs: Vec<&str> = g.outputs.iter().map(|&v| g.value(v).name.as_str()).collect();
+    assert_eq!(outs, ["last_hidden_state", "pooler_output"]);
+    let got = interp::run(&g, inputs).expect("runs");
+    for (out, file) in got.iter().zip(["last_hidden_state", "pooler_output"]) {
+        let want = read_npy(&d.join(format!("{file}.npy")));
+        assert_eq!(out.dims(), want.dims(), "{file}");
+        let (gv, wv) = (out.to_f64(), want.to_f64());
+        let e = compare::errors(&gv, &wv);
+        let scale = wv.iter().fold(0f64, |m, v| m.max(v.abs()));
+        println!("bert {file}: max abs {:.3e} (scale {scale:.3}), cosine {:.9}", e.max_abs, e.cosine);
+        assert!(e.max_abs <= 1e-4 * scale, "bert {file}: differs from transformers' by {:.3e} (scale {scale:.3})", e.max_abs);
+    }
+}
+
+/// A BERT checkpoint saved by a task model (`bert.` prefix, the masked-LM head under `cls.`,
+/// LayerNorm's older `gamma` and `beta` names, the position-id buffer) builds the same encoder;
+/// configs kiln does not build as an encoder, and sequences past the position table, are
+/// errors naming the key.
+#[test]
+fn bert_task_checkpoints_build_the_encoder_and_bad_configs_are_errors() {
+    let inputs: Vec<Tensor> =
+        ["input_ids", "attention_mask", "token_type_ids"].iter().map(|f| read_npy(&dir("bert").join(format!("{f}.npy")))).collect();
+    let want = read_npy(&dir("bert").join("last_hidden_state.npy"));
+    let p = Prefill { batch: 2, seq: 16 };
+    let d = temp_copy("bert", "task");
+    rewrite(&d, |ts| {
+        for t in ts.iter_mut() {
+            t.0 = format!("bert.{}", t.0).replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
+        }
+        ts.push(("cls.predictions.bias".into(), safetensors::Dtype::F32, vec![2], vec![0; 8]));
+        ts.push(("bert.embeddings.position_ids".into(), safetensors::Dtype::I64, vec![1, 1], vec![0; 8]));
+    });
+    let g = import_dir(&d, p).expect("a task checkpoint builds the encoder");
+    let got = interp::run(&g, inputs).expect("runs");
+    let e = compare::errors(&got[0].to_f64(), &want.to_f64());
+    assert!(e.max_abs < 1e-4, "the task checkpoint's encoder differs by {:.3e}", e.max_abs);
+
+    let err = |d: &Path, p: Prefill| import_dir(d, p).expect_err("must fail").to_string();
+    rewrite(&d, |ts| ts.push(("bert.pooler.extra".into(), safetensors::Dtype::F32, vec![2], vec![0; 8])));
+    let e = err(&d, p);
+    assert!(e.contains("not used") && e.contains("bert.pooler.extra"), "{e}");
+    let e = err(&d, Prefill { batch: 1, seq: 300 });
+    assert!(e.contains("max_position_embeddings = 256"), "{e}");
+    let cfg = std::fs::read_to_string(d.join("config.json")).expect("config");
+    for (from, to, key) in [
+        ("\"model_type\"", "\"is_decoder\": true, \"model_type\"", "`is_decoder`"),
+        ("\"absolute\"", "\"relative_key\"", "`position_embedding_type`"),
+        ("\"gelu\"", "\"swish\"", "`hidden_act`"),
+    ] {
+        std::fs::write(d.join("config.json"), cfg.replace(from, to)).expect("write");
+        let e = err(&d, p);
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    std::fs::write(d.join("config.json"), &cfg).expect("write");
+    let gen = kiln_frontend::hf::import_dir_for_generation(&d, p, kiln_frontend::hf::Decode { batch: 2, max_len: 32 });
+    assert!(gen.expect_err("an encoder does not generate").to_string().contains("BERT"));
 }
 
 /// The kernels of an optimized graph by op name: views are free, and so is the transpose of a

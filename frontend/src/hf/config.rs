@@ -278,7 +278,16 @@ fn bert(k: &Keys) -> Result<HfConfig, ConfigError> {
     if let Some(v) = k.get("position_embedding_type").filter(|v| v.as_str() != Some("absolute")) {
         return Err(bad("position_embedding_type", v, "only absolute positions are built"));
     }
+    for key in ["is_decoder", "add_cross_attention"] {
+        if k.bool_or(key, false)? {
+            return Err(bad(key, &Value::from(true), "kiln builds BERT as an encoder"));
+        }
+    }
     let act_v = k.get("hidden_act").cloned().unwrap_or(Value::from("gelu"));
+    let act = activation("hidden_act", &act_v)?;
+    if act == Activation::Silu {
+        return Err(bad("hidden_act", &act_v, "BERT's MLP is built with gelu, gelu_new or relu"));
+    }
     Ok(HfConfig {
         arch: Arch::Bert,
         vocab_size: k.usize(&["vocab_size"])?,
@@ -289,7 +298,7 @@ fn bert(k: &Keys) -> Result<HfConfig, ConfigError> {
         num_kv_heads: num_heads,
         head_dim,
         norm_eps: k.f64_of(&["layer_norm_eps"])?.unwrap_or(1e-12),
-        activation: activation("hidden_act", &act_v)?,
+        activation: act,
         max_position_embeddings: k.usize(&["max_position_embeddings"])?,
         rope_theta: None,
         rope_scaling: None,

@@ -74,7 +74,15 @@ impl Builder {
 
     /// `x W^T (+ b)` for a Linear layer's `[out, in]` weight, W^T stored as the constant.
     #[allow(clippy::too_many_arguments)]
-    fn linear(&mut self, ck: &mut Checkpoint, x: ValueId, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<ValueId, HfError> {
+    pub fn linear(
+        &mut self,
+        ck: &mut Checkpoint,
+        x: ValueId,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<ValueId, HfError> {
         let wt = self.transposed_weight(ck, &format!("{prefix}.weight"), out, inp)?;
         let mut y = self.node(&format!("{prefix}/MatMul"), Op::MatMul {}, &[x, wt])?;
         if bias {
@@ -95,6 +103,15 @@ impl Builder {
         let v = ck.take(name, &[out, inp])?.to_f64();
         let t: Vec<f64> = (0..out * inp).map(|i| v[(i % out) * inp + i / out]).collect();
         Ok(self.konst(name, f32_tensor(vec![inp, out], &t)?))
+    }
+
+    /// LayerNorm module `m` over the last axis (`weight` and `bias`, or the `gamma` and `beta`
+    /// of older checkpoints).
+    pub fn layer_norm(&mut self, ck: &mut Checkpoint, x: ValueId, m: &str, h: usize, eps: f64) -> Result<ValueId, HfError> {
+        let (w, b) = if ck.contains(&format!("{m}.gamma")) { ("gamma", "beta") } else { ("weight", "bias") };
+        let w = self.weight(ck, &format!("{m}.{w}"), &[h])?;
+        let b = self.weight(ck, &format!("{m}.{b}"), &[h])?;
+        self.node(m, Op::LayerNormalization { axis: -1, epsilon: eps as f32 }, &[x, w, b])
     }
 
     fn rms_norm(&mut self, ck: &mut Checkpoint, x: ValueId, prefix: &str, hidden: usize, eps: f64) -> Result<ValueId, HfError> {
@@ -346,7 +363,7 @@ pub(super) fn self_attention(
 }
 
 /// Attention over `heads` query heads and `kv` key/value heads (GQA), scaled by 1/sqrt(hd).
-fn attention(heads: usize, kv: usize, causal: bool) -> Op {
+pub(super) fn attention(heads: usize, kv: usize, causal: bool) -> Op {
     Op::Attention {
         is_causal: causal,
         kv_num_heads: kv as i64,

@@ -20,12 +20,6 @@ fn prefix(ck: &Checkpoint) -> &'static str {
     }
 }
 
-fn layer_norm(bd: &mut Builder, ck: &mut Checkpoint, x: ValueId, m: &str, h: usize, eps: f64) -> Result<ValueId, HfError> {
-    let w = bd.weight(ck, &format!("{m}.weight"), &[h])?;
-    let b = bd.weight(ck, &format!("{m}.bias"), &[h])?;
-    bd.node(m, Op::LayerNormalization { axis: -1, epsilon: eps as f32 }, &[x, w, b])
-}
-
 /// `x W + b` for a Conv1D's `[inp, out]` weight.
 fn conv1d(bd: &mut Builder, ck: &mut Checkpoint, x: ValueId, m: &str, inp: usize, out: usize) -> Result<ValueId, HfError> {
     let w = bd.weight(ck, &format!("{m}.weight"), &[inp, out])?;
@@ -72,20 +66,20 @@ pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<G
     let mut presents = vec![];
     for i in 0..cfg.num_layers {
         let l = format!("{pre}h.{i}");
-        let hn = layer_norm(&mut bd, ck, x, &format!("{l}.ln_1"), h, cfg.norm_eps)?;
+        let hn = bd.layer_norm(ck, x, &format!("{l}.ln_1"), h, cfg.norm_eps)?;
         let [q, k, v] = qkv(&mut bd, ck, hn, &format!("{l}.attn.c_attn"), h)?;
         let att = Attn { heads: nh, kv: nh, hd, b, step: step.as_ref(), pasts: &pasts, mask: None, causal: true };
         let (y, pk, pv) = self_attention(&mut bd, &att, &format!("{l}.attn"), i, q, k, v)?;
         presents.push((pk, pv));
         let o = conv1d(&mut bd, ck, y, &format!("{l}.attn.c_proj"), h, h)?;
         x = bd.node(&format!("{l}/attn_residual"), Op::Binary { op: BinaryOp::Add }, &[x, o])?;
-        let hn = layer_norm(&mut bd, ck, x, &format!("{l}.ln_2"), h, cfg.norm_eps)?;
+        let hn = bd.layer_norm(ck, x, &format!("{l}.ln_2"), h, cfg.norm_eps)?;
         let up = conv1d(&mut bd, ck, hn, &format!("{l}.mlp.c_fc"), h, inter)?;
         let a = bd.node(&format!("{l}.mlp.act"), act.clone(), &[up])?;
         let down = conv1d(&mut bd, ck, a, &format!("{l}.mlp.c_proj"), inter, h)?;
         x = bd.node(&format!("{l}/mlp_residual"), Op::Binary { op: BinaryOp::Add }, &[x, down])?;
     }
-    let xn = layer_norm(&mut bd, ck, x, &format!("{pre}ln_f"), h, cfg.norm_eps)?;
+    let xn = bd.layer_norm(ck, x, &format!("{pre}ln_f"), h, cfg.norm_eps)?;
     // The head is the token embedding (GPT2LMHeadModel ties them); a saved copy must equal it.
     if ck.contains("lm_head.weight") {
         let w = ck.take("lm_head.weight", &[cfg.vocab_size, h])?;

@@ -1,6 +1,6 @@
 //! Hugging Face checkpoints: a `config.json` ([`config`]) and safetensors weights
 //! ([`checkpoint`]) built into an IR graph by the architecture's builder ([`decoder`] for
-//! Llama, Qwen2 and Mistral, [`gpt2`]); [`generate`] decodes greedily with the prefill and
+//! Llama, Qwen2 and Mistral, [`gpt2`], [`bert`]); [`generate`] decodes greedily with the prefill and
 //! decode graphs.
 //!
 //! ```no_run
@@ -10,6 +10,7 @@
 //! # Ok::<(), kiln_frontend::hf::HfError>(())
 //! ```
 
+pub mod bert;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
@@ -43,10 +44,15 @@ pub fn read_config(dir: &Path) -> Result<HfConfig, HfError> {
     Ok(HfConfig::parse(&text)?)
 }
 
-/// Buffers some checkpoints save that carry no weights: rotary frequencies, GPT-2's causal
-/// mask and its masked-score constant.
-fn ignorable(name: &str) -> bool {
-    name.ends_with("rotary_emb.inv_freq") || name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+/// Tensors of an `arch` checkpoint that the graph does not use and that are not an error:
+/// buffers that carry no weights (rotary frequencies, GPT-2's causal mask and masked-score
+/// constant, BERT's id buffers) and BERT's pre-training heads.
+fn ignorable(arch: Arch) -> impl Fn(&str) -> bool {
+    move |name: &str| match arch {
+        Arch::Llama | Arch::Qwen2 | Arch::Mistral => name.ends_with("rotary_emb.inv_freq"),
+        Arch::Gpt2 => name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias"),
+        Arch::Bert => bert::ignorable(name),
+    }
 }
 
 /// The graph of `kind` for the architecture `cfg` describes.
@@ -54,7 +60,10 @@ fn graph(cfg: &HfConfig, ck: &mut Checkpoint, kind: decoder::Kind) -> Result<kil
     match cfg.arch {
         Arch::Llama | Arch::Qwen2 | Arch::Mistral => decoder::build(cfg, ck, kind),
         Arch::Gpt2 => gpt2::build(cfg, ck, kind),
-        Arch::Bert => Err(HfError::Unsupported("building BERT graphs from safetensors is not done yet".into())),
+        Arch::Bert => match kind {
+            decoder::Kind::Prefill(p) => bert::build(cfg, ck, p.batch, p.seq),
+            decoder::Kind::Decode(_) => Err(HfError::Unsupported("a decode graph of BERT, an encoder".into())),
+        },
     }
 }
 
@@ -62,7 +71,7 @@ fn graph(cfg: &HfConfig, ck: &mut Checkpoint, kind: decoder::Kind) -> Result<kil
 pub fn import_dir(dir: &Path, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
     let cfg = read_config(dir)?;
     let mut ck = Checkpoint::open_dir(dir)?;
-    build(&cfg, &mut ck, p).and_then(|g| ck.finish(ignorable).map(|_| g).map_err(HfError::from))
+    build(&cfg, &mut ck, p).and_then(|g| ck.finish(ignorable(cfg.arch)).map(|_| g).map_err(HfError::from))
 }
 
 /// The prefill and decode graphs of the checkpoint in `dir` (the decode graph's caches hold
@@ -79,10 +88,10 @@ pub fn import_dir_for_generation(
     let ck = Checkpoint::open_dir(dir)?;
     let mut a = ck.clone();
     let prefill = graph(&cfg, &mut a, decoder::Kind::Prefill(p))?;
-    a.finish(ignorable)?;
+    a.finish(ignorable(cfg.arch))?;
     let mut b = ck;
     let decode = graph(&cfg, &mut b, decoder::Kind::Decode(d))?;
-    b.finish(ignorable)?;
+    b.finish(ignorable(cfg.arch))?;
     let shape = generate::CacheShape { layers: cfg.num_layers, kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, max_len: d.max_len };
     Ok((prefill, decode, shape))
 }
