@@ -684,14 +684,18 @@ fn hf_models_compile_and_match_transformers_on_the_gpu() {
 /// assembles); with a GPU the 16 tokens equal transformers' `generate()`.
 #[test]
 fn hf_greedy_decoding_on_the_gpu_matches_transformers() {
-    use kiln_frontend::hf::{generate, import_dir_for_generation, Decode, Prefill};
+    use kiln_frontend::hf::{generate, import_for_generation, Decode, Prefill};
     let hf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/hf");
     for name in ["llama", "qwen2", "mistral", "gpt2"] {
         let d = hf.join(name);
         let ids = read_npy(&d.join("input_ids.npy")).to_i64();
         let want = read_npy(&d.join("generated.npy")).to_i64();
-        let (pre, dec, shape) = import_dir_for_generation(&d, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len: 32 })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (pre, dec, shape) = import_for_generation(
+            &kiln_frontend::hf::Source::dir(&d),
+            Prefill { batch: 1, seq: ids.len() },
+            Decode { batch: 1, max_len: 32 },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut artifacts = vec![];
         for mut g in [pre, dec] {
             kiln_passes::simplify(&mut g).expect("simplifies");

@@ -111,7 +111,11 @@ fn bert_task_checkpoints_build_the_encoder_and_bad_configs_are_errors() {
         assert!(e.contains(key), "{key}: {e}");
     }
     std::fs::write(d.join("config.json"), &cfg).expect("write");
-    let gen = kiln_frontend::hf::import_dir_for_generation(&d, p, kiln_frontend::hf::Decode { batch: 2, max_len: 32 });
+    let gen = kiln_frontend::hf::import_for_generation(
+        &kiln_frontend::hf::Source::dir(&d),
+        p,
+        kiln_frontend::hf::Decode { batch: 2, max_len: 32 },
+    );
     assert!(gen.expect_err("an encoder does not generate").to_string().contains("BERT"));
 }
 
@@ -267,14 +271,18 @@ fn bad_checkpoints_are_errors_naming_the_tensor_or_key() {
 /// tokens, Mistral's window of 8 included.
 #[test]
 fn greedy_decoding_matches_transformers_generate_in_the_interpreter() {
-    use kiln_frontend::hf::{generate, import_dir_for_generation, Decode};
+    use kiln_frontend::hf::{generate, import_for_generation, Decode};
     for name in MODELS {
         let d = dir(name);
         let ids = read_npy(&d.join("input_ids.npy")).to_i64();
         let want = read_npy(&d.join("generated.npy")).to_i64();
         let n = want.len() - ids.len();
-        let (pre, dec, shape) = import_dir_for_generation(&d, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len: 32 })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (pre, dec, shape) = import_for_generation(
+            &kiln_frontend::hf::Source::dir(&d),
+            Prefill { batch: 1, seq: ids.len() },
+            Decode { batch: 1, max_len: 32 },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         kiln_ir::verify(&dec).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut run_pre = |x: Vec<Tensor>| interp::run(&pre, x).map_err(|e| e.to_string());
         let mut run_dec = |x: Vec<Tensor>| interp::run(&dec, x).map_err(|e| e.to_string());

@@ -1,9 +1,9 @@
 //! Subcommands. Errors are one line plus context, and a non-zero exit code.
 
 use crate::gpu;
+use crate::model::{CheckpointArgs, Model};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
-use kiln_frontend::onnx::{import_file, ImportOptions};
 use kiln_ir::{interp, Dim, Graph, Tensor};
 use kiln_target::Target;
 use kiln_testsuite::{conformance, npy, optimizer};
@@ -21,8 +21,10 @@ struct Cli {
 enum Cmd {
     /// Show a model's inputs, outputs, op histogram and parameters.
     Inspect {
-        /// An .onnx file.
-        model: PathBuf,
+        /// An .onnx file, or a directory with a Hugging Face config.json and safetensors weights.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         #[arg(long)]
         json: bool,
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
@@ -33,7 +35,9 @@ enum Cmd {
     Run {
         /// An .onnx file or a safetensors checkpoint directory (interpreter), or a .kiln
         /// artifact (GPU).
-        model: PathBuf,
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
         #[arg(long = "input")]
         input: Vec<String>,
@@ -50,8 +54,10 @@ enum Cmd {
     /// Compile a model, run it on the GPU and compare every kernel's output with the
     /// interpreter (max abs, max rel, cosine), so that the first kernel that drifts shows.
     Verify {
-        /// An .onnx file.
-        model: PathBuf,
+        /// An .onnx file, or a directory with a Hugging Face config.json and safetensors weights.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         #[arg(long, default_value = "sm_90")]
         target: String,
         /// NAME=FILE.npy (repeatable); inputs not given are random (seeded).
@@ -68,8 +74,10 @@ enum Cmd {
     },
     /// List the ops a model needs on a target (after optimization) and which have kernels.
     Ops {
-        /// An .onnx file.
-        model: PathBuf,
+        /// An .onnx file, or a directory with a Hugging Face config.json and safetensors weights.
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         #[arg(long, default_value = "sm_90")]
         target: String,
         #[arg(long)]
@@ -94,8 +102,10 @@ enum Cmd {
     /// Compile a model for a target.
     Compile {
         /// An .onnx file, or a directory with a Hugging Face config.json and safetensors
-        /// weights (Llama, Qwen2, Mistral; give --input-shape input_ids=BATCHxSEQ).
-        model: PathBuf,
+        /// weights (Llama, Qwen2, Mistral, GPT-2, BERT; give --seq S and --batch B).
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         /// ref, sm_90 or sm_80 (cpu and 910b are not built yet).
         #[arg(long, default_value = "ref")]
         target: String,
@@ -127,17 +137,21 @@ enum Cmd {
         #[arg(long)]
         strip_weights: bool,
     },
-    /// Greedy decoding of a Hugging Face checkpoint (Llama, Qwen2, Mistral) with its prefill and
-    /// decode graphs: token ids in, token ids out (printed comma-separated).
+    /// Greedy decoding of a Hugging Face checkpoint (Llama, Qwen2, Mistral, GPT-2) with its
+    /// prefill and decode graphs: token ids in, token ids out (printed comma-separated, one line
+    /// per prompt).
     Generate {
-        /// A directory with config.json and safetensors weights.
-        model: PathBuf,
+        /// A directory with config.json and safetensors weights (or --config and --weights).
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
         /// ref (the interpreter), sm_90 or sm_80.
         #[arg(long, default_value = "ref")]
         target: String,
-        /// The prompt's token ids: 1,2,3.
-        #[arg(long = "prompt-ids")]
-        prompt_ids: String,
+        /// The prompt's token ids: 1,2,3. Repeat for a batch of prompts of one length, decoded
+        /// together (one output line each).
+        #[arg(long = "prompt-ids", required = true)]
+        prompt_ids: Vec<String>,
         #[arg(long = "max-new-tokens", default_value_t = 16)]
         max_new_tokens: usize,
         /// fp32, fp16 or bf16 (GPU targets).
@@ -168,21 +182,22 @@ enum Cmd {
 
 pub fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Inspect { model, json, input_shape } => inspect(&model, json, &parse_shapes(&input_shape)?),
-        Cmd::Run { model, input, output_dir, target, cuda_graph } => {
-            if model.extension().is_some_and(|e| e == "kiln") {
-                run_artifact(&model, &input, &output_dir, cuda_graph)
-            } else {
-                run(&model, &input, &output_dir, &target)
-            }
+        Cmd::Inspect { model, checkpoint, json, input_shape } => {
+            inspect(&Model::new(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?)
         }
-        Cmd::Verify { model, target, input, input_shape, precision } => {
-            verify(&model, &target, &input, &parse_shapes(&input_shape)?, parse_precision(&precision)?)
+        Cmd::Run { model, checkpoint, input, output_dir, target, cuda_graph } => match model {
+            Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
+            m => run(&Model::new(m.as_deref(), &checkpoint)?, &input, &output_dir, &target),
+        },
+        Cmd::Verify { model, checkpoint, target, input, input_shape, precision } => {
+            verify(&Model::new(model.as_deref(), &checkpoint)?, &target, &input, &parse_shapes(&input_shape)?, parse_precision(&precision)?)
         }
         Cmd::Bench { model, iters, json, per_kernel } => bench(&model, iters, json, per_kernel),
-        Cmd::Ops { model, target, json, input_shape } => ops(&model, &target, json, &parse_shapes(&input_shape)?),
-        Cmd::Compile { model, target, output, emit, report, input_shape, precision, strip_weights } => compile(
-            &model,
+        Cmd::Ops { model, checkpoint, target, json, input_shape } => {
+            ops(&Model::new(model.as_deref(), &checkpoint)?, &target, json, &parse_shapes(&input_shape)?)
+        }
+        Cmd::Compile { model, checkpoint, target, output, emit, report, input_shape, precision, strip_weights } => compile(
+            &Model::new(model.as_deref(), &checkpoint)?,
             &target,
             Out { path: output.as_deref(), strip_weights },
             emit.as_deref(),
@@ -191,9 +206,13 @@ pub fn main() -> Result<()> {
             parse_precision(&precision)?,
         ),
         Cmd::Compare { got, want } => compare(&got, &want),
-        Cmd::Generate { model, target, prompt_ids, max_new_tokens, precision } => {
-            crate::generate::generate(&model, &target, &prompt_ids, max_new_tokens, parse_precision(&precision)?)
-        }
+        Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
+            &Model::new(model.as_deref(), &checkpoint)?,
+            &target,
+            &prompt_ids,
+            max_new_tokens,
+            parse_precision(&precision)?,
+        ),
         Cmd::Conformance { suite, target, json, filter, cases } => {
             conformance_cmd(&suite, &target, json, filter.as_deref(), cases.as_deref())
         }
@@ -249,37 +268,8 @@ fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
         .collect()
 }
 
-/// Imports a model and folds what its (possibly specialized) shapes allow.
-fn load(model: &Path, shapes: &HashMap<String, Vec<usize>>) -> Result<Graph> {
-    if model.is_dir() {
-        // A Hugging Face checkpoint: its prefill graph for input_ids of the given shape.
-        let shape = match (shapes.get("input_ids").map(Vec::as_slice), shapes.len()) {
-            (Some(&[b, s]), 1) => kiln_frontend::hf::Prefill { batch: b, seq: s },
-            _ => bail!(
-                "{}: a safetensors checkpoint is built for one input shape: give --input-shape input_ids=BATCHxSEQ (or --input input_ids=FILE.npy), and no other input",
-                model.display()
-            ),
-        };
-        let mut g = kiln_frontend::hf::import_dir(model, shape).with_context(|| format!("importing {}", model.display()))?;
-        kiln_passes::simplify(&mut g).context("simplifying the built graph")?;
-        kiln_ir::verify(&g).context("verifying the built graph")?;
-        return Ok(g);
-    }
-    let opts = ImportOptions { input_shapes: shapes.clone() };
-    let m = import_file(model, &opts).with_context(|| format!("importing {}", model.display()))?;
-    let mut g = m.graph;
-    for name in shapes.keys() {
-        if !g.inputs.iter().any(|&i| g.value(i).name == *name) {
-            bail!("--input-shape: the model has no input named `{name}`");
-        }
-    }
-    kiln_passes::simplify(&mut g).context("simplifying the imported graph")?;
-    kiln_ir::verify(&g).context("verifying the imported graph")?;
-    Ok(g)
-}
-
-fn inspect(model: &Path, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
-    let g = load(model, shapes)?;
+fn inspect(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let g = model.load(shapes)?;
     let io = |ids: &[kiln_ir::ValueId]| -> Vec<serde_json::Value> {
         ids.iter()
             .map(|&i| {
@@ -388,7 +378,7 @@ fn random_inputs(g: &Graph, given: &mut HashMap<String, Tensor>) -> Result<Vec<T
 }
 
 fn verify(
-    model: &Path,
+    model: &Model,
     target: &str,
     inputs: &[String],
     shapes: &HashMap<String, Vec<usize>>,
@@ -404,7 +394,7 @@ fn verify(
     for (n, t) in &given {
         shapes.insert(n.clone(), t.dims().to_vec());
     }
-    let g0 = load(model, &shapes)?;
+    let g0 = model.load(&shapes)?;
     let args = random_inputs(&g0, &mut given)?;
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
@@ -447,12 +437,12 @@ fn verify(
     Ok(())
 }
 
-fn ops(model: &Path, target: &str, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+fn ops(model: &Model, target: &str, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
     let t = parse_target(target)?;
     if !matches!(t, Target::Sm90 | Target::Sm80) {
         bail!("kiln ops reports CUDA support: --target sm_90 or sm_80");
     }
-    let g = load(model, shapes)?;
+    let g = model.load(shapes)?;
     let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).context("optimizing")?;
     let mut rows: std::collections::BTreeMap<&'static str, (usize, &'static str)> = std::collections::BTreeMap::new();
     for n in &g.nodes {
@@ -541,14 +531,14 @@ fn print_profile(m: &kiln_runtime::Manifest, ms: &[f64]) {
     println!("sum of launches: {total:.4} ms");
 }
 
-fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {
+fn run(model: &Model, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {
     let t = parse_target(target)?;
     if t != Target::Ref {
         bail!("`kiln run MODEL.onnx` runs the reference interpreter only; for {t}, compile with `kiln compile --target {t} -o model.kiln` and run model.kiln");
     }
     let mut given = read_inputs(inputs)?;
     let shapes = given.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
-    let g = load(model, &shapes)?;
+    let g = model.load(&shapes)?;
     let mut args = vec![];
     for &i in &g.inputs {
         let name = &g.value(i).name;
@@ -567,10 +557,10 @@ fn run(model: &Path, inputs: &[String], out_dir: &Path, target: &str) -> Result<
 }
 
 /// References the artifact's weights found unchanged in `model`'s files.
-fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Path) -> Result<()> {
-    if model.is_dir() {
+fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Model) -> Result<()> {
+    let Model::Onnx(model) = model else {
         bail!("--strip-weights references ONNX initializers; for a safetensors checkpoint it is not done yet");
-    }
+    };
     let sources = kiln_frontend::onnx::weight_sources(model).with_context(|| format!("locating the weights in {}", model.display()))?;
     let mut bytes = vec![];
     for (p, _) in &sources {
@@ -599,7 +589,7 @@ struct Out<'a> {
 }
 
 fn compile(
-    model: &Path,
+    model: &Model,
     target: &str,
     out: Out,
     emit: Option<&str>,
@@ -613,7 +603,7 @@ fn compile(
     if strip && (emit.is_some() || !matches!(t, Target::Sm90 | Target::Sm80)) {
         bail!("--strip-weights applies to the artifact that --target sm_90 or sm_80 writes with -o");
     }
-    let g = with_precision(load(model, shapes)?, precision)?;
+    let g = with_precision(model.load(shapes)?, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {
             bail!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o");

@@ -1,14 +1,15 @@
-//! `kiln generate DIR --prompt-ids 1,2,3 --max-new-tokens N`: greedy decoding of a Hugging Face
-//! checkpoint with its prefill and decode graphs, in the reference interpreter (`--target ref`)
-//! or compiled for the GPU (`--target sm_90|sm_80`, with `--precision`). Token ids in, token
-//! ids out: tokenizers are out of scope.
+//! `kiln generate DIR --prompt-ids 1,2,3 [--prompt-ids 4,5,6] --max-new-tokens N`: greedy
+//! decoding of a Hugging Face checkpoint with its prefill and decode graphs, in the reference
+//! interpreter (`--target ref`) or compiled for the GPU (`--target sm_90|sm_80`, with
+//! `--precision`). Several prompts (of one length) are decoded as one batch. Token ids in,
+//! token ids out: tokenizers are out of scope.
 
 use crate::gpu::{from_host, to_host};
+use crate::model::Model;
 use anyhow::{anyhow, bail, Context, Result};
-use kiln_frontend::hf::{generate, import_dir_for_generation, Decode, Prefill};
+use kiln_frontend::hf::{generate, import_for_generation, Decode, Prefill};
 use kiln_ir::{interp, DType, Graph, Tensor};
 use kiln_target::Target;
-use std::path::Path;
 
 /// The ids of `--prompt-ids 1,2,3`.
 fn parse_ids(s: &str) -> Result<Vec<i64>> {
@@ -36,22 +37,28 @@ fn runner(s: &mut kiln_runtime::Session) -> impl FnMut(Vec<Tensor>) -> Result<Ve
     }
 }
 
-pub fn generate(model: &Path, target: &str, prompt: &str, new_tokens: usize, precision: Option<DType>) -> Result<()> {
+pub fn generate(model: &Model, target: &str, prompts: &[String], new_tokens: usize, precision: Option<DType>) -> Result<()> {
     let t: Target = target.parse()?;
     t.status()?;
     if new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
-    if !model.is_dir() {
-        bail!("{}: generate takes a checkpoint directory (config.json and safetensors weights)", model.display());
+    let src = match model {
+        Model::Checkpoint { batch: None, seq: None, source } => source,
+        Model::Checkpoint { .. } => bail!("generate sizes its graphs from the prompts: --batch and --seq do not apply"),
+        Model::Onnx(p) => bail!("{}: generate takes a checkpoint directory (config.json and safetensors weights)", p.display()),
+    };
+    let ids = prompts.iter().map(|p| parse_ids(p)).collect::<Result<Vec<_>>>()?;
+    let len = ids[0].len();
+    if let Some(p) = ids.iter().find(|p| p.len() != len) {
+        bail!("--prompt-ids: the prompts of a batch have one length ({len} and {})", p.len());
     }
-    let ids = parse_ids(prompt)?;
-    let vocab = kiln_frontend::hf::read_config(model)?.vocab_size;
-    if let Some(bad) = ids.iter().find(|&&t| t < 0 || t as usize >= vocab) {
+    let vocab = src.read_config()?.vocab_size;
+    if let Some(bad) = ids.iter().flatten().find(|&&t| t < 0 || t as usize >= vocab) {
         bail!("--prompt-ids: token {bad} is outside the vocabulary (0..{vocab})");
     }
-    let max_len = (ids.len() + new_tokens - 1).max(1);
-    let (mut pre, mut dec, shape) = import_dir_for_generation(model, Prefill { batch: 1, seq: ids.len() }, Decode { batch: 1, max_len })
+    let (batch, max_len) = (ids.len(), (len + new_tokens - 1).max(1));
+    let (mut pre, mut dec, shape) = import_for_generation(src, Prefill { batch, seq: len }, Decode { batch, max_len })
         .with_context(|| format!("importing {}", model.display()))?;
     kiln_passes::simplify(&mut pre)?;
     kiln_passes::simplify(&mut dec)?;
@@ -62,16 +69,18 @@ pub fn generate(model: &Path, target: &str, prompt: &str, new_tokens: usize, pre
             }
             let mut p = |x: Vec<Tensor>| interp::run(&pre, x).map_err(|e| e.to_string());
             let mut d = |x: Vec<Tensor>| interp::run(&dec, x).map_err(|e| e.to_string());
-            generate::greedy(&ids, new_tokens, shape, &mut p, &mut d)
+            generate::greedy_batch(&ids, new_tokens, shape, &mut p, &mut d)
         }
         Target::Sm90 | Target::Sm80 => {
             let (mut sp, mut sd) = (session(&pre, t, precision)?, session(&dec, t, precision)?);
             let (mut p, mut d) = (runner(&mut sp), runner(&mut sd));
-            generate::greedy(&ids, new_tokens, shape, &mut p, &mut d)
+            generate::greedy_batch(&ids, new_tokens, shape, &mut p, &mut d)
         }
         other => bail!("generate runs on ref, sm_90 or sm_80, not {other}"),
     }
     .map_err(|e| anyhow!("generating: {e}"))?;
-    println!("{}", tokens.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    for seq in tokens {
+        println!("{}", seq.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    }
     Ok(())
 }

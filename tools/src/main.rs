@@ -3,6 +3,7 @@
 mod cli;
 mod generate;
 mod gpu;
+mod model;
 
 fn main() {
     quiet_on_closed_stdout();

@@ -209,20 +209,84 @@ fn a_reader_that_closes_stdout_early_ends_kiln_quietly() {
     assert_eq!(o.status.code(), Some(141), "{err}");
 }
 
-/// `kiln generate` on a safetensors golden: transformers' greedy tokens on stdout; bad prompt
-/// ids are one-line errors.
+/// `kiln generate` on a safetensors golden: transformers' greedy tokens on stdout; two prompts
+/// decoded as one batch give each prompt's tokens alone; bad prompt ids are one-line errors.
 #[test]
 fn generate_prints_transformers_greedy_tokens_and_rejects_bad_prompts() {
     let d = "testsuite/golden/hf/qwen2";
     let ids = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("input_ids.npy")).expect("ids")).expect("npy").to_i64();
     let want = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("generated.npy")).expect("tokens")).expect("npy").to_i64();
-    let prompt: Vec<String> = ids.iter().map(i64::to_string).collect();
-    let o = kiln(&["generate", d, "--prompt-ids", &prompt.join(","), "--max-new-tokens", "16"]);
+    let prompt = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let lines = |o: &Output| -> Vec<Vec<i64>> {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).lines().map(|l| l.split(',').map(|t| t.parse().expect("a token id")).collect()).collect()
+    };
+    let got = lines(&kiln(&["generate", d, "--prompt-ids", &prompt, "--max-new-tokens", "16"]));
+    assert_eq!(got, [want[ids.len()..].to_vec()]);
+    // A second prompt of the same length, alone and in a batch with the first.
+    let other = ids.iter().rev().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let alone = lines(&kiln(&["generate", d, "--prompt-ids", &other, "--max-new-tokens", "8"]));
+    let both = lines(&kiln(&["generate", d, "--prompt-ids", &prompt, "--prompt-ids", &other, "--max-new-tokens", "8"]));
+    assert_eq!(both, [want[ids.len()..ids.len() + 8].to_vec(), alone[0].clone()]);
+    for (args, msg) in [
+        (vec!["--prompt-ids", "1,x"], "`x` is not a token id"),
+        (vec!["--prompt-ids", "1,1000"], "token 1000 is outside the vocabulary (0..1000)"),
+        (vec!["--prompt-ids", "1,2", "--prompt-ids", "3"], "the prompts of a batch have one length"),
+        (vec!["--prompt-ids", "1,2", "--seq", "2"], "--batch and --seq do not apply"),
+    ] {
+        let o = kiln(&[&["generate", d][..], &args].concat());
+        assert!(!o.status.success() && text(&o.stderr).contains(msg), "{msg}: {}", text(&o.stderr));
+    }
+}
+
+/// A safetensors checkpoint given as --config and --weights files, specialised by --batch and
+/// --seq: `kiln run` computes BERT's outputs as transformers does (checked with `kiln
+/// compare`), the built graph has the asked shape, and conflicting flags are one-line errors.
+#[test]
+fn checkpoints_from_config_and_weights_files_with_batch_and_seq() {
+    let d = "testsuite/golden/hf/bert";
+    let out_dir = std::env::temp_dir().join(format!("kiln-cli-bert-{}", std::process::id()));
+    let out = out_dir.to_str().unwrap_or(".");
+    let (config, weights) = (format!("{d}/config.json"), format!("{d}/model.safetensors"));
+    let input = |n: &str| format!("{n}={d}/{n}.npy");
+    let (ids, mask, types) = (input("input_ids"), input("attention_mask"), input("token_type_ids"));
+    let o = kiln(&[
+        "run",
+        "--config",
+        &config,
+        "--weights",
+        &weights,
+        "--input",
+        &ids,
+        "--input",
+        &mask,
+        "--input",
+        &types,
+        "--output-dir",
+        out,
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let got: Vec<i64> = text(&o.stdout).trim().split(',').map(|t| t.parse().expect("a token id")).collect();
-    assert_eq!(got, want[ids.len()..]);
-    for (prompt, msg) in [("1,x", "`x` is not a token id"), ("1,1000", "token 1000 is outside the vocabulary (0..1000)")] {
-        let o = kiln(&["generate", d, "--prompt-ids", prompt]);
-        assert!(!o.status.success() && text(&o.stderr).contains(msg), "{}", text(&o.stderr));
+    for f in ["last_hidden_state", "pooler_output"] {
+        let got = out_dir.join(format!("{f}.npy"));
+        let o = kiln(&["compare", got.to_str().unwrap_or("."), &format!("{d}/{f}.npy")]);
+        assert!(o.status.success(), "{f}: {}{}", text(&o.stdout), text(&o.stderr));
+    }
+    let o = kiln(&["inspect", "testsuite/golden/hf/llama", "--batch", "2", "--seq", "12", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["inputs"][0]["shape"], serde_json::json!(["2", "12"]));
+    assert_eq!(v["outputs"][0]["shape"], serde_json::json!(["2", "12", "1000"]));
+    for (args, msg) in [
+        (vec!["inspect", "testsuite/golden/hf/llama"], "give --seq S"),
+        (vec!["inspect", "testsuite/golden/hf/llama", "--seq", "8", "--input-shape", "input_ids=1x16"], "--seq 8 disagrees"),
+        (vec!["inspect", "testsuite/golden/hf/llama", "--seq", "8", "--input-shape", "position=1x1"], "no input named `position`"),
+        (vec!["inspect", RESNET, "--seq", "8"], "for an ONNX model use --input-shape"),
+        (vec!["inspect", "--config", &config], "--weights FILE"),
+        (vec!["inspect", "--weights", &weights], "--config config.json"),
+        (vec!["inspect", d, "--config", &config, "--weights", &weights], "not both"),
+        (vec!["inspect", "--config", &config, "--weights", &config, "--seq", "4"], "not a valid safetensors file"),
+    ] {
+        let o = kiln(&args);
+        assert!(!o.status.success() && text(&o.stderr).contains(msg), "{msg}: {}", text(&o.stderr));
     }
 }

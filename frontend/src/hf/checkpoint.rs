@@ -4,10 +4,12 @@
 //! builder expects, and a tensor the builder never asks for is an error too (a checkpoint of a
 //! different architecture or size), each naming the tensor and the file.
 //!
-//! Files are read into memory once (the workspace forbids `unsafe`, which mapping them needs);
-//! each tensor is then decoded into the IR's typed storage.
+//! Files are memory-mapped, not read: opening a checkpoint parses and checks the headers only,
+//! and a tensor's bytes are decoded into the IR's typed storage when the builder takes it, so a
+//! checkpoint is never held in memory a second time beside the graph's weights.
 
 use kiln_ir::{DType, Data, Tensor};
+use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,11 +40,38 @@ pub enum CheckpointError {
     Unused(Vec<String>),
 }
 
-/// One tensor of the checkpoint, decoded.
+/// A mapped checkpoint file.
+#[derive(Debug)]
+struct File {
+    path: String,
+    map: Mmap,
+}
+
+/// One tensor of the checkpoint: where its bytes are, and what they hold.
 #[derive(Clone, Debug)]
 struct Entry {
-    path: String,
-    tensor: Arc<Tensor>,
+    file: Arc<File>,
+    dtype: DType,
+    dims: Vec<usize>,
+    /// Byte range in the file.
+    start: usize,
+    end: usize,
+}
+
+impl Entry {
+    fn decode(&self, name: &str) -> Result<Tensor, CheckpointError> {
+        let path = &self.file.path;
+        let bytes = self.file.map.get(self.start..self.end).ok_or_else(|| CheckpointError::Format {
+            path: path.clone(),
+            msg: format!("tensor `{name}`: bytes {}..{} are past the end of the file", self.start, self.end),
+        })?;
+        let data = Data::from_le_bytes(self.dtype, bytes).ok_or_else(|| CheckpointError::Format {
+            path: path.clone(),
+            msg: format!("tensor `{name}`: bytes that are not {}", self.dtype),
+        })?;
+        Tensor::new(self.dims.clone(), data)
+            .map_err(|e| CheckpointError::Format { path: path.clone(), msg: format!("tensor `{name}`: {e}") })
+    }
 }
 
 /// The tensors of a checkpoint, taken one by one by a model builder (a clone shares them).
@@ -95,7 +124,9 @@ impl Checkpoint {
                 let want = dir.join(f.as_str().unwrap_or_default()).display().to_string();
                 match c.tensors.get(name) {
                     None => return Err(bad(format!("lists `{name}` in `{want}`, which does not hold it"))),
-                    Some(e) if e.path != want => return Err(bad(format!("lists `{name}` in `{want}`, but it is in `{}`", e.path))),
+                    Some(e) if e.file.path != want => {
+                        return Err(bad(format!("lists `{name}` in `{want}`, but it is in `{}`", e.file.path)))
+                    }
                     _ => {}
                 }
             }
@@ -114,25 +145,23 @@ impl Checkpoint {
     pub fn open_files(paths: &[PathBuf]) -> Result<Checkpoint, CheckpointError> {
         let mut tensors: BTreeMap<String, Entry> = BTreeMap::new();
         for p in paths {
-            let bytes = read(p)?;
-            let path = p.display().to_string();
-            let st = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Format { path: path.clone(), msg: e.to_string() })?;
+            let file = Arc::new(File { path: p.display().to_string(), map: map(p)? });
+            let path = &file.path;
+            let st = SafeTensors::deserialize(&file.map).map_err(|e| CheckpointError::Format { path: path.clone(), msg: e.to_string() })?;
+            let base = file.map.as_ptr() as usize;
             for (name, view) in st.tensors() {
-                let dt = dtype(view.dtype()).ok_or_else(|| CheckpointError::DType {
+                let dtype = dtype(view.dtype()).ok_or_else(|| CheckpointError::DType {
                     name: name.clone(),
                     path: path.clone(),
                     dtype: view.dtype().to_string(),
                 })?;
-                let data = Data::from_le_bytes(dt, view.data()).ok_or_else(|| CheckpointError::Format {
-                    path: path.clone(),
-                    msg: format!("tensor `{name}`: bytes that are not {dt}"),
-                })?;
-                let t = Tensor::new(view.shape().to_vec(), data)
-                    .map_err(|e| CheckpointError::Format { path: path.clone(), msg: format!("tensor `{name}`: {e}") })?;
+                // The view borrows the mapping: its offset in the file is its address's.
+                let start = view.data().as_ptr() as usize - base;
+                let entry = Entry { file: file.clone(), dtype, dims: view.shape().to_vec(), start, end: start + view.data().len() };
                 if let Some(prev) = tensors.get(&name) {
-                    return Err(CheckpointError::Duplicate { name, first: prev.path.clone(), second: path });
+                    return Err(CheckpointError::Duplicate { name, first: prev.file.path.clone(), second: path.clone() });
                 }
-                tensors.insert(name, Entry { path: path.clone(), tensor: Arc::new(t) });
+                tensors.insert(name, entry);
             }
         }
         Ok(Checkpoint { tensors })
@@ -142,18 +171,13 @@ impl Checkpoint {
         self.tensors.contains_key(name)
     }
 
-    /// Takes tensor `name`, which must have shape `dims`.
-    pub fn take(&mut self, name: &str, dims: &[usize]) -> Result<Arc<Tensor>, CheckpointError> {
+    /// Takes tensor `name`, which must have shape `dims`, decoded from its file.
+    pub fn take(&mut self, name: &str, dims: &[usize]) -> Result<Tensor, CheckpointError> {
         let e = self.tensors.remove(name).ok_or_else(|| CheckpointError::Missing { name: name.to_string() })?;
-        if e.tensor.dims() != dims {
-            return Err(CheckpointError::Shape {
-                name: name.to_string(),
-                path: e.path,
-                got: e.tensor.dims().to_vec(),
-                want: dims.to_vec(),
-            });
+        if e.dims != dims {
+            return Err(CheckpointError::Shape { name: name.to_string(), path: e.file.path.clone(), got: e.dims, want: dims.to_vec() });
         }
-        Ok(e.tensor)
+        e.decode(name)
     }
 
     /// Drops tensors that carry no weights (buffers some checkpoints save, such as rotary
@@ -170,4 +194,17 @@ impl Checkpoint {
 
 fn read(p: &Path) -> Result<Vec<u8>, CheckpointError> {
     std::fs::read(p).map_err(|e| CheckpointError::Io { path: p.display().to_string(), msg: e.to_string() })
+}
+
+/// Maps file `p` read-only.
+fn map(p: &Path) -> Result<Mmap, CheckpointError> {
+    let io = |e: std::io::Error| CheckpointError::Io { path: p.display().to_string(), msg: e.to_string() };
+    let f = std::fs::File::open(p).map_err(io)?;
+    // SAFETY: the mapping is read-only and private to this process; its bytes are only read,
+    // through bounds-checked slices. A file truncated or rewritten by another process while it
+    // is mapped is the one hazard (a fault, or changed bytes), as for every tool that maps
+    // checkpoints; kiln itself never writes a checkpoint it has open.
+    #[allow(unsafe_code)]
+    let m = unsafe { Mmap::map(&f) }.map_err(io)?;
+    Ok(m)
 }

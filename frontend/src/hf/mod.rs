@@ -21,14 +21,18 @@ pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::{Arch, ConfigError, HfConfig};
 pub use decoder::{Decode, Prefill};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HfError {
     #[error("cannot read `{path}`: {msg}")]
     Io { path: String, msg: String },
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    #[error("`{path}`: {source}")]
+    InConfig {
+        path: String,
+        #[source]
+        source: ConfigError,
+    },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("not supported: {0}")]
@@ -37,11 +41,46 @@ pub enum HfError {
     Build(String),
 }
 
+/// Where a checkpoint is: its `config.json` and its safetensors weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    pub config: PathBuf,
+    pub weights: Weights,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    /// `model.safetensors`, or the shards `model.safetensors.index.json` lists, in a directory.
+    Dir(PathBuf),
+    /// These safetensors files (the shards of one checkpoint: a tensor in two is an error).
+    Files(Vec<PathBuf>),
+}
+
+impl Source {
+    /// The checkpoint in `dir`: `dir/config.json` and the weights there.
+    pub fn dir(dir: &Path) -> Source {
+        Source { config: dir.join("config.json"), weights: Weights::Dir(dir.to_path_buf()) }
+    }
+
+    /// Reads and checks the config.
+    pub fn read_config(&self) -> Result<HfConfig, HfError> {
+        let p = &self.config;
+        let text = std::fs::read_to_string(p).map_err(|e| HfError::Io { path: p.display().to_string(), msg: e.to_string() })?;
+        HfConfig::parse(&text).map_err(|e| HfError::InConfig { path: p.display().to_string(), source: e })
+    }
+
+    /// Opens (maps) the weights and parses their headers.
+    pub fn checkpoint(&self) -> Result<Checkpoint, HfError> {
+        Ok(match &self.weights {
+            Weights::Dir(d) => Checkpoint::open_dir(d)?,
+            Weights::Files(f) => Checkpoint::open_files(f)?,
+        })
+    }
+}
+
 /// Reads `dir/config.json`.
 pub fn read_config(dir: &Path) -> Result<HfConfig, HfError> {
-    let p = dir.join("config.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| HfError::Io { path: p.display().to_string(), msg: e.to_string() })?;
-    Ok(HfConfig::parse(&text)?)
+    Source::dir(dir).read_config()
 }
 
 /// Tensors of an `arch` checkpoint that the graph does not use and that are not an error:
@@ -67,25 +106,31 @@ fn graph(cfg: &HfConfig, ck: &mut Checkpoint, kind: decoder::Kind) -> Result<kil
     }
 }
 
-/// The prefill graph of the checkpoint in `dir` (`config.json` and its safetensors).
+/// The prefill graph (BERT: the encoder graph) of the checkpoint in `dir` (`config.json` and
+/// its safetensors).
 pub fn import_dir(dir: &Path, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
-    let cfg = read_config(dir)?;
-    let mut ck = Checkpoint::open_dir(dir)?;
+    import(&Source::dir(dir), p)
+}
+
+/// The prefill graph (BERT: the encoder graph) of the checkpoint `src`.
+pub fn import(src: &Source, p: Prefill) -> Result<kiln_ir::Graph, HfError> {
+    let cfg = src.read_config()?;
+    let mut ck = src.checkpoint()?;
     build(&cfg, &mut ck, p).and_then(|g| ck.finish(ignorable(cfg.arch)).map(|_| g).map_err(HfError::from))
 }
 
-/// The prefill and decode graphs of the checkpoint in `dir` (the decode graph's caches hold
+/// The prefill and decode graphs of the checkpoint `src` (the decode graph's caches hold
 /// `d.max_len` positions), and the decode graph's cache geometry.
-pub fn import_dir_for_generation(
-    dir: &Path,
+pub fn import_for_generation(
+    src: &Source,
     p: Prefill,
     d: Decode,
 ) -> Result<(kiln_ir::Graph, kiln_ir::Graph, generate::CacheShape), HfError> {
-    let cfg = read_config(dir)?;
+    let cfg = src.read_config()?;
     if cfg.arch == Arch::Bert {
         return Err(HfError::Unsupported("generation with BERT, an encoder".into()));
     }
-    let ck = Checkpoint::open_dir(dir)?;
+    let ck = src.checkpoint()?;
     let mut a = ck.clone();
     let prefill = graph(&cfg, &mut a, decoder::Kind::Prefill(p))?;
     a.finish(ignorable(cfg.arch))?;
