@@ -106,10 +106,11 @@ enum Cmd {
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
-        /// ref, sm_90 or sm_80 (cpu and 910b are not built yet).
+        /// ref, sm_90, sm_80 or 910b (cpu is not built yet).
         #[arg(long, default_value = "ref")]
         target: String,
-        /// Where to write the artifact: `model.kiln` for sm_90/sm_80, the verified IR text for `ref`.
+        /// Where to write the artifact: `model.kiln` for sm_90/sm_80, a bundle directory
+        /// (graph.air, graph.txt, manifest.json, build.sh) for 910b, the verified IR text for `ref`.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
         /// What to print instead of writing an artifact: `ir` (the imported, simplified IR),
@@ -660,6 +661,18 @@ fn compile(
             if let Some(note) = c.cubin_note {
                 eprintln!("note: {note}");
             }
+        }
+        None if t == Target::Ascend910B => {
+            let out = output.ok_or_else(|| anyhow!("-o DIR is required without --emit"))?;
+            let b = kiln_ascend::bundle::compile(&g, &kiln_ascend::bundle::Options { precision }).context("compiling for 910b")?;
+            b.write(out).with_context(|| format!("writing the bundle to {}", out.display()))?;
+            let ops = b.model.graph.first().map_or(0, |g| g.op.len());
+            println!(
+                "wrote {} (graph.air: {} bytes, {ops} GE ops, all CANN built-ins; ATC precision_mode {})",
+                out.display(),
+                b.air().len(),
+                b.precision_mode()
+            );
         }
         None => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;

@@ -1,7 +1,11 @@
-//! The Ascend 910B target. Today: the rules and the cost model the optimizer extracts under;
-//! GE graph (AIR) and AscendC emission come with the Ascend issue.
+//! The Ascend 910B target: the rules and the cost model the optimizer extracts under
+//! ([`rules`], [`cost`]), GE graph emission ([`ge`], [`lower`]) and the bundle that
+//! `kiln compile --target 910b` writes ([`bundle`]).
 
+pub mod bundle;
 pub mod cost;
+pub mod ge;
+pub mod lower;
 pub mod rules;
 
 pub use cost::AscendCost;

@@ -1,0 +1,187 @@
+//! What `kiln compile MODEL --target 910b -o DIR` writes:
+//!
+//! - `graph.air`: the GE graph, one serialized `ge.proto.ModelDef` (ATC `--framework=1`);
+//! - `graph.txt`: the same graph, readable (ops, edges, dtypes, formats, attributes);
+//! - `manifest.json`: inputs, outputs, and how each kiln op maps to CANN ops;
+//! - `build.sh`: runs ATC on the graph with the precision mode `--precision` asks for.
+//!
+//! Every op of the graph is a CANN built-in: fused elementwise programs are emitted as
+//! built-in ops one by one (AscendC kernels for them are not emitted yet), so the bundle has no
+//! custom operator package.
+
+use crate::ge::attr::Attr;
+use crate::ge::dtype::from_proto;
+use crate::ge::proto::{ModelDef, TensorDescriptor};
+use crate::lower::{lower, LowerError, Mapping};
+use kiln_ir::{DType, Graph};
+use prost::Message;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The SoC ATC compiles for: the 910B2 (24 cube and 48 vector cores).
+pub const SOC_VERSION: &str = "Ascend910B2";
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--precision`: None keeps the model's dtypes (`must_keep_origin_dtype`), F16 lets ATC
+    /// compute in fp16 (`force_fp16`), BF16 is kept as converted.
+    pub precision: Option<DType>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    pub model: ModelDef,
+    pub mapping: Mapping,
+    pub precision: Option<DType>,
+}
+
+/// The bundle of an optimized graph with static shapes.
+pub fn compile(g: &Graph, opts: &Options) -> Result<Bundle, LowerError> {
+    let (model, mapping) = lower(g)?;
+    crate::ge::conventions::check(&model).map_err(|e| LowerError::Internal {
+        node: "(graph)".into(),
+        msg: format!("the emitted graph breaks GE's conventions: {}", e.join("; ")),
+    })?;
+    Ok(Bundle { model, mapping, precision: opts.precision })
+}
+
+impl Bundle {
+    pub fn air(&self) -> Vec<u8> {
+        self.model.encode_to_vec()
+    }
+
+    /// ATC's `--precision_mode`.
+    pub fn precision_mode(&self) -> &'static str {
+        match self.precision {
+            Some(DType::F16) => "force_fp16",
+            _ => "must_keep_origin_dtype",
+        }
+    }
+
+    pub fn text(&self) -> String {
+        text(&self.model)
+    }
+
+    pub fn manifest(&self) -> serde_json::Value {
+        let g = self.model.graph.first();
+        let io = |ty: &str| -> Vec<serde_json::Value> {
+            let ops = g.map(|g| g.op.iter().filter(|o| o.r#type == ty).collect::<Vec<_>>()).unwrap_or_default();
+            ops.iter()
+                .flat_map(|o| if ty == "Data" { o.output_desc.iter().take(1).map(|d| (o.name.clone(), d)).collect::<Vec<_>>() } else { o.input_desc.iter().map(|d| (d.name.clone(), d)).collect() })
+                .map(|(name, d)| {
+                    serde_json::json!({"name": name, "dtype": from_proto(d.dtype).map(|t| t.name()).unwrap_or("?"), "shape": d.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default()})
+                })
+                .collect()
+        };
+        let ops: Vec<serde_json::Value> = self
+            .mapping
+            .ops
+            .iter()
+            .map(|(k, (cann, n))| serde_json::json!({"kiln": k, "nodes": n, "cann": cann, "kind": "built-in"}))
+            .collect();
+        serde_json::json!({
+            "format": "kiln 910b bundle 1",
+            "soc_version": SOC_VERSION,
+            "precision_mode": self.precision_mode(),
+            "graph": "graph.air",
+            "inputs": io("Data"),
+            "outputs": io("NetOutput"),
+            "ops": ops,
+            "custom_ops": [],
+        })
+    }
+
+    pub fn build_script(&self) -> String {
+        format!(
+            r#"#!/usr/bin/env bash
+# Builds the offline model (model.om) from graph.air with CANN's ATC. Needs a CANN toolkit:
+# ASCEND_HOME defaults to /usr/local/Ascend/ascend-toolkit/latest; SOC_VERSION to the SoC the
+# bundle was compiled for ({soc}; `npu-smi info` names yours).
+set -euo pipefail
+cd "$(dirname "$0")"
+ASCEND_HOME="${{ASCEND_HOME:-/usr/local/Ascend/ascend-toolkit/latest}}"
+if [ -f "$ASCEND_HOME/set_env.sh" ]; then
+  # shellcheck disable=SC1091
+  source "$ASCEND_HOME/set_env.sh"
+fi
+command -v atc >/dev/null || {{ echo "atc not found: install CANN and source its set_env.sh" >&2; exit 1; }}
+# Every op of graph.air is a CANN built-in: there is no custom operator package to build.
+atc --framework=1 --model=graph.air --soc_version="${{SOC_VERSION:-{soc}}}" --output=model \
+    --precision_mode={mode}
+echo "model.om written: run it with AscendCL (aclmdlLoadFromFile, aclmdlExecute)"
+"#,
+            soc = SOC_VERSION,
+            mode = self.precision_mode()
+        )
+    }
+
+    /// Writes the bundle's files into `dir` (created if absent).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("graph.air"), self.air())?;
+        std::fs::write(dir.join("graph.txt"), self.text())?;
+        let m = serde_json::to_string_pretty(&self.manifest()).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("manifest.json"), m + "\n")?;
+        let script = dir.join("build.sh");
+        std::fs::write(&script, self.build_script())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(())
+    }
+}
+
+fn desc(d: &TensorDescriptor) -> String {
+    let dt = from_proto(d.dtype).map(|t| t.name().to_string()).unwrap_or_else(|| format!("dtype#{}", d.dtype));
+    let dims = d.shape.as_ref().map(|s| s.dim.iter().map(i64::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let origin = match (d.attr.get("origin_format").and_then(Attr::decode), d.attr.get("origin_shape").and_then(Attr::decode)) {
+        (Some(Attr::Str(f)), Some(Attr::ListInt(s))) if f != d.layout => {
+            format!(" (origin {f}[{}])", s.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+        }
+        _ => String::new(),
+    };
+    format!("{dt}[{dims}] {}{origin}", d.layout)
+}
+
+fn attr_text(a: &Attr) -> String {
+    match a {
+        Attr::Int(i) => i.to_string(),
+        Attr::Float(f) => format!("{f:?}"),
+        Attr::Bool(b) => b.to_string(),
+        Attr::Str(s) => format!("{s:?}"),
+        Attr::Type(t) => format!("type#{t}"),
+        Attr::ListInt(v) => format!("{v:?}"),
+        Attr::ListFloat(v) => format!("{v:?}"),
+        Attr::ListStr(v) => format!("{v:?}"),
+        Attr::ListListInt(v) => format!("{v:?}"),
+        Attr::Tensor(t) => format!("tensor {} ({} bytes)", t.desc.as_ref().map(desc).unwrap_or_default(), t.data.len()),
+    }
+}
+
+/// A readable dump: one op per line with its inputs, then its output descriptors and its
+/// attributes (the name-key bookkeeping attributes left out).
+pub fn text(m: &ModelDef) -> String {
+    let mut s = String::new();
+    for g in &m.graph {
+        let _ = writeln!(s, "graph {:?} inputs [{}] outputs [{}]", g.name, g.input.join(", "), g.output.join(", "));
+        for op in &g.op {
+            let ins: Vec<String> = op
+                .input
+                .iter()
+                .zip(&op.input_desc)
+                .map(|(e, d)| format!("{}={}", d.name, if e.is_empty() { "<unfed>" } else { e }))
+                .collect();
+            let _ = writeln!(s, "  {} = {}({})", op.name, op.r#type, ins.join(", "));
+            for d in &op.output_desc {
+                let _ = writeln!(s, "      -> {}: {}", d.name, desc(d));
+            }
+            for (k, v) in op.attr.iter().filter(|(k, _)| !k.starts_with("_input_name") && !k.starts_with("_output_name")) {
+                let v = Attr::decode(v).map(|a| attr_text(&a)).unwrap_or_else(|| "<undecodable>".into());
+                let _ = writeln!(s, "      {k} = {v}");
+            }
+        }
+    }
+    s
+}

@@ -1,0 +1,267 @@
+//! Lowers an optimized kiln graph (static shapes) to a GE graph: graph inputs become Data ops,
+//! weights Const ops, each node the CANN built-in ops of [`table`], fused nodes their anchor
+//! (Conv2D, BatchMatMulV2) and their elementwise body op by op, and the outputs a NetOutput.
+//!
+//! Every node is visited even after one fails: an unsupported op is recorded and its outputs
+//! stand in for the rest of the walk, so that one compile lists every op the target lacks.
+
+pub mod table;
+
+use crate::ge::builder::{Builder, Desc, Input, Port};
+use crate::ge::proto::ModelDef;
+use crate::ge::Attr;
+use kiln_ir::ops::DimNamer;
+use kiln_ir::{DType, Graph, InType, Node, Shape, Tensor, TensorType, ValueId};
+use std::collections::{BTreeMap, HashMap};
+
+/// Why a node could not be lowered.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unsupported {
+    pub node: String,
+    pub op: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LowerError {
+    #[error("{} op(s) have no Ascend lowering:\n{}", .0.len(), .0.iter().map(|u| format!("  node `{}` ({}): {}", u.node, u.op, u.reason)).collect::<Vec<_>>().join("\n"))]
+    Unsupported(Vec<Unsupported>),
+    #[error("the 910b target needs static shapes: input `{0}` is {1} (give --input-shape)")]
+    Dynamic(String, String),
+    #[error("internal error lowering node `{node}`: {msg}")]
+    Internal { node: String, msg: String },
+}
+
+/// How one kiln op was lowered: the CANN op types it became.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Mapping {
+    /// kiln op name → CANN op types (sorted, deduplicated) and node count.
+    pub ops: BTreeMap<String, (Vec<String>, usize)>,
+}
+
+/// The GE model of `g` and how its ops map.
+pub fn lower(g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
+    let mut cx = Cx { b: Builder::default(), vals: HashMap::new(), mapping: Mapping::default(), current: vec![] };
+    for (i, &v) in g.inputs.iter().enumerate() {
+        let val = g.value(v);
+        let d = static_desc(&val.ty).ok_or_else(|| LowerError::Dynamic(val.name.clone(), format!("{}{}", val.ty.dtype, val.ty.shape)))?;
+        let p = cx.b.data(&val.name, i, d).map_err(|msg| LowerError::Internal { node: val.name.clone(), msg })?;
+        cx.vals.insert(v, p);
+    }
+    let mut unsupported = vec![];
+    for n in &g.nodes {
+        cx.current.clear();
+        match cx.node(g, n) {
+            Ok(()) => {
+                let e = cx.mapping.ops.entry(n.op.display_name().to_string()).or_default();
+                e.0.append(&mut cx.current);
+                e.0.sort();
+                e.0.dedup();
+                e.1 += 1;
+            }
+            Err(Fail::Unsupported(reason)) => {
+                unsupported.push(Unsupported { node: n.name.clone(), op: n.op.display_name().to_string(), reason });
+                // Stand-ins for the outputs, so that later nodes are lowered (and report too).
+                for (k, o) in n.outputs.iter().enumerate() {
+                    let Some(o) = *o else { continue };
+                    if let Some(d) = static_desc(&g.value(o).ty) {
+                        let p = cx.b.stand_in(&format!("<unsupported {}>", n.name), k, d);
+                        cx.vals.insert(o, p);
+                    }
+                }
+            }
+            Err(Fail::Internal(msg)) => return Err(LowerError::Internal { node: n.name.clone(), msg }),
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(LowerError::Unsupported(unsupported));
+    }
+    let outs = g
+        .outputs
+        .iter()
+        .map(|&o| cx.port(g, o))
+        .collect::<Result<Vec<_>, Fail>>()
+        .map_err(|e| LowerError::Internal { node: "NetOutput".into(), msg: e.message() })?;
+    let model = cx.b.finish(&g.name, &outs).map_err(|msg| LowerError::Internal { node: "NetOutput".into(), msg })?;
+    Ok((model, cx.mapping))
+}
+
+/// A node's lowering failed: the target lacks it (reported with the others), or kiln is wrong.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Unsupported(String),
+    Internal(String),
+}
+
+impl Fail {
+    fn message(&self) -> String {
+        match self {
+            Fail::Unsupported(m) | Fail::Internal(m) => m.clone(),
+        }
+    }
+}
+
+pub(crate) fn unsupported<T>(why: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Unsupported(why.into()))
+}
+
+fn internal(e: impl std::fmt::Display) -> Fail {
+    Fail::Internal(e.to_string())
+}
+
+/// A fixed-shape tensor type as a plain descriptor.
+fn static_desc(t: &TensorType) -> Option<Desc> {
+    t.shape.as_fixed().map(|d| Desc::nd(t.dtype, &d))
+}
+
+/// The lowering state: the GE graph so far, and where each kiln value is.
+pub(crate) struct Cx {
+    pub b: Builder,
+    vals: HashMap<ValueId, Port>,
+    mapping: Mapping,
+    /// The CANN op types the current node became.
+    current: Vec<String>,
+}
+
+impl Cx {
+    /// The GE port of graph value `v`, making the Const of a weight on first use.
+    fn port(&mut self, g: &Graph, v: ValueId) -> Result<Port, Fail> {
+        if let Some(p) = self.vals.get(&v) {
+            return Ok(p.clone());
+        }
+        let t = g.consts.get(&v).ok_or_else(|| Fail::Internal(format!("value `{}` is used before it is made", g.value(v).name)))?;
+        let p = self.constant(&g.value(v).name, t)?;
+        self.vals.insert(v, p.clone());
+        Ok(p)
+    }
+
+    /// A Const op holding `t`.
+    pub fn constant(&mut self, name: &str, t: &Tensor) -> Result<Port, Fail> {
+        if t.dtype().bits() < 8 {
+            return unsupported(format!("a {} constant: GE packs sub-byte types, kiln does not yet", t.dtype()));
+        }
+        let bytes = t.data().to_le_bytes().ok_or_else(|| Fail::Internal(format!("constant `{name}` has no byte form")))?;
+        self.b.constant(name, Desc::nd(t.dtype(), t.dims()), bytes).map_err(Fail::Unsupported)
+    }
+
+    /// An i64 vector constant (shapes, axes).
+    pub fn ints(&mut self, name: &str, v: &[i64]) -> Result<Port, Fail> {
+        let t = Tensor::from_i64s(vec![v.len()], v.to_vec()).map_err(internal)?;
+        self.constant(name, &t)
+    }
+
+    /// A scalar constant of dtype `d`.
+    pub fn scalar(&mut self, name: &str, d: DType, v: f64) -> Result<Port, Fail> {
+        let t = Tensor::new(vec![], kiln_ir::Data::from_f64(d, &[v])).map_err(internal)?;
+        self.constant(name, &t)
+    }
+
+    /// The descriptor of a port.
+    pub fn desc(&self, p: &Port) -> Result<Desc, Fail> {
+        self.b.desc(p).cloned().ok_or_else(|| Fail::Internal(format!("no descriptor for `{}`", p.edge())))
+    }
+
+    /// One CANN op; records its type for the node's mapping.
+    pub fn op(
+        &mut self,
+        name: &str,
+        ty: &str,
+        inputs: &[Input],
+        outputs: Vec<(&str, Desc)>,
+        attrs: Vec<(&str, Attr)>,
+    ) -> Result<Vec<Port>, Fail> {
+        self.current.push(ty.to_string());
+        self.b.op(name, ty, inputs, outputs, attrs).map_err(Fail::Internal)
+    }
+
+    /// A one-output CANN op.
+    pub fn op1(&mut self, name: &str, ty: &str, inputs: &[Input], out: Desc, attrs: Vec<(&str, Attr)>) -> Result<Port, Fail> {
+        let mut v = self.op(name, ty, inputs, vec![("y", out)], attrs)?;
+        v.pop().ok_or_else(|| Fail::Internal(format!("{ty} made no output")))
+    }
+
+    fn node(&mut self, g: &Graph, n: &Node) -> Result<(), Fail> {
+        let ins: Vec<Option<Port>> = n.inputs.iter().map(|i| i.map(|v| self.port(g, v)).transpose()).collect::<Result<_, _>>()?;
+        let outs: Vec<Option<Desc>> = n.outputs.iter().map(|o| o.and_then(|o| static_desc(&g.value(o).ty))).collect();
+        if n.outputs.iter().zip(&outs).any(|(o, d)| o.is_some() && d.is_none()) {
+            return unsupported("an output of unknown shape: the 910b target needs static shapes");
+        }
+        let consts: Vec<Option<&Tensor>> = n.inputs.iter().map(|i| i.and_then(|v| g.consts.get(&v).map(|t| t.as_ref()))).collect();
+        let made = table::lower_node(self, &n.name, &n.op, &ins, &consts, &outs)?;
+        if made.len() != n.outputs.len() {
+            return Err(Fail::Internal(format!("lowered to {} outputs, the node has {}", made.len(), n.outputs.len())));
+        }
+        for (o, p) in n.outputs.iter().zip(made) {
+            if let (Some(o), Some(p)) = (o, p) {
+                self.vals.insert(*o, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lowers a fused node's elementwise body over `args` (the anchor's result, then the extra
+    /// inputs); returns the body's outputs.
+    pub fn body(&mut self, name: &str, body: &Graph, args: Vec<Port>) -> Result<Vec<Port>, Fail> {
+        if args.len() != body.inputs.len() {
+            return Err(Fail::Internal(format!("the body takes {} inputs, it was given {}", body.inputs.len(), args.len())));
+        }
+        let mut vals: HashMap<ValueId, Port> = body.inputs.iter().copied().zip(args).collect();
+        for n in &body.nodes {
+            let mut ins = vec![];
+            let mut consts = vec![];
+            for i in &n.inputs {
+                match i {
+                    None => {
+                        ins.push(None);
+                        consts.push(None);
+                    }
+                    Some(v) => {
+                        let p = match (vals.get(v), body.consts.get(v)) {
+                            (Some(p), _) => p.clone(),
+                            (None, Some(t)) => {
+                                let p = self.constant(&format!("{name}/{}", body.value(*v).name), t)?;
+                                vals.insert(*v, p.clone());
+                                p
+                            }
+                            (None, None) => return Err(Fail::Internal(format!("body value `{}` is undefined", body.value(*v).name))),
+                        };
+                        ins.push(Some(p));
+                        consts.push(body.consts.get(v).map(|t| t.as_ref()));
+                    }
+                }
+            }
+            // Body values keep their dtypes; their dims are the ones the actual inputs give.
+            let descs: Vec<Desc> = ins.iter().flatten().map(|p| self.desc(p)).collect::<Result<_, _>>()?;
+            let shapes: Vec<Shape> = descs.iter().map(|d| Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>())).collect();
+            let mut k = 0;
+            let in_types: Vec<Option<InType>> = ins
+                .iter()
+                .zip(&consts)
+                .map(|(p, c)| {
+                    p.as_ref().map(|_| {
+                        let t = InType { dtype: descs[k].dtype, shape: &shapes[k], value: *c };
+                        k += 1;
+                        t
+                    })
+                })
+                .collect();
+            let ty =
+                n.op.infer(&in_types, 1, &mut DimNamer::new("body")).map_err(|e| Fail::Internal(format!("body node `{}`: {e}", n.name)))?;
+            let out =
+                ty.first().and_then(static_desc).ok_or_else(|| Fail::Internal(format!("body node `{}` has no static type", n.name)))?;
+            // A body value in a stored format keeps the format of the tensor it was made from.
+            let out = match descs.iter().find(|d| d.format != "ND" && d.dims == out.dims) {
+                Some(d) => Desc { dtype: out.dtype, ..d.clone() },
+                None => out,
+            };
+            let made = table::lower_node(self, &format!("{name}/{}", n.name), &n.op, &ins, &consts, &[Some(out)])?;
+            if let (Some(Some(o)), Some(Some(p))) = (n.outputs.first(), made.into_iter().next()) {
+                vals.insert(*o, p);
+            }
+        }
+        body.outputs
+            .iter()
+            .map(|o| vals.get(o).cloned().ok_or_else(|| Fail::Internal(format!("body output `{}` is undefined", body.value(*o).name))))
+            .collect()
+    }
+}

@@ -1,0 +1,616 @@
+//! The kiln op → CANN built-in op table. Every op of the IR has an arm: the CANN ops it
+//! becomes (their prototypes are checked against `crate::prototypes`), or why it has none yet.
+//! Attributes are written explicitly, defaults included, as TorchAir does.
+
+use super::{unsupported, Cx, Fail};
+use crate::ge::builder::{Desc, Port};
+use crate::ge::Attr;
+use kiln_ir::ops::{AutoPad, Format, GeluApprox, PoolKind, ReduceKind, Window};
+use kiln_ir::{BinaryOp, DType, Op, Tensor, UnaryOp};
+
+type Outs = Vec<Option<Port>>;
+
+fn input(ins: &[Option<Port>], i: usize) -> Result<Port, Fail> {
+    ins.get(i).cloned().flatten().ok_or_else(|| Fail::Internal(format!("input {i} is missing")))
+}
+
+fn output(outs: &[Option<Desc>], i: usize) -> Result<Desc, Fail> {
+    outs.get(i).cloned().flatten().ok_or_else(|| Fail::Internal(format!("output {i} has no type")))
+}
+
+/// A constant input's values as integers.
+fn const_ints(consts: &[Option<&Tensor>], i: usize, what: &str) -> Result<Vec<i64>, Fail> {
+    match consts.get(i).copied().flatten() {
+        Some(t) => Ok(t.to_i64()),
+        None => unsupported(format!("{what} computed at run time: CANN's op takes them as attributes")),
+    }
+}
+
+fn unary_type(op: UnaryOp) -> Option<&'static str> {
+    use UnaryOp::*;
+    Some(match op {
+        Abs => "Abs",
+        Neg => "Neg",
+        Exp => "Exp",
+        Log => "Log",
+        Sqrt => "Sqrt",
+        Reciprocal => "Reciprocal",
+        Floor => "Floor",
+        Ceil => "Ceil",
+        Sin => "Sin",
+        Cos => "Cos",
+        Erf => "Erf",
+        Sigmoid => "Sigmoid",
+        Tanh => "Tanh",
+        Relu => "Relu",
+        Not => "LogicalNot",
+        Round | Sign | Tan | Asin | Acos | Atan | Sinh | Cosh | Asinh | Acosh | Atanh | Softplus | Softsign | Mish | HardSwish
+        | BitwiseNot | IsNaN => return None,
+    })
+}
+
+fn binary_type(op: BinaryOp, d: DType) -> Option<&'static str> {
+    use BinaryOp::*;
+    Some(match op {
+        Add => "Add",
+        Sub => "Sub",
+        Mul => "Mul",
+        // RealDiv is the float quotient; integer Div truncates as ONNX's does.
+        Div if d.is_float() => "RealDiv",
+        Div => "Div",
+        Pow => "Pow",
+        Max => "Maximum",
+        Min => "Minimum",
+        Equal => "Equal",
+        Less => "Less",
+        LessOrEqual => "LessEqual",
+        Greater => "Greater",
+        GreaterOrEqual => "GreaterEqual",
+        And => "LogicalAnd",
+        Or => "LogicalOr",
+        Mod | FMod | PRelu | Xor | BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight => return None,
+    })
+}
+
+/// Exp and Log compute `f(shift + scale·x)` in base `base` (-1: e).
+fn exp_log_attrs() -> Vec<(&'static str, Attr)> {
+    vec![("base", Attr::Float(-1.0)), ("scale", Attr::Float(1.0)), ("shift", Attr::Float(0.0))]
+}
+
+/// `(top, bottom, left, right)` pads of a 2-D window over `input` (H, W): the model's own, or
+/// for `auto_pad` the ones its output size implies.
+fn pads_2d(w: &Window, input: &[usize], ceil_mode: bool) -> Result<(kiln_ir::ops::Resolved, Vec<i64>), Fail> {
+    let kernel: Vec<usize> = w.kernel_shape.iter().map(|&k| k as usize).collect();
+    let r = kiln_ir::ops::resolve_window(w, input, &kernel, ceil_mode).map_err(|e| Fail::Internal(e.to_string()))?;
+    if w.auto_pad == AutoPad::NotSet {
+        let p = |i: usize| w.pads.get(i).copied().unwrap_or(0);
+        return Ok((r, vec![p(0), p(2), p(1), p(3)]));
+    }
+    let end = |i: usize| {
+        let span = (r.out[i] as i64 - 1) * r.strides[i] as i64 + (r.kernel[i] as i64 - 1) * r.dilations[i] as i64 + 1;
+        (span - input[i] as i64 - r.pad_begin[i] as i64).max(0)
+    };
+    let pads = vec![r.pad_begin[0] as i64, end(0), r.pad_begin[1] as i64, end(1)];
+    Ok((r, pads))
+}
+
+fn window(kernel_shape: &[i64], strides: &[i64], pads: &[i64], dilations: &[i64], auto_pad: AutoPad) -> Window {
+    Window { kernel_shape: kernel_shape.to_vec(), strides: strides.to_vec(), pads: pads.to_vec(), dilations: dilations.to_vec(), auto_pad }
+}
+
+/// The logical NCHW dims of a port (its origin shape where it is stored in a format).
+fn logical_dims(d: &Desc) -> Vec<usize> {
+    d.origin_dims.iter().map(|&x| x as usize).collect()
+}
+
+/// Conv2D of x (NCHW, or NC1HWC0 when `format` says so) and filter (OIHW), with its bias.
+#[allow(clippy::too_many_arguments)]
+fn conv2d(cx: &mut Cx, name: &str, w: &Window, group: i64, format: Format, ins: &[Option<Port>], out: Desc) -> Result<Port, Fail> {
+    let (x, f) = (input(ins, 0)?, input(ins, 1)?);
+    let (xd, fd) = (cx.desc(&x)?, cx.desc(&f)?);
+    if xd.origin_dims.len() != 4 || fd.dims.len() != 4 {
+        return unsupported(format!(
+            "a {}-D convolution: CANN's Conv2D is 2-D (Conv3D is not mapped yet)",
+            fd.dims.len().saturating_sub(2)
+        ));
+    }
+    let (r, pads) = pads_2d(w, &logical_dims(&xd)[2..], false)?;
+    let out = match format {
+        Format::Nchw => out.with_format("NCHW"),
+        Format::Nc1hwc0 => {
+            let logical = [xd.origin_dims[0], fd.dims[0], r.out[0] as i64, r.out[1] as i64];
+            Desc { format: "NC1HWC0", origin_format: "NCHW", origin_dims: logical.to_vec(), ..out }
+        }
+        Format::Nhwc => return unsupported("a convolution stored NHWC: the 910b rules offer NC1HWC0 only"),
+    };
+    let filter = Some(f);
+    let inputs = [("x", Some(x)), ("filter", filter), ("bias", ins.get(2).cloned().flatten()), ("offset_w", None)];
+    let s = |v: &[usize]| Attr::ListInt(vec![1, 1, v[0] as i64, v[1] as i64]);
+    cx.op1(
+        name,
+        "Conv2D",
+        &inputs,
+        out,
+        vec![
+            ("strides", s(&r.strides)),
+            ("pads", Attr::ListInt(pads)),
+            ("dilations", s(&r.dilations)),
+            ("groups", Attr::Int(group.max(1))),
+            ("data_format", Attr::str("NCHW")),
+            ("offset_x", Attr::Int(0)),
+        ],
+    )
+}
+
+/// The stored (format) descriptor of a logical NCHW tensor converted to NC1HWC0.
+fn nc1hwc0(d: &Desc, stored: &Desc) -> Desc {
+    Desc { dtype: d.dtype, dims: stored.dims.clone(), format: "NC1HWC0", origin_format: "NCHW", origin_dims: d.dims.clone() }
+}
+
+/// The dims of a product of `a` and `b` (at least 2-D each; batch dims broadcast).
+fn matmul_dims(a: &[i64], b: &[i64]) -> Option<Vec<usize>> {
+    let (ra, rb) = (a.len(), b.len());
+    if ra < 2 || rb < 2 || a[ra - 1] != b[rb - 2] {
+        return None;
+    }
+    let batch = |d: &[i64]| d.iter().map(|&x| x as usize).collect::<Vec<_>>();
+    let mut out = kiln_ir::shape::broadcast(&batch(&a[..ra - 2]), &batch(&b[..rb - 2]))?;
+    out.extend([a[ra - 2] as usize, b[rb - 1] as usize]);
+    Some(out)
+}
+
+/// SplitVD of `x` along its last axis into parts of `sizes`.
+fn split_last(cx: &mut Cx, name: &str, x: Port, sizes: &[i64]) -> Result<Vec<Port>, Fail> {
+    let d = cx.desc(&x)?;
+    let last = d.dims.len().checked_sub(1).ok_or_else(|| Fail::Internal("a scalar product".into()))?;
+    let names: Vec<String> = (0..sizes.len()).map(|i| format!("y{i}")).collect();
+    let outs = sizes
+        .iter()
+        .zip(&names)
+        .map(|(&s, n)| {
+            let mut dims = d.dims.clone();
+            dims[last] = s;
+            (n.as_str(), Desc { dims: dims.clone(), origin_dims: dims, ..d.clone() })
+        })
+        .collect();
+    let attrs = vec![
+        ("size_splits", Attr::ListInt(sizes.to_vec())),
+        ("split_dim", Attr::Int(last as i64)),
+        ("num_split", Attr::Int(sizes.len() as i64)),
+    ];
+    cx.op(name, "SplitVD", &[("x", Some(x))], outs, attrs)
+}
+
+/// BatchMatMulV2 of x1 and x2 (no transposes), out as `out`.
+fn matmul(cx: &mut Cx, name: &str, ins: &[Option<Port>], out: Desc) -> Result<Port, Fail> {
+    let inputs = [("x1", Some(input(ins, 0)?)), ("x2", Some(input(ins, 1)?)), ("bias", None), ("offset_w", None)];
+    let attrs = vec![("adj_x1", Attr::Bool(false)), ("adj_x2", Attr::Bool(false)), ("offset_x", Attr::Int(0))];
+    cx.op1(name, "BatchMatMulV2", &inputs, out, attrs)
+}
+
+/// Reshape to `out`'s dims (Reshape, Flatten, Squeeze, Unsqueeze).
+fn reshape(cx: &mut Cx, name: &str, x: Port, out: Desc) -> Result<Port, Fail> {
+    let shape = cx.ints(&format!("{name}/shape"), &out.dims)?;
+    cx.op1(name, "Reshape", &[("x", Some(x)), ("shape", Some(shape))], out, vec![("axis", Attr::Int(0)), ("num_axes", Attr::Int(-1))])
+}
+
+/// Lowers one node (or one op of a fused body): its outputs' ports.
+pub(crate) fn lower_node(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    use Op::*;
+    let one = |p: Port| Ok(vec![Some(p)]);
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    match op {
+        Identity {} | Dropout {} => {
+            let mut v = vec![Some(x()?)];
+            v.resize(outs.len(), None);
+            if outs.len() > 1 && outs[1].is_some() {
+                return unsupported("Dropout's mask output");
+            }
+            Ok(v)
+        }
+        Unary { op: u } => match unary_type(*u) {
+            Some(t @ ("Exp" | "Log")) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, exp_log_attrs())?),
+            Some(t) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, vec![])?),
+            None => unsupported(format!("{} has no CANN built-in mapped yet", u.name())),
+        },
+        Binary { op: b } => {
+            let d = cx.desc(&x()?)?.dtype;
+            match binary_type(*b, d) {
+                Some(t) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(input(ins, 1)?))], y()?, vec![])?),
+                None => unsupported(format!("{} has no CANN built-in mapped yet", b.name())),
+            }
+        }
+        Gelu { approximate } => {
+            let a = match approximate {
+                GeluApprox::None => "none",
+                GeluApprox::Tanh => "tanh",
+            };
+            one(cx.op1(name, "GeluV2", &[("x", Some(x()?))], y()?, vec![("approximate", Attr::str(a))])?)
+        }
+        Clip {} => {
+            let d = cx.desc(&x()?)?.dtype;
+            let (lo, hi) = if d.is_float() { (f64::NEG_INFINITY, f64::INFINITY) } else { (i64::MIN as f64, i64::MAX as f64) };
+            let lo = match ins.get(1).cloned().flatten() {
+                Some(p) => p,
+                None => cx.scalar(&format!("{name}/min"), d, lo)?,
+            };
+            let hi = match ins.get(2).cloned().flatten() {
+                Some(p) => p,
+                None => cx.scalar(&format!("{name}/max"), d, hi)?,
+            };
+            let inputs = [("x", Some(x()?)), ("clip_value_min", Some(lo)), ("clip_value_max", Some(hi))];
+            one(cx.op1(name, "ClipByValue", &inputs, y()?, vec![])?)
+        }
+        Where {} => {
+            let inputs = [("condition", Some(x()?)), ("x1", Some(input(ins, 1)?)), ("x2", Some(input(ins, 2)?))];
+            one(cx.op1(name, "SelectV2", &inputs, y()?, vec![])?)
+        }
+        Cast { to, .. } => match crate::ge::dtype::ge_type(*to) {
+            Some(g) => one(cx.op1(name, "Cast", &[("x", Some(x()?))], y()?, vec![("dst_type", Attr::Int(g.cpp))])?),
+            None => unsupported(format!("GE has no {to} type")),
+        },
+        MatMul {} => one(matmul(cx, name, ins, y()?)?),
+        Gemm { alpha, beta, trans_a, trans_b } => {
+            let c = ins.get(2).cloned().flatten();
+            if *alpha != 1.0 || (c.is_some() && *beta != 1.0) {
+                return unsupported("Gemm with alpha or beta other than 1 is not mapped yet");
+            }
+            let bias = match c {
+                Some(c) if cx.desc(&c)?.dims.len() == 1 => Some(c),
+                Some(_) => return unsupported("Gemm with a C that is not a vector is not mapped yet"),
+                None => None,
+            };
+            let inputs = [("x1", Some(x()?)), ("x2", Some(input(ins, 1)?)), ("bias", bias), ("offset_w", None)];
+            let attrs = vec![("transpose_x1", Attr::Bool(*trans_a)), ("transpose_x2", Attr::Bool(*trans_b)), ("offset_x", Attr::Int(0))];
+            one(cx.op1(name, "MatMulV2", &inputs, y()?, attrs)?)
+        }
+        Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
+            one(conv2d(cx, name, &w, *group, Format::Nchw, ins, y()?)?)
+        }
+        ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align: _, body } => {
+            let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
+            // The convolution's own result: the body's first input, in the stored format.
+            let first = body.inputs.first().ok_or_else(|| Fail::Internal("an empty body".into()))?;
+            let acc_dtype = body.value(*first).ty.dtype;
+            let out = y()?;
+            let acc = Desc { dtype: acc_dtype, ..out.clone() };
+            let acc = conv2d(cx, &format!("{name}/conv"), &w, *group, *format, &ins[..ins.len().min(3)], acc)?;
+            let mut args = vec![acc];
+            for i in 3..ins.len() {
+                args.push(input(ins, i)?);
+            }
+            Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
+        }
+        MatMulFused { splits, body } => {
+            let first = body.inputs.first().ok_or_else(|| Fail::Internal("an empty body".into()))?;
+            let acc_dtype = body.value(*first).ty.dtype;
+            let a = cx.desc(&x()?)?;
+            let b = cx.desc(&input(ins, 1)?)?;
+            let Some(dims) = matmul_dims(&a.dims, &b.dims) else {
+                return unsupported("a fused product with a 1-D operand is not mapped yet");
+            };
+            let acc = matmul(cx, &format!("{name}/matmul"), ins, Desc::nd(acc_dtype, &dims))?;
+            let mut args = if splits.is_empty() { vec![acc] } else { split_last(cx, &format!("{name}/split"), acc, splits)? };
+            for i in 2..ins.len() {
+                args.push(input(ins, i)?);
+            }
+            Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
+        }
+        FusedElementwise { body } => {
+            let args = ins.iter().cloned().collect::<Option<Vec<Port>>>().ok_or_else(|| Fail::Internal("a missing input".into()))?;
+            Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
+        }
+        ToFormat { format: Format::Nc1hwc0, .. } => {
+            let xd = cx.desc(&x()?)?;
+            let out = nc1hwc0(&xd, &y()?);
+            let attrs = transdata_attrs("NCHW", "NC1HWC0");
+            one(cx.op1(name, "TransData", &[("src", Some(x()?))], out, attrs)?)
+        }
+        FromFormat { format: Format::Nc1hwc0, .. } => {
+            let attrs = transdata_attrs("NC1HWC0", "NCHW");
+            one(cx.op1(name, "TransData", &[("src", Some(x()?))], y()?.with_format("NCHW"), attrs)?)
+        }
+        ToFormat { format, .. } | FromFormat { format, .. } => unsupported(format!("conversion to {} is not a 910b format", format.name())),
+        MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: _ } => {
+            if dilations.iter().any(|&d| d != 1) {
+                return unsupported("a dilated MaxPool");
+            }
+            if outs.len() > 1 && outs[1].is_some() {
+                return unsupported("MaxPool's indices output");
+            }
+            let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
+            pool(cx, name, "MaxPoolV3", &w, *ceil_mode, None, ins, y()?).map(|p| vec![Some(p)])
+        }
+        AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad } => {
+            if dilations.iter().any(|&d| d != 1) {
+                return unsupported("a dilated AveragePool");
+            }
+            let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
+            pool(cx, name, "AvgPoolV2", &w, *ceil_mode, Some(!*count_include_pad), ins, y()?).map(|p| vec![Some(p)])
+        }
+        GlobalPool { kind, .. } => {
+            let rank = cx.desc(&x()?)?.origin_dims.len() as i64;
+            let ty = match kind {
+                PoolKind::Average => "ReduceMeanD",
+                PoolKind::Max => "ReduceMaxD",
+                PoolKind::Lp => return unsupported("GlobalLpPool"),
+            };
+            let mut attrs = vec![("axes", Attr::ListInt((2..rank).collect())), ("keep_dims", Attr::Bool(true))];
+            if ty == "ReduceMeanD" {
+                attrs.push(("noop_with_empty_axes", Attr::Bool(false)));
+            }
+            one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
+        }
+        Reduce { kind, keepdims, noop_with_empty_axes } => {
+            let ty = match kind {
+                ReduceKind::Sum => "ReduceSumD",
+                ReduceKind::Mean => "ReduceMeanD",
+                ReduceKind::Max => "ReduceMaxD",
+                ReduceKind::Min => "ReduceMinD",
+                ReduceKind::Prod => "ReduceProdD",
+                k => return unsupported(format!("Reduce {} is not mapped yet", k.name())),
+            };
+            let rank = cx.desc(&x()?)?.dims.len() as i64;
+            let axes = match ins.get(1).cloned().flatten() {
+                Some(_) => const_ints(consts, 1, "reduction axes")?,
+                None if *noop_with_empty_axes => return Ok(vec![Some(x()?)]),
+                None => (0..rank).collect(),
+            };
+            let mut attrs = vec![("axes", Attr::ListInt(axes)), ("keep_dims", Attr::Bool(*keepdims))];
+            if ty == "ReduceMeanD" {
+                attrs.push(("noop_with_empty_axes", Attr::Bool(false)));
+            }
+            one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
+        }
+        LayerNormalization { axis, epsilon } => {
+            let xd = cx.desc(&x()?)?;
+            let rank = xd.dims.len() as i64;
+            let axis = if *axis < 0 { axis + rank } else { *axis };
+            let norm: Vec<usize> = xd.dims[axis as usize..].iter().map(|&d| d as usize).collect();
+            let beta = match ins.get(2).cloned().flatten() {
+                Some(b) => b,
+                None => {
+                    let zeros = Tensor::new(norm.clone(), kiln_ir::Data::from_f64(xd.dtype, &vec![0.0; norm.iter().product()]))
+                        .map_err(|e| Fail::Internal(e.to_string()))?;
+                    cx.constant(&format!("{name}/beta"), &zeros)?
+                }
+            };
+            let stat = Desc::nd(
+                DType::F32,
+                &xd.dims[..axis as usize].iter().map(|&d| d as usize).chain(norm.iter().map(|_| 1)).collect::<Vec<_>>(),
+            );
+            let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?)), ("beta", Some(beta))];
+            let attrs =
+                vec![("begin_norm_axis", Attr::Int(axis)), ("begin_params_axis", Attr::Int(axis)), ("epsilon", Attr::Float(*epsilon))];
+            let v = cx.op(name, "LayerNorm", &inputs, vec![("y", y()?), ("mean", stat.clone()), ("variance", stat)], attrs)?;
+            Ok(std::iter::once(v.into_iter().next()).chain(std::iter::repeat_n(None, outs.len().saturating_sub(1))).collect())
+        }
+        RMSNormalization { axis, epsilon } => {
+            let xd = cx.desc(&x()?)?;
+            let rank = xd.dims.len() as i64;
+            let axis = if *axis < 0 { axis + rank } else { *axis };
+            let gd = cx.desc(&input(ins, 1)?)?;
+            if gd.dims.len() as i64 != rank - axis {
+                return unsupported("RMSNormalization whose scale does not cover every normalized axis");
+            }
+            let stat = Desc::nd(
+                DType::F32,
+                &xd.dims.iter().enumerate().map(|(i, &d)| if (i as i64) < axis { d as usize } else { 1 }).collect::<Vec<_>>(),
+            );
+            let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?))];
+            let v = cx.op(name, "RmsNorm", &inputs, vec![("y", y()?), ("rstd", stat)], vec![("epsilon", Attr::Float(*epsilon))])?;
+            Ok(vec![v.into_iter().next()])
+        }
+        Softmax { axis, legacy } | LogSoftmax { axis, legacy } => {
+            let rank = cx.desc(&x()?)?.dims.len() as i64;
+            let axis = if *axis < 0 { axis + rank } else { *axis };
+            if *legacy && axis != rank - 1 {
+                return unsupported("opset < 13 softmax over flattened trailing axes");
+            }
+            if matches!(op, Softmax { .. }) {
+                let attrs = vec![("axes", Attr::ListInt(vec![axis])), ("half_to_float", Attr::Bool(false))];
+                one(cx.op1(name, "SoftmaxV2", &[("x", Some(x()?))], y()?, attrs)?)
+            } else {
+                let v = cx.op(
+                    name,
+                    "LogSoftmaxV2",
+                    &[("logits", Some(x()?))],
+                    vec![("logsoftmax", y()?)],
+                    vec![("axes", Attr::ListInt(vec![axis]))],
+                )?;
+                Ok(vec![v.into_iter().next()])
+            }
+        }
+        Reshape { .. } | Flatten { .. } | Squeeze {} | Unsqueeze {} => one(reshape(cx, name, x()?, y()?)?),
+        Transpose { perm } => {
+            let rank = cx.desc(&x()?)?.dims.len();
+            let perm = if perm.is_empty() { (0..rank as i64).rev().collect() } else { perm.clone() };
+            one(cx.op1(name, "TransposeD", &[("x", Some(x()?))], y()?, vec![("perm", Attr::ListInt(perm))])?)
+        }
+        Concat { axis } => {
+            let names: Vec<String> = (0..ins.len()).map(|i| format!("x{i}")).collect();
+            let inputs: Vec<(&str, Option<Port>)> = names.iter().map(|n| n.as_str()).zip(ins.iter().cloned()).collect();
+            let attrs = vec![("concat_dim", Attr::Int(*axis)), ("N", Attr::Int(ins.len() as i64))];
+            one(cx.op1(name, "ConcatD", &inputs, y()?, attrs)?)
+        }
+        Gather { axis } => {
+            let axis = cx.ints(&format!("{name}/axis"), &[*axis])?;
+            let inputs = [("x", Some(x()?)), ("indices", Some(input(ins, 1)?)), ("axis", Some(axis))];
+            let attrs =
+                vec![("batch_dims", Attr::Int(0)), ("is_preprocessed", Attr::Bool(false)), ("negative_index_support", Attr::Bool(true))];
+            one(cx.op1(name, "GatherV2", &inputs, y()?, attrs)?)
+        }
+        Slice {} => {
+            let xd = cx.desc(&x()?)?;
+            let rank = xd.dims.len();
+            let starts = const_ints(consts, 1, "slice starts")?;
+            let ends = const_ints(consts, 2, "slice ends")?;
+            let axes = match ins.get(3).cloned().flatten() {
+                Some(_) => const_ints(consts, 3, "slice axes")?,
+                None => (0..starts.len() as i64).collect(),
+            };
+            let steps = match ins.get(4).cloned().flatten() {
+                Some(_) => const_ints(consts, 4, "slice steps")?,
+                None => vec![1; starts.len()],
+            };
+            let (mut begin, mut end, mut strides) = (vec![0i64; rank], xd.dims.clone(), vec![1i64; rank]);
+            for (i, &a) in axes.iter().enumerate() {
+                let a = if a < 0 { a + rank as i64 } else { a } as usize;
+                let (s, n) = kiln_ir::ops::slice_params(xd.dims[a] as usize, starts[i], ends[i], steps[i])
+                    .map_err(|e| Fail::Internal(e.to_string()))?;
+                if steps[i] < 0 {
+                    return unsupported("a slice with a negative step is not mapped yet");
+                }
+                begin[a] = s;
+                end[a] = s + n as i64 * steps[i];
+                strides[a] = steps[i];
+            }
+            let attrs = vec![
+                ("begin", Attr::ListInt(begin)),
+                ("end", Attr::ListInt(end)),
+                ("strides", Attr::ListInt(strides)),
+                ("begin_mask", Attr::Int(0)),
+                ("end_mask", Attr::Int(0)),
+                ("ellipsis_mask", Attr::Int(0)),
+                ("new_axis_mask", Attr::Int(0)),
+                ("shrink_axis_mask", Attr::Int(0)),
+            ];
+            one(cx.op1(name, "StridedSliceD", &[("x", Some(x()?))], y()?, attrs)?)
+        }
+        Attention { .. } => unsupported("Attention → PromptFlashAttention is not mapped yet"),
+        RotaryEmbedding { .. } => unsupported("RotaryEmbedding → RotaryMul is not mapped yet"),
+        Mean {}
+        | LeakyRelu { .. }
+        | Elu { .. }
+        | Selu { .. }
+        | Celu { .. }
+        | HardSigmoid { .. }
+        | ThresholdedRelu { .. }
+        | Shrink { .. }
+        | Swish { .. }
+        | IsInf { .. }
+        | CastLike { .. }
+        | MatMulInteger {}
+        | QLinearMatMul {}
+        | ConvInteger { .. }
+        | QLinearConv { .. }
+        | DeformConv { .. }
+        | ConvTranspose { .. }
+        | LpPool { .. }
+        | BatchNormalization { .. }
+        | InstanceNormalization { .. }
+        | GroupNormalization { .. }
+        | LpNormalization { .. }
+        | MeanVarianceNormalization { .. }
+        | LRN { .. }
+        | ArgMax { .. }
+        | ArgMin { .. }
+        | Hardmax { .. }
+        | Split { .. }
+        | GatherElements { .. }
+        | GatherND { .. }
+        | ScatterND { .. }
+        | ScatterElements { .. }
+        | Expand {}
+        | Tile {}
+        | Pad { .. }
+        | GridSample { .. }
+        | AffineGrid { .. }
+        | CenterCropPad { .. }
+        | Col2Im { .. }
+        | SignalWindow { .. }
+        | DFT { .. }
+        | STFT { .. }
+        | MelWeightMatrix { .. }
+        | Det {}
+        | NonMaxSuppression { .. }
+        | RoiAlign { .. }
+        | Unique { .. }
+        | TensorScatter { .. }
+        | MaxUnpool { .. }
+        | Resize { .. }
+        | Trilu { .. }
+        | Range {}
+        | Shape { .. }
+        | Size {}
+        | ConstantOfShape { .. }
+        | CumSum { .. }
+        | TopK { .. }
+        | OneHot { .. }
+        | Einsum { .. }
+        | NonZero {}
+        | DepthToSpace { .. }
+        | SpaceToDepth { .. }
+        | EyeLike { .. }
+        | Compress { .. }
+        | ReverseSequence { .. }
+        | LSTM { .. }
+        | GRU { .. }
+        | RNN { .. }
+        | QuantizeLinear { .. }
+        | DequantizeLinear { .. }
+        | DynamicQuantizeLinear {}
+        | NegativeLogLikelihoodLoss { .. }
+        | SoftmaxCrossEntropyLoss { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
+    }
+}
+
+fn transdata_attrs(src: &str, dst: &str) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("src_format", Attr::str(src)),
+        ("dst_format", Attr::str(dst)),
+        ("src_subformat", Attr::Int(0)),
+        ("dst_subformat", Attr::Int(0)),
+        ("groups", Attr::Int(1)),
+    ]
+}
+
+/// MaxPoolV3 or AvgPoolV2 (`exclusive` given) over a 2-D NCHW window.
+#[allow(clippy::too_many_arguments)]
+fn pool(
+    cx: &mut Cx,
+    name: &str,
+    ty: &str,
+    w: &Window,
+    ceil_mode: bool,
+    exclusive: Option<bool>,
+    ins: &[Option<Port>],
+    out: Desc,
+) -> Result<Port, Fail> {
+    let x = input(ins, 0)?;
+    let xd = cx.desc(&x)?;
+    let dims = logical_dims(&xd);
+    if dims.len() != 4 {
+        return unsupported(format!("a {}-D pool: the mapped CANN pools are 2-D", dims.len().saturating_sub(2)));
+    }
+    let (r, pads) = pads_2d(w, &dims[2..], ceil_mode)?;
+    let s = |v: &[usize]| Attr::ListInt(vec![1, 1, v[0] as i64, v[1] as i64]);
+    if xd.format != "ND" && xd.format != "NCHW" {
+        return unsupported(format!("a pool over a tensor stored {}", xd.format));
+    }
+    let out = out.with_format("NCHW");
+    let mut attrs = vec![
+        ("ksize", s(&r.kernel)),
+        ("strides", s(&r.strides)),
+        ("padding_mode", Attr::str("CALCULATED")),
+        ("pads", Attr::ListInt(pads)),
+        ("data_format", Attr::str("NCHW")),
+        ("global_pooling", Attr::Bool(false)),
+        ("ceil_mode", Attr::Bool(ceil_mode)),
+    ];
+    if let Some(e) = exclusive {
+        attrs.push(("exclusive", Attr::Bool(e)));
+        attrs.push(("divisor_override", Attr::Int(0)));
+    }
+    cx.op1(name, ty, &[("x", Some(x))], out, attrs)
+}
