@@ -334,6 +334,33 @@ fn write_outputs(out_dir: &Path, outs: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
+/// `kiln ops --target 910b`: each op of the optimized graph as the CANN built-ins it becomes,
+/// or unsupported with the reason, by node.
+fn ops_910b(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let g = model.load(shapes)?;
+    let (g, _) = optimizer::optimize(&g, Target::Ascend910B, std::time::Instant::now()).context("optimizing")?;
+    let (mapping, missing) = kiln_ascend::lower::support(&g).context("lowering for 910b")?;
+    if json {
+        let ops: Vec<serde_json::Value> = mapping
+            .ops
+            .iter()
+            .map(|(op, (cann, n))| serde_json::json!({"op": op, "count": n, "status": "built-in", "cann": cann}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"target": "910b", "ops": ops, "unsupported": missing}))?);
+        return Ok(());
+    }
+    for (op, (cann, n)) in &mapping.ops {
+        println!("{op:<28} {n:>5}  built-in: {}", cann.join(", "));
+    }
+    for u in &missing {
+        println!("{:<28} {:>5}  unsupported: node `{}`: {}", u.op, 1, u.node, u.reason);
+    }
+    if missing.is_empty() {
+        println!("every op maps to CANN built-ins");
+    }
+    Ok(())
+}
+
 fn run_artifact(model: &Path, inputs: &[String], out_dir: &Path, cuda_graph: bool) -> Result<()> {
     let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
     s.set_cuda_graph(cuda_graph);
@@ -440,8 +467,11 @@ fn verify(
 
 fn ops(model: &Model, target: &str, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
     let t = parse_target(target)?;
+    if t == Target::Ascend910B {
+        return ops_910b(model, json, shapes);
+    }
     if !matches!(t, Target::Sm90 | Target::Sm80) {
-        bail!("kiln ops reports CUDA support: --target sm_90 or sm_80");
+        bail!("kiln ops reports CUDA and Ascend support: --target sm_90, sm_80 or 910b");
     }
     let g = model.load(shapes)?;
     let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).context("optimizing")?;

@@ -290,3 +290,26 @@ fn checkpoints_from_config_and_weights_files_with_batch_and_seq() {
         assert!(!o.status.success() && text(&o.stderr).contains(msg), "{msg}: {}", text(&o.stderr));
     }
 }
+
+/// `kiln ops --target 910b`: each op as the CANN built-ins it becomes, and every node the 910b
+/// lacks, with the reason; `kiln compile --target 910b` writes the bundle.
+#[test]
+fn ops_and_compile_for_the_910b() {
+    let o = kiln(&["ops", RESNET, "--target", "910b"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("built-in: Add, Conv2D, Relu") && out.contains("every op maps to CANN built-ins"), "{out}");
+    let o = kiln(&["ops", "testsuite/golden/llama_tiny/model.onnx", "--target", "910b", "--input-shape", "input_ids=1x16", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let missing: Vec<&str> = v["unsupported"].as_array().expect("list").iter().map(|u| u["op"].as_str().unwrap_or("")).collect();
+    assert_eq!(missing.iter().filter(|&&op| op == "RotaryEmbedding").count(), 4, "{missing:?}");
+    assert_eq!(missing.iter().filter(|&&op| op == "Attention").count(), 2, "{missing:?}");
+    let dir = std::env::temp_dir().join(format!("kiln-cli-910b-{}", std::process::id()));
+    let o = kiln(&["compile", RESNET, "--target", "910b", "-o", dir.to_str().unwrap_or(".")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for f in ["graph.air", "graph.txt", "manifest.json", "build.sh"] {
+        assert!(dir.join(f).is_file(), "{f} is missing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

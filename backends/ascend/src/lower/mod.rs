@@ -41,6 +41,22 @@ pub struct Mapping {
 
 /// The GE model of `g` and how its ops map.
 pub fn lower(g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
+    let (cx, unsupported) = walk(g)?;
+    if !unsupported.is_empty() {
+        return Err(LowerError::Unsupported(unsupported));
+    }
+    cx.finish(g)
+}
+
+/// What the 910b lacks in `g`: how each supported op maps to CANN ops, and every node that
+/// has no lowering (`kiln ops --target 910b`).
+pub fn support(g: &Graph) -> Result<(Mapping, Vec<Unsupported>), LowerError> {
+    let (cx, unsupported) = walk(g)?;
+    Ok((cx.mapping, unsupported))
+}
+
+/// Lowers every node it can, recording the others.
+fn walk(g: &Graph) -> Result<(Cx, Vec<Unsupported>), LowerError> {
     let mut cx = Cx { b: Builder::default(), vals: HashMap::new(), mapping: Mapping::default(), current: vec![] };
     for (i, &v) in g.inputs.iter().enumerate() {
         let val = g.value(v);
@@ -73,17 +89,21 @@ pub fn lower(g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
             Err(Fail::Internal(msg)) => return Err(LowerError::Internal { node: n.name.clone(), msg }),
         }
     }
-    if !unsupported.is_empty() {
-        return Err(LowerError::Unsupported(unsupported));
+    Ok((cx, unsupported))
+}
+
+impl Cx {
+    /// The graph with its outputs.
+    fn finish(mut self, g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
+        let outs = g
+            .outputs
+            .iter()
+            .map(|&o| self.port(g, o))
+            .collect::<Result<Vec<_>, Fail>>()
+            .map_err(|e| LowerError::Internal { node: "NetOutput".into(), msg: e.message() })?;
+        let model = self.b.finish(&g.name, &outs).map_err(|msg| LowerError::Internal { node: "NetOutput".into(), msg })?;
+        Ok((model, self.mapping))
     }
-    let outs = g
-        .outputs
-        .iter()
-        .map(|&o| cx.port(g, o))
-        .collect::<Result<Vec<_>, Fail>>()
-        .map_err(|e| LowerError::Internal { node: "NetOutput".into(), msg: e.message() })?;
-    let model = cx.b.finish(&g.name, &outs).map_err(|msg| LowerError::Internal { node: "NetOutput".into(), msg })?;
-    Ok((model, cx.mapping))
 }
 
 /// A node's lowering failed: the target lacks it (reported with the others), or kiln is wrong.
