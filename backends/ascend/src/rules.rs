@@ -2,8 +2,8 @@
 //! exporter patterns, heads, layout, fusion) and `layout/conv-nc1hwc0`, which offers each 2-D
 //! convolution in NC1HWC0 (5HD), the cube unit's activation format. The cost model decides:
 //! a convolution left in NCHW pays for the TransData pair GE would insert around it.
-//! FRACTAL_NZ for matmul weights is not a rule: weights are constants, converted when the graph
-//! is emitted.
+//! FRACTAL_NZ for matmul weights is not a rule: weights are constants, emitted in ND, and GE
+//! chooses their storage format when it compiles the graph.
 
 use kiln_ir::ops::Format;
 use kiln_ir::DType;
