@@ -372,6 +372,9 @@ pub(crate) fn lower_node(
             one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
         }
         LayerNormalization { axis, epsilon } => {
+            if outs.iter().skip(1).any(Option::is_some) {
+                return unsupported("LayerNormalization's mean and inverse deviation outputs (CANN's LayerNorm returns the variance)");
+            }
             let xd = cx.desc(&x()?)?;
             let rank = xd.dims.len() as i64;
             let axis = if *axis < 0 { axis + rank } else { *axis };
