@@ -33,6 +33,19 @@ pub struct Bundle {
     pub model: ModelDef,
     pub mapping: Mapping,
     pub precision: Option<DType>,
+    /// The model's inputs and outputs (name, dtype, shape) in order, for the manifest.
+    pub inputs: Vec<serde_json::Value>,
+    pub outputs: Vec<serde_json::Value>,
+}
+
+/// Name, dtype and shape of graph values (static: the lowering has checked).
+fn io(g: &Graph, ids: &[kiln_ir::ValueId]) -> Vec<serde_json::Value> {
+    ids.iter()
+        .map(|&v| {
+            let v = g.value(v);
+            serde_json::json!({"name": v.name, "dtype": v.ty.dtype.name(), "shape": v.ty.shape.as_fixed().unwrap_or_default()})
+        })
+        .collect()
 }
 
 /// The bundle of an optimized graph with static shapes.
@@ -42,7 +55,7 @@ pub fn compile(g: &Graph, opts: &Options) -> Result<Bundle, LowerError> {
         node: "(graph)".into(),
         msg: format!("the emitted graph breaks GE's conventions: {}", e.join("; ")),
     })?;
-    Ok(Bundle { model, mapping, precision: opts.precision })
+    Ok(Bundle { model, mapping, precision: opts.precision, inputs: io(g, &g.inputs), outputs: io(g, &g.outputs) })
 }
 
 impl Bundle {
@@ -63,16 +76,6 @@ impl Bundle {
     }
 
     pub fn manifest(&self) -> serde_json::Value {
-        let g = self.model.graph.first();
-        let io = |ty: &str| -> Vec<serde_json::Value> {
-            let ops = g.map(|g| g.op.iter().filter(|o| o.r#type == ty).collect::<Vec<_>>()).unwrap_or_default();
-            ops.iter()
-                .flat_map(|o| if ty == "Data" { o.output_desc.iter().take(1).map(|d| (o.name.clone(), d)).collect::<Vec<_>>() } else { o.input_desc.iter().map(|d| (d.name.clone(), d)).collect() })
-                .map(|(name, d)| {
-                    serde_json::json!({"name": name, "dtype": from_proto(d.dtype).map(|t| t.name()).unwrap_or("?"), "shape": d.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default()})
-                })
-                .collect()
-        };
         let ops: Vec<serde_json::Value> = self
             .mapping
             .ops
@@ -84,8 +87,8 @@ impl Bundle {
             "soc_version": SOC_VERSION,
             "precision_mode": self.precision_mode(),
             "graph": "graph.air",
-            "inputs": io("Data"),
-            "outputs": io("NetOutput"),
+            "inputs": self.inputs,
+            "outputs": self.outputs,
             "ops": ops,
             "custom_ops": [],
         })

@@ -13,10 +13,10 @@
 //! part of the encoder and are not built; any other tensor the encoder does not use is an error.
 
 use super::checkpoint::Checkpoint;
-use super::config::{Activation, Arch, HfConfig};
-use super::decoder::{attention, i64_tensor, Builder};
+use super::config::{Arch, HfConfig};
+use super::decoder::{attention, check_size, i64_tensor, mlp_activation, module_prefix, Builder};
 use super::HfError;
-use kiln_ir::ops::{E8M0Rounding, GeluApprox};
+use kiln_ir::ops::E8M0Rounding;
 use kiln_ir::{BinaryOp, DType, Graph, Op, TensorType, UnaryOp};
 
 /// Tensors of a BERT checkpoint that the encoder does not use: the pre-training heads, and
@@ -25,40 +25,19 @@ pub(super) fn ignorable(name: &str) -> bool {
     name.starts_with("cls.") || name.ends_with("embeddings.position_ids") || name.ends_with("embeddings.token_type_ids")
 }
 
-/// The module prefix: `bert.` in the task models' checkpoints, none in BertModel ones.
-fn prefix(ck: &Checkpoint) -> &'static str {
-    if ck.contains("bert.embeddings.word_embeddings.weight") {
-        "bert."
-    } else {
-        ""
-    }
-}
-
 /// The encoder graph for `batch` sequences of `seq` tokens.
 pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, batch: usize, seq: usize) -> Result<Graph, HfError> {
     if cfg.arch != Arch::Bert {
         return Err(HfError::Build(format!("{:?} is not BERT", cfg.arch)));
     }
-    if batch == 0 || seq == 0 {
-        return Err(HfError::Unsupported(format!("batch {batch} and sequence length {seq} must be positive")));
-    }
-    if seq > cfg.max_position_embeddings {
-        return Err(HfError::Unsupported(format!(
-            "a sequence of {seq} exceeds max_position_embeddings = {} (the learned position table)",
-            cfg.max_position_embeddings
-        )));
-    }
-    let act = match cfg.activation {
-        Activation::Gelu => Op::Gelu { approximate: GeluApprox::None },
-        Activation::GeluTanh => Op::Gelu { approximate: GeluApprox::Tanh },
-        Activation::Relu => Op::Unary { op: UnaryOp::Relu },
-        Activation::Silu => {
-            return Err(HfError::Unsupported("hidden_act silu in BERT: its MLP is built with gelu, gelu_new or relu".into()))
-        }
-    };
+    let limit = format!("max_position_embeddings = {} (the learned position table)", cfg.max_position_embeddings);
+    check_size(cfg, batch, seq, Some(limit))?;
+    let act = mlp_activation(cfg.activation)
+        .ok_or_else(|| HfError::Unsupported("hidden_act silu in BERT: its MLP is built with gelu, gelu_new or relu".into()))?;
     let (h, nh, hd, inter, eps) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim, cfg.intermediate_size, cfg.norm_eps);
     let types = cfg.type_vocab_size.unwrap_or(2);
-    let pre = prefix(ck);
+    // `bert.` in the task models' checkpoints, none in BertModel ones.
+    let pre = module_prefix(ck, "bert.", "embeddings.word_embeddings.weight");
     let mut bd = Builder { g: Graph::new("bert encoder") };
     let ids_t = TensorType::fixed(DType::I64, &[batch, seq]);
     let ids = bd.g.add_input("input_ids", ids_t.clone());

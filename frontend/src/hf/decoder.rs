@@ -120,6 +120,39 @@ impl Builder {
     }
 }
 
+/// The op of a GELU-style MLP's `hidden_act` (`gelu`, `gelu_new`, `relu`); None for silu, which
+/// only the gated MLP of the Llama-style decoders takes.
+pub(super) fn mlp_activation(a: Activation) -> Option<Op> {
+    match a {
+        Activation::Gelu => Some(Op::Gelu { approximate: kiln_ir::ops::GeluApprox::None }),
+        Activation::GeluTanh => Some(Op::Gelu { approximate: kiln_ir::ops::GeluApprox::Tanh }),
+        Activation::Relu => Some(Op::Unary { op: kiln_ir::UnaryOp::Relu }),
+        Activation::Silu => None,
+    }
+}
+
+/// Checks a graph's size: `batch` and `positions` positive, and positions within
+/// `max_position_embeddings` unless `limit` is None (what bounds them, for the message).
+pub(super) fn check_size(cfg: &HfConfig, batch: usize, positions: usize, limit: Option<String>) -> Result<(), HfError> {
+    if batch == 0 || positions == 0 {
+        return Err(HfError::Unsupported(format!("batch {batch} and sequence length {positions} must be positive")));
+    }
+    if let Some(why) = limit.filter(|_| positions > cfg.max_position_embeddings) {
+        return Err(HfError::Unsupported(format!("a sequence of {positions} exceeds {why}")));
+    }
+    Ok(())
+}
+
+/// `prefix` when the checkpoint holds `prefix + probe` (a task model's checkpoint wraps the base
+/// model under it), else no prefix.
+pub(super) fn module_prefix(ck: &Checkpoint, prefix: &'static str, probe: &str) -> &'static str {
+    if ck.contains(&format!("{prefix}{probe}")) {
+        prefix
+    } else {
+        ""
+    }
+}
+
 pub(super) fn f32_tensor(dims: Vec<usize>, v: &[f64]) -> Result<Tensor, HfError> {
     Tensor::new(dims, Data::from_f64(DType::F32, v)).map_err(|e| HfError::Build(e.to_string()))
 }
@@ -198,12 +231,7 @@ pub(super) fn start(cfg: &HfConfig, kind: Kind, kv: usize, limit: Option<String>
         Kind::Prefill(p) => (p.batch, p.seq, p.seq),
         Kind::Decode(d) => (d.batch, 1, d.max_len),
     };
-    if b == 0 || positions == 0 {
-        return Err(HfError::Unsupported(format!("batch {b} and sequence length {positions} must be positive")));
-    }
-    if let Some(why) = limit.filter(|_| positions > cfg.max_position_embeddings) {
-        return Err(HfError::Unsupported(format!("a sequence of {positions} exceeds {why}")));
-    }
+    check_size(cfg, b, positions, limit)?;
     let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
     let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
     let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));

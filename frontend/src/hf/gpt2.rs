@@ -5,20 +5,10 @@
 //! [`super::decoder`]'s (there is no GQA: as many key/value heads as heads).
 
 use super::checkpoint::Checkpoint;
-use super::config::{Activation, Arch, HfConfig};
-use super::decoder::{f32_tensor, finish, self_attention, start, Attn, Builder, Kind, Start};
+use super::config::{Arch, HfConfig};
+use super::decoder::{f32_tensor, finish, mlp_activation, module_prefix, self_attention, start, Attn, Builder, Kind, Start};
 use super::HfError;
-use kiln_ir::ops::GeluApprox;
 use kiln_ir::{BinaryOp, Graph, Op, ValueId};
-
-/// The module prefix: `transformer.` in GPT2LMHeadModel checkpoints, none in GPT2Model ones.
-fn prefix(ck: &Checkpoint) -> &'static str {
-    if ck.contains("transformer.wte.weight") {
-        "transformer."
-    } else {
-        ""
-    }
-}
 
 /// `x W + b` for a Conv1D's `[inp, out]` weight.
 fn conv1d(bd: &mut Builder, ck: &mut Checkpoint, x: ValueId, m: &str, inp: usize, out: usize) -> Result<ValueId, HfError> {
@@ -48,14 +38,10 @@ pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, kind: Kind) -> Result<G
     if cfg.arch != Arch::Gpt2 {
         return Err(HfError::Build(format!("{:?} is not GPT-2", cfg.arch)));
     }
-    let act = match cfg.activation {
-        Activation::Gelu => Op::Gelu { approximate: GeluApprox::None },
-        Activation::GeluTanh => Op::Gelu { approximate: GeluApprox::Tanh },
-        Activation::Relu => Op::Unary { op: kiln_ir::UnaryOp::Relu },
-        Activation::Silu => return Err(HfError::Unsupported("activation_function silu in GPT-2".into())),
-    };
+    let act = mlp_activation(cfg.activation).ok_or_else(|| HfError::Unsupported("activation_function silu in GPT-2".into()))?;
     let (h, nh, hd, inter) = (cfg.hidden_size, cfg.num_heads, cfg.head_dim, cfg.intermediate_size);
-    let pre = prefix(ck);
+    // `transformer.` in GPT2LMHeadModel checkpoints, none in GPT2Model ones.
+    let pre = module_prefix(ck, "transformer.", "wte.weight");
     let limit = Some(format!("n_positions = {} (the learned position table)", cfg.max_position_embeddings));
     let Start { mut bd, b, ids, pos, pasts, step, .. } = start(cfg, kind, nh, limit)?;
     let wte = bd.weight(ck, &format!("{pre}wte.weight"), &[cfg.vocab_size, h])?;

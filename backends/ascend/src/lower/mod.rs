@@ -227,53 +227,43 @@ impl Cx {
         }
         let mut vals: HashMap<ValueId, Port> = body.inputs.iter().copied().zip(args).collect();
         for n in &body.nodes {
-            let mut ins = vec![];
-            let mut consts = vec![];
+            // Each input's port, descriptor and shape (made constants on first use).
+            let mut args: Vec<Option<(Port, Desc, Shape)>> = vec![];
             for i in &n.inputs {
-                match i {
-                    None => {
-                        ins.push(None);
-                        consts.push(None);
+                let Some(v) = i else {
+                    args.push(None);
+                    continue;
+                };
+                let p = match (vals.get(v), body.consts.get(v)) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(t)) => {
+                        let p = self.constant(&format!("{name}/{}", body.value(*v).name), t)?;
+                        vals.insert(*v, p.clone());
+                        p
                     }
-                    Some(v) => {
-                        let p = match (vals.get(v), body.consts.get(v)) {
-                            (Some(p), _) => p.clone(),
-                            (None, Some(t)) => {
-                                let p = self.constant(&format!("{name}/{}", body.value(*v).name), t)?;
-                                vals.insert(*v, p.clone());
-                                p
-                            }
-                            (None, None) => return Err(Fail::Internal(format!("body value `{}` is undefined", body.value(*v).name))),
-                        };
-                        ins.push(Some(p));
-                        consts.push(body.consts.get(v).map(|t| t.as_ref()));
-                    }
-                }
+                    (None, None) => return Err(Fail::Internal(format!("body value `{}` is undefined", body.value(*v).name))),
+                };
+                let d = self.desc(&p)?;
+                let shape = Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>());
+                args.push(Some((p, d, shape)));
             }
+            let consts: Vec<Option<&Tensor>> = n.inputs.iter().map(|i| i.and_then(|v| body.consts.get(&v).map(|t| t.as_ref()))).collect();
             // Body values keep their dtypes; their dims are the ones the actual inputs give.
-            let descs: Vec<Desc> = ins.iter().flatten().map(|p| self.desc(p)).collect::<Result<_, _>>()?;
-            let shapes: Vec<Shape> = descs.iter().map(|d| Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>())).collect();
-            let mut k = 0;
-            let in_types: Vec<Option<InType>> = ins
+            let in_types: Vec<Option<InType>> = args
                 .iter()
                 .zip(&consts)
-                .map(|(p, c)| {
-                    p.as_ref().map(|_| {
-                        let t = InType { dtype: descs[k].dtype, shape: &shapes[k], value: *c };
-                        k += 1;
-                        t
-                    })
-                })
+                .map(|(a, c)| a.as_ref().map(|(_, d, shape)| InType { dtype: d.dtype, shape, value: *c }))
                 .collect();
             let ty =
                 n.op.infer(&in_types, 1, &mut DimNamer::new("body")).map_err(|e| Fail::Internal(format!("body node `{}`: {e}", n.name)))?;
             let out =
                 ty.first().and_then(static_desc).ok_or_else(|| Fail::Internal(format!("body node `{}` has no static type", n.name)))?;
             // A body value in a stored format keeps the format of the tensor it was made from.
-            let out = match descs.iter().find(|d| d.format != "ND" && d.dims == out.dims) {
-                Some(d) => Desc { dtype: out.dtype, ..d.clone() },
+            let out = match args.iter().flatten().find(|(_, d, _)| d.format != "ND" && d.dims == out.dims) {
+                Some((_, d, _)) => Desc { dtype: out.dtype, ..d.clone() },
                 None => out,
             };
+            let ins: Vec<Option<Port>> = args.into_iter().map(|a| a.map(|(p, _, _)| p)).collect();
             let made = table::lower_node(self, &format!("{name}/{}", n.name), &n.op, &ins, &consts, &[Some(out)])?;
             if let (Some(Some(o)), Some(Some(p))) = (n.outputs.first(), made.into_iter().next()) {
                 vals.insert(*o, p);
