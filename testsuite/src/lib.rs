@@ -2,6 +2,7 @@
 //! comparison with dtype-aware tolerances ([`compare`]), `.npy` files ([`npy`]), and the
 //! optimizer as each target configures it ([`optimizer`]), shared with the CLI.
 
+pub mod ascend_sim;
 pub mod compare;
 pub mod conformance;
 pub mod npy;

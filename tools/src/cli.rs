@@ -31,10 +31,11 @@ enum Cmd {
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
     },
-    /// Run a model in the reference interpreter, or a compiled `model.kiln` on the GPU.
+    /// Run a model in the reference interpreter, a compiled `model.kiln` on the GPU, or a 910b
+    /// bundle in the GE-graph simulator (`--target 910b-sim`).
     Run {
-        /// An .onnx file or a safetensors checkpoint directory (interpreter), or a .kiln
-        /// artifact (GPU).
+        /// An .onnx file or a safetensors checkpoint directory (interpreter), a .kiln artifact
+        /// (GPU), or a 910b bundle directory (`--target 910b-sim`).
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
@@ -44,7 +45,8 @@ enum Cmd {
         /// Directory for one NAME.npy per model output.
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
-        /// For an .onnx model: only `ref` (the reference interpreter).
+        /// `ref` (the reference interpreter) for a model; `910b-sim` for a 910b bundle: its
+        /// graph.air executed by the documented semantics of each CANN op.
         #[arg(long, default_value = "ref")]
         target: String,
         /// Replay the launches as a CUDA graph (.kiln only).
@@ -167,6 +169,8 @@ enum Cmd {
         /// The onnx/backend/test/data/node directory of the onnx 1.20.0 wheel.
         #[arg(long)]
         suite: PathBuf,
+        /// ref, sm_90, sm_80, or 910b-sim (each case compiled for the 910b and its GE graph
+        /// simulated).
         #[arg(long, default_value = "ref")]
         target: String,
         #[arg(long)]
@@ -187,6 +191,7 @@ pub fn main() -> Result<()> {
             inspect(&Model::new(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?)
         }
         Cmd::Run { model, checkpoint, input, output_dir, target, cuda_graph } => match model {
+            Some(m) if target == SIM => run_bundle(&m, &input, &output_dir),
             Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
             m => run(&Model::new(m.as_deref(), &checkpoint)?, &input, &output_dir, &target),
         },
@@ -754,8 +759,27 @@ fn compare(got: &Path, want: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The GE-graph simulator of the 910b target (`kiln run BUNDLE --target 910b-sim`).
+const SIM: &str = "910b-sim";
+
+/// Runs a 910b bundle's graph.air in the GE-graph simulator.
+fn run_bundle(dir: &Path, inputs: &[String], out_dir: &Path) -> Result<()> {
+    use kiln_testsuite::ascend_sim;
+    let b = ascend_sim::Bundle::load(dir).with_context(|| format!("loading the 910b bundle {}", dir.display()))?;
+    let mut given = read_inputs(inputs)?;
+    let mut args = vec![];
+    for name in &b.inputs {
+        args.push(given.remove(name).ok_or_else(|| anyhow!("missing --input for bundle input `{name}`"))?);
+    }
+    if let Some(extra) = given.keys().next() {
+        bail!("--input `{extra}`: the bundle has no such input");
+    }
+    let outs = ascend_sim::run(&b.model, &args).context("simulating graph.air")?;
+    write_outputs(out_dir, &b.outputs.iter().cloned().zip(outs).collect::<Vec<_>>())
+}
+
 fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>, cases: Option<&Path>) -> Result<()> {
-    let t = parse_target(target)?;
+    let t = if target == SIM { Target::Ascend910B } else { parse_target(target)? };
     let listed: Option<std::collections::HashSet<String>> = match cases {
         Some(p) => Some(
             std::fs::read_to_string(p).with_context(|| format!("--cases {}", p.display()))?.lines().map(|l| l.trim().to_string()).collect(),
@@ -769,13 +793,14 @@ fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>,
         .collect();
     let mut exec: Box<conformance::Executor> = match t {
         Target::Ref => Box::new(conformance::interpreter),
+        Target::Ascend910B if target == SIM => Box::new(kiln_testsuite::ascend_sim::execute),
         Target::Sm90 | Target::Sm80 => {
             // Fail once, up front, where there is no GPU.
             kiln_runtime::check_device(0).context("kiln conformance --target sm_90 runs the cases on the GPU")?;
             let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
             Box::new(move |g: &Graph, inputs: Vec<Tensor>| gpu::run_case(g, inputs, t, arch))
         }
-        other => bail!("conformance runs on ref, sm_90 and sm_80 in this version, not {other}"),
+        other => bail!("conformance runs on ref, sm_90, sm_80 and {SIM} in this version, not {other}"),
     };
     let mut s = conformance::Summary::default();
     for d in dirs {

@@ -50,7 +50,7 @@ fn io(g: &Graph, ids: &[kiln_ir::ValueId]) -> Vec<serde_json::Value> {
 
 /// The bundle of an optimized graph with static shapes.
 pub fn compile(g: &Graph, opts: &Options) -> Result<Bundle, LowerError> {
-    let (model, mapping) = lower(g)?;
+    let (model, mapping) = lower(g, opts.precision == Some(DType::F16))?;
     crate::ge::conventions::check(&model).map_err(|e| LowerError::Internal {
         node: "(graph)".into(),
         msg: format!("the emitted graph breaks GE's conventions: {}", e.join("; ")),

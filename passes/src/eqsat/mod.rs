@@ -52,6 +52,20 @@ pub fn kernel_count(g: &Graph) -> usize {
 
 /// Optimizes `g` with `rules` under `model`. Types are checked throughout: a rule that merges
 /// values of different types, or builds an op that does not type-check, is an internal error.
+/// Gives the extracted graph's outputs the source model's output names (extraction names the
+/// values it makes after their nodes), so that artifacts and bundles name them as the model
+/// does. An output that is a graph input or a weight, or appears twice, keeps its name.
+fn keep_output_names(src: &Graph, out: &mut Graph) {
+    let taken: std::collections::HashSet<String> = out.values.iter().map(|v| v.name.clone()).collect();
+    for (i, (&s, &o)) in src.outputs.iter().zip(&out.outputs).enumerate() {
+        let want = &src.value(s).name;
+        let fixed = out.inputs.contains(&o) || out.consts.contains_key(&o) || out.outputs[..i].contains(&o);
+        if !fixed && !taken.contains(want) {
+            out.values[o.0 as usize].name = want.clone();
+        }
+    }
+}
+
 pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits) -> Result<(Graph, EqsatReport), OptimizeError> {
     let start = Instant::now();
     // Everything that could panic on a kiln bug (a rule's type error, an extraction invariant)
@@ -60,7 +74,8 @@ pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits
         let mut low = convert::to_egraph(g);
         let sat = rule::saturate(&mut low.eg, rules, limits);
         let ex = extract::extract(&low.eg, &low.outputs, model).map_err(|ops| OptimizeError::Infeasible { target: model.name(), ops })?;
-        let out = convert::from_egraph(&low, &ex.choice)?;
+        let mut out = convert::from_egraph(&low, &ex.choice)?;
+        keep_output_names(g, &mut out);
         Ok((out, sat, ex))
     };
     let (out, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {

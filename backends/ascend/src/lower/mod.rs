@@ -6,6 +6,7 @@
 //! stand in for the rest of the walk, so that one compile lists every op the target lacks.
 
 pub mod table;
+mod transformer;
 
 use crate::ge::builder::{Builder, Desc, Input, Port};
 use crate::ge::proto::ModelDef;
@@ -39,9 +40,11 @@ pub struct Mapping {
     pub ops: BTreeMap<String, (Vec<String>, usize)>,
 }
 
-/// The GE model of `g` and how its ops map.
-pub fn lower(g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
-    let (cx, unsupported) = walk(g)?;
+/// The GE model of `g` and how its ops map. `fp16_range`: the graph will run under ATC's
+/// `force_fp16`, so fp32 constants beyond fp16's range are clamped to ±65504 (ATC's conversion
+/// would make them infinite, and an additive mask of f32::MIN times 0 NaN).
+pub fn lower(g: &Graph, fp16_range: bool) -> Result<(ModelDef, Mapping), LowerError> {
+    let (cx, unsupported) = walk(g, fp16_range)?;
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
     }
@@ -51,16 +54,28 @@ pub fn lower(g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
 /// What the 910b lacks in `g`: how each supported op maps to CANN ops, and every node that
 /// has no lowering (`kiln ops --target 910b`).
 pub fn support(g: &Graph) -> Result<(Mapping, Vec<Unsupported>), LowerError> {
-    let (cx, unsupported) = walk(g)?;
+    let (cx, unsupported) = walk(g, false)?;
     Ok((cx.mapping, unsupported))
 }
 
 /// Lowers every node it can, recording the others.
-fn walk(g: &Graph) -> Result<(Cx, Vec<Unsupported>), LowerError> {
-    let mut cx = Cx { b: Builder::default(), vals: HashMap::new(), mapping: Mapping::default(), current: vec![] };
+fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerError> {
+    let mut cx = Cx {
+        b: Builder::default(),
+        vals: HashMap::new(),
+        mapping: Mapping::default(),
+        current: vec![],
+        shared: HashMap::new(),
+        lost: HashMap::new(),
+        fp16_range,
+    };
     for (i, &v) in g.inputs.iter().enumerate() {
         let val = g.value(v);
         let d = static_desc(&val.ty).ok_or_else(|| LowerError::Dynamic(val.name.clone(), format!("{}{}", val.ty.dtype, val.ty.shape)))?;
+        if crate::ge::dtype::ge_type(d.dtype).is_none() || d.dtype.bits() < 8 {
+            let reason = format!("a {} graph input: GE has no such type, or kiln does not pack it yet", d.dtype);
+            return Err(LowerError::Unsupported(vec![Unsupported { node: val.name.clone(), op: "input".into(), reason }]));
+        }
         let p = cx.b.data(&val.name, i, d).map_err(|msg| LowerError::Internal { node: val.name.clone(), msg })?;
         cx.vals.insert(v, p);
     }
@@ -77,12 +92,18 @@ fn walk(g: &Graph) -> Result<(Cx, Vec<Unsupported>), LowerError> {
             }
             Err(Fail::Unsupported(reason)) => {
                 unsupported.push(Unsupported { node: n.name.clone(), op: n.op.display_name().to_string(), reason });
-                // Stand-ins for the outputs, so that later nodes are lowered (and report too).
+                // Stand-ins for the outputs, so that later nodes are lowered (and report too);
+                // an output of unknown shape makes its readers unsupported in turn.
                 for (k, o) in n.outputs.iter().enumerate() {
                     let Some(o) = *o else { continue };
-                    if let Some(d) = static_desc(&g.value(o).ty) {
-                        let p = cx.b.stand_in(&format!("<unsupported {}>", n.name), k, d);
-                        cx.vals.insert(o, p);
+                    match static_desc(&g.value(o).ty) {
+                        Some(d) => {
+                            let p = cx.b.stand_in(&format!("<unsupported {}>", n.name), k, d);
+                            cx.vals.insert(o, p);
+                        }
+                        None => {
+                            cx.lost.insert(o, n.name.clone());
+                        }
                     }
                 }
             }
@@ -141,6 +162,13 @@ pub(crate) struct Cx {
     mapping: Mapping,
     /// The CANN op types the current node became.
     current: Vec<String>,
+    /// Ports derived once and shared by the nodes that need them (causal masks, rotary
+    /// tables), by a key naming what they are computed from.
+    pub shared: HashMap<String, Port>,
+    /// Values of unknown shape made by unsupported nodes (named), which nothing can read.
+    lost: HashMap<ValueId, String>,
+    /// Clamp fp32 constants to fp16's range (see [`lower`]).
+    fp16_range: bool,
 }
 
 impl Cx {
@@ -148,6 +176,9 @@ impl Cx {
     fn port(&mut self, g: &Graph, v: ValueId) -> Result<Port, Fail> {
         if let Some(p) = self.vals.get(&v) {
             return Ok(p.clone());
+        }
+        if let Some(n) = self.lost.get(&v) {
+            return unsupported(format!("it reads `{}`, made by the unsupported node `{n}`", g.value(v).name));
         }
         let t = g.consts.get(&v).ok_or_else(|| Fail::Internal(format!("value `{}` is used before it is made", g.value(v).name)))?;
         let p = self.constant(&g.value(v).name, t)?;
@@ -160,6 +191,15 @@ impl Cx {
         if t.dtype().bits() < 8 {
             return unsupported(format!("a {} constant: GE packs sub-byte types, kiln does not yet", t.dtype()));
         }
+        let clamped;
+        let t = match t.data() {
+            kiln_ir::Data::F32(v) if self.fp16_range && v.iter().any(|x| x.is_finite() && x.abs() > 65504.0) => {
+                let v = v.iter().map(|&x| if x.is_finite() { x.clamp(-65504.0, 65504.0) } else { x }).collect();
+                clamped = Tensor::new(t.dims().to_vec(), kiln_ir::Data::F32(v)).map_err(internal)?;
+                &clamped
+            }
+            _ => t,
+        };
         let bytes = t.data().to_le_bytes().ok_or_else(|| Fail::Internal(format!("constant `{name}` has no byte form")))?;
         self.b.constant(name, Desc::nd(t.dtype(), t.dims()), bytes).map_err(Fail::Unsupported)
     }

@@ -2,6 +2,7 @@
 //! becomes (their prototypes are checked against `crate::prototypes`), or why it has none yet.
 //! Attributes are written explicitly, defaults included, as TorchAir does.
 
+use super::transformer::{self, AttentionAttrs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
@@ -10,11 +11,11 @@ use kiln_ir::{BinaryOp, DType, Op, Tensor, UnaryOp};
 
 type Outs = Vec<Option<Port>>;
 
-fn input(ins: &[Option<Port>], i: usize) -> Result<Port, Fail> {
+pub(super) fn input(ins: &[Option<Port>], i: usize) -> Result<Port, Fail> {
     ins.get(i).cloned().flatten().ok_or_else(|| Fail::Internal(format!("input {i} is missing")))
 }
 
-fn output(outs: &[Option<Desc>], i: usize) -> Result<Desc, Fail> {
+pub(super) fn output(outs: &[Option<Desc>], i: usize) -> Result<Desc, Fail> {
     outs.get(i).cloned().flatten().ok_or_else(|| Fail::Internal(format!("output {i} has no type")))
 }
 
@@ -160,7 +161,7 @@ fn matmul_dims(a: &[i64], b: &[i64]) -> Option<Vec<usize>> {
 }
 
 /// SplitVD of `x` along its last axis into parts of `sizes`.
-fn split_last(cx: &mut Cx, name: &str, x: Port, sizes: &[i64]) -> Result<Vec<Port>, Fail> {
+pub(super) fn split_last(cx: &mut Cx, name: &str, x: Port, sizes: &[i64]) -> Result<Vec<Port>, Fail> {
     let d = cx.desc(&x)?;
     let last = d.dims.len().checked_sub(1).ok_or_else(|| Fail::Internal("a scalar product".into()))?;
     let names: Vec<String> = (0..sizes.len()).map(|i| format!("y{i}")).collect();
@@ -181,15 +182,32 @@ fn split_last(cx: &mut Cx, name: &str, x: Port, sizes: &[i64]) -> Result<Vec<Por
     cx.op(name, "SplitVD", &[("x", Some(x))], outs, attrs)
 }
 
-/// BatchMatMulV2 of x1 and x2 (no transposes), out as `out`.
+/// BatchMatMulV2 of x1 and x2 (no transposes), out as `out`. A 1-D operand is a row (x1) or
+/// a column (x2), as in numpy: reshaped to 2-D, and the result reshaped back to `out`.
 fn matmul(cx: &mut Cx, name: &str, ins: &[Option<Port>], out: Desc) -> Result<Port, Fail> {
-    let inputs = [("x1", Some(input(ins, 0)?)), ("x2", Some(input(ins, 1)?)), ("bias", None), ("offset_w", None)];
+    let (mut a, mut b) = (input(ins, 0)?, input(ins, 1)?);
+    let (ad, bd) = (cx.desc(&a)?, cx.desc(&b)?);
+    if ad.dims.len() == 1 {
+        let d = Desc::nd(ad.dtype, &[1, ad.dims[0] as usize]);
+        a = reshape(cx, &format!("{name}/row"), a, d)?;
+    }
+    if bd.dims.len() == 1 {
+        let d = Desc::nd(bd.dtype, &[bd.dims[0] as usize, 1]);
+        b = reshape(cx, &format!("{name}/column"), b, d)?;
+    }
+    let (ad2, bd2) = (cx.desc(&a)?, cx.desc(&b)?);
+    let inputs = [("x1", Some(a)), ("x2", Some(b)), ("bias", None), ("offset_w", None)];
     let attrs = vec![("adj_x1", Attr::Bool(false)), ("adj_x2", Attr::Bool(false)), ("offset_x", Attr::Int(0))];
-    cx.op1(name, "BatchMatMulV2", &inputs, out, attrs)
+    if ad.dims.len() > 1 && bd.dims.len() > 1 {
+        return cx.op1(name, "BatchMatMulV2", &inputs, out, attrs);
+    }
+    let dims = matmul_dims(&ad2.dims, &bd2.dims).ok_or_else(|| Fail::Internal("operands that do not multiply".into()))?;
+    let p = cx.op1(&format!("{name}/matmul"), "BatchMatMulV2", &inputs, Desc::nd(out.dtype, &dims), attrs)?;
+    reshape(cx, name, p, out)
 }
 
 /// Reshape to `out`'s dims (Reshape, Flatten, Squeeze, Unsqueeze).
-fn reshape(cx: &mut Cx, name: &str, x: Port, out: Desc) -> Result<Port, Fail> {
+pub(super) fn reshape(cx: &mut Cx, name: &str, x: Port, out: Desc) -> Result<Port, Fail> {
     let shape = cx.ints(&format!("{name}/shape"), &out.dims)?;
     cx.op1(name, "Reshape", &[("x", Some(x)), ("shape", Some(shape))], out, vec![("axis", Attr::Int(0)), ("num_axes", Attr::Int(-1))])
 }
@@ -209,6 +227,13 @@ pub(crate) fn lower_node(
     let y = || output(outs, 0);
     match op {
         Identity {} | Dropout {} => {
+            if ins.get(2).is_some_and(Option::is_some) {
+                let training = consts.get(2).copied().flatten().map(|t| t.to_i64().first().copied().unwrap_or(0) != 0);
+                let ratio = consts.get(1).copied().flatten().map_or(Some(0.5), |t| t.to_f64().first().copied());
+                if training != Some(false) && ratio != Some(0.0) {
+                    return unsupported("Dropout in training mode (random) or with a training_mode computed at run time");
+                }
+            }
             let mut v = vec![Some(x()?)];
             v.resize(outs.len(), None);
             if outs.len() > 1 && outs[1].is_some() {
@@ -223,8 +248,13 @@ pub(crate) fn lower_node(
         },
         Binary { op: b } => {
             let d = cx.desc(&x()?)?.dtype;
+            let mut x2 = input(ins, 1)?;
+            // ONNX's Pow takes an exponent of any numeric type; CANN's takes x1's.
+            if *b == BinaryOp::Pow && cx.desc(&x2)?.dtype != d {
+                x2 = transformer::cast(cx, &format!("{name}/exponent"), x2, d)?;
+            }
             match binary_type(*b, d) {
-                Some(t) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(input(ins, 1)?))], y()?, vec![])?),
+                Some(t) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(x2))], y()?, vec![])?),
                 None => unsupported(format!("{} has no CANN built-in mapped yet", b.name())),
             }
         }
@@ -263,14 +293,21 @@ pub(crate) fn lower_node(
             if *alpha != 1.0 || (c.is_some() && *beta != 1.0) {
                 return unsupported("Gemm with alpha or beta other than 1 is not mapped yet");
             }
-            let bias = match c {
-                Some(c) if cx.desc(&c)?.dims.len() == 1 => Some(c),
-                Some(_) => return unsupported("Gemm with a C that is not a vector is not mapped yet"),
-                None => None,
+            // MatMulV2's bias is one value per column; any other C (a scalar, a row, a matrix)
+            // is added after the product.
+            let out = y()?;
+            let n = out.dims.last().copied().unwrap_or(0);
+            let (bias, after) = match c {
+                Some(c) if cx.desc(&c)?.dims == [n] => (Some(c), None),
+                other => (None, other),
             };
             let inputs = [("x1", Some(x()?)), ("x2", Some(input(ins, 1)?)), ("bias", bias), ("offset_w", None)];
             let attrs = vec![("transpose_x1", Attr::Bool(*trans_a)), ("transpose_x2", Attr::Bool(*trans_b)), ("offset_x", Attr::Int(0))];
-            one(cx.op1(name, "MatMulV2", &inputs, y()?, attrs)?)
+            let p = cx.op1(&format!("{name}/matmul"), "MatMulV2", &inputs, out.clone(), attrs)?;
+            match after {
+                Some(c) => one(cx.op1(name, "Add", &[("x1", Some(p)), ("x2", Some(c))], out, vec![])?),
+                None => one(p),
+            }
         }
         Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
             let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
@@ -312,13 +349,9 @@ pub(crate) fn lower_node(
         ToFormat { format: Format::Nc1hwc0, .. } => {
             let xd = cx.desc(&x()?)?;
             let out = nc1hwc0(&xd, &y()?);
-            let attrs = transdata_attrs("NCHW", "NC1HWC0");
-            one(cx.op1(name, "TransData", &[("src", Some(x()?))], out, attrs)?)
+            one(transdata(cx, name, x()?, out, "NCHW", "NC1HWC0")?)
         }
-        FromFormat { format: Format::Nc1hwc0, .. } => {
-            let attrs = transdata_attrs("NC1HWC0", "NCHW");
-            one(cx.op1(name, "TransData", &[("src", Some(x()?))], y()?.with_format("NCHW"), attrs)?)
-        }
+        FromFormat { format: Format::Nc1hwc0, .. } => one(transdata(cx, name, x()?, y()?.with_format("NCHW"), "NC1HWC0", "NCHW")?),
         ToFormat { format, .. } | FromFormat { format, .. } => unsupported(format!("conversion to {} is not a 910b format", format.name())),
         MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: _ } => {
             if dilations.iter().any(|&d| d != 1) {
@@ -362,8 +395,12 @@ pub(crate) fn lower_node(
             let rank = cx.desc(&x()?)?.dims.len() as i64;
             let axes = match ins.get(1).cloned().flatten() {
                 Some(_) => const_ints(consts, 1, "reduction axes")?,
-                None if *noop_with_empty_axes => return Ok(vec![Some(x()?)]),
-                None => (0..rank).collect(),
+                None => vec![],
+            };
+            let axes = match axes.is_empty() {
+                true if *noop_with_empty_axes => return Ok(vec![Some(x()?)]),
+                true => (0..rank).collect(),
+                false => axes,
             };
             let mut attrs = vec![("axes", Attr::ListInt(axes)), ("keep_dims", Attr::Bool(*keepdims))];
             if ty == "ReduceMeanD" {
@@ -387,10 +424,10 @@ pub(crate) fn lower_node(
                     cx.constant(&format!("{name}/beta"), &zeros)?
                 }
             };
-            let stat = Desc::nd(
-                DType::F32,
-                &xd.dims[..axis as usize].iter().map(|&d| d as usize).chain(norm.iter().map(|_| 1)).collect::<Vec<_>>(),
-            );
+            // LayerNorm's prototype gives mean and variance the type list of x: kiln declares them
+            // in x's dtype (RmsNorm's rstd is fp32).
+            let stat =
+                Desc::nd(xd.dtype, &xd.dims[..axis as usize].iter().map(|&d| d as usize).chain(norm.iter().map(|_| 1)).collect::<Vec<_>>());
             let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?)), ("beta", Some(beta))];
             let attrs =
                 vec![("begin_norm_axis", Attr::Int(axis)), ("begin_params_axis", Attr::Int(axis)), ("epsilon", Attr::Float(*epsilon))];
@@ -489,8 +526,23 @@ pub(crate) fn lower_node(
             ];
             one(cx.op1(name, "StridedSliceD", &[("x", Some(x()?))], y()?, attrs)?)
         }
-        Attention { .. } => unsupported("Attention → PromptFlashAttention is not mapped yet"),
-        RotaryEmbedding { .. } => unsupported("RotaryEmbedding → RotaryMul is not mapped yet"),
+        Attention {
+            is_causal,
+            kv_num_heads,
+            q_num_heads,
+            qk_matmul_output_mode: _,
+            scale,
+            softcap,
+            softmax_precision: _,
+            zero_undefined_rows: _,
+        } => {
+            let a =
+                AttentionAttrs { is_causal: *is_causal, q_heads: *q_num_heads, kv_heads: *kv_num_heads, scale: *scale, softcap: *softcap };
+            transformer::attention(cx, name, &a, ins, outs)
+        }
+        RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
+            transformer::rotary(cx, name, *interleaved, *num_heads, *rotary_embedding_dim, ins, outs)
+        }
         Mean {}
         | LeakyRelu { .. }
         | Elu { .. }
@@ -566,6 +618,12 @@ pub(crate) fn lower_node(
         | SoftmaxCrossEntropyLoss { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
     }
+}
+
+/// TransData of `x` (src → dst).
+fn transdata(cx: &mut Cx, name: &str, x: Port, out: Desc, src: &str, dst: &str) -> Result<Port, Fail> {
+    let v = cx.op(name, "TransData", &[("src", Some(x))], vec![("dst", out)], transdata_attrs(src, dst))?;
+    v.into_iter().next().ok_or_else(|| Fail::Internal("TransData made no output".into()))
 }
 
 fn transdata_attrs(src: &str, dst: &str) -> Vec<(&'static str, Attr)> {
