@@ -72,8 +72,8 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
     for (i, &v) in g.inputs.iter().enumerate() {
         let val = g.value(v);
         let d = static_desc(&val.ty).ok_or_else(|| LowerError::Dynamic(val.name.clone(), format!("{}{}", val.ty.dtype, val.ty.shape)))?;
-        if crate::ge::dtype::ge_type(d.dtype).is_none() || d.dtype.bits() < 8 {
-            let reason = format!("a {} graph input: GE has no such type, or kiln does not pack it yet", d.dtype);
+        if crate::ge::dtype::ge_type(d.dtype).is_none() {
+            let reason = format!("a {} graph input: GE has no such type", d.dtype);
             return Err(LowerError::Unsupported(vec![Unsupported { node: val.name.clone(), op: "input".into(), reason }]));
         }
         let p = cx.b.data(&val.name, i, d).map_err(|msg| LowerError::Internal { node: val.name.clone(), msg })?;

@@ -283,6 +283,38 @@ pub(crate) fn lower_node(
             let inputs = [("condition", Some(x()?)), ("x1", Some(input(ins, 1)?)), ("x2", Some(input(ins, 2)?))];
             one(cx.op1(name, "SelectV2", &inputs, y()?, vec![])?)
         }
+        CastLike { .. } => {
+            let to = y()?.dtype;
+            match crate::ge::dtype::ge_type(to) {
+                Some(g) => one(cx.op1(name, "Cast", &[("x", Some(x()?))], y()?, vec![("dst_type", Attr::Int(g.cpp))])?),
+                None => unsupported(format!("GE has no {to} type")),
+            }
+        }
+        Split { axis } => {
+            let xd = cx.desc(&x()?)?;
+            let Some(a) = usize::try_from(if *axis < 0 { axis + xd.dims.len() as i64 } else { *axis }).ok().filter(|&a| a < xd.dims.len())
+            else {
+                return Err(Fail::Internal(format!("split axis {axis}")));
+            };
+            let mut sizes = vec![];
+            let mut descs = vec![];
+            for (i, o) in outs.iter().enumerate() {
+                let d = o.clone().ok_or_else(|| Fail::Internal(format!("split output {i} has no type")))?;
+                sizes.push(d.dims[a]);
+                descs.push((format!("y{i}"), d));
+            }
+            let attrs = vec![
+                ("size_splits", Attr::ListInt(sizes.clone())),
+                ("split_dim", Attr::Int(a as i64)),
+                ("num_split", Attr::Int(sizes.len() as i64)),
+            ];
+            let outputs = descs.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+            Ok(cx.op(name, "SplitVD", &[("x", Some(x()?))], outputs, attrs)?.into_iter().map(Some).collect())
+        }
+        Expand {} => {
+            let out = y()?;
+            one(cx.op1(name, "BroadcastToD", &[("x", Some(x()?))], out.clone(), vec![("shape", Attr::ListInt(out.dims))])?)
+        }
         Cast { to, .. } => match crate::ge::dtype::ge_type(*to) {
             Some(g) => one(cx.op1(name, "Cast", &[("x", Some(x()?))], y()?, vec![("dst_type", Attr::Int(g.cpp))])?),
             None => unsupported(format!("GE has no {to} type")),
@@ -384,15 +416,8 @@ pub(crate) fn lower_node(
             one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
         }
         Reduce { kind, keepdims, noop_with_empty_axes } => {
-            let ty = match kind {
-                ReduceKind::Sum => "ReduceSumD",
-                ReduceKind::Mean => "ReduceMeanD",
-                ReduceKind::Max => "ReduceMaxD",
-                ReduceKind::Min => "ReduceMinD",
-                ReduceKind::Prod => "ReduceProdD",
-                k => return unsupported(format!("Reduce {} is not mapped yet", k.name())),
-            };
-            let rank = cx.desc(&x()?)?.dims.len() as i64;
+            let xd = cx.desc(&x()?)?;
+            let rank = xd.dims.len() as i64;
             let axes = match ins.get(1).cloned().flatten() {
                 Some(_) => const_ints(consts, 1, "reduction axes")?,
                 None => vec![],
@@ -402,11 +427,7 @@ pub(crate) fn lower_node(
                 true => (0..rank).collect(),
                 false => axes,
             };
-            let mut attrs = vec![("axes", Attr::ListInt(axes)), ("keep_dims", Attr::Bool(*keepdims))];
-            if ty == "ReduceMeanD" {
-                attrs.push(("noop_with_empty_axes", Attr::Bool(false)));
-            }
-            one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
+            one(reduce(cx, name, *kind, x()?, &axes, *keepdims, y()?)?)
         }
         LayerNormalization { axis, epsilon } => {
             if outs.iter().skip(1).any(Option::is_some) {
@@ -553,7 +574,6 @@ pub(crate) fn lower_node(
         | Shrink { .. }
         | Swish { .. }
         | IsInf { .. }
-        | CastLike { .. }
         | MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
@@ -570,12 +590,10 @@ pub(crate) fn lower_node(
         | ArgMax { .. }
         | ArgMin { .. }
         | Hardmax { .. }
-        | Split { .. }
         | GatherElements { .. }
         | GatherND { .. }
         | ScatterND { .. }
         | ScatterElements { .. }
-        | Expand {}
         | Tile {}
         | Pad { .. }
         | GridSample { .. }
@@ -634,6 +652,73 @@ fn transdata_attrs(src: &str, dst: &str) -> Vec<(&'static str, Attr)> {
         ("dst_subformat", Attr::Int(0)),
         ("groups", Attr::Int(1)),
     ]
+}
+
+/// A Reduce*D op over `axes` of `x`.
+fn reduce_d(cx: &mut Cx, name: &str, ty: &str, x: Port, axes: &[i64], keep: bool, out: Desc) -> Result<Port, Fail> {
+    let mut attrs = vec![("axes", Attr::ListInt(axes.to_vec())), ("keep_dims", Attr::Bool(keep))];
+    if ty == "ReduceMeanD" {
+        attrs.push(("noop_with_empty_axes", Attr::Bool(false)));
+    }
+    cx.op1(name, ty, &[("x", Some(x))], out, attrs)
+}
+
+/// ONNX's reductions: the five CANN has, and the others composed from them and elementwise
+/// ops (L1 = Σ|x|, L2 = √Σx², sum of squares, log Σx, and log Σeˣ shifted by the maximum).
+fn reduce(cx: &mut Cx, name: &str, kind: ReduceKind, x: Port, axes: &[i64], keep: bool, out: Desc) -> Result<Port, Fail> {
+    let xd = cx.desc(&x)?;
+    let rank = xd.dims.len() as i64;
+    let kept: Vec<usize> = xd
+        .dims
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.iter().any(|&a| (if a < 0 { a + rank } else { a }) == i as i64) { 1 } else { d as usize })
+        .collect();
+    let at = |s: &str| format!("{name}/{s}");
+    let unary = |cx: &mut Cx, n: &str, ty: &str, p: Port, d: Desc| {
+        let attrs = if ty == "Exp" || ty == "Log" { exp_log_attrs() } else { vec![] };
+        cx.op1(n, ty, &[("x", Some(p))], d, attrs)
+    };
+    let binary = |cx: &mut Cx, n: &str, ty: &str, a: Port, b: Port, d: Desc| cx.op1(n, ty, &[("x1", Some(a)), ("x2", Some(b))], d, vec![]);
+    match kind {
+        ReduceKind::Sum => reduce_d(cx, name, "ReduceSumD", x, axes, keep, out),
+        ReduceKind::Mean => reduce_d(cx, name, "ReduceMeanD", x, axes, keep, out),
+        ReduceKind::Max => reduce_d(cx, name, "ReduceMaxD", x, axes, keep, out),
+        ReduceKind::Min => reduce_d(cx, name, "ReduceMinD", x, axes, keep, out),
+        ReduceKind::Prod => reduce_d(cx, name, "ReduceProdD", x, axes, keep, out),
+        ReduceKind::L1 => {
+            let a = unary(cx, &at("abs"), "Abs", x, xd.clone())?;
+            reduce_d(cx, name, "ReduceSumD", a, axes, keep, out)
+        }
+        ReduceKind::SumSquare => {
+            let sq = binary(cx, &at("square"), "Mul", x.clone(), x, xd.clone())?;
+            reduce_d(cx, name, "ReduceSumD", sq, axes, keep, out)
+        }
+        ReduceKind::L2 => {
+            let sq = binary(cx, &at("square"), "Mul", x.clone(), x, xd.clone())?;
+            let s = reduce_d(cx, &at("sum"), "ReduceSumD", sq, axes, keep, out.clone())?;
+            unary(cx, name, "Sqrt", s, out)
+        }
+        ReduceKind::LogSum => {
+            let s = reduce_d(cx, &at("sum"), "ReduceSumD", x, axes, keep, out.clone())?;
+            unary(cx, name, "Log", s, out)
+        }
+        ReduceKind::LogSumExp => {
+            let kd = Desc::nd(xd.dtype, &kept);
+            let m = reduce_d(cx, &at("max"), "ReduceMaxD", x.clone(), axes, true, kd.clone())?;
+            let z = binary(cx, &at("shift"), "Sub", x, m.clone(), xd.clone())?;
+            let e = unary(cx, &at("exp"), "Exp", z, xd)?;
+            let s = reduce_d(cx, &at("sum"), "ReduceSumD", e, axes, true, kd.clone())?;
+            let l = unary(cx, &at("log"), "Log", s, kd.clone())?;
+            let add_name = if keep { name.to_string() } else { at("unshift") };
+            let r = binary(cx, &add_name, "Add", l, m, kd)?;
+            if keep {
+                Ok(r)
+            } else {
+                reshape(cx, name, r, out)
+            }
+        }
+    }
 }
 
 /// MaxPoolV3 or AvgPoolV2 (`exclusive` given) over a 2-D NCHW window.
