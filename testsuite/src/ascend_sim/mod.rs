@@ -131,7 +131,8 @@ impl OpCx<'_> {
 
     pub fn ints(&self, name: &str) -> Result<Vec<i64>, SimError> {
         match self.attr(name)? {
-            AttrValue::List(l) if l.val_type == 2 || l.i.is_empty() && l.val_type != 0 => Ok(l.i.clone()),
+            // val_type 2 is VT_LIST_INT; GE drops a list without it.
+            AttrValue::List(l) if l.val_type == 2 => Ok(l.i.clone()),
             other => self.err(format!("attribute `{name}` is {other:?}, not a ListInt with val_type")),
         }
     }

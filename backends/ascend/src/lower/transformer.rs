@@ -248,7 +248,7 @@ pub(crate) fn rotary(
         [_, _, _, _] => (xd.dims.clone(), 2),
         _ => return unsupported("RotaryEmbedding of an input that is not 3-D or 4-D"),
     };
-    let (b, s, d) = (x4[0], x4[seq_axis], x4[3]);
+    let (s, d) = (x4[seq_axis], x4[3]);
     let rd = if rot_dim == 0 { d } else { rot_dim };
     if rd > d || rd % 2 != 0 {
         return Err(Fail::Internal(format!("rotary_embedding_dim {rd} for head size {d}")));
@@ -315,9 +315,6 @@ pub(crate) fn rotary(
     };
     let r1 = rows(cx, "cos", input(ins, 1)?)?;
     let r2 = rows(cx, "sin", input(ins, 2)?)?;
-    if b <= 0 {
-        return Err(Fail::Internal("an empty batch".into()));
-    }
     let x4p = reshape_to(cx, &format!("{name}/x4"), x, &x4)?;
     let (rot, pass) = if rd < d {
         let mut parts = split_last(cx, &format!("{name}/split"), x4p, &[rd, d - rd])?.into_iter();
