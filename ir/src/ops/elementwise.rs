@@ -154,7 +154,7 @@ pub(crate) fn tensor(dims: Vec<usize>, data: Data) -> Tensor {
 }
 
 /// erf with ~1e-16 relative accuracy: Taylor series near 0, continued fraction for erfc beyond.
-pub(crate) fn erf(x: f64) -> f64 {
+pub fn erf(x: f64) -> f64 {
     if x.is_nan() {
         return f64::NAN;
     }

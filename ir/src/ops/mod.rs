@@ -39,7 +39,7 @@ use crate::tensor::Tensor;
 
 pub use conv::{resolve as resolve_window, transpose_geom, Resolved, TransposeGeom};
 pub use data_movement::{resolve_perm, slice_params};
-pub use elementwise::{BinaryOp, UnaryOp};
+pub use elementwise::{erf, BinaryOp, UnaryOp};
 pub use quant::range_of as quantized_range;
 pub use resize::{resize_taps, AxisTaps};
 pub use shape_ops::shape_tensor;

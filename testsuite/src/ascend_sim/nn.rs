@@ -1,8 +1,9 @@
 //! Products, convolution, formats, pools, normalizations, softmax, FlashAttentionScore and
 //! RotaryMul, as CANN documents them (../shared/ASCEND.md §1.7 for attributes, §2 for formats).
 
-use super::ops::{axis, broadcast_dims, index_map, strides};
+use super::ops::{axis, broadcast_dims, index_map};
 use super::{OpCx, SimError, Value};
+use kiln_ir::shape::strides;
 use kiln_ir::DType;
 
 pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {

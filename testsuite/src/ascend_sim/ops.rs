@@ -5,6 +5,8 @@
 
 use super::{nn, OpCx, SimError, Value};
 use kiln_ascend::ge::dtype::from_cpp;
+use kiln_ir::ops::erf;
+use kiln_ir::shape::{broadcast, strides};
 use kiln_ir::DType;
 
 pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
@@ -135,29 +137,9 @@ pub(crate) fn axis(a: i64, rank: usize) -> Option<usize> {
     (0..r).contains(&a).then_some(a as usize)
 }
 
-pub(crate) fn strides(dims: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; dims.len()];
-    for i in (0..dims.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * dims[i + 1];
-    }
-    s
-}
-
 /// Numpy broadcasting of `shapes`.
 pub(crate) fn broadcast_dims(cx: &OpCx, shapes: &[&[usize]]) -> Result<Vec<usize>, SimError> {
-    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut out = vec![1usize; rank];
-    for s in shapes {
-        for (i, &d) in s.iter().enumerate() {
-            let o = &mut out[rank - s.len() + i];
-            if *o == 1 {
-                *o = d;
-            } else if d != 1 && d != *o {
-                return cx.err(format!("shapes {shapes:?} do not broadcast"));
-            }
-        }
-    }
-    Ok(out)
+    shapes.iter().try_fold(vec![], |acc, s| broadcast(&acc, s)).map_or_else(|| cx.err(format!("shapes {shapes:?} do not broadcast")), Ok)
 }
 
 /// For each element of `out` (row-major), the element of a tensor of `dims` broadcast to it.
@@ -259,35 +241,6 @@ fn exp_log(cx: &OpCx) -> Result<Value, SimError> {
     } else {
         map(x, x.dtype, |v| (shift + scale * v).ln() / ln_base)
     })
-}
-
-/// erf to about 1e-15: its Taylor series below 3, 1 - erfc by a continued fraction above.
-pub(crate) fn erf(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    let a = x.abs();
-    let r = if a < 3.0 {
-        let (mut sum, mut term, mut n) = (0.0, a, 0.0);
-        loop {
-            let t = term / (2.0 * n + 1.0);
-            sum += t;
-            if t.abs() <= 1e-17 * sum {
-                break;
-            }
-            n += 1.0;
-            term *= -a * a / n;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        // erfc(a) = exp(-a²)/√π · 1/(a + 1/2/(a + 1/(a + 3/2/(a + ...)))), evaluated backwards.
-        let mut f = a;
-        for k in (1..60).rev() {
-            f = a + (k as f64 / 2.0) / f;
-        }
-        1.0 - (-a * a).exp() / (std::f64::consts::PI.sqrt() * f)
-    };
-    r.copysign(x)
 }
 
 fn reduce(cx: &OpCx) -> Result<Value, SimError> {

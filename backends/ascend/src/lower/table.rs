@@ -251,7 +251,7 @@ pub(crate) fn lower_node(
             let mut x2 = input(ins, 1)?;
             // ONNX's Pow takes an exponent of any numeric type; CANN's takes x1's.
             if *b == BinaryOp::Pow && cx.desc(&x2)?.dtype != d {
-                x2 = transformer::cast(cx, &format!("{name}/exponent"), x2, d)?;
+                x2 = transformer::cast_to(cx, &format!("{name}/exponent"), x2, d)?;
             }
             match binary_type(*b, d) {
                 Some(t) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(x2))], y()?, vec![])?),
@@ -283,13 +283,6 @@ pub(crate) fn lower_node(
             let inputs = [("condition", Some(x()?)), ("x1", Some(input(ins, 1)?)), ("x2", Some(input(ins, 2)?))];
             one(cx.op1(name, "SelectV2", &inputs, y()?, vec![])?)
         }
-        CastLike { .. } => {
-            let to = y()?.dtype;
-            match crate::ge::dtype::ge_type(to) {
-                Some(g) => one(cx.op1(name, "Cast", &[("x", Some(x()?))], y()?, vec![("dst_type", Attr::Int(g.cpp))])?),
-                None => unsupported(format!("GE has no {to} type")),
-            }
-        }
         Split { axis } => {
             let xd = cx.desc(&x()?)?;
             let Some(a) = usize::try_from(if *axis < 0 { axis + xd.dims.len() as i64 } else { *axis }).ok().filter(|&a| a < xd.dims.len())
@@ -315,10 +308,7 @@ pub(crate) fn lower_node(
             let out = y()?;
             one(cx.op1(name, "BroadcastToD", &[("x", Some(x()?))], out.clone(), vec![("shape", Attr::ListInt(out.dims))])?)
         }
-        Cast { to, .. } => match crate::ge::dtype::ge_type(*to) {
-            Some(g) => one(cx.op1(name, "Cast", &[("x", Some(x()?))], y()?, vec![("dst_type", Attr::Int(g.cpp))])?),
-            None => unsupported(format!("GE has no {to} type")),
-        },
+        Cast { .. } | CastLike { .. } => one(cast(cx, name, x()?, y()?)?),
         MatMul {} => one(matmul(cx, name, ins, y()?)?),
         Gemm { alpha, beta, trans_a, trans_b } => {
             let c = ins.get(2).cloned().flatten();
@@ -409,11 +399,7 @@ pub(crate) fn lower_node(
                 PoolKind::Max => "ReduceMaxD",
                 PoolKind::Lp => return unsupported("GlobalLpPool"),
             };
-            let mut attrs = vec![("axes", Attr::ListInt((2..rank).collect())), ("keep_dims", Attr::Bool(true))];
-            if ty == "ReduceMeanD" {
-                attrs.push(("noop_with_empty_axes", Attr::Bool(false)));
-            }
-            one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, attrs)?)
+            one(reduce_d(cx, name, ty, x()?, &(2..rank).collect::<Vec<_>>(), true, y()?)?)
         }
         Reduce { kind, keepdims, noop_with_empty_axes } => {
             let xd = cx.desc(&x()?)?;
@@ -498,10 +484,8 @@ pub(crate) fn lower_node(
             one(cx.op1(name, "TransposeD", &[("x", Some(x()?))], y()?, vec![("perm", Attr::ListInt(perm))])?)
         }
         Concat { axis } => {
-            let names: Vec<String> = (0..ins.len()).map(|i| format!("x{i}")).collect();
-            let inputs: Vec<(&str, Option<Port>)> = names.iter().map(|n| n.as_str()).zip(ins.iter().cloned()).collect();
-            let attrs = vec![("concat_dim", Attr::Int(*axis)), ("N", Attr::Int(ins.len() as i64))];
-            one(cx.op1(name, "ConcatD", &inputs, y()?, attrs)?)
+            let xs = ins.iter().cloned().collect::<Option<Vec<Port>>>().ok_or_else(|| Fail::Internal("a missing input".into()))?;
+            one(concat(cx, name, xs, *axis, y()?)?)
         }
         Gather { axis } => {
             let axis = cx.ints(&format!("{name}/axis"), &[*axis])?;
@@ -535,17 +519,7 @@ pub(crate) fn lower_node(
                 end[a] = s + n as i64 * steps[i];
                 strides[a] = steps[i];
             }
-            let attrs = vec![
-                ("begin", Attr::ListInt(begin)),
-                ("end", Attr::ListInt(end)),
-                ("strides", Attr::ListInt(strides)),
-                ("begin_mask", Attr::Int(0)),
-                ("end_mask", Attr::Int(0)),
-                ("ellipsis_mask", Attr::Int(0)),
-                ("new_axis_mask", Attr::Int(0)),
-                ("shrink_axis_mask", Attr::Int(0)),
-            ];
-            one(cx.op1(name, "StridedSliceD", &[("x", Some(x()?))], y()?, attrs)?)
+            one(strided_slice(cx, name, x()?, begin, end, strides, y()?)?)
         }
         Attention {
             is_causal,
@@ -652,6 +626,43 @@ fn transdata_attrs(src: &str, dst: &str) -> Vec<(&'static str, Attr)> {
         ("dst_subformat", Attr::Int(0)),
         ("groups", Attr::Int(1)),
     ]
+}
+
+/// ConcatD of `xs` along `axis`.
+pub(super) fn concat(cx: &mut Cx, name: &str, xs: Vec<Port>, axis: i64, out: Desc) -> Result<Port, Fail> {
+    let names: Vec<String> = (0..xs.len()).map(|i| format!("x{i}")).collect();
+    let attrs = vec![("concat_dim", Attr::Int(axis)), ("N", Attr::Int(xs.len() as i64))];
+    let inputs: Vec<(&str, Option<Port>)> = names.iter().map(|n| n.as_str()).zip(xs.into_iter().map(Some)).collect();
+    cx.op1(name, "ConcatD", &inputs, out, attrs)
+}
+
+/// StridedSliceD of `x` (no masks: every axis has its begin, end and stride).
+pub(super) fn strided_slice(
+    cx: &mut Cx,
+    name: &str,
+    x: Port,
+    begin: Vec<i64>,
+    end: Vec<i64>,
+    strides: Vec<i64>,
+    out: Desc,
+) -> Result<Port, Fail> {
+    let attrs = vec![
+        ("begin", Attr::ListInt(begin)),
+        ("end", Attr::ListInt(end)),
+        ("strides", Attr::ListInt(strides)),
+        ("begin_mask", Attr::Int(0)),
+        ("end_mask", Attr::Int(0)),
+        ("ellipsis_mask", Attr::Int(0)),
+        ("new_axis_mask", Attr::Int(0)),
+        ("shrink_axis_mask", Attr::Int(0)),
+    ];
+    cx.op1(name, "StridedSliceD", &[("x", Some(x))], out, attrs)
+}
+
+/// Cast of `x` to `out` (its dtype in the C++ numbering, as `dst_type` takes it).
+pub(super) fn cast(cx: &mut Cx, name: &str, x: Port, out: Desc) -> Result<Port, Fail> {
+    let Some(g) = crate::ge::dtype::ge_type(out.dtype) else { return unsupported(format!("GE has no {} type", out.dtype)) };
+    cx.op1(name, "Cast", &[("x", Some(x))], out, vec![("dst_type", Attr::Int(g.cpp))])
 }
 
 /// A Reduce*D op over `axes` of `x`.

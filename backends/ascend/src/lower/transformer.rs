@@ -6,7 +6,7 @@
 //! `atten_mask` element is *not* attended, the opposite of ONNX's boolean mask; an ONNX float
 //! mask is an additive bias, which is `real_shift` (pse) with `pse_type` 0 (`scale·QKᵀ + pse`).
 
-use super::table::{input, output, reshape, split_last};
+use super::table::{cast, concat, input, output, reshape, split_last, strided_slice};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
@@ -52,13 +52,12 @@ fn broadcast(cx: &mut Cx, name: &str, x: Port, dims: &[i64]) -> Result<Port, Fai
 }
 
 /// `x` as dtype `to` (a Cast when it is not).
-pub(super) fn cast(cx: &mut Cx, name: &str, x: Port, to: DType) -> Result<Port, Fail> {
+pub(super) fn cast_to(cx: &mut Cx, name: &str, x: Port, to: DType) -> Result<Port, Fail> {
     let d = cx.desc(&x)?;
     if d.dtype == to {
         return Ok(x);
     }
-    let g = crate::ge::dtype::ge_type(to).ok_or_else(|| Fail::Internal(format!("GE has no {to}")))?;
-    cx.op1(name, "Cast", &[("x", Some(x))], Desc { dtype: to, ..d }, vec![("dst_type", Attr::Int(g.cpp))])
+    cast(cx, name, x, Desc { dtype: to, ..d })
 }
 
 /// Attention over Q, K, V (all `[B, S, heads·D]`, or all `[B, heads, S, D]`), with an optional
@@ -131,7 +130,7 @@ pub(crate) fn attention(
             let target = [bm, hq, sq, sk];
             let m = reshape_to(cx, &format!("{name}/bias4"), m, &m4)?;
             let m = broadcast(cx, &format!("{name}/bias_broadcast"), m, &target)?;
-            pse = Some(cast(cx, &format!("{name}/bias_cast"), m, qd.dtype)?);
+            pse = Some(cast_to(cx, &format!("{name}/bias_cast"), m, qd.dtype)?);
         } else {
             return unsupported(format!("a {} attention mask", md.dtype));
         }
@@ -283,17 +282,7 @@ pub(crate) fn rotary(
             (None, 2) if cd.dims[0] == s => cache,
             (None, 2) => {
                 let out = Desc::nd(cd.dtype, &[s as usize, half as usize]);
-                let attrs = vec![
-                    ("begin", Attr::ListInt(vec![0, 0])),
-                    ("end", Attr::ListInt(vec![s, half])),
-                    ("strides", Attr::ListInt(vec![1, 1])),
-                    ("begin_mask", Attr::Int(0)),
-                    ("end_mask", Attr::Int(0)),
-                    ("ellipsis_mask", Attr::Int(0)),
-                    ("new_axis_mask", Attr::Int(0)),
-                    ("shrink_axis_mask", Attr::Int(0)),
-                ];
-                cx.op1(&format!("{name}/{which}_rows"), "StridedSliceD", &[("x", Some(cache))], out, attrs)?
+                strided_slice(cx, &format!("{name}/{which}_rows"), cache, vec![0, 0], vec![s, half], vec![1, 1], out)?
             }
             _ => return unsupported("a cos/sin cache that is not 2-D or 3-D"),
         };
@@ -305,11 +294,10 @@ pub(crate) fn rotary(
             *l = rd;
         }
         let cat = Desc::nd(pd.dtype, &full.iter().map(|&v| v as usize).collect::<Vec<_>>());
-        let attrs = vec![("concat_dim", Attr::Int(full.len() as i64 - 1)), ("N", Attr::Int(2))];
-        let r = cx.op1(&format!("{name}/{which}_full"), "ConcatD", &[("x0", Some(p.clone())), ("x1", Some(p))], cat, attrs)?;
+        let r = concat(cx, &format!("{name}/{which}_full"), vec![p.clone(), p], full.len() as i64 - 1, cat)?;
         let shape = if seq_axis == 1 { [bc, s, 1, rd] } else { [bc, 1, s, rd] };
         let r = reshape_to(cx, &format!("{name}/{which}_4d"), r, &shape)?;
-        let r = cast(cx, &format!("{name}/{which}_cast"), r, xd.dtype)?;
+        let r = cast_to(cx, &format!("{name}/{which}_cast"), r, xd.dtype)?;
         cx.shared.insert(key, r.clone());
         Ok(r)
     };
@@ -328,8 +316,7 @@ pub(crate) fn rotary(
     let y = match pass {
         Some(p) => {
             let out = Desc::nd(xd.dtype, &x4.iter().map(|&v| v as usize).collect::<Vec<_>>());
-            let attrs = vec![("concat_dim", Attr::Int(3)), ("N", Attr::Int(2))];
-            cx.op1(&format!("{name}/join"), "ConcatD", &[("x0", Some(y)), ("x1", Some(p))], out, attrs)?
+            concat(cx, &format!("{name}/join"), vec![y, p], 3, out)?
         }
         None => y,
     };
