@@ -3,6 +3,7 @@
 //! optimizer as each target configures it ([`optimizer`]), shared with the CLI.
 
 pub mod ascend_sim;
+pub mod ascendc_cpu;
 pub mod compare;
 pub mod conformance;
 pub mod npy;

@@ -163,11 +163,13 @@ fn scaled_error(got: &kiln_ir::Tensor, want: &kiln_ir::Tensor) -> f64 {
 }
 
 /// Every golden model compiles for the 910b into CANN built-ins (transformers through
-/// FlashAttentionScore and the norm built-ins, no decomposed softmax; CNNs through Conv2D); the
+/// FlashAttentionScore and the norm built-ins, no decomposed softmax; CNNs through Conv2D) and
+/// AscendC kernels for the fused elementwise programs no built-in computes in one op; the
 /// independent decoder accepts each graph.air; and the simulator, executing the decoded graph by
-/// each CANN op's documented semantics, reproduces the interpreter on the source model: fp32
-/// within 1e-4 of the output's scale, and compiled with `--precision fp16` and run as ATC's
-/// force_fp16 would (every fp32 value held in fp16), cosine ≥ 0.999.
+/// each CANN op's documented semantics and each kernel on the AscendC CPU model, reproduces the
+/// interpreter on the source model: fp32 within 1e-4 of the output's scale, and compiled with
+/// `--precision fp16` and run as ATC's force_fp16 would (every fp32 value held in fp16), cosine
+/// ≥ 0.999.
 #[test]
 fn every_golden_model_simulates_to_the_interpreters_outputs() {
     let models = ["resnet18_narrow", "mobilenet_v2_narrow", "bert_tiny", "gpt2_tiny", "llama_tiny", "qwen2_tiny"];
@@ -189,7 +191,19 @@ fn every_golden_model_simulates_to_the_interpreters_outputs() {
         let air = b.air();
         decode(&air, name).unwrap_or_else(|e| panic!("{name}: the independent decoder rejects the graph:\n{e}"));
         let model = <ModelDef as prost::Message>::decode(air.as_slice()).expect("decodes");
-        let got = sim::run(&model, &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The fused elementwise programs no built-in computes are AscendC kernels, run on the
+        // CPU model of the AscendC API.
+        let custom = counts.keys().filter(|t| t.starts_with("KilnFused")).count();
+        assert_eq!(custom, b.kernels.len(), "{name}: {counts:?}");
+        // bert's bias + GELU and the SwiGLU products of llama and qwen2 (the CNNs' epilogues
+        // stay with Conv2D, gpt2's are one op each).
+        if matches!(name, "bert_tiny" | "llama_tiny" | "qwen2_tiny") {
+            assert!(custom > 0, "{name}: no AscendC kernel: {counts:?}");
+        }
+        println!("{name}: {custom} AscendC kernel(s), {} GE ops", b.model.graph[0].op.len());
+        let ops = sim::custom_ops(&b).expect("writes ops/");
+        let opts = sim::Options { force_fp16: false, custom: ops.as_ref().map(|(c, _)| c) };
+        let got = sim::run_with(&model, &inputs, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.len(), want.len(), "{name}");
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g.dims(), w.dims(), "{name}");
@@ -199,7 +213,9 @@ fn every_golden_model_simulates_to_the_interpreters_outputs() {
         }
         // `--precision fp16`: the same graph with its constants kept within fp16's range.
         let b16 = compile(&g, &Options { precision: Some(kiln_ir::DType::F16) }).expect("compiles");
-        let half = sim::run_with(&b16.model, &inputs, sim::Options { force_fp16: true }).expect("runs");
+        let ops16 = sim::custom_ops(&b16).expect("writes ops/");
+        let half = sim::run_with(&b16.model, &inputs, sim::Options { force_fp16: true, custom: ops16.as_ref().map(|(c, _)| c) })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         for (g, w) in half.iter().zip(&want) {
             let c = kiln_testsuite::compare::errors(&g.to_f64(), &w.to_f64()).cosine;
             assert!(c >= 0.999, "{name}: force_fp16 cosine {c}");

@@ -774,7 +774,7 @@ fn run_bundle(dir: &Path, inputs: &[String], out_dir: &Path) -> Result<()> {
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the bundle has no such input");
     }
-    let outs = ascend_sim::run(&b.model, &args).context("simulating graph.air")?;
+    let outs = b.run(&args, false).context("simulating graph.air")?;
     write_outputs(out_dir, &b.outputs.iter().cloned().zip(outs).collect::<Vec<_>>())
 }
 

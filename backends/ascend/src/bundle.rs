@@ -1,18 +1,20 @@
-//! What `kiln compile MODEL --target 910b -o DIR` writes:
+//! What `kiln compile MODEL --target 910b` writes:
 //!
 //! - `graph.air`: the GE graph, one serialized `ge.proto.ModelDef` (ATC `--framework=1`);
 //! - `graph.txt`: the same graph, readable (ops, edges, dtypes, formats, attributes);
-//! - `manifest.json`: inputs, outputs, and how each kiln op maps to CANN ops;
-//! - `build.sh`: runs ATC on the graph with the precision mode `--precision` asks for.
-//!
-//! Every op of the graph is a CANN built-in: fused elementwise programs are emitted as
-//! built-in ops one by one (AscendC kernels for them are not emitted yet), so the bundle has no
-//! custom operator package.
+//! - `ops/`: one AscendC custom-operator project per fused elementwise program no CANN
+//!   built-in computes in one op (`ops/<op>/op_host`, `ops/<op>/op_kernel`), and
+//!   `ops/kiln_ops.json`, their description for msopgen;
+//! - `manifest.json`: inputs, outputs, how each kiln op maps to CANN ops (built-in or
+//!   AscendC), and the custom ops with their tiling;
+//! - `build.sh`: builds and installs the custom op package (msopgen), then runs ATC on the
+//!   graph with the precision mode `--precision` asks for.
 
+use crate::ascendc::Kernel;
 use crate::ge::attr::Attr;
 use crate::ge::dtype::from_proto;
 use crate::ge::proto::{ModelDef, TensorDescriptor};
-use crate::lower::{lower, LowerError, Mapping};
+use crate::lower::{lower, LowerError, Lowered, Mapping};
 use kiln_ir::{DType, Graph};
 use prost::Message;
 use std::fmt::Write;
@@ -32,6 +34,8 @@ pub struct Options {
 pub struct Bundle {
     pub model: ModelDef,
     pub mapping: Mapping,
+    /// The AscendC custom operators the graph references (`ops/`).
+    pub kernels: Vec<Kernel>,
     pub precision: Option<DType>,
     /// The model's inputs and outputs (name, dtype, shape) in order, for the manifest.
     pub inputs: Vec<serde_json::Value>,
@@ -50,12 +54,12 @@ fn io(g: &Graph, ids: &[kiln_ir::ValueId]) -> Vec<serde_json::Value> {
 
 /// The bundle of an optimized graph with static shapes.
 pub fn compile(g: &Graph, opts: &Options) -> Result<Bundle, LowerError> {
-    let (model, mapping) = lower(g, opts.precision == Some(DType::F16))?;
+    let Lowered { model, mapping, kernels } = lower(g, opts.precision == Some(DType::F16))?;
     crate::ge::conventions::check(&model).map_err(|e| LowerError::Internal {
         node: "(graph)".into(),
         msg: format!("the emitted graph breaks GE's conventions: {}", e.join("; ")),
     })?;
-    Ok(Bundle { model, mapping, precision: opts.precision, inputs: io(g, &g.inputs), outputs: io(g, &g.outputs) })
+    Ok(Bundle { model, mapping, kernels, precision: opts.precision, inputs: io(g, &g.inputs), outputs: io(g, &g.outputs) })
 }
 
 impl Bundle {
@@ -80,7 +84,29 @@ impl Bundle {
             .mapping
             .ops
             .iter()
-            .map(|(k, (cann, n))| serde_json::json!({"kiln": k, "nodes": n, "cann": cann, "kind": "built-in"}))
+            .map(|(k, (cann, n))| serde_json::json!({"kiln": k, "nodes": n, "cann": cann, "kind": self.mapping.kind(cann)}))
+            .collect();
+        let custom: Vec<serde_json::Value> = self
+            .kernels
+            .iter()
+            .map(|k| {
+                let inputs: Vec<serde_json::Value> = k
+                    .program
+                    .inputs
+                    .iter()
+                    .zip(&k.in_dims)
+                    .map(|(i, d)| serde_json::json!({"dtype": i.dtype.name(), "shape": d, "scalar": i.scalar}))
+                    .collect();
+                serde_json::json!({
+                    "op_type": k.op_type,
+                    "project": format!("ops/{}", k.snake),
+                    "kernel": format!("ops/{}/op_kernel/{}.cpp", k.snake, k.snake),
+                    "node": k.node,
+                    "inputs": inputs,
+                    "output": {"dtype": k.program.out.name(), "shape": k.out_dims},
+                    "tiling": k.tiling,
+                })
+            })
             .collect();
         serde_json::json!({
             "format": "kiln 910b bundle 1",
@@ -90,7 +116,7 @@ impl Bundle {
             "inputs": self.inputs,
             "outputs": self.outputs,
             "ops": ops,
-            "custom_ops": [],
+            "custom_ops": custom,
         })
     }
 
@@ -108,14 +134,66 @@ if [ -f "$ASCEND_HOME/set_env.sh" ]; then
   source "$ASCEND_HOME/set_env.sh"
 fi
 command -v atc >/dev/null || {{ echo "atc not found: install CANN and source its set_env.sh" >&2; exit 1; }}
-# Every op of graph.air is a CANN built-in: there is no custom operator package to build.
-atc --framework=1 --model=graph.air --soc_version="${{SOC_VERSION:-{soc}}}" --output=model \
+{ops}atc --framework=1 --model=graph.air --soc_version="${{SOC_VERSION:-{soc}}}" --output=model \
     --precision_mode={mode}
 echo "model.om written: run it with AscendCL (aclmdlLoadFromFile, aclmdlExecute)"
 "#,
             soc = SOC_VERSION,
-            mode = self.precision_mode()
+            mode = self.precision_mode(),
+            ops = self.ops_script(),
         )
+    }
+
+    /// The part of build.sh that builds and installs the custom op package.
+    fn ops_script(&self) -> String {
+        if self.kernels.is_empty() {
+            return "# Every op of graph.air is a CANN built-in: there is no custom operator package to build.\n".into();
+        }
+        let types: Vec<&str> = self.kernels.iter().map(|k| k.op_type.as_str()).collect();
+        format!(
+            r#"# graph.air references {n} AscendC custom op(s) ({types}): generate msopgen's project
+# from ops/kiln_ops.json, put kiln's sources in place of its stubs, build the package and
+# install it (into $ASCEND_OPP_PATH/vendors) before ATC reads the graph.
+command -v msopgen >/dev/null || {{ echo "msopgen not found: install CANN and source its set_env.sh" >&2; exit 1; }}
+rm -rf build/kiln_ops
+msopgen gen -i ops/kiln_ops.json -c "ai_core-${{SOC_VERSION:-{soc}}}" -lan cpp -out build/kiln_ops
+find build/kiln_ops/op_host build/kiln_ops/op_kernel -maxdepth 1 -type f \( -name '*.cpp' -o -name '*.h' \) -delete
+for op in ops/*/; do
+  cp "$op"op_host/* build/kiln_ops/op_host/
+  cp "$op"op_kernel/* build/kiln_ops/op_kernel/
+done
+(cd build/kiln_ops && bash build.sh)
+./build/kiln_ops/build_out/custom_opp_*.run
+"#,
+            n = self.kernels.len(),
+            types = types.join(", "),
+            soc = SOC_VERSION,
+        )
+    }
+
+    /// msopgen's description of the custom ops.
+    pub fn ops_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.kernels.iter().map(Kernel::op_json).collect())
+    }
+
+    /// Writes `ops/` (the custom op projects and msopgen's description) into `dir`, when the
+    /// graph references custom ops.
+    pub fn write_ops(&self, dir: &Path) -> std::io::Result<()> {
+        if !self.kernels.is_empty() {
+            let ops = dir.join("ops");
+            for k in &self.kernels {
+                for (path, text) in k.files() {
+                    let p = ops.join(&k.snake).join(path);
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(p, text)?;
+                }
+            }
+            let j = serde_json::to_string_pretty(&self.ops_json()).map_err(std::io::Error::other)?;
+            std::fs::write(ops.join("kiln_ops.json"), j + "\n")?;
+        }
+        Ok(())
     }
 
     /// Writes the bundle's files into `dir` (created if absent).
@@ -125,6 +203,7 @@ echo "model.om written: run it with AscendCL (aclmdlLoadFromFile, aclmdlExecute)
         std::fs::write(dir.join("graph.txt"), self.text())?;
         let m = serde_json::to_string_pretty(&self.manifest()).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("manifest.json"), m + "\n")?;
+        self.write_ops(dir)?;
         let script = dir.join("build.sh");
         std::fs::write(&script, self.build_script())?;
         #[cfg(unix)]

@@ -14,6 +14,7 @@
 mod nn;
 mod ops;
 
+use crate::ascendc_cpu::{Buffer, CpuOps};
 use kiln_ascend::ge::dtype::from_proto;
 use kiln_ascend::ge::proto::{attr_def::Value as AttrValue, AttrDef, ModelDef, OpDef, TensorDescriptor};
 use kiln_ir::{DType, Data, Tensor};
@@ -186,10 +187,13 @@ pub fn inputs(model: &ModelDef) -> Result<Vec<(String, DType, Vec<usize>)>, SimE
 
 /// How the graph is executed.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
+pub struct Options<'a> {
     /// ATC's `--precision_mode=force_fp16` (what `kiln compile --precision fp16` asks for):
     /// every fp32 value, weights and inputs included, holds only what fp16 can.
     pub force_fp16: bool,
+    /// The bundle's AscendC custom ops, run on the CPU model of the AscendC API. A graph that
+    /// references a custom op type needs them.
+    pub custom: Option<&'a CpuOps>,
 }
 
 /// Runs the graph on `inputs` (in Data index order); its NetOutput's inputs, in order.
@@ -198,7 +202,7 @@ pub fn run(model: &ModelDef, inputs: &[Tensor]) -> Result<Vec<Tensor>, SimError>
 }
 
 /// [`run`] with options.
-pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options) -> Result<Vec<Tensor>, SimError> {
+pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Result<Vec<Tensor>, SimError> {
     let g = model.graph.first().ok_or_else(|| SimError::Graph("the model has no graph".into()))?;
     let by_name: HashMap<&str, &OpDef> = g.op.iter().map(|o| (o.name.as_str(), o)).collect();
     if by_name.len() != g.op.len() {
@@ -244,6 +248,7 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options) -> Result<Ve
                 outputs = Some(cx.ins.iter().map(|v| v.map(|v| v.to_tensor()).transpose()).collect::<Result<Vec<_>, _>>()?);
                 continue;
             }
+            t if t.starts_with(CUSTOM_PREFIX) => custom(&cx, opts.custom)?,
             _ => ops::eval(&cx)?,
         };
         if outs.len() != op.output_desc.len() {
@@ -277,6 +282,29 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options) -> Result<Ve
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| SimError::Graph("NetOutput has an unfed input".into()))
+}
+
+/// The op types of kiln's AscendC kernels (`KilnFused0`, …).
+const CUSTOM_PREFIX: &str = "KilnFused";
+
+/// A custom op, run by its AscendC sources on the CPU model.
+fn custom(cx: &OpCx, ops: Option<&CpuOps>) -> Result<Vec<Value>, SimError> {
+    let Some(ops) = ops else { return cx.err("a custom op: run the graph with its bundle's ops/ (the AscendC CPU model)") };
+    let mut bufs = vec![];
+    for i in 0..cx.ins.len() {
+        let v = cx.input(i)?;
+        let t = v.to_tensor()?;
+        let bytes = t.data().to_le_bytes().ok_or_else(|| SimError::Graph(format!("input {i} has no byte form")))?;
+        bufs.push(Buffer { dtype: v.dtype, dims: v.dims.clone(), bytes });
+    }
+    let (dt, dims) = cx.out_desc(0)?;
+    let (out, _) = ops.run(&cx.op.r#type, &bufs, (dt, &dims)).map_err(|m| SimError::Op {
+        op: cx.op.name.clone(),
+        ty: cx.op.r#type.clone(),
+        msg: m,
+    })?;
+    let data = Data::from_le_bytes(dt, &out.bytes).ok_or_else(|| SimError::Graph("the custom op's output does not decode".into()))?;
+    Ok(vec![Value::new(dt, dims, data.to_f64())])
 }
 
 /// The consumer's input descriptor must describe the value it reads.
@@ -358,6 +386,8 @@ pub struct Bundle {
     pub model: ModelDef,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+    /// Its custom ops (`ops/`), where it has any.
+    pub custom: Option<CpuOps>,
 }
 
 impl Bundle {
@@ -380,7 +410,36 @@ impl Bundle {
         };
         let graph = m["graph"].as_str().unwrap_or("graph.air");
         let model = load(&dir.join(graph))?;
-        Ok(Bundle { inputs: names("inputs")?, outputs: names("outputs")?, model })
+        let ops = dir.join("ops");
+        let custom = ops.is_dir().then(|| CpuOps::new(&ops));
+        Ok(Bundle { inputs: names("inputs")?, outputs: names("outputs")?, model, custom })
+    }
+
+    /// Runs the graph (custom ops on the AscendC CPU model).
+    pub fn run(&self, inputs: &[Tensor], force_fp16: bool) -> Result<Vec<Tensor>, SimError> {
+        run_with(&self.model, inputs, Options { force_fp16, custom: self.custom.as_ref() })
+    }
+}
+
+/// Writes `bundle`'s custom ops into a fresh temporary directory (None when it has none).
+pub fn custom_ops(bundle: &kiln_ascend::bundle::Bundle) -> Result<Option<(CpuOps, TempDir)>, SimError> {
+    if bundle.kernels.is_empty() {
+        return Ok(None);
+    }
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kiln-sim-ops-{}-{n}", std::process::id()));
+    bundle.write_ops(&dir).map_err(|e| SimError::Io(dir.display().to_string(), e))?;
+    Ok(Some((CpuOps::new(&dir.join("ops")), TempDir(dir))))
+}
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -409,7 +468,11 @@ pub fn execute(g: &kiln_ir::Graph, inputs: Vec<Tensor>) -> crate::conformance::O
         Ok(m) => m,
         Err(e) => return Outcome::Failed(format!("decoding the encoded graph: {e}")),
     };
-    match run(&model, &inputs) {
+    let custom = match custom_ops(&bundle) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    match run_with(&model, &inputs, Options { force_fp16: false, custom: custom.as_ref().map(|(c, _)| c) }) {
         Ok(o) => Outcome::Ran(o),
         Err(e) => Outcome::Failed(format!("simulating: {e}")),
     }

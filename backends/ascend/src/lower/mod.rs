@@ -8,12 +8,13 @@
 pub mod table;
 mod transformer;
 
+use crate::ascendc::Kernel;
 use crate::ge::builder::{Builder, Desc, Input, Port};
 use crate::ge::proto::ModelDef;
 use crate::ge::Attr;
 use kiln_ir::ops::DimNamer;
 use kiln_ir::{DType, Graph, InType, Node, Shape, Tensor, TensorType, ValueId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Why a node could not be lowered.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -38,12 +39,33 @@ pub enum LowerError {
 pub struct Mapping {
     /// kiln op name → CANN op types (sorted, deduplicated) and node count.
     pub ops: BTreeMap<String, (Vec<String>, usize)>,
+    /// The op types among those that are kiln's AscendC kernels, not CANN built-ins.
+    pub custom: BTreeSet<String>,
+}
+
+impl Mapping {
+    /// "built-in", "AscendC", or "built-in + AscendC": what the CANN op types of a kiln op are.
+    pub fn kind(&self, types: &[String]) -> &'static str {
+        match (types.iter().any(|t| self.custom.contains(t)), types.iter().all(|t| self.custom.contains(t))) {
+            (false, _) => "built-in",
+            (true, true) => "AscendC",
+            (true, false) => "built-in + AscendC",
+        }
+    }
+}
+
+/// A lowered graph: the GE model, how its ops map, and the AscendC kernels it references.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    pub model: ModelDef,
+    pub mapping: Mapping,
+    pub kernels: Vec<Kernel>,
 }
 
 /// The GE model of `g` and how its ops map. `fp16_range`: the graph will run under ATC's
 /// `force_fp16`, so fp32 constants beyond fp16's range are clamped to ±65504 (ATC's conversion
 /// would make them infinite, and an additive mask of f32::MIN times 0 NaN).
-pub fn lower(g: &Graph, fp16_range: bool) -> Result<(ModelDef, Mapping), LowerError> {
+pub fn lower(g: &Graph, fp16_range: bool) -> Result<Lowered, LowerError> {
     let (cx, unsupported) = walk(g, fp16_range)?;
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
@@ -68,6 +90,7 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
         shared: HashMap::new(),
         lost: HashMap::new(),
         fp16_range,
+        kernels: vec![],
     };
     for (i, &v) in g.inputs.iter().enumerate() {
         let val = g.value(v);
@@ -115,7 +138,7 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
 
 impl Cx {
     /// The graph with its outputs.
-    fn finish(mut self, g: &Graph) -> Result<(ModelDef, Mapping), LowerError> {
+    fn finish(mut self, g: &Graph) -> Result<Lowered, LowerError> {
         let outs = g
             .outputs
             .iter()
@@ -123,7 +146,7 @@ impl Cx {
             .collect::<Result<Vec<_>, Fail>>()
             .map_err(|e| LowerError::Internal { node: "NetOutput".into(), msg: e.message() })?;
         let model = self.b.finish(&g.name, &outs).map_err(|msg| LowerError::Internal { node: "NetOutput".into(), msg })?;
-        Ok((model, self.mapping))
+        Ok(Lowered { model, mapping: self.mapping, kernels: self.kernels })
     }
 }
 
@@ -169,6 +192,8 @@ pub(crate) struct Cx {
     lost: HashMap<ValueId, String>,
     /// Clamp fp32 constants to fp16's range (see [`lower`]).
     fp16_range: bool,
+    /// The AscendC kernels made so far.
+    kernels: Vec<Kernel>,
 }
 
 impl Cx {
@@ -313,5 +338,57 @@ impl Cx {
             .iter()
             .map(|o| vals.get(o).cloned().ok_or_else(|| Fail::Internal(format!("body output `{}` is undefined", body.value(*o).name))))
             .collect()
+    }
+
+    /// A fused body of two or more nodes as one AscendC custom op over `args`, when the
+    /// vector kernels can compute it (None otherwise: the caller emits built-ins). Inputs
+    /// broadcast from more than one element are expanded with BroadcastToD first.
+    pub fn kernel(&mut self, name: &str, body: &Graph, args: Vec<Port>, out: &Desc) -> Result<Option<Port>, Fail> {
+        if body.nodes.len() < 2 || out.format != "ND" {
+            return Ok(None);
+        }
+        let total: usize = out.dims.iter().map(|&d| d as usize).product();
+        let out_dims: Vec<usize> = out.dims.iter().map(|&d| d as usize).collect();
+        let mut descs = vec![];
+        for a in &args {
+            let d = self.desc(a)?;
+            if d.format != "ND" {
+                return Ok(None);
+            }
+            descs.push(d);
+        }
+        // What the kernel reads: one element, or the output's elements in the output's order.
+        let in_dims: Vec<Vec<usize>> = descs
+            .iter()
+            .map(|d| {
+                let n: usize = d.dims.iter().map(|&x| x as usize).product();
+                if n == 1 || n == total {
+                    d.dims.iter().map(|&x| x as usize).collect()
+                } else {
+                    out_dims.clone()
+                }
+            })
+            .collect();
+        let index = self.kernels.len();
+        let Ok(k) = Kernel::plan(index, name, body, &in_dims, &out_dims) else { return Ok(None) };
+        if k.program.out != out.dtype {
+            return Err(Fail::Internal(format!("the kernel computes {}, the node declares {}", k.program.out, out.dtype)));
+        }
+        let op_type = match self.kernels.iter().find(|e| e.same_op(&k)) {
+            Some(e) => e.op_type.clone(),
+            None => {
+                self.kernels.push(k.clone());
+                self.mapping.custom.insert(k.op_type.clone());
+                k.op_type
+            }
+        };
+        let mut inputs = vec![];
+        for (i, (a, d)) in args.into_iter().zip(&descs).enumerate() {
+            let n: usize = d.dims.iter().map(|&x| x as usize).product();
+            let a = if n == 1 || n == total { a } else { transformer::broadcast(self, &format!("{name}/broadcast{i}"), a, &out.dims)? };
+            inputs.push((format!("x{i}"), Some(a)));
+        }
+        let inputs: Vec<Input> = inputs.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+        self.op1(name, &op_type, &inputs, out.clone(), vec![]).map(Some)
     }
 }

@@ -362,11 +362,11 @@ pub(crate) fn lower_node(
             for i in 2..ins.len() {
                 args.push(input(ins, i)?);
             }
-            Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
+            epilogue(cx, name, body, args, outs)
         }
         FusedElementwise { body } => {
             let args = ins.iter().cloned().collect::<Option<Vec<Port>>>().ok_or_else(|| Fail::Internal("a missing input".into()))?;
-            Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
+            epilogue(cx, name, body, args, outs)
         }
         ToFormat { format: Format::Nc1hwc0, .. } => {
             let xd = cx.desc(&x()?)?;
@@ -610,6 +610,17 @@ pub(crate) fn lower_node(
         | SoftmaxCrossEntropyLoss { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
     }
+}
+
+/// A fused elementwise body over `args`: one AscendC kernel where the vector kernels compute
+/// it, CANN built-ins op by op otherwise.
+fn epilogue(cx: &mut Cx, name: &str, body: &kiln_ir::Graph, args: Vec<Port>, outs: &[Option<Desc>]) -> Result<Outs, Fail> {
+    if let [Some(out)] = outs {
+        if let Some(p) = cx.kernel(name, body, args.clone(), out)? {
+            return Ok(vec![Some(p)]);
+        }
+    }
+    Ok(cx.body(name, body, args)?.into_iter().map(Some).collect())
 }
 
 /// TransData of `x` (src → dst).

@@ -42,7 +42,7 @@ fn causal_mask(cx: &mut Cx, name: &str, sq: usize, sk: usize) -> Result<Port, Fa
 }
 
 /// `x` broadcast to `dims` (BroadcastToD), or `x` when it has them already.
-fn broadcast(cx: &mut Cx, name: &str, x: Port, dims: &[i64]) -> Result<Port, Fail> {
+pub(super) fn broadcast(cx: &mut Cx, name: &str, x: Port, dims: &[i64]) -> Result<Port, Fail> {
     let d = cx.desc(&x)?;
     if d.dims == dims {
         return Ok(x);
