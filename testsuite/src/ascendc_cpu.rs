@@ -103,7 +103,7 @@ impl CpuOps {
                 Ok((Buffer { dtype: out.0, dims: out.1.to_vec(), bytes }, Report { blocks: blocks as u32, ub_peak }))
             }
         } else {
-            Err(format!("{op_type} on the AscendC CPU model: {}", String::from_utf8_lossy(&o.stderr).trim()))
+            Err(format!("{op_type}: {}", String::from_utf8_lossy(&o.stderr).trim()))
         };
         let _ = std::fs::remove_dir_all(&dir);
         result
@@ -138,7 +138,7 @@ impl CpuOps {
             std::fs::write(dir.join("main.cpp"), &main).map_err(|e| format!("main.cpp: {e}"))?;
             let tmp = dir.join(format!("run.{}.tmp", std::process::id()));
             let o = Command::new("g++")
-                .args(["-std=c++17", "-O1", "-Wall", "-Werror", "-Wno-unused-function"])
+                .args(["-std=c++17", "-O0", "-Wall", "-Werror", "-Wno-unused-function"])
                 .arg("-I")
                 .arg(dir.join("model"))
                 .arg("-I")

@@ -339,8 +339,8 @@ fn write_outputs(out_dir: &Path, outs: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// `kiln ops --target 910b`: each op of the optimized graph as the CANN built-ins it becomes,
-/// or unsupported with the reason, by node.
+/// `kiln ops --target 910b`: each op of the optimized graph as the CANN built-ins or AscendC
+/// kernels it becomes, or unsupported with the reason, by node.
 fn ops_910b(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
     let g = model.load(shapes)?;
     let (g, _) = optimizer::optimize(&g, Target::Ascend910B, std::time::Instant::now()).context("optimizing")?;
@@ -349,19 +349,24 @@ fn ops_910b(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> 
         let ops: Vec<serde_json::Value> = mapping
             .ops
             .iter()
-            .map(|(op, (cann, n))| serde_json::json!({"op": op, "count": n, "status": "built-in", "cann": cann}))
+            .map(|(op, (cann, n))| serde_json::json!({"op": op, "count": n, "status": mapping.kind(cann), "cann": cann}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"target": "910b", "ops": ops, "unsupported": missing}))?);
         return Ok(());
     }
     for (op, (cann, n)) in &mapping.ops {
-        println!("{op:<28} {n:>5}  built-in: {}", cann.join(", "));
+        let named: Vec<String> =
+            cann.iter().map(|t| if mapping.custom.contains(t) { format!("{t} (AscendC kernel)") } else { t.clone() }).collect();
+        println!("{op:<28} {n:>5}  {}: {}", mapping.kind(cann), named.join(", "));
     }
     for u in &missing {
         println!("{:<28} {:>5}  unsupported: node `{}`: {}", u.op, 1, u.node, u.reason);
     }
     if missing.is_empty() {
-        println!("every op maps to CANN built-ins");
+        match mapping.custom.len() {
+            0 => println!("every op maps to CANN built-ins"),
+            k => println!("every op maps to CANN built-ins or kiln's AscendC kernels ({k})"),
+        }
     }
     Ok(())
 }
@@ -702,8 +707,12 @@ fn compile(
             let b = kiln_ascend::bundle::compile(&g, &kiln_ascend::bundle::Options { precision }).context("compiling for 910b")?;
             b.write(out).with_context(|| format!("writing the bundle to {}", out.display()))?;
             let ops = b.model.graph.first().map_or(0, |g| g.op.len());
+            let custom = match b.kernels.len() {
+                0 => "all CANN built-ins".to_string(),
+                k => format!("{k} AscendC custom op(s) in ops/, the rest CANN built-ins"),
+            };
             println!(
-                "wrote {} (graph.air: {} bytes, {ops} GE ops, all CANN built-ins; ATC precision_mode {})",
+                "wrote {} (graph.air: {} bytes, {ops} GE ops, {custom}; ATC precision_mode {})",
                 out.display(),
                 b.air().len(),
                 b.precision_mode()

@@ -291,8 +291,9 @@ fn checkpoints_from_config_and_weights_files_with_batch_and_seq() {
     }
 }
 
-/// `kiln ops --target 910b`: each op as the CANN built-ins it becomes, and every node the 910b
-/// lacks, with the reason; `kiln compile --target 910b` writes the bundle.
+/// `kiln ops --target 910b`: each op as the CANN built-ins or AscendC kernels it becomes, and
+/// every node the 910b lacks, with the reason; `kiln compile --target 910b` writes the bundle,
+/// whose custom ops the simulator runs on the AscendC CPU model.
 #[test]
 fn ops_and_compile_for_the_910b() {
     let o = kiln(&["ops", RESNET, "--target", "910b"]);
@@ -306,6 +307,10 @@ fn ops_and_compile_for_the_910b() {
     let cann = |op: &str| v["ops"].as_array().expect("ops").iter().find(|o| o["op"] == op).map(|o| o["cann"].clone());
     assert!(cann("Attention").is_some_and(|c| c == serde_json::json!(["FlashAttentionScore"])), "{v}");
     assert!(cann("RotaryEmbedding").is_some_and(|c| c.as_array().is_some_and(|c| c.contains(&serde_json::json!("RotaryMul")))), "{v}");
+    // The SwiGLU product after the gate/up projection is an AscendC kernel.
+    let fused = v["ops"].as_array().expect("ops").iter().find(|o| o["op"] == "MatMulFused").expect("MatMulFused");
+    assert_eq!(fused["status"], "built-in + AscendC", "{v}");
+    assert!(fused["cann"].as_array().is_some_and(|c| c.contains(&serde_json::json!("KilnFused0"))), "{v}");
     let dir = std::env::temp_dir().join(format!("kiln-cli-910b-{}", std::process::id()));
     let d = dir.to_str().unwrap_or(".");
     let o = kiln(&["compile", RESNET, "--target", "910b", "-o", d]);
@@ -317,6 +322,12 @@ fn ops_and_compile_for_the_910b() {
     let golden = "testsuite/golden/llama_tiny";
     let o = kiln(&["compile", &format!("{golden}/model.onnx"), "--target", "910b", "--input-shape", "input_ids=1x16", "-o", d]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("1 AscendC custom op(s) in ops/"), "{}", text(&o.stdout));
+    for f in ["ops/kiln_ops.json", "ops/kiln_fused0/op_kernel/kiln_fused0.cpp", "ops/kiln_fused0/op_host/kiln_fused0.cpp"] {
+        assert!(dir.join(f).is_file(), "{f} is missing");
+    }
+    let script = std::fs::read_to_string(dir.join("build.sh")).expect("build.sh");
+    assert!(script.contains("msopgen gen -i ops/kiln_ops.json") && script.contains("custom_opp_"), "{script}");
     let out = dir.join("out");
     let input = format!("input_ids={golden}/input_input_ids.npy");
     let o = kiln(&["run", d, "--target", "910b-sim", "--input", &input, "--output-dir", out.to_str().unwrap_or(".")]);
