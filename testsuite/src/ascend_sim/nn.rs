@@ -14,7 +14,8 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "Conv2D" => one(conv2d(cx)?),
         "TransData" => one(transdata(cx)?),
         "MaxPoolV3" | "AvgPoolV2" => one(pool(cx)?),
-        "LayerNorm" => layer_norm(cx),
+        "LayerNorm" => layer_norm(cx, false),
+        "LayerNormV3" => layer_norm(cx, true),
         "RmsNorm" => rms_norm(cx),
         "SoftmaxV2" | "LogSoftmaxV2" => one(softmax(cx)?),
         "FlashAttentionScore" => flash_attention(cx),
@@ -260,7 +261,8 @@ fn split_at(dims: &[usize], from: usize) -> (usize, usize) {
     (dims[..from].iter().product(), dims[from..].iter().product())
 }
 
-fn layer_norm(cx: &OpCx) -> Result<Vec<Value>, SimError> {
+/// LayerNorm (statistics: mean and variance) or LayerNormV3 (`rstd`: mean and 1/√(var + ε)).
+fn layer_norm(cx: &OpCx, rstd: bool) -> Result<Vec<Value>, SimError> {
     let (x, gamma, beta) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
     let r = x.dims.len();
     let (Some(na), Some(pa)) = (axis(cx.int("begin_norm_axis")?, r), axis(cx.int("begin_params_axis")?, r)) else {
@@ -277,7 +279,7 @@ fn layer_norm(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         let row = &x.data[o * inner..][..inner];
         let m = row.iter().sum::<f64>() / inner as f64;
         let v = row.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / inner as f64;
-        (mean[o], var[o]) = (m, v);
+        (mean[o], var[o]) = (m, if rstd { 1.0 / (v + eps).sqrt() } else { v });
         for (i, a) in row.iter().enumerate() {
             let p = (o * inner + i) % params;
             y[o * inner + i] = (a - m) / (v + eps).sqrt() * gamma.data[p] + beta.data[p];

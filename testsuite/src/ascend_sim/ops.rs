@@ -13,7 +13,8 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
     let one = |v: Value| Ok(vec![v]);
     match cx.op.r#type.as_str() {
         t @ ("Add" | "Sub" | "Mul" | "RealDiv" | "Div" | "Pow" | "Maximum" | "Minimum" | "Equal" | "Less" | "LessEqual" | "Greater"
-        | "GreaterEqual" | "LogicalAnd" | "LogicalOr") => one(binary(cx, t)?),
+        | "GreaterEqual" | "LogicalAnd" | "LogicalOr" | "FloorMod") => one(binary(cx, t)?),
+        t @ ("Triu" | "Tril") => one(triangle(cx, t == "Triu")?),
         t @ ("Abs" | "Neg" | "Sqrt" | "Rsqrt" | "Reciprocal" | "Floor" | "Ceil" | "Sin" | "Cos" | "Erf" | "Sigmoid" | "Tanh" | "Relu"
         | "LogicalNot") => one(unary(cx, t)?),
         "Exp" | "Log" => one(exp_log(cx)?),
@@ -192,6 +193,8 @@ fn binary(cx: &OpCx, t: &str) -> Result<Value, SimError> {
         "Div" if int => (x / y).trunc(),
         "Div" => x / y,
         "Pow" => x.powf(y),
+        // floor(x1/x2)·x2 + FloorMod(x1, x2) = x1: the remainder takes the divisor's sign.
+        "FloorMod" => x - (x / y).floor() * y,
         "Maximum" => x.max(y),
         "Minimum" => x.min(y),
         "Equal" => bool_of(x == y),
@@ -205,6 +208,33 @@ fn binary(cx: &OpCx, t: &str) -> Result<Value, SimError> {
     let dtype = if matches!(t, "Equal" | "Less" | "LessEqual" | "Greater" | "GreaterEqual") { DType::Bool } else { a.dtype };
     let format = if formatted(a) { a.format.clone() } else { b.format.clone() };
     Ok(Value { dtype, dims, format, data: ia.iter().zip(&ib).map(|(&i, &j)| f(a.data[i], b.data[j])).collect() })
+}
+
+/// Triu/Tril: the elements on and above (below) diagonal `diagonal` of each trailing matrix,
+/// the others zero.
+fn triangle(cx: &OpCx, upper: bool) -> Result<Value, SimError> {
+    let x = cx.input(0)?;
+    let k = cx.int("diagonal")?;
+    let r = x.dims.len();
+    if r < 2 {
+        return cx.err(format!("a rank-{r} input: Triu and Tril take matrices"));
+    }
+    let (rows, cols) = (x.dims[r - 2], x.dims[r - 1]);
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (row, col) = (((i / cols) % rows) as i64, (i % cols) as i64);
+            let keep = if upper { col - row >= k } else { col - row <= k };
+            if keep {
+                v
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(Value { data, ..x.clone() })
 }
 
 fn unary(cx: &OpCx, t: &str) -> Result<Value, SimError> {

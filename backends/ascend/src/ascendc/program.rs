@@ -266,6 +266,34 @@ impl Tr {
             UnaryOp::Sigmoid => self.sigmoid(dst, a, 1.0, d),
             UnaryOp::Tanh => self.tanh(dst, a, d),
             UnaryOp::Erf => self.erf(dst, a, d)?,
+            // max(x, 0) + ln(1 + e^-|x|): no overflow for large |x|.
+            UnaryOp::Softplus => {
+                let t = self.tmp(d);
+                self.un("Abs", t, a);
+                self.scal("Muls", t, t, -1.0);
+                self.un("Exp", t, t);
+                self.scal("Adds", t, t, 1.0);
+                self.un("Ln", t, t);
+                self.scal("Maxs", dst, a, 0.0);
+                self.bin("Add", dst, dst, t);
+                self.release(t);
+            }
+            UnaryOp::Softsign => {
+                let t = self.tmp(d);
+                self.un("Abs", t, a);
+                self.scal("Adds", t, t, 1.0);
+                self.bin("Div", dst, a, t);
+                self.release(t);
+            }
+            UnaryOp::HardSwish => {
+                let t = self.tmp(d);
+                self.scal("Muls", t, a, 1.0 / 6.0);
+                self.scal("Adds", t, t, 0.5);
+                self.scal("Mins", t, t, 1.0);
+                self.scal("Maxs", t, t, 0.0);
+                self.bin("Mul", dst, a, t);
+                self.release(t);
+            }
             other => return Err(format!("{other:?} has no vector-unit form in kiln's kernels yet")),
         }
         Ok(())
@@ -456,6 +484,38 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                     tr.scal("Adds", s, s, -1.0);
                     tr.scal("Muls", s, s, alpha);
                 });
+            }
+            Op::Selu { alpha, gamma } => {
+                let alpha = *alpha;
+                tr.split_at_zero(dst, tensor(0)?, d, |tr, s| {
+                    tr.un("Exp", s, s);
+                    tr.scal("Adds", s, s, -1.0);
+                    tr.scal("Muls", s, s, alpha);
+                });
+                tr.scal("Muls", dst, dst, *gamma);
+            }
+            Op::Celu { alpha } => {
+                let alpha = *alpha;
+                tr.split_at_zero(dst, tensor(0)?, d, |tr, s| {
+                    tr.scal("Muls", s, s, 1.0 / alpha);
+                    tr.un("Exp", s, s);
+                    tr.scal("Adds", s, s, -1.0);
+                    tr.scal("Muls", s, s, alpha);
+                });
+            }
+            Op::Mean {} => {
+                let xs = (0..n.inputs.len()).map(tensor).collect::<Result<Vec<_>, _>>()?;
+                let Some((first, rest)) = xs.split_first() else { return Err("Mean of nothing".into()) };
+                match rest.split_first() {
+                    None => tr.scal("Muls", dst, *first, 1.0),
+                    Some((second, more)) => {
+                        tr.bin("Add", dst, *first, *second);
+                        for x in more {
+                            tr.bin("Add", dst, dst, *x);
+                        }
+                    }
+                }
+                tr.scal("Muls", dst, dst, 1.0 / xs.len() as f32);
             }
             Op::HardSigmoid { alpha, beta } => {
                 tr.scal("Muls", dst, tensor(0)?, *alpha);

@@ -340,11 +340,11 @@ impl Cx {
             .collect()
     }
 
-    /// A fused body of two or more nodes as one AscendC custom op over `args`, when the
+    /// A body of at least `min_nodes` nodes as one AscendC custom op over `args`, when the
     /// vector kernels can compute it (None otherwise: the caller emits built-ins). Inputs
     /// broadcast from more than one element are expanded with BroadcastToD first.
-    pub fn kernel(&mut self, name: &str, body: &Graph, args: Vec<Port>, out: &Desc) -> Result<Option<Port>, Fail> {
-        if body.nodes.len() < 2 || out.format != "ND" {
+    pub fn kernel(&mut self, name: &str, body: &Graph, args: Vec<Port>, out: &Desc, min_nodes: usize) -> Result<Option<Port>, Fail> {
+        if body.nodes.len() < min_nodes || out.format != "ND" {
             return Ok(None);
         }
         let total: usize = out.dims.iter().map(|&d| d as usize).product();

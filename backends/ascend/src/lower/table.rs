@@ -69,6 +69,9 @@ fn binary_type(op: BinaryOp, d: DType) -> Option<&'static str> {
         GreaterOrEqual => "GreaterEqual",
         And => "LogicalAnd",
         Or => "LogicalOr",
+        // FloorMod: the remainder with the divisor's sign (ONNX's integer Mod), for the dtypes
+        // its prototype lists.
+        Mod if matches!(d, DType::I32 | DType::I64 | DType::F32 | DType::F16) => "FloorMod",
         Mod | FMod | PRelu | Xor | BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight => return None,
     })
 }
@@ -244,7 +247,7 @@ pub(crate) fn lower_node(
         Unary { op: u } => match unary_type(*u) {
             Some(t @ ("Exp" | "Log")) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, exp_log_attrs())?),
             Some(t) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, vec![])?),
-            None => unsupported(format!("{} has no CANN built-in mapped yet", u.name())),
+            None => single(cx, name, op, ins, consts, outs, &format!("{} has no CANN built-in mapped yet", u.name())),
         },
         Binary { op: b } => {
             let d = cx.desc(&x()?)?.dtype;
@@ -253,9 +256,20 @@ pub(crate) fn lower_node(
             if *b == BinaryOp::Pow && cx.desc(&x2)?.dtype != d {
                 x2 = transformer::cast_to(cx, &format!("{name}/exponent"), x2, d)?;
             }
-            match binary_type(*b, d) {
-                Some(t) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(x2))], y()?, vec![])?),
-                None => unsupported(format!("{} has no CANN built-in mapped yet", b.name())),
+            match (binary_type(*b, d), b) {
+                (Some(t), _) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(x2))], y()?, vec![])?),
+                // a ⊕ b = (a ∨ b) ∧ ¬(a ∧ b), from the logical ops CANN has.
+                (None, BinaryOp::Xor) => {
+                    let out = y()?;
+                    let two = |cx: &mut Cx, n: &str, t: &str, a: Port, b: Port| {
+                        cx.op1(n, t, &[("x1", Some(a)), ("x2", Some(b))], out.clone(), vec![])
+                    };
+                    let any = two(cx, &format!("{name}/or"), "LogicalOr", x()?, x2.clone())?;
+                    let both = two(cx, &format!("{name}/and"), "LogicalAnd", x()?, x2)?;
+                    let not_both = cx.op1(&format!("{name}/not"), "LogicalNot", &[("x", Some(both))], out.clone(), vec![])?;
+                    one(two(cx, name, "LogicalAnd", any, not_both)?)
+                }
+                (None, _) => unsupported(format!("{} has no CANN built-in mapped yet", b.name())),
             }
         }
         Gelu { approximate } => {
@@ -416,10 +430,11 @@ pub(crate) fn lower_node(
             one(reduce(cx, name, *kind, x()?, &axes, *keepdims, y()?)?)
         }
         LayerNormalization { axis, epsilon } => {
-            if outs.iter().skip(1).any(Option::is_some) {
-                return unsupported("LayerNormalization's mean and inverse deviation outputs (CANN's LayerNorm returns the variance)");
-            }
             let xd = cx.desc(&x()?)?;
+            let stats = outs.iter().skip(1).any(Option::is_some);
+            if stats && outs.iter().skip(1).flatten().any(|d| d.dtype != xd.dtype) {
+                return unsupported("LayerNormalization's statistics in a dtype other than x's (LayerNormV3 gives them x's)");
+            }
             let rank = xd.dims.len() as i64;
             let axis = if *axis < 0 { axis + rank } else { *axis };
             let norm: Vec<usize> = xd.dims[axis as usize..].iter().map(|&d| d as usize).collect();
@@ -438,6 +453,11 @@ pub(crate) fn lower_node(
             let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?)), ("beta", Some(beta))];
             let attrs =
                 vec![("begin_norm_axis", Attr::Int(axis)), ("begin_params_axis", Attr::Int(axis)), ("epsilon", Attr::Float(*epsilon))];
+            if stats {
+                // LayerNormV3 returns the mean and 1/√(var + ε), ONNX's two statistics.
+                let v = cx.op(name, "LayerNormV3", &inputs, vec![("y", y()?), ("mean", stat.clone()), ("rstd", stat)], attrs)?;
+                return Ok(v.into_iter().take(outs.len()).zip(outs).map(|(p, o)| o.as_ref().map(|_| p)).collect());
+            }
             let v = cx.op(name, "LayerNorm", &inputs, vec![("y", y()?), ("mean", stat.clone()), ("variance", stat)], attrs)?;
             Ok(std::iter::once(v.into_iter().next()).chain(std::iter::repeat_n(None, outs.len().saturating_sub(1))).collect())
         }
@@ -538,15 +558,19 @@ pub(crate) fn lower_node(
         RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
             transformer::rotary(cx, name, *interleaved, *num_heads, *rotary_embedding_dim, ins, outs)
         }
-        Mean {}
-        | LeakyRelu { .. }
-        | Elu { .. }
-        | Selu { .. }
-        | Celu { .. }
-        | HardSigmoid { .. }
-        | ThresholdedRelu { .. }
+        Trilu { upper } => {
+            let k = match ins.get(1).cloned().flatten() {
+                Some(_) => const_ints(consts, 1, "Trilu's k")?.first().copied().unwrap_or(0),
+                None => 0,
+            };
+            let ty = if *upper { "Triu" } else { "Tril" };
+            one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, vec![("diagonal", Attr::Int(k))])?)
+        }
+        Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. } | Swish { .. } => {
+            single(cx, name, op, ins, consts, outs, &format!("{} has no CANN mapping yet", op.display_name()))
+        }
+        ThresholdedRelu { .. }
         | Shrink { .. }
-        | Swish { .. }
         | IsInf { .. }
         | MatMulInteger {}
         | QLinearMatMul {}
@@ -585,7 +609,6 @@ pub(crate) fn lower_node(
         | TensorScatter { .. }
         | MaxUnpool { .. }
         | Resize { .. }
-        | Trilu { .. }
         | Range {}
         | Shape { .. }
         | Size {}
@@ -612,11 +635,50 @@ pub(crate) fn lower_node(
     }
 }
 
+/// An elementwise op no CANN built-in computes, as an AscendC kernel of its own (a body of one
+/// node); unsupported with `why` where the vector kernels cannot compute it either.
+fn single(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+    why: &str,
+) -> Result<Outs, Fail> {
+    let [Some(out)] = outs else { return unsupported(why) };
+    let mut body = kiln_ir::Graph::new("single");
+    let mut args = vec![];
+    let mut vals = vec![];
+    for (i, p) in ins.iter().enumerate() {
+        let Some(p) = p else {
+            vals.push(None);
+            continue;
+        };
+        let d = cx.desc(p)?;
+        let shape = kiln_ir::Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>());
+        let v = match consts.get(i).copied().flatten() {
+            Some(t) if t.numel() == 1 => body.add_const(format!("k{i}"), std::sync::Arc::new(t.clone())),
+            _ => {
+                args.push(p.clone());
+                body.add_input(format!("in{i}"), kiln_ir::TensorType::new(d.dtype, shape))
+            }
+        };
+        vals.push(Some(v));
+    }
+    let made = body.add_node("n", op.clone(), vals, &[Some("y".into())]).map_err(|e| Fail::Internal(e.to_string()))?;
+    body.outputs = made.into_iter().flatten().collect();
+    match cx.kernel(name, &body, args, out, 1)? {
+        Some(p) => Ok(vec![Some(p)]),
+        None => unsupported(why),
+    }
+}
+
 /// A fused elementwise body over `args`: one AscendC kernel where the vector kernels compute
 /// it, CANN built-ins op by op otherwise.
 fn epilogue(cx: &mut Cx, name: &str, body: &kiln_ir::Graph, args: Vec<Port>, outs: &[Option<Desc>]) -> Result<Outs, Fail> {
     if let [Some(out)] = outs {
-        if let Some(p) = cx.kernel(name, body, args.clone(), out)? {
+        if let Some(p) = cx.kernel(name, body, args.clone(), out, 2)? {
             return Ok(vec![Some(p)]);
         }
     }
