@@ -3,7 +3,9 @@
 //! unmodified sources are compiled with g++ against the model, then run as GE would run them
 //! (dtype and shape inference, the tiling function, the kernel once per block). Every
 //! documented constraint the kernel breaks (UB capacity, 32-byte DataCopy, queue discipline,
-//! GM bounds, block count) ends the run with the model's message.
+//! GM bounds, block count) ends the run with the model's message. Built runners are cached
+//! under the system temp dir (`kiln-ascendc-cpu/`), keyed by a hash of every source they
+//! compile.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -1,7 +1,8 @@
 //! A GE-graph simulator: executes a `graph.air` (one `ge.proto.ModelDef`) on the CPU by the
 //! documented semantics of each CANN op the 910b lowering emits (../shared/ASCEND.md §1.7, §2),
 //! stored formats included (NC1HWC0 and TransData), so that the bundle can be compared with the
-//! reference interpreter on the source model.
+//! reference interpreter on the source model. kiln's own AscendC custom ops run from their
+//! sources on the CPU model of the AscendC API ([`crate::ascendc_cpu`]).
 //!
 //! What it proves: the graph is complete and acyclic, every edge reads an output that exists,
 //! every op's attributes are present and mean, read as CANN documents them, what the source
@@ -248,7 +249,7 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Resul
                 outputs = Some(cx.ins.iter().map(|v| v.map(|v| v.to_tensor()).transpose()).collect::<Result<Vec<_>, _>>()?);
                 continue;
             }
-            t if t.starts_with(CUSTOM_PREFIX) => custom(&cx, opts.custom)?,
+            t if t.starts_with(kiln_ascend::ascendc::OP_TYPE_PREFIX) => custom(&cx, opts.custom)?,
             _ => ops::eval(&cx)?,
         };
         if outs.len() != op.output_desc.len() {
@@ -283,9 +284,6 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Resul
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| SimError::Graph("NetOutput has an unfed input".into()))
 }
-
-/// The op types of kiln's AscendC kernels (`KilnFused0`, …).
-const CUSTOM_PREFIX: &str = "KilnFused";
 
 /// A custom op, run by its AscendC sources on the CPU model.
 fn custom(cx: &OpCx, ops: Option<&CpuOps>) -> Result<Vec<Value>, SimError> {

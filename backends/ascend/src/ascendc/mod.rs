@@ -12,6 +12,9 @@ use kiln_ir::{DType, Graph};
 pub use program::{KInput, Program};
 pub use tiling::Tiling;
 
+/// The op types of kiln's AscendC kernels start with this (`KilnFused0`, …).
+pub const OP_TYPE_PREFIX: &str = "KilnFused";
+
 /// One custom operator: the kernel of a fused body at one static shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
@@ -36,7 +39,7 @@ impl Kernel {
         let program = program::translate(body, &scalar)?;
         let tiling = tiling::tiling(&program, total)?;
         Ok(Kernel {
-            op_type: format!("KilnFused{index}"),
+            op_type: format!("{OP_TYPE_PREFIX}{index}"),
             snake: format!("kiln_fused{index}"),
             node: node.to_string(),
             body_text: kiln_ir::text::print(body),
