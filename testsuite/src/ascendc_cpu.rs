@@ -79,36 +79,32 @@ impl CpuOps {
     /// Runs `op_type` on `inputs`; its output is `out` (dtype and dims, as the graph declares).
     pub fn run(&self, op_type: &str, inputs: &[Buffer], out: (DType, &[usize])) -> Result<(Buffer, Report), String> {
         let exe = self.build(op_type, inputs.len())?;
-        let dir = tempdir(&format!("run-{op_type}"))?;
+        let tmp = TempDir::new(&format!("run-{op_type}"))?;
         let mut cmd = Command::new(&exe);
         cmd.arg(inputs.len().to_string());
         for (i, b) in inputs.iter().enumerate() {
-            let p = dir.join(format!("in{i}.bin"));
+            let p = tmp.0.join(format!("in{i}.bin"));
             std::fs::write(&p, &b.bytes).map_err(|e| format!("{}: {e}", p.display()))?;
             let dims = if b.dims.is_empty() { "-".to_string() } else { b.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",") };
             cmd.arg(&p).arg(model_dtype(b.dtype)?).arg(dims);
         }
-        let out_path = dir.join("out.bin");
+        let out_path = tmp.0.join("out.bin");
         cmd.arg(&out_path);
         let o = cmd.output().map_err(|e| format!("running {}: {e}", exe.display()))?;
-        let result = if o.status.success() {
-            let bytes = std::fs::read(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-            let want = out.1.iter().product::<usize>() * out.0.bits() / 8;
-            if bytes.len() != want {
-                Err(format!("{op_type} wrote {} bytes; its output {}{:?} has {want}", bytes.len(), out.0, out.1))
-            } else {
-                let text = String::from_utf8_lossy(&o.stdout);
-                let field = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<usize>().ok());
-                let (Some(blocks), Some(ub_peak)) = (field("blocks="), field("ub_peak=")) else {
-                    return Err(format!("{op_type}: the runner printed `{}`", text.trim()));
-                };
-                Ok((Buffer { dtype: out.0, dims: out.1.to_vec(), bytes }, Report { blocks: blocks as u32, ub_peak }))
-            }
-        } else {
-            Err(format!("{op_type}: {}", String::from_utf8_lossy(&o.stderr).trim()))
+        if !o.status.success() {
+            return Err(format!("{op_type}: {}", String::from_utf8_lossy(&o.stderr).trim()));
+        }
+        let bytes = std::fs::read(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let want = out.1.iter().product::<usize>() * out.0.bits() / 8;
+        if bytes.len() != want {
+            return Err(format!("{op_type} wrote {} bytes; its output {}{:?} has {want}", bytes.len(), out.0, out.1));
+        }
+        let text = String::from_utf8_lossy(&o.stdout);
+        let field = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse::<usize>().ok());
+        let (Some(blocks), Some(ub_peak)) = (field("blocks="), field("ub_peak=")) else {
+            return Err(format!("{op_type}: the runner printed `{}`", text.trim()));
         };
-        let _ = std::fs::remove_dir_all(&dir);
-        result
+        Ok((Buffer { dtype: out.0, dims: out.1.to_vec(), bytes }, Report { blocks: blocks as u32, ub_peak }))
     }
 
     /// The runner of `op_type`, compiled once per content.
@@ -162,11 +158,22 @@ impl CpuOps {
     }
 }
 
-/// A fresh directory under the system's temp dir.
-fn tempdir(tag: &str) -> Result<PathBuf, String> {
-    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("kiln-ascendc-{tag}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    Ok(d)
+/// A fresh directory under the system's temp dir, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Result<TempDir, String> {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("kiln-ascendc-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        Ok(TempDir(d))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

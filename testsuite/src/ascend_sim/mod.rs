@@ -15,7 +15,7 @@
 mod nn;
 mod ops;
 
-use crate::ascendc_cpu::{Buffer, CpuOps};
+use crate::ascendc_cpu::{Buffer, CpuOps, TempDir};
 use kiln_ascend::ge::dtype::from_proto;
 use kiln_ascend::ge::proto::{attr_def::Value as AttrValue, AttrDef, ModelDef, OpDef, TensorDescriptor};
 use kiln_ir::{DType, Data, Tensor};
@@ -424,21 +424,9 @@ pub fn custom_ops(bundle: &kiln_ascend::bundle::Bundle) -> Result<Option<(CpuOps
     if bundle.kernels.is_empty() {
         return Ok(None);
     }
-    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("kiln-sim-ops-{}-{n}", std::process::id()));
-    bundle.write_ops(&dir).map_err(|e| SimError::Io(dir.display().to_string(), e))?;
-    Ok(Some((CpuOps::new(&dir.join("ops")), TempDir(dir))))
-}
-
-/// A directory removed when dropped.
-#[derive(Debug)]
-pub struct TempDir(pub std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    let dir = TempDir::new("sim-ops").map_err(SimError::Graph)?;
+    bundle.write_ops(&dir.0).map_err(|e| SimError::Io(dir.0.display().to_string(), e))?;
+    Ok(Some((CpuOps::new(&dir.0.join("ops")), dir)))
 }
 
 /// The `910b-sim` executor: the graph optimized as for the 910B, lowered to a GE graph, encoded

@@ -55,10 +55,6 @@ impl Kernel {
         self.program == other.program && self.tiling == other.tiling && self.in_dims == other.in_dims && self.out_dims == other.out_dims
     }
 
-    pub fn out_dtype(&self) -> DType {
-        self.program.out
-    }
-
     /// The project's files, relative to its directory.
     pub fn files(&self) -> Vec<(String, String)> {
         vec![

@@ -436,19 +436,16 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
             Some(Val::T(l, _)) => Ok(l),
             _ => Err(format!("{} of a scalar", n.op.display_name())),
         };
-        // Ops that compute nothing name the value they pass on.
-        let alias = match &n.op {
-            Op::Identity {} => Some(arg(0)),
-            Op::Cast { to, .. } if arg(0).is_some_and(|a| matches!(a, Val::S(_)) || matches!(a, Val::T(_, ad) if ad == *to)) => {
-                Some(arg(0))
-            }
+        // Ops that compute nothing name the value they pass on (scalars stay f32 whatever
+        // their cast); the body's output is still copied into the output tile.
+        let alias = match (&n.op, arg(0)) {
+            (Op::Identity {}, a) | (Op::Cast { .. }, a @ Some(Val::S(_))) => a,
+            (Op::Cast { to, .. }, a @ Some(Val::T(_, ad))) if ad == *to => a,
             _ => None,
         };
-        if let Some(Some(a)) = alias {
-            if !is_out {
-                vals.insert(o, a);
-                continue;
-            }
+        if let (Some(a), false) = (alias, is_out) {
+            vals.insert(o, a);
+            continue;
         }
         let dst = if is_out { Loc::Out } else { tr.tmp(d) };
         match &n.op {

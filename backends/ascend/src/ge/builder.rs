@@ -48,6 +48,11 @@ impl Desc {
     }
 
     /// This tensor tagged with a logical format (`NCHW` for a convolution's ports).
+    /// The stored dims as sizes.
+    pub fn shape(&self) -> Vec<usize> {
+        self.dims.iter().map(|&d| d as usize).collect()
+    }
+
     pub fn with_format(mut self, format: &'static str) -> Desc {
         self.format = format;
         self.origin_format = format;

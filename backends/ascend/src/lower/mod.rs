@@ -309,7 +309,7 @@ impl Cx {
                     (None, None) => return Err(Fail::Internal(format!("body value `{}` is undefined", body.value(*v).name))),
                 };
                 let d = self.desc(&p)?;
-                let shape = Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>());
+                let shape = Shape::fixed(&d.shape());
                 args.push(Some((p, d, shape)));
             }
             let consts: Vec<Option<&Tensor>> = n.inputs.iter().map(|i| i.and_then(|v| body.consts.get(&v).map(|t| t.as_ref()))).collect();
@@ -347,8 +347,8 @@ impl Cx {
         if body.nodes.len() < min_nodes || out.format != "ND" {
             return Ok(None);
         }
-        let total: usize = out.dims.iter().map(|&d| d as usize).product();
-        let out_dims: Vec<usize> = out.dims.iter().map(|&d| d as usize).collect();
+        let out_dims = out.shape();
+        let total: usize = out_dims.iter().product();
         let mut descs = vec![];
         for a in &args {
             let d = self.desc(a)?;
@@ -357,18 +357,16 @@ impl Cx {
             }
             descs.push(d);
         }
-        // What the kernel reads: one element, or the output's elements in the output's order.
-        let in_dims: Vec<Vec<usize>> = descs
+        // What the kernel reads: one element, or the output's elements in the output's order;
+        // an input broadcast from more than one element is expanded first.
+        let expand: Vec<bool> = descs
             .iter()
             .map(|d| {
-                let n: usize = d.dims.iter().map(|&x| x as usize).product();
-                if n == 1 || n == total {
-                    d.dims.iter().map(|&x| x as usize).collect()
-                } else {
-                    out_dims.clone()
-                }
+                let n: usize = d.shape().iter().product();
+                n != 1 && n != total
             })
             .collect();
+        let in_dims: Vec<Vec<usize>> = descs.iter().zip(&expand).map(|(d, &e)| if e { out_dims.clone() } else { d.shape() }).collect();
         let index = self.kernels.len();
         let Ok(k) = Kernel::plan(index, name, body, &in_dims, &out_dims) else { return Ok(None) };
         if k.program.out != out.dtype {
@@ -383,9 +381,8 @@ impl Cx {
             }
         };
         let mut inputs = vec![];
-        for (i, (a, d)) in args.into_iter().zip(&descs).enumerate() {
-            let n: usize = d.dims.iter().map(|&x| x as usize).product();
-            let a = if n == 1 || n == total { a } else { transformer::broadcast(self, &format!("{name}/broadcast{i}"), a, &out.dims)? };
+        for (i, (a, &e)) in args.into_iter().zip(&expand).enumerate() {
+            let a = if e { transformer::broadcast(self, &format!("{name}/broadcast{i}"), a, &out.dims)? } else { a };
             inputs.push((format!("x{i}"), Some(a)));
         }
         let inputs: Vec<Input> = inputs.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();

@@ -656,7 +656,7 @@ fn single(
             continue;
         };
         let d = cx.desc(p)?;
-        let shape = kiln_ir::Shape::fixed(&d.dims.iter().map(|&x| x as usize).collect::<Vec<_>>());
+        let shape = kiln_ir::Shape::fixed(&d.shape());
         let v = match consts.get(i).copied().flatten() {
             Some(t) if t.numel() == 1 => body.add_const(format!("k{i}"), std::sync::Arc::new(t.clone())),
             _ => {
