@@ -12,8 +12,9 @@
 //! The cube unit reads convolution activations in NC1HWC0: a convolution left in NCHW pays for
 //! the TransData pair GE inserts around it (input to 5HD, result back).
 //!
-//! Infeasible: f64 math (neither cube nor vector units compute in f64), float8/float4 (not in
-//! the 910B's Mmad dtypes) and control flow (If, Loop, Scan).
+//! Infeasible: f64 math (neither cube nor vector units compute in f64; a Cast to or from f64 is
+//! allowed, GE places it on the AI CPU), float8/float4 (not in the 910B's Mmad dtypes) and
+//! control flow (If, Loop, Scan).
 
 use kiln_ir::ops::Format;
 use kiln_ir::{DType, Op, TensorType};
@@ -46,7 +47,10 @@ impl CostModel for AscendCost {
         if op.is_control_flow() {
             return INFEASIBLE;
         }
-        if dtypes_within(op, ins, outs).into_iter().any(unsupported) {
+        // Cast converts to and from f64 on the AI CPU (CANN registers an AI CPU Cast kernel
+        // with DT_DOUBLE); every other op would compute in it.
+        let converts = matches!(op, Op::Cast { .. } | Op::CastLike { .. });
+        if dtypes_within(op, ins, outs).into_iter().any(|d| unsupported(d) && !(converts && d == DType::F64)) {
             return INFEASIBLE;
         }
         let conv = self.peaks.cost(op, ins, outs);

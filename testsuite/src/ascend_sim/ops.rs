@@ -13,10 +13,25 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
     let one = |v: Value| Ok(vec![v]);
     match cx.op.r#type.as_str() {
         t @ ("Add" | "Sub" | "Mul" | "RealDiv" | "Div" | "Pow" | "Maximum" | "Minimum" | "Equal" | "Less" | "LessEqual" | "Greater"
-        | "GreaterEqual" | "LogicalAnd" | "LogicalOr" | "FloorMod") => one(binary(cx, t)?),
+        | "GreaterEqual" | "LogicalAnd" | "LogicalOr" | "FloorMod" | "Mod") => one(binary(cx, t)?),
+        t @ ("BitwiseAnd" | "BitwiseOr" | "BitwiseXor" | "LeftShift" | "RightShift") => one(bitwise(cx, t)?),
+        "Invert" => {
+            let x = cx.input(0)?;
+            let Some(w) = Int::of(x.dtype) else { return cx.err(format!("Invert of {}", x.dtype)) };
+            one(map(x, x.dtype, |v| w.wrap(!(v as i128))))
+        }
+        t @ ("IsNan" | "IsInf") => {
+            let x = cx.input(0)?;
+            if !x.dtype.is_float() {
+                return cx.err(format!("{t} of {}: it takes floats", x.dtype));
+            }
+            let nan = t == "IsNan";
+            one(map(x, DType::Bool, |v| f64::from(u8::from(if nan { v.is_nan() } else { v.is_infinite() }))))
+        }
         t @ ("Triu" | "Tril") => one(triangle(cx, t == "Triu")?),
         t @ ("Abs" | "Neg" | "Sqrt" | "Rsqrt" | "Reciprocal" | "Floor" | "Ceil" | "Sin" | "Cos" | "Erf" | "Sigmoid" | "Tanh" | "Relu"
-        | "LogicalNot") => one(unary(cx, t)?),
+        | "LogicalNot" | "Round" | "Sign" | "Tan" | "Asin" | "Acos" | "Atan" | "Sinh" | "Cosh" | "Asinh" | "Acosh" | "Atanh"
+        | "Mish") => one(unary(cx, t)?),
         "Exp" | "Log" => one(exp_log(cx)?),
         "GeluV2" => {
             let tanh = match cx.str("approximate")?.as_str() {
@@ -195,6 +210,8 @@ fn binary(cx: &OpCx, t: &str) -> Result<Value, SimError> {
         "Pow" => x.powf(y),
         // floor(x1/x2)·x2 + FloorMod(x1, x2) = x1: the remainder takes the divisor's sign.
         "FloorMod" => x - (x / y).floor() * y,
+        // TensorFlow's Mod: the truncating remainder, with the dividend's sign.
+        "Mod" => x % y,
         "Maximum" => x.max(y),
         "Minimum" => x.min(y),
         "Equal" => bool_of(x == y),
@@ -253,6 +270,26 @@ fn unary(cx: &OpCx, t: &str) -> Result<Value, SimError> {
         "Sigmoid" => 1.0 / (1.0 + (-v).exp()),
         "Tanh" => v.tanh(),
         "Relu" => v.max(0.0),
+        // Half to even.
+        "Round" => v.round_ties_even(),
+        "Sign" => {
+            if v == 0.0 || v.is_nan() {
+                v
+            } else {
+                v.signum()
+            }
+        }
+        "Tan" => v.tan(),
+        "Asin" => v.asin(),
+        "Acos" => v.acos(),
+        "Atan" => v.atan(),
+        "Sinh" => v.sinh(),
+        "Cosh" => v.cosh(),
+        "Asinh" => v.asinh(),
+        "Acosh" => v.acosh(),
+        "Atanh" => v.atanh(),
+        // x·tanh(softplus(x))
+        "Mish" => v * (v.max(0.0) + (-v.abs()).exp().ln_1p()).tanh(),
         _ => f64::from(u8::from(v == 0.0)),
     };
     Ok(map(x, x.dtype, f))
@@ -449,4 +486,59 @@ fn strided_slice(cx: &OpCx) -> Result<Value, SimError> {
     let n: usize = dims.iter().product();
     let data = (0..n).map(|flat| x.data[(0..r).map(|i| picks[i][(flat / os[i]) % dims[i]] * xs[i]).sum::<usize>()]).collect();
     Ok(Value::new(x.dtype, dims, data))
+}
+
+/// An integer dtype's width and signedness, for the bitwise ops.
+#[derive(Clone, Copy)]
+struct Int {
+    bits: u32,
+    signed: bool,
+}
+
+impl Int {
+    fn of(d: DType) -> Option<Int> {
+        let (bits, signed) = match d {
+            DType::I8 => (8, true),
+            DType::U8 => (8, false),
+            DType::I16 => (16, true),
+            DType::U16 => (16, false),
+            DType::I32 => (32, true),
+            DType::U32 => (32, false),
+            DType::I64 => (64, true),
+            DType::U64 => (64, false),
+            _ => return None,
+        };
+        Some(Int { bits, signed })
+    }
+
+    /// `v` reduced to the dtype's bits (two's complement), as a value.
+    fn wrap(self, v: i128) -> f64 {
+        let m = v & ((1i128 << self.bits) - 1);
+        let v = if self.signed && m >= 1i128 << (self.bits - 1) { m - (1i128 << self.bits) } else { m };
+        v as f64
+    }
+}
+
+/// BitwiseAnd/Or/Xor (x1, x2) and LeftShift/RightShift (x, y): two's complement in the
+/// operands' width; a shift by the width or more gives 0.
+fn bitwise(cx: &OpCx, t: &str) -> Result<Value, SimError> {
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
+    if a.dtype != b.dtype {
+        return cx.err(format!("operands of {} and {}: {t} takes one dtype", a.dtype, b.dtype));
+    }
+    let Some(w) = Int::of(a.dtype) else { return cx.err(format!("{t} of {}: it takes integers", a.dtype)) };
+    let dims = broadcast_dims(cx, &[&a.dims, &b.dims])?;
+    let (ia, ib) = (index_map(&dims, &a.dims), index_map(&dims, &b.dims));
+    let f = |x: i128, y: i128| match t {
+        "BitwiseAnd" => x & y,
+        "BitwiseOr" => x | y,
+        "BitwiseXor" => x ^ y,
+        _ if !(0..i128::from(w.bits)).contains(&y) => 0,
+        "LeftShift" => x << y,
+        // Arithmetic for the signed types (TensorFlow's RightShift), logical for the unsigned.
+        _ if w.signed => x >> y,
+        _ => (x & ((1i128 << w.bits) - 1)) >> y,
+    };
+    let data = ia.iter().zip(&ib).map(|(&i, &j)| w.wrap(f(a.data[i] as i128, b.data[j] as i128))).collect();
+    Ok(Value::new(a.dtype, dims, data))
 }

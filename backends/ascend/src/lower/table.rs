@@ -7,7 +7,7 @@ use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{AutoPad, Format, GeluApprox, PoolKind, ReduceKind, Window};
-use kiln_ir::{BinaryOp, DType, Op, Tensor, UnaryOp};
+use kiln_ir::{DType, Op, Tensor};
 
 type Outs = Vec<Option<Port>>;
 
@@ -27,57 +27,8 @@ fn const_ints(consts: &[Option<&Tensor>], i: usize, what: &str) -> Result<Vec<i6
     }
 }
 
-fn unary_type(op: UnaryOp) -> Option<&'static str> {
-    use UnaryOp::*;
-    Some(match op {
-        Abs => "Abs",
-        Neg => "Neg",
-        Exp => "Exp",
-        Log => "Log",
-        Sqrt => "Sqrt",
-        Reciprocal => "Reciprocal",
-        Floor => "Floor",
-        Ceil => "Ceil",
-        Sin => "Sin",
-        Cos => "Cos",
-        Erf => "Erf",
-        Sigmoid => "Sigmoid",
-        Tanh => "Tanh",
-        Relu => "Relu",
-        Not => "LogicalNot",
-        Round | Sign | Tan | Asin | Acos | Atan | Sinh | Cosh | Asinh | Acosh | Atanh | Softplus | Softsign | Mish | HardSwish
-        | BitwiseNot | IsNaN => return None,
-    })
-}
-
-fn binary_type(op: BinaryOp, d: DType) -> Option<&'static str> {
-    use BinaryOp::*;
-    Some(match op {
-        Add => "Add",
-        Sub => "Sub",
-        Mul => "Mul",
-        // RealDiv is the float quotient; integer Div truncates as ONNX's does.
-        Div if d.is_float() => "RealDiv",
-        Div => "Div",
-        Pow => "Pow",
-        Max => "Maximum",
-        Min => "Minimum",
-        Equal => "Equal",
-        Less => "Less",
-        LessOrEqual => "LessEqual",
-        Greater => "Greater",
-        GreaterOrEqual => "GreaterEqual",
-        And => "LogicalAnd",
-        Or => "LogicalOr",
-        // FloorMod: the remainder with the divisor's sign (ONNX's integer Mod), for the dtypes
-        // its prototype lists.
-        Mod if matches!(d, DType::I32 | DType::I64 | DType::F32 | DType::F16) => "FloorMod",
-        Mod | FMod | PRelu | Xor | BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight => return None,
-    })
-}
-
 /// Exp and Log compute `f(shift + scale·x)` in base `base` (-1: e).
-fn exp_log_attrs() -> Vec<(&'static str, Attr)> {
+pub(super) fn exp_log_attrs() -> Vec<(&'static str, Attr)> {
     vec![("base", Attr::Float(-1.0)), ("scale", Attr::Float(1.0)), ("shift", Attr::Float(0.0))]
 }
 
@@ -244,33 +195,15 @@ pub(crate) fn lower_node(
             }
             Ok(v)
         }
-        Unary { op: u } => match unary_type(*u) {
-            Some(t @ ("Exp" | "Log")) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, exp_log_attrs())?),
-            Some(t) => one(cx.op1(name, t, &[("x", Some(x()?))], y()?, vec![])?),
+        Unary { op: u } => match super::elementwise::unary(cx, name, *u, ins, outs)? {
+            Some(v) => Ok(v),
             None => single(cx, name, op, ins, consts, outs, &format!("{} has no CANN built-in mapped yet", u.name())),
         },
-        Binary { op: b } => {
-            let d = cx.desc(&x()?)?.dtype;
-            let mut x2 = input(ins, 1)?;
-            // ONNX's Pow takes an exponent of any numeric type; CANN's takes x1's.
-            if *b == BinaryOp::Pow && cx.desc(&x2)?.dtype != d {
-                x2 = transformer::cast_to(cx, &format!("{name}/exponent"), x2, d)?;
-            }
-            match (binary_type(*b, d), b) {
-                (Some(t), _) => one(cx.op1(name, t, &[("x1", Some(x()?)), ("x2", Some(x2))], y()?, vec![])?),
-                // a ⊕ b = (a ∨ b) ∧ ¬(a ∧ b), from the logical ops CANN has.
-                (None, BinaryOp::Xor) => {
-                    let out = y()?;
-                    let two = |cx: &mut Cx, n: &str, t: &str, a: Port, b: Port| {
-                        cx.op1(n, t, &[("x1", Some(a)), ("x2", Some(b))], out.clone(), vec![])
-                    };
-                    let any = two(cx, &format!("{name}/or"), "LogicalOr", x()?, x2.clone())?;
-                    let both = two(cx, &format!("{name}/and"), "LogicalAnd", x()?, x2)?;
-                    let not_both = cx.op1(&format!("{name}/not"), "LogicalNot", &[("x", Some(both))], out.clone(), vec![])?;
-                    one(two(cx, name, "LogicalAnd", any, not_both)?)
-                }
-                (None, _) => unsupported(format!("{} has no CANN built-in mapped yet", b.name())),
-            }
+        Binary { op: b } => super::elementwise::binary(cx, name, *b, ins, outs),
+        ThresholdedRelu { alpha } => one(super::elementwise::thresholded_relu(cx, name, *alpha, x()?, y()?)?),
+        Shrink { bias, lambd } => one(super::elementwise::shrink(cx, name, *bias, *lambd, x()?, y()?)?),
+        IsInf { detect_negative, detect_positive } => {
+            one(super::elementwise::is_inf(cx, name, *detect_negative, *detect_positive, x()?, y()?)?)
         }
         Gelu { approximate } => {
             let a = match approximate {
@@ -569,10 +502,7 @@ pub(crate) fn lower_node(
         Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. } | Swish { .. } => {
             single(cx, name, op, ins, consts, outs, &format!("{} has no CANN mapping yet", op.display_name()))
         }
-        ThresholdedRelu { .. }
-        | Shrink { .. }
-        | IsInf { .. }
-        | MatMulInteger {}
+        MatMulInteger {}
         | QLinearMatMul {}
         | ConvInteger { .. }
         | QLinearConv { .. }
