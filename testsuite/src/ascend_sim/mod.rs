@@ -12,6 +12,7 @@
 //! op), or anything about speed. Values are computed in f64 and rounded to each output's dtype
 //! once per op, so fp16 graphs carry per-op rounding as the hardware does, not its exact bits.
 
+mod index;
 mod nn;
 mod ops;
 
@@ -121,6 +122,14 @@ impl OpCx<'_> {
         match self.attr(name)? {
             AttrValue::B(b) => Ok(*b),
             other => self.err(format!("attribute `{name}` is {other:?}, not a Bool")),
+        }
+    }
+
+    /// A `Type` attribute: its C++ `ge::DataType` number as a kiln dtype.
+    pub fn dtype(&self, name: &str) -> Result<DType, SimError> {
+        match self.attr(name)? {
+            AttrValue::Dt(t) => kiln_ascend::ge::dtype::from_cpp(*t).map_or_else(|| self.err(format!("`{name}` = {t}: no dtype")), Ok),
+            other => self.err(format!("attribute `{name}` is {other:?}, not a Type")),
         }
     }
 

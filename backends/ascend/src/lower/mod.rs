@@ -5,7 +5,10 @@
 //! Every node is visited even after one fails: an unsupported op is recorded and its outputs
 //! stand in for the rest of the walk, so that one compile lists every op the target lacks.
 
+mod attention;
 mod elementwise;
+mod index;
+mod loss;
 pub mod table;
 mod transformer;
 

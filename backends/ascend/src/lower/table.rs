@@ -2,6 +2,7 @@
 //! becomes (their prototypes are checked against `crate::prototypes`), or why it has none yet.
 //! Attributes are written explicitly, defaults included, as TorchAir does.
 
+use super::index;
 use super::transformer::{self, AttentionAttrs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
@@ -179,6 +180,7 @@ pub(crate) fn lower_node(
     let one = |p: Port| Ok(vec![Some(p)]);
     let x = || input(ins, 0);
     let y = || output(outs, 0);
+    let known = |i: usize| consts.get(i).copied().flatten();
     match op {
         Identity {} | Dropout {} => {
             if ins.get(2).is_some_and(Option::is_some) {
@@ -478,14 +480,21 @@ pub(crate) fn lower_node(
             is_causal,
             kv_num_heads,
             q_num_heads,
-            qk_matmul_output_mode: _,
+            qk_matmul_output_mode,
             scale,
             softcap,
             softmax_precision: _,
-            zero_undefined_rows: _,
+            zero_undefined_rows,
         } => {
-            let a =
-                AttentionAttrs { is_causal: *is_causal, q_heads: *q_num_heads, kv_heads: *kv_num_heads, scale: *scale, softcap: *softcap };
+            let a = AttentionAttrs {
+                is_causal: *is_causal,
+                q_heads: *q_num_heads,
+                kv_heads: *kv_num_heads,
+                scale: *scale,
+                softcap: *softcap,
+                qk_output_mode: *qk_matmul_output_mode,
+                zero_undefined_rows: *zero_undefined_rows,
+            };
             transformer::attention(cx, name, &a, ins, outs)
         }
         RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
@@ -515,13 +524,6 @@ pub(crate) fn lower_node(
         | LpNormalization { .. }
         | MeanVarianceNormalization { .. }
         | LRN { .. }
-        | ArgMax { .. }
-        | ArgMin { .. }
-        | Hardmax { .. }
-        | GatherElements { .. }
-        | GatherND { .. }
-        | ScatterND { .. }
-        | ScatterElements { .. }
         | Tile {}
         | Pad { .. }
         | GridSample { .. }
@@ -544,8 +546,6 @@ pub(crate) fn lower_node(
         | Size {}
         | ConstantOfShape { .. }
         | CumSum { .. }
-        | TopK { .. }
-        | OneHot { .. }
         | Einsum { .. }
         | NonZero {}
         | DepthToSpace { .. }
@@ -559,8 +559,22 @@ pub(crate) fn lower_node(
         | QuantizeLinear { .. }
         | DequantizeLinear { .. }
         | DynamicQuantizeLinear {}
-        | NegativeLogLikelihoodLoss { .. }
-        | SoftmaxCrossEntropyLoss { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        ArgMax { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, true, *axis, *select_last_index, x()?, y()?)?),
+        ArgMin { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, false, *axis, *select_last_index, x()?, y()?)?),
+        Hardmax { axis, legacy } => one(index::hardmax(cx, name, *axis, *legacy, x()?, y()?)?),
+        GatherElements { axis } => one(index::gather_elements(cx, name, *axis, ins, known(1), y()?)?),
+        GatherND { batch_dims } => one(index::gather_nd(cx, name, *batch_dims, ins, known(1), y()?)?),
+        ScatterElements { axis, reduction } => one(index::scatter_elements(cx, name, *axis, *reduction, ins, known(1), y()?)?),
+        ScatterND { reduction } => one(index::scatter_nd(cx, name, *reduction, ins, known(1), y()?)?),
+        TopK { axis, largest, sorted } => index::top_k(cx, name, *axis, *largest, *sorted, ins, known(1), outs),
+        OneHot { axis } => one(index::onnx_one_hot(cx, name, *axis, ins, consts, y()?)?),
+        NegativeLogLikelihoodLoss { reduction, ignore_index } => {
+            super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
+        }
+        SoftmaxCrossEntropyLoss { reduction, ignore_index } => {
+            super::loss::softmax_cross_entropy(cx, name, *reduction, *ignore_index, ins, outs)
+        }
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
     }
 }

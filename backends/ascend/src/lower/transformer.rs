@@ -21,6 +21,8 @@ pub(crate) struct AttentionAttrs {
     pub kv_heads: i64,
     pub scale: Option<f32>,
     pub softcap: f32,
+    pub qk_output_mode: i64,
+    pub zero_undefined_rows: bool,
 }
 
 fn internal(e: impl std::fmt::Display) -> Fail {
@@ -69,23 +71,18 @@ pub(crate) fn attention(
     ins: &[Option<Port>],
     outs: &[Option<Desc>],
 ) -> Result<Vec<Option<Port>>, Fail> {
-    if ins.get(4).is_some_and(Option::is_some) || ins.get(5).is_some_and(Option::is_some) {
-        return unsupported("attention over a KV cache (past_key/past_value) → IncreFlashAttention is not mapped yet");
+    let cache = ins.get(4).is_some_and(Option::is_some) || ins.get(5).is_some_and(Option::is_some);
+    let qk_out = outs.get(3).is_some_and(Option::is_some);
+    let (kd, vd) = (cx.desc(&input(ins, 1)?)?, cx.desc(&input(ins, 2)?)?);
+    // FlashAttentionScore has no cache inputs, no QK output, no soft-capping and one head size.
+    if cache || qk_out || a.softcap != 0.0 || kd.dims != vd.dims {
+        return super::attention::attention(cx, name, a, ins, outs);
     }
     if ins.get(6).is_some_and(Option::is_some) {
         return unsupported("nonpad_kv_seqlen (FlashAttentionScore's actual_seq_kvlen) is not mapped yet");
     }
-    if outs.get(3).is_some_and(Option::is_some) {
-        return unsupported("the QK product output: FlashAttentionScore does not return it");
-    }
-    if a.softcap != 0.0 {
-        return unsupported("softcap: FlashAttentionScore has no logit soft-capping");
-    }
     let (q, k, v) = (input(ins, 0)?, input(ins, 1)?, input(ins, 2)?);
-    let (qd, kd, vd) = (cx.desc(&q)?, cx.desc(&k)?, cx.desc(&v)?);
-    if kd.dims != vd.dims {
-        return unsupported("K and V of different shapes: FlashAttentionScore takes one head size");
-    }
+    let qd = cx.desc(&q)?;
     let u = |x: i64| x as usize;
     // (batch, q length, kv length, q heads, kv heads, head size) and the layout.
     let (b, sq, sk, hq, hk, d, layout) = match (qd.dims.as_slice(), kd.dims.as_slice()) {
@@ -96,7 +93,7 @@ pub(crate) fn attention(
             }
             let d = hq_d / hq;
             if hk_d != hk * d {
-                return unsupported("3-D attention whose K head size differs from Q's");
+                return super::attention::attention(cx, name, a, ins, outs);
             }
             (b, sq, sk, hq, hk, d, "BSH")
         }
