@@ -19,7 +19,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "TensorScatterUpdate" => Ok(vec![tensor_scatter(cx, false)?]),
         "TensorScatterAdd" => Ok(vec![tensor_scatter(cx, true)?]),
         "TopKV2" => top_k(cx),
-        t => cx.err(format!("the simulator has no semantics for op type {t}")),
+        _ => super::movement::eval(cx),
     }
 }
 
@@ -156,7 +156,7 @@ fn one_hot(cx: &OpCx) -> Result<Value, SimError> {
 }
 
 /// The coordinates of flat position `f` in `dims`.
-fn coords(mut f: usize, dims: &[usize]) -> Vec<usize> {
+pub(crate) fn coords(mut f: usize, dims: &[usize]) -> Vec<usize> {
     let mut c = vec![0; dims.len()];
     for (k, &d) in dims.iter().enumerate().rev() {
         c[k] = f % d.max(1);
@@ -165,7 +165,7 @@ fn coords(mut f: usize, dims: &[usize]) -> Vec<usize> {
     c
 }
 
-fn flat(c: &[usize], dims: &[usize]) -> usize {
+pub(crate) fn flat(c: &[usize], dims: &[usize]) -> usize {
     c.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
 }
 

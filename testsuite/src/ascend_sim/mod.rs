@@ -13,6 +13,7 @@
 //! once per op, so fp16 graphs carry per-op rounding as the hardware does, not its exact bits.
 
 mod index;
+mod movement;
 mod nn;
 mod ops;
 

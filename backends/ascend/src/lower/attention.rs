@@ -115,7 +115,13 @@ pub(crate) fn attention(cx: &mut Cx, name: &str, a: &AttentionAttrs, ins: &[Opti
         let allowed: Vec<bool> = (0..(sq * sk) as usize).map(|f| (f as i64 % sk) - past_len <= f as i64 / sk).collect();
         let t = Tensor::new(vec![sq as usize, sk as usize], kiln_ir::Data::Bool(allowed)).map_err(|e| Fail::Internal(e.to_string()))?;
         let c = cx.constant(&at("causal"), &t)?;
-        s = cx.op1(&at("causal_masked"), "SelectV2", &[("condition", Some(c)), ("x1", Some(s)), ("x2", Some(neg_inf))], sd.clone(), vec![])?;
+        s = cx.op1(
+            &at("causal_masked"),
+            "SelectV2",
+            &[("condition", Some(c)), ("x1", Some(s)), ("x2", Some(neg_inf))],
+            sd.clone(),
+            vec![],
+        )?;
     }
     let after_mask = s.clone();
     if a.softcap > 0.0 {
@@ -126,7 +132,13 @@ pub(crate) fn attention(cx: &mut Cx, name: &str, a: &AttentionAttrs, ins: &[Opti
         s = cx.op1(&at("capped"), "Mul", &[("x1", Some(t)), ("x2", Some(cap))], sd.clone(), vec![])?;
     }
     let capped = s.clone();
-    let p = cx.op1(&at("softmax"), "SoftmaxV2", &[("x", Some(s))], sd, vec![("axes", Attr::ListInt(vec![-1])), ("half_to_float", Attr::Bool(false))])?;
+    let p = cx.op1(
+        &at("softmax"),
+        "SoftmaxV2",
+        &[("x", Some(s))],
+        sd,
+        vec![("axes", Attr::ListInt(vec![-1])), ("half_to_float", Attr::Bool(false))],
+    )?;
     let y4 = cx.op1(
         &at("pv"),
         "BatchMatMulV2",
@@ -135,7 +147,13 @@ pub(crate) fn attention(cx: &mut Cx, name: &str, a: &AttentionAttrs, ins: &[Opti
         mm(false),
     )?;
     let y = if three_d {
-        let t = cx.op1(&at("y_heads"), "TransposeD", &[("x", Some(y4))], nd(dt, &[b, sq, hq, dv]), vec![("perm", Attr::ListInt(vec![0, 2, 1, 3]))])?;
+        let t = cx.op1(
+            &at("y_heads"),
+            "TransposeD",
+            &[("x", Some(y4))],
+            nd(dt, &[b, sq, hq, dv]),
+            vec![("perm", Attr::ListInt(vec![0, 2, 1, 3]))],
+        )?;
         reshape(cx, name, t, output(outs, 0)?)?
     } else {
         y4

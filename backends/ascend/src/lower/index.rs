@@ -104,7 +104,14 @@ pub(super) fn hardmax(cx: &mut Cx, name: &str, axis: i64, legacy: bool, x: Port,
     reshape(cx, name, h, out)
 }
 
-pub(super) fn gather_elements(cx: &mut Cx, name: &str, axis: i64, ins: &[Option<Port>], known: Option<&Tensor>, out: Desc) -> Result<Port, Fail> {
+pub(super) fn gather_elements(
+    cx: &mut Cx,
+    name: &str,
+    axis: i64,
+    ins: &[Option<Port>],
+    known: Option<&Tensor>,
+    out: Desc,
+) -> Result<Port, Fail> {
     let x = input(ins, 0)?;
     let xd = cx.desc(&x)?;
     let a = axis_of(axis, xd.dims.len())?;
@@ -112,7 +119,14 @@ pub(super) fn gather_elements(cx: &mut Cx, name: &str, axis: i64, ins: &[Option<
     cx.op1(name, "GatherElements", &[("x", Some(x)), ("index", Some(idx))], out, vec![("dim", Attr::Int(a as i64))])
 }
 
-pub(super) fn gather_nd(cx: &mut Cx, name: &str, batch_dims: i64, ins: &[Option<Port>], known: Option<&Tensor>, out: Desc) -> Result<Port, Fail> {
+pub(super) fn gather_nd(
+    cx: &mut Cx,
+    name: &str,
+    batch_dims: i64,
+    ins: &[Option<Port>],
+    known: Option<&Tensor>,
+    out: Desc,
+) -> Result<Port, Fail> {
     if batch_dims != 0 {
         return unsupported("GatherND with batch_dims: CANN's GatherNd has none");
     }
@@ -147,7 +161,14 @@ pub(super) fn scatter_elements(
     cx.op1(name, "ScatterElements", &inputs, out, vec![("axis", Attr::Int(a as i64)), ("reduction", Attr::str(r))])
 }
 
-pub(super) fn scatter_nd(cx: &mut Cx, name: &str, reduction: ScatterReduction, ins: &[Option<Port>], known: Option<&Tensor>, out: Desc) -> Result<Port, Fail> {
+pub(super) fn scatter_nd(
+    cx: &mut Cx,
+    name: &str,
+    reduction: ScatterReduction,
+    ins: &[Option<Port>],
+    known: Option<&Tensor>,
+    out: Desc,
+) -> Result<Port, Fail> {
     let ty = match reduction {
         ScatterReduction::None => "TensorScatterUpdate",
         ScatterReduction::Add => "TensorScatterAdd",
@@ -165,7 +186,16 @@ pub(super) fn scatter_nd(cx: &mut Cx, name: &str, reduction: ScatterReduction, i
 
 /// TopK along `axis` → TopKV2 over the last axis (the axis moved last and back), its int32
 /// indices cast to ONNX's int64.
-pub(super) fn top_k(cx: &mut Cx, name: &str, axis: i64, largest: bool, sorted: bool, ins: &[Option<Port>], k: Option<&Tensor>, outs: &[Option<Desc>]) -> Result<Outs, Fail> {
+pub(super) fn top_k(
+    cx: &mut Cx,
+    name: &str,
+    axis: i64,
+    largest: bool,
+    sorted: bool,
+    ins: &[Option<Port>],
+    k: Option<&Tensor>,
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
     let Some(k) = k.and_then(|t| t.to_i64().first().copied()) else { return unsupported("TopK with k computed at run time") };
     let x = input(ins, 0)?;
     let xd = cx.desc(&x)?;
@@ -212,7 +242,14 @@ pub(super) fn top_k(cx: &mut Cx, name: &str, axis: i64, largest: bool, sorted: b
 }
 
 /// ONNX OneHot(indices, depth, [off, on]) → OneHot with the indices wrapped and as int32.
-pub(super) fn onnx_one_hot(cx: &mut Cx, name: &str, axis: i64, ins: &[Option<Port>], consts: &[Option<&Tensor>], out: Desc) -> Result<Port, Fail> {
+pub(super) fn onnx_one_hot(
+    cx: &mut Cx,
+    name: &str,
+    axis: i64,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    out: Desc,
+) -> Result<Port, Fail> {
     let Some(depth) = consts.get(1).copied().flatten().and_then(|t| t.to_f64().first().copied()) else {
         return unsupported("OneHot with a depth computed at run time");
     };

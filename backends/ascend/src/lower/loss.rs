@@ -26,7 +26,16 @@ fn reduction_name(r: LossReduction) -> &'static str {
 }
 
 /// The NLL of log-probabilities `x` `[N, C, d...]` at `target` `[N, d...]`, as `out`.
-fn nll(cx: &mut Cx, name: &str, x: Port, target: Port, weight: Option<Port>, r: LossReduction, ignore: Option<i64>, out: Desc) -> Result<Port, Fail> {
+fn nll(
+    cx: &mut Cx,
+    name: &str,
+    x: Port,
+    target: Port,
+    weight: Option<Port>,
+    r: LossReduction,
+    ignore: Option<i64>,
+    out: Desc,
+) -> Result<Port, Fail> {
     let at = |s: &str| format!("{name}/{s}");
     let xd = cx.desc(&x)?;
     let dims: Vec<usize> = xd.dims.iter().map(|&d| d as usize).collect();
@@ -38,7 +47,8 @@ fn nll(cx: &mut Cx, name: &str, x: Port, target: Port, weight: Option<Port>, r: 
         let rank = dims.len() as i64;
         let perm: Vec<i64> = std::iter::once(0).chain(2..rank).chain(std::iter::once(1)).collect();
         let moved: Vec<usize> = perm.iter().map(|&p| dims[p as usize]).collect();
-        let t = cx.op1(&at("classes_last"), "TransposeD", &[("x", Some(x))], Desc::nd(xd.dtype, &moved), vec![("perm", Attr::ListInt(perm))])?;
+        let t =
+            cx.op1(&at("classes_last"), "TransposeD", &[("x", Some(x))], Desc::nd(xd.dtype, &moved), vec![("perm", Attr::ListInt(perm))])?;
         let x2 = reshape(cx, &at("rows"), t, Desc::nd(xd.dtype, &[rows, c]))?;
         let td = cx.desc(&target)?;
         let t1 = reshape(cx, &at("targets"), target, Desc::nd(td.dtype, &[rows]))?;

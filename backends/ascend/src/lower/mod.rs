@@ -9,6 +9,8 @@ mod attention;
 mod elementwise;
 mod index;
 mod loss;
+mod movement;
+mod norm;
 pub mod table;
 mod transformer;
 

@@ -2,8 +2,8 @@
 //! becomes (their prototypes are checked against `crate::prototypes`), or why it has none yet.
 //! Attributes are written explicitly, defaults included, as TorchAir does.
 
-use super::index;
 use super::transformer::{self, AttentionAttrs};
+use super::{index, movement, norm};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
@@ -191,10 +191,10 @@ pub(crate) fn lower_node(
                 }
             }
             let mut v = vec![Some(x()?)];
-            v.resize(outs.len(), None);
-            if outs.len() > 1 && outs[1].is_some() {
-                return unsupported("Dropout's mask output");
+            if let Some(Some(mask)) = outs.get(1) {
+                v.push(Some(movement::keep_all(cx, &format!("{name}/mask"), mask)?));
             }
+            v.resize(outs.len(), None);
             Ok(v)
         }
         Unary { op: u } => match super::elementwise::unary(cx, name, *u, ins, outs)? {
@@ -260,21 +260,29 @@ pub(crate) fn lower_node(
         Cast { .. } | CastLike { .. } => one(cast(cx, name, x()?, y()?)?),
         MatMul {} => one(matmul(cx, name, ins, y()?)?),
         Gemm { alpha, beta, trans_a, trans_b } => {
-            let c = ins.get(2).cloned().flatten();
-            if *alpha != 1.0 || (c.is_some() && *beta != 1.0) {
-                return unsupported("Gemm with alpha or beta other than 1 is not mapped yet");
-            }
-            // MatMulV2's bias is one value per column; any other C (a scalar, a row, a matrix)
-            // is added after the product.
+            let mut c = ins.get(2).cloned().flatten();
             let out = y()?;
+            // β·C, where β is not 1.
+            if let (Some(cp), true) = (c.clone(), *beta != 1.0) {
+                let cd = cx.desc(&cp)?;
+                let b = cx.scalar(&format!("{name}/beta"), cd.dtype, f64::from(*beta))?;
+                c = Some(cx.op1(&format!("{name}/beta_c"), "Mul", &[("x1", Some(cp)), ("x2", Some(b))], cd, vec![])?);
+            }
+            // MatMulV2's bias is one value per column, added before any α; any other C (a
+            // scalar, a row, a matrix) is added after the product.
             let n = out.dims.last().copied().unwrap_or(0);
             let (bias, after) = match c {
-                Some(c) if cx.desc(&c)?.dims == [n] => (Some(c), None),
+                Some(c) if *alpha == 1.0 && cx.desc(&c)?.dims == [n] => (Some(c), None),
                 other => (None, other),
             };
             let inputs = [("x1", Some(x()?)), ("x2", Some(input(ins, 1)?)), ("bias", bias), ("offset_w", None)];
             let attrs = vec![("transpose_x1", Attr::Bool(*trans_a)), ("transpose_x2", Attr::Bool(*trans_b)), ("offset_x", Attr::Int(0))];
-            let p = cx.op1(&format!("{name}/matmul"), "MatMulV2", &inputs, out.clone(), attrs)?;
+            let mut p = cx.op1(&format!("{name}/matmul"), "MatMulV2", &inputs, out.clone(), attrs)?;
+            if *alpha != 1.0 {
+                let a = cx.scalar(&format!("{name}/alpha"), out.dtype, f64::from(*alpha))?;
+                let n = if after.is_some() { format!("{name}/alpha_ab") } else { name.to_string() };
+                p = cx.op1(&n, "Mul", &[("x1", Some(p)), ("x2", Some(a))], out.clone(), vec![])?;
+            }
             match after {
                 Some(c) => one(cx.op1(name, "Add", &[("x1", Some(p)), ("x2", Some(c))], out, vec![])?),
                 None => one(p),
@@ -340,6 +348,13 @@ pub(crate) fn lower_node(
             }
             let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
             pool(cx, name, "AvgPoolV2", &w, *ceil_mode, Some(!*count_include_pad), ins, y()?).map(|p| vec![Some(p)])
+        }
+        LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, p } => {
+            if dilations.iter().any(|&d| d != 1) {
+                return unsupported("a dilated LpPool");
+            }
+            let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
+            one(lp_pool(cx, name, &w, *ceil_mode, *p, x()?, y()?)?)
         }
         GlobalPool { kind, .. } => {
             let rank = cx.desc(&x()?)?.origin_dims.len() as i64;
@@ -517,18 +532,8 @@ pub(crate) fn lower_node(
         | QLinearConv { .. }
         | DeformConv { .. }
         | ConvTranspose { .. }
-        | LpPool { .. }
-        | BatchNormalization { .. }
-        | InstanceNormalization { .. }
-        | GroupNormalization { .. }
-        | LpNormalization { .. }
-        | MeanVarianceNormalization { .. }
-        | LRN { .. }
-        | Tile {}
-        | Pad { .. }
         | GridSample { .. }
         | AffineGrid { .. }
-        | CenterCropPad { .. }
         | Col2Im { .. }
         | SignalWindow { .. }
         | DFT { .. }
@@ -548,18 +553,13 @@ pub(crate) fn lower_node(
         | CumSum { .. }
         | Einsum { .. }
         | NonZero {}
-        | DepthToSpace { .. }
-        | SpaceToDepth { .. }
-        | EyeLike { .. }
         | Compress { .. }
-        | ReverseSequence { .. }
         | LSTM { .. }
         | GRU { .. }
         | RNN { .. }
         | QuantizeLinear { .. }
         | DequantizeLinear { .. }
-        | DynamicQuantizeLinear {}
-        => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        | DynamicQuantizeLinear {} => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
         ArgMax { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, true, *axis, *select_last_index, x()?, y()?)?),
         ArgMin { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, false, *axis, *select_last_index, x()?, y()?)?),
         Hardmax { axis, legacy } => one(index::hardmax(cx, name, *axis, *legacy, x()?, y()?)?),
@@ -569,6 +569,19 @@ pub(crate) fn lower_node(
         ScatterND { reduction } => one(index::scatter_nd(cx, name, *reduction, ins, known(1), y()?)?),
         TopK { axis, largest, sorted } => index::top_k(cx, name, *axis, *largest, *sorted, ins, known(1), outs),
         OneHot { axis } => one(index::onnx_one_hot(cx, name, *axis, ins, consts, y()?)?),
+        BatchNormalization { epsilon, momentum: _, training } => one(norm::batch_norm(cx, name, *epsilon, *training, ins, y()?)?),
+        InstanceNormalization { epsilon } => one(norm::instance_norm(cx, name, *epsilon, ins, y()?)?),
+        GroupNormalization { num_groups, epsilon } => one(norm::group_norm(cx, name, *num_groups, *epsilon, ins, y()?)?),
+        LpNormalization { axis, p } => one(norm::lp_norm(cx, name, *axis, *p, x()?, y()?)?),
+        MeanVarianceNormalization { axes } => one(norm::mean_variance(cx, name, axes, x()?, y()?)?),
+        LRN { alpha, beta, bias, size } => one(norm::lrn(cx, name, *alpha, *beta, *bias, *size, x()?, y()?)?),
+        Tile {} => one(movement::tile(cx, name, x()?, &const_ints(consts, 1, "Tile's repeats")?, y()?)?),
+        Pad { mode } => one(movement::pad(cx, name, *mode, ins, consts, y()?)?),
+        CenterCropPad { .. } => one(movement::center_crop_pad(cx, name, x()?, y()?)?),
+        DepthToSpace { blocksize, mode } => one(movement::depth_to_space(cx, name, *blocksize, *mode, x()?, y()?)?),
+        SpaceToDepth { blocksize } => one(movement::space_to_depth(cx, name, *blocksize, x()?, y()?)?),
+        ReverseSequence { batch_axis, time_axis } => one(movement::reverse_sequence(cx, name, *batch_axis, *time_axis, ins, y()?)?),
+        EyeLike { k, .. } => one(movement::eye_like(cx, name, *k, y()?)?),
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
         }
@@ -749,9 +762,81 @@ fn reduce(cx: &mut Cx, name: &str, kind: ReduceKind, x: Port, axes: &[i64], keep
     }
 }
 
-/// MaxPoolV3 or AvgPoolV2 (`exclusive` given) over a 2-D NCHW window.
+/// A 1-D window `[N, C, L]` as the 2-D window `[N, C, 1, L]`: kernel, stride and dilation 1
+/// and no padding along the new axis.
+fn as_2d(w: &Window) -> Window {
+    let one = |v: &[i64], fill: i64| if v.is_empty() { vec![] } else { std::iter::once(fill).chain(v.iter().copied()).collect() };
+    let pads = match w.pads[..] {
+        [b, e] => vec![0, b, 0, e],
+        _ => w.pads.clone(),
+    };
+    Window {
+        kernel_shape: one(&w.kernel_shape, 1),
+        strides: one(&w.strides, 1),
+        pads,
+        dilations: one(&w.dilations, 1),
+        auto_pad: w.auto_pad,
+    }
+}
+
+/// [`pool_2d`] of a 1-D or 2-D window (a 1-D one through `[N, C, 1, L]`).
 #[allow(clippy::too_many_arguments)]
 fn pool(
+    cx: &mut Cx,
+    name: &str,
+    ty: &str,
+    w: &Window,
+    ceil_mode: bool,
+    exclusive: Option<bool>,
+    ins: &[Option<Port>],
+    out: Desc,
+) -> Result<Port, Fail> {
+    let x = input(ins, 0)?;
+    let xd = cx.desc(&x)?;
+    if xd.origin_dims.len() != 3 {
+        return pool_2d(cx, name, ty, w, ceil_mode, exclusive, ins, out);
+    }
+    let d = logical_dims(&xd);
+    let x4 = reshape(cx, &format!("{name}/as_2d"), x, Desc::nd(xd.dtype, &[d[0], d[1], 1, d[2]]))?;
+    let od = logical_dims(&out);
+    let o4 = Desc::nd(out.dtype, &[od[0], od[1], 1, od[2]]);
+    let p = pool_2d(cx, &format!("{name}/pool"), ty, &as_2d(w), ceil_mode, exclusive, &[Some(x4)], o4)?;
+    reshape(cx, name, p, out)
+}
+
+/// LpPool: `(Σ|x|^p)^(1/p)` over each window, the sum as AvgPoolV2 (padding counted) times
+/// the window size.
+fn lp_pool(cx: &mut Cx, name: &str, w: &Window, ceil_mode: bool, p: i64, x: Port, out: Desc) -> Result<Port, Fail> {
+    let xd = cx.desc(&x)?;
+    let at = |s: &str| format!("{name}/{s}");
+    let powered = match p {
+        2 => cx.op1(&at("power"), "Mul", &[("x1", Some(x.clone())), ("x2", Some(x))], xd.clone(), vec![])?,
+        _ => {
+            let a = cx.op1(&at("abs"), "Abs", &[("x", Some(x))], xd.clone(), vec![])?;
+            if p == 1 {
+                a
+            } else {
+                let e = cx.scalar(&at("p"), xd.dtype, p as f64)?;
+                cx.op1(&at("power"), "Pow", &[("x1", Some(a)), ("x2", Some(e))], xd.clone(), vec![])?
+            }
+        }
+    };
+    let mean = pool(cx, &at("mean"), "AvgPoolV2", w, ceil_mode, Some(false), &[Some(powered)], out.clone())?;
+    let size = cx.scalar(&at("window"), out.dtype, w.kernel_shape.iter().product::<i64>() as f64)?;
+    let sum = cx.op1(&at("sum"), "Mul", &[("x1", Some(mean)), ("x2", Some(size))], out.clone(), vec![])?;
+    match p {
+        1 => Ok(sum),
+        2 => cx.op1(name, "Sqrt", &[("x", Some(sum))], out, vec![]),
+        _ => {
+            let e = cx.scalar(&at("inverse_p"), out.dtype, 1.0 / p as f64)?;
+            cx.op1(name, "Pow", &[("x1", Some(sum)), ("x2", Some(e))], out, vec![])
+        }
+    }
+}
+
+/// MaxPoolV3 or AvgPoolV2 (`exclusive` given) over a 2-D NCHW window.
+#[allow(clippy::too_many_arguments)]
+fn pool_2d(
     cx: &mut Cx,
     name: &str,
     ty: &str,

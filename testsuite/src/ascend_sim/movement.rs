@@ -1,0 +1,141 @@
+//! Data movement, as CANN documents it: Tile, DepthToSpace/SpaceToDepth (NCHW, DCR or CRD),
+//! PadV3 (constant, reflect, edge) and ReverseSequence.
+
+use super::index::{coords, flat};
+use super::{OpCx, SimError, Value};
+
+pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
+    let one = |v: Value| Ok(vec![v]);
+    match cx.op.r#type.as_str() {
+        "Tile" => one(tile(cx)?),
+        "DepthToSpace" => one(depth_space(cx, true)?),
+        "SpaceToDepth" => one(depth_space(cx, false)?),
+        "PadV3" => one(pad(cx)?),
+        "ReverseSequence" => one(reverse_sequence(cx)?),
+        t => cx.err(format!("the simulator has no semantics for op type {t}")),
+    }
+}
+
+/// Tile (x, multiples): x repeated `multiples[i]` times along axis i.
+fn tile(cx: &OpCx) -> Result<Value, SimError> {
+    let (x, m) = (cx.input(0)?, cx.input(1)?);
+    if m.data.len() != x.dims.len() || m.data.iter().any(|&v| v < 0.0) {
+        return cx.err(format!("multiples {:?} for rank {}", m.data, x.dims.len()));
+    }
+    let dims: Vec<usize> = x.dims.iter().zip(&m.data).map(|(&d, &r)| d * r as usize).collect();
+    let n: usize = dims.iter().product();
+    let data = (0..n)
+        .map(|f| {
+            let c: Vec<usize> = coords(f, &dims).iter().zip(&x.dims).map(|(&i, &d)| i % d).collect();
+            x.data[flat(&c, &x.dims)]
+        })
+        .collect();
+    Ok(Value::new(x.dtype, dims, data))
+}
+
+/// DepthToSpace (NCHW): y[n, c, h·b + i, w·b + j] = x[n, channel, h, w] with channel
+/// `(i·b + j)·C' + c` (DCR) or `c·b² + i·b + j` (CRD); SpaceToDepth is its DCR inverse.
+fn depth_space(cx: &OpCx, to_space: bool) -> Result<Value, SimError> {
+    let x = cx.input(0)?;
+    if cx.str("data_format")? != "NCHW" {
+        return cx.err("data_format: NCHW is simulated");
+    }
+    let b = cx.int("block_size")? as usize;
+    let [n, c, h, w] = x.dims[..] else { return cx.err(format!("x {:?} is not 4-D", x.dims)) };
+    let crd = to_space && cx.str("mode")? == "CRD";
+    let (cs, hs, ws) = if to_space { (c / (b * b), h * b, w * b) } else { (c * b * b, h / b, w / b) };
+    if b == 0 || (to_space && c % (b * b) != 0) || (!to_space && (h % b != 0 || w % b != 0)) {
+        return cx.err(format!("block {b} for {:?}", x.dims));
+    }
+    // (n, small-channel, big-h, big-w) ↔ (n, big-channel, small-h, small-w)
+    let (sc, sh, sw) = if to_space { (cs, h, w) } else { (c, hs, ws) };
+    let mut y = vec![0.0; x.data.len()];
+    for ni in 0..n {
+        for ci in 0..sc {
+            for hi in 0..sh * b {
+                for wi in 0..sw * b {
+                    let (i, j) = (hi % b, wi % b);
+                    let big = if crd { ci * b * b + i * b + j } else { (i * b + j) * sc + ci };
+                    let space = ((ni * sc + ci) * sh * b + hi) * sw * b + wi;
+                    let depth = ((ni * sc * b * b + big) * sh + hi / b) * sw + wi / b;
+                    if to_space {
+                        y[space] = x.data[depth];
+                    } else {
+                        y[depth] = x.data[space];
+                    }
+                }
+            }
+        }
+    }
+    Ok(Value::new(x.dtype, vec![n, cs, hs, ws], y))
+}
+
+/// PadV3 (x, paddings as (begin, end) pairs, constant_values?; mode).
+fn pad(cx: &OpCx) -> Result<Value, SimError> {
+    let (x, p) = (cx.input(0)?, cx.input(1)?);
+    if !cx.bool("paddings_contiguous")? || p.data.len() != 2 * x.dims.len() || p.data.iter().any(|&v| v < 0.0) {
+        return cx.err(format!("paddings {:?} for rank {}", p.data, x.dims.len()));
+    }
+    let mode = cx.str("mode")?;
+    let value = cx.opt(2).and_then(|v| v.data.first().copied()).unwrap_or(0.0);
+    let pads: Vec<(usize, usize)> = p.data.chunks(2).map(|c| (c[0] as usize, c[1] as usize)).collect();
+    let dims: Vec<usize> = x.dims.iter().zip(&pads).map(|(&d, &(b, e))| d + b + e).collect();
+    let n: usize = dims.iter().product();
+    let mut data = Vec::with_capacity(n);
+    for f in 0..n {
+        let mut src = vec![];
+        let mut inside = true;
+        for ((&o, &d), &(b, _)) in coords(f, &dims).iter().zip(&x.dims).zip(&pads) {
+            let i = o as i64 - b as i64;
+            let d = d as i64;
+            let i = match mode.as_str() {
+                _ if (0..d).contains(&i) => i,
+                "constant" => {
+                    inside = false;
+                    0
+                }
+                "edge" => i.clamp(0, d - 1),
+                "reflect" if d > 1 => {
+                    let period = 2 * (d - 1);
+                    let m = i.rem_euclid(period);
+                    if m < d {
+                        m
+                    } else {
+                        period - m
+                    }
+                }
+                "reflect" => 0,
+                m => return cx.err(format!("mode \"{m}\"")),
+            };
+            src.push(i as usize);
+        }
+        data.push(if inside { x.data[flat(&src, &x.dims)] } else { value });
+    }
+    Ok(Value::new(x.dtype, dims, data))
+}
+
+/// ReverseSequence (x, seq_lengths; seq_dim, batch_dim): for each batch entry b, its first
+/// `seq_lengths[b]` steps along seq_dim reversed.
+fn reverse_sequence(cx: &OpCx) -> Result<Value, SimError> {
+    let (x, lens) = (cx.input(0)?, cx.input(1)?);
+    let r = x.dims.len();
+    let (Some(t), Some(b)) = (super::ops::axis(cx.int("seq_dim")?, r), super::ops::axis(cx.int("batch_dim")?, r)) else {
+        return cx.err("seq_dim or batch_dim out of range");
+    };
+    if lens.data.len() != x.dims[b] {
+        return cx.err(format!("{} lengths for batch {}", lens.data.len(), x.dims[b]));
+    }
+    let mut y = x.clone();
+    for f in 0..x.data.len() {
+        let mut c = coords(f, &x.dims);
+        let len = lens.data[c[b]] as usize;
+        if len > x.dims[t] {
+            return cx.err(format!("length {len} past {}", x.dims[t]));
+        }
+        if c[t] < len {
+            c[t] = len - 1 - c[t];
+        }
+        y.data[f] = x.data[flat(&c, &x.dims)];
+    }
+    Ok(y)
+}
