@@ -11,6 +11,7 @@ mod index;
 mod loss;
 mod movement;
 mod norm;
+mod quant;
 pub mod table;
 mod transformer;
 

@@ -3,7 +3,7 @@
 //! Attributes are written explicitly, defaults included, as TorchAir does.
 
 use super::transformer::{self, AttentionAttrs};
-use super::{index, movement, norm};
+use super::{index, movement, norm, quant};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
@@ -526,10 +526,7 @@ pub(crate) fn lower_node(
         Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. } | Swish { .. } => {
             single(cx, name, op, ins, consts, outs, &format!("{} has no CANN mapping yet", op.display_name()))
         }
-        MatMulInteger {}
-        | QLinearMatMul {}
-        | ConvInteger { .. }
-        | QLinearConv { .. }
+        QLinearConv { .. }
         | DeformConv { .. }
         | ConvTranspose { .. }
         | GridSample { .. }
@@ -556,10 +553,7 @@ pub(crate) fn lower_node(
         | Compress { .. }
         | LSTM { .. }
         | GRU { .. }
-        | RNN { .. }
-        | QuantizeLinear { .. }
-        | DequantizeLinear { .. }
-        | DynamicQuantizeLinear {} => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        | RNN { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
         ArgMax { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, true, *axis, *select_last_index, x()?, y()?)?),
         ArgMin { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, false, *axis, *select_last_index, x()?, y()?)?),
         Hardmax { axis, legacy } => one(index::hardmax(cx, name, *axis, *legacy, x()?, y()?)?),
@@ -582,6 +576,22 @@ pub(crate) fn lower_node(
         SpaceToDepth { blocksize } => one(movement::space_to_depth(cx, name, *blocksize, x()?, y()?)?),
         ReverseSequence { batch_axis, time_axis } => one(movement::reverse_sequence(cx, name, *batch_axis, *time_axis, ins, y()?)?),
         EyeLike { k, .. } => one(movement::eye_like(cx, name, *k, y()?)?),
+        QuantizeLinear { axis, saturate: _, block_size, output_dtype: _ } => one(quant::quantize(cx, name, *axis, *block_size, ins, y()?)?),
+        DequantizeLinear { axis, block_size, output_dtype: _ } => one(quant::dequantize(cx, name, *axis, *block_size, ins, y()?)?),
+        DynamicQuantizeLinear {} => quant::dynamic_quantize(cx, name, x()?, outs),
+        MatMulInteger {} => one(quant::matmul_integer(cx, name, ins, y()?)?),
+        QLinearMatMul {} => one(quant::qlinear_matmul(cx, name, ins, y()?)?),
+        ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            // Without kernel_shape, the weight's spatial dims.
+            let kernel = match kernel_shape.is_empty() {
+                true => cx.desc(&input(ins, 1)?)?.dims.get(2..).map(<[i64]>::to_vec).unwrap_or_default(),
+                false => kernel_shape.clone(),
+            };
+            let w = window(&kernel, strides, pads, dilations, *auto_pad);
+            let conv =
+                |cx: &mut Cx, ins: &[Option<Port>], out: Desc| conv2d(cx, &format!("{name}/conv"), &w, *group, Format::Nchw, ins, out);
+            one(quant::conv_integer(cx, name, conv, ins, y()?)?)
+        }
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
         }
