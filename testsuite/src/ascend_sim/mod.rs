@@ -16,6 +16,7 @@ mod index;
 mod movement;
 mod nn;
 mod ops;
+mod resample;
 
 use crate::ascendc_cpu::{Buffer, CpuOps, TempDir};
 use kiln_ascend::ge::dtype::from_proto;

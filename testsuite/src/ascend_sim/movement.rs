@@ -12,7 +12,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "SpaceToDepth" => one(depth_space(cx, false)?),
         "PadV3" => one(pad(cx)?),
         "ReverseSequence" => one(reverse_sequence(cx)?),
-        t => cx.err(format!("the simulator has no semantics for op type {t}")),
+        _ => super::resample::eval(cx),
     }
 }
 

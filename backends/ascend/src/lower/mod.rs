@@ -12,6 +12,7 @@ mod loss;
 mod movement;
 mod norm;
 mod quant;
+mod resample;
 pub mod table;
 mod transformer;
 

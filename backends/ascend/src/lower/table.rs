@@ -542,7 +542,6 @@ pub(crate) fn lower_node(
         | Unique { .. }
         | TensorScatter { .. }
         | MaxUnpool { .. }
-        | Resize { .. }
         | Range {}
         | Shape { .. }
         | Size {}
@@ -592,6 +591,7 @@ pub(crate) fn lower_node(
                 |cx: &mut Cx, ins: &[Option<Port>], out: Desc| conv2d(cx, &format!("{name}/conv"), &w, *group, Format::Nchw, ins, out);
             one(quant::conv_integer(cx, name, conv, ins, y()?)?)
         }
+        Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
         }
