@@ -1,4 +1,4 @@
-//! Resize as CANN documents it (ONNX's attributes; 4-D; nearest and linear), written from
+//! Resize and GridSampler2D (below) as CANN documents them. Resize (ONNX's attributes; 4-D; nearest and linear), written from
 //! ONNX's definition of the coordinate transformations: an output index x maps to
 //! - half_pixel: (x + ½)/scale − ½
 //! - pytorch_half_pixel: the same, or −½ where the resized length is 1
@@ -16,6 +16,7 @@ use super::{OpCx, SimError, Value};
 pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
     match cx.op.r#type.as_str() {
         "Resize" => Ok(vec![resize(cx)?]),
+        "GridSampler2D" => Ok(vec![grid_sample(cx)?]),
         t => cx.err(format!("the simulator has no semantics for op type {t}")),
     }
 }
@@ -116,4 +117,111 @@ fn resize(cx: &OpCx) -> Result<Value, SimError> {
         y.push(sum);
     }
     Ok(Value::new(dt, out, y))
+}
+
+/// GridSampler2D (PyTorch's grid_sample): x `[N, C, H, W]`, grid `[N, Ho, Wo, 2]` of (x, y) in
+/// [−1, 1]. A coordinate g maps to the pixel `(g + 1)/2·(n − 1)` (align_corners) or
+/// `((g + 1)·n − 1)/2`. Nearest (half to even) and bilinear read the coordinate after padding
+/// (border: clamped; reflection: reflected about the edges, −½ and n − ½ without
+/// align_corners, then clamped); bicubic (A = −0.75) pads each of its 4×4 taps. A tap outside
+/// the image reads 0.
+fn grid_sample(cx: &OpCx) -> Result<Value, SimError> {
+    let (x, g) = (cx.input(0)?, cx.input(1)?);
+    let [n, c, h, w] = x.dims[..] else { return cx.err(format!("x {:?} is not 4-D", x.dims)) };
+    let [gn, ho, wo, two] = g.dims[..] else { return cx.err(format!("grid {:?} is not 4-D", g.dims)) };
+    if gn != n || two != 2 {
+        return cx.err(format!("grid {:?} for x {:?}", g.dims, x.dims));
+    }
+    let align = cx.bool("align_corners")?;
+    let (mode, padding) = (cx.str("interpolation_mode")?, cx.str("padding_mode")?);
+    let unnormalize = |v: f64, len: usize| {
+        let l = len as f64;
+        if align {
+            (v + 1.0) / 2.0 * (l - 1.0)
+        } else {
+            ((v + 1.0) * l - 1.0) / 2.0
+        }
+    };
+    let reflect = |v: f64, lo: f64, hi: f64| {
+        if hi <= lo {
+            return 0.0;
+        }
+        let span = hi - lo;
+        let d = (v - lo).abs();
+        let flips = (d / span).floor();
+        let extra = d - flips * span;
+        if flips as i64 % 2 == 0 {
+            lo + extra
+        } else {
+            hi - extra
+        }
+    };
+    let pad = |v: f64, len: usize| -> f64 {
+        let l = len as f64;
+        match padding.as_str() {
+            "border" => v.clamp(0.0, l - 1.0),
+            "reflection" => {
+                let r = if align { reflect(v, 0.0, l - 1.0) } else { reflect(v, -0.5, l - 0.5) };
+                r.clamp(0.0, l - 1.0)
+            }
+            _ => v,
+        }
+    };
+    let cubic = |t: f64| -> [f64; 4] {
+        let a = -0.75;
+        let near = |x: f64| ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+        let far = |x: f64| ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
+        [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+    };
+    if !matches!(padding.as_str(), "zeros" | "border" | "reflection") || !matches!(mode.as_str(), "nearest" | "bilinear" | "bicubic") {
+        return cx.err(format!("interpolation_mode \"{mode}\", padding_mode \"{padding}\""));
+    }
+    let mut y = vec![0.0; n * c * ho * wo];
+    for b in 0..n {
+        for i in 0..ho {
+            for j in 0..wo {
+                let gi = ((b * ho + i) * wo + j) * 2;
+                let (gx, gy) = (unnormalize(g.data[gi], w), unnormalize(g.data[gi + 1], h));
+                // (row, column, weight) taps; a tap off the image reads 0.
+                let mut taps: Vec<(i64, i64, f64)> = vec![];
+                match mode.as_str() {
+                    "bicubic" => {
+                        let (x0, y0) = (gx.floor(), gy.floor());
+                        let (wx, wy) = (cubic(gx - x0), cubic(gy - y0));
+                        for (r, wr) in wy.iter().enumerate() {
+                            for (q, wq) in wx.iter().enumerate() {
+                                let yy = pad(y0 - 1.0 + r as f64, h);
+                                let xx = pad(x0 - 1.0 + q as f64, w);
+                                taps.push((yy as i64, xx as i64, wr * wq));
+                            }
+                        }
+                    }
+                    "nearest" => {
+                        let (xx, yy) = (pad(gx, w).round_ties_even(), pad(gy, h).round_ties_even());
+                        taps.push((yy as i64, xx as i64, 1.0));
+                    }
+                    _ => {
+                        let (px, py) = (pad(gx, w), pad(gy, h));
+                        let (x0, y0) = (px.floor(), py.floor());
+                        let (tx, ty) = (px - x0, py - y0);
+                        for (dy, wy) in [(0.0, 1.0 - ty), (1.0, ty)] {
+                            for (dx, wx) in [(0.0, 1.0 - tx), (1.0, tx)] {
+                                taps.push(((y0 + dy) as i64, (x0 + dx) as i64, wy * wx));
+                            }
+                        }
+                    }
+                }
+                for ch in 0..c {
+                    let mut v = 0.0;
+                    for &(r, q, wt) in &taps {
+                        if (0..h as i64).contains(&r) && (0..w as i64).contains(&q) && wt != 0.0 {
+                            v += wt * x.data[((b * c + ch) * h + r as usize) * w + q as usize];
+                        }
+                    }
+                    y[((b * c + ch) * ho + i) * wo + j] = v;
+                }
+            }
+        }
+    }
+    Ok(Value::new(x.dtype, vec![n, c, ho, wo], y))
 }

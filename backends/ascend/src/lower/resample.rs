@@ -1,11 +1,12 @@
 //! Resampling: Resize → CANN's Resize (ONNX's attributes and inputs, 4-D, nearest and linear:
-//! the modes CANN documents it computing) with ONNX's `axes` expanded to every axis.
+//! the modes CANN documents it computing) with ONNX's `axes` expanded to every axis, and
+//! GridSample → GridSampler2D.
 
 use super::table::input;
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::ops::{AspectPolicy, CoordMode, NearestMode, ResizeMode};
+use kiln_ir::ops::{AspectPolicy, CoordMode, GridMode, GridPadding, NearestMode, ResizeMode};
 use kiln_ir::{DType, Op, Tensor};
 
 fn internal(e: impl std::fmt::Display) -> Fail {
@@ -115,4 +116,37 @@ pub(super) fn resize(cx: &mut Cx, name: &str, op: &Op, ins: &[Option<Port>], con
         ("nearest_mode", Attr::str(nearest)),
     ];
     cx.op1(name, "Resize", &inputs, out, attrs)
+}
+
+/// GridSample of a 4-D x → GridSampler2D (PyTorch's grid_sample, which ONNX's follows).
+pub(super) fn grid_sample(
+    cx: &mut Cx,
+    name: &str,
+    mode: GridMode,
+    padding: GridPadding,
+    align_corners: bool,
+    ins: &[Option<Port>],
+    out: Desc,
+) -> Result<Port, Fail> {
+    let (x, grid) = (input(ins, 0)?, input(ins, 1)?);
+    let xd = cx.desc(&x)?;
+    if xd.dims.len() != 4 {
+        return unsupported(format!("a {}-D GridSample: GridSampler3D is not mapped yet", xd.dims.len().saturating_sub(2)));
+    }
+    if !matches!(xd.dtype, DType::F32 | DType::F16) || cx.desc(&grid)?.dtype != xd.dtype {
+        return unsupported(format!("GridSample of {}: GridSampler2D takes float16/float32 x and grid alike", xd.dtype));
+    }
+    let mode = match mode {
+        GridMode::Nearest => "nearest",
+        GridMode::Linear => "bilinear",
+        GridMode::Cubic => "bicubic",
+    };
+    let padding = match padding {
+        GridPadding::Zeros => "zeros",
+        GridPadding::Border => "border",
+        GridPadding::Reflection => "reflection",
+    };
+    let attrs =
+        vec![("interpolation_mode", Attr::str(mode)), ("padding_mode", Attr::str(padding)), ("align_corners", Attr::Bool(align_corners))];
+    cx.op1(name, "GridSampler2D", &[("x", Some(x)), ("grid", Some(grid))], out.with_format("NCHW"), attrs)
 }

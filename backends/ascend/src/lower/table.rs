@@ -529,7 +529,6 @@ pub(crate) fn lower_node(
         QLinearConv { .. }
         | DeformConv { .. }
         | ConvTranspose { .. }
-        | GridSample { .. }
         | AffineGrid { .. }
         | Col2Im { .. }
         | SignalWindow { .. }
@@ -592,6 +591,9 @@ pub(crate) fn lower_node(
             one(quant::conv_integer(cx, name, conv, ins, y()?)?)
         }
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
+        GridSample { mode, padding_mode, align_corners } => {
+            one(super::resample::grid_sample(cx, name, *mode, *padding_mode, *align_corners, ins, y()?)?)
+        }
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
         }
