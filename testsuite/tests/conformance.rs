@@ -33,6 +33,9 @@ fn the_910b_simulator_passes_every_listed_node_test() {
         .collect();
     assert!(wrong.is_empty(), "{} cases the interpreter passes fail on 910b-sim:\n{}", wrong.len(), wrong.join("\n"));
     check_list(&summary, "910b-sim.txt");
+    // The target's bar: at least 80% of what the interpreter passes.
+    let passing = summary.cases.iter().filter(|c| reference.contains(c.name.as_str()) && c.status == Status::Passed).count();
+    assert!(passing * 5 >= reference.len() * 4, "910b-sim passes {passing} of the interpreter's {} cases, under 80%", reference.len());
 }
 
 /// Checks `summary` against the expectation list `conformance/NAME` (or rewrites the list under
