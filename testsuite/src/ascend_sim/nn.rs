@@ -12,6 +12,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "BatchMatMulV2" => one(matmul(cx, cx.bool("adj_x1")?, cx.bool("adj_x2")?, false)?),
         "MatMulV2" => one(matmul(cx, cx.bool("transpose_x1")?, cx.bool("transpose_x2")?, true)?),
         "Conv2D" => one(conv2d(cx)?),
+        "Conv2DTranspose" => one(conv2d_transpose(cx)?),
         "TransData" => one(transdata(cx)?),
         "MaxPoolV3" | "AvgPoolV2" => one(pool(cx)?),
         "LayerNorm" => layer_norm(cx, false),
@@ -140,6 +141,69 @@ fn pads(cx: &OpCx) -> Result<[usize; 4], SimError> {
         [t, b, l, r] if t >= 0 && b >= 0 && l >= 0 && r >= 0 => Ok([t as usize, b as usize, l as usize, r as usize]),
         ref v => cx.err(format!("pads = {v:?}: expected (top, bottom, left, right)")),
     }
+}
+
+/// Conv2DTranspose (input_size, x, filter `[C_in, C_out/groups, kH, kW]`, bias?): each input
+/// element scattered through the window, `y[o·s + k·d − pad_begin] += x[o]·filter[k]`, into
+/// the output of `input_size`, which must satisfy CANN's rule
+/// `in = (out + pads − ((k−1)·d + 1) − output_padding)/s + 1`.
+fn conv2d_transpose(cx: &OpCx) -> Result<Value, SimError> {
+    if cx.str("data_format")? != "NCHW" || cx.opt(4).is_some() || cx.int("offset_x")? != 0 {
+        return cx.err("NCHW without offsets is simulated");
+    }
+    let (size, x, f) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
+    let g = usize::try_from(cx.int("groups")?).unwrap_or(0);
+    let [n, c, h, w] = x.dims[..] else { return cx.err(format!("x {:?} is not NCHW", x.dims)) };
+    let [fc, og, kh, kw] = f.dims[..] else { return cx.err(format!("filter {:?} is not 4-D", f.dims)) };
+    let out: Vec<usize> = size.data.iter().map(|&v| v as usize).collect();
+    let [on, o, oh, ow] = out[..] else { return cx.err(format!("input_size {:?}", size.data)) };
+    if g == 0 || fc != c || c % g != 0 || o != og * g || on != n {
+        return cx.err(format!("x {:?}, filter {:?}, {g} groups, input_size {out:?}", x.dims, f.dims));
+    }
+    let ((sh, sw), (dh, dw), [pt, pb, pl, pr]) = (hw(cx, "strides")?, hw(cx, "dilations")?, pads(cx)?);
+    let opad = cx.ints("output_padding")?;
+    let [0, 0, oph, opw] = opad[..] else { return cx.err(format!("output_padding {opad:?}")) };
+    let (eh, ew) = ((kh - 1) * dh + 1, (kw - 1) * dw + 1);
+    let back = |o: usize, p: usize, e: usize, op: i64, s: usize| (o as i64 + p as i64 - e as i64 - op) / s as i64 + 1;
+    if back(oh, pt + pb, eh, oph, sh) != h as i64 || back(ow, pl + pr, ew, opw, sw) != w as i64 {
+        return cx.err(format!("input_size {out:?} does not give x {:?} by the size rule", x.dims));
+    }
+    let bias = cx.opt(3);
+    if bias.is_some_and(|b| b.data.len() != o) {
+        return cx.err("bias is not one value per output channel");
+    }
+    let mut y = vec![0.0; n * o * oh * ow];
+    for (i, v) in y.iter_mut().enumerate() {
+        *v = bias.map_or(0.0, |b| b.data[(i / (oh * ow)) % o]);
+    }
+    let cg = c / g;
+    for ni in 0..n {
+        for ci in 0..c {
+            let gi = ci / cg;
+            for iy in 0..h {
+                for ix in 0..w {
+                    let xv = x.data[((ni * c + ci) * h + iy) * w + ix];
+                    for co in 0..og {
+                        let oc = gi * og + co;
+                        for ky in 0..kh {
+                            let yy = (iy * sh + ky * dh) as i64 - pt as i64;
+                            if !(0..oh as i64).contains(&yy) {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let xx = (ix * sw + kx * dw) as i64 - pl as i64;
+                                if (0..ow as i64).contains(&xx) {
+                                    y[((ni * o + oc) * oh + yy as usize) * ow + xx as usize] +=
+                                        xv * f.data[((ci * og + co) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Value::new(x.dtype, out, y))
 }
 
 fn conv2d(cx: &OpCx) -> Result<Value, SimError> {

@@ -6,6 +6,7 @@
 //! stand in for the rest of the walk, so that one compile lists every op the target lacks.
 
 mod attention;
+mod conv_transpose;
 mod elementwise;
 mod index;
 mod loss;

@@ -528,7 +528,6 @@ pub(crate) fn lower_node(
         }
         QLinearConv { .. }
         | DeformConv { .. }
-        | ConvTranspose { .. }
         | AffineGrid { .. }
         | Col2Im { .. }
         | SignalWindow { .. }
@@ -589,6 +588,19 @@ pub(crate) fn lower_node(
             let conv =
                 |cx: &mut Cx, ins: &[Option<Port>], out: Desc| conv2d(cx, &format!("{name}/conv"), &w, *group, Format::Nchw, ins, out);
             one(quant::conv_integer(cx, name, conv, ins, y()?)?)
+        }
+        ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
+            let p = super::conv_transpose::Params {
+                kernel_shape,
+                strides,
+                pads,
+                dilations,
+                group: *group,
+                auto_pad: *auto_pad,
+                output_padding,
+                output_shape,
+            };
+            one(super::conv_transpose::conv_transpose(cx, name, &p, ins, y()?)?)
         }
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         GridSample { mode, padding_mode, align_corners } => {
