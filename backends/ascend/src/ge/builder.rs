@@ -173,6 +173,12 @@ impl Builder {
         outputs: Vec<(&str, Desc)>,
         attrs: Vec<(&str, Attr)>,
     ) -> Result<Vec<Port>, String> {
+        if ty != "NetOutput" && !ty.starts_with(crate::ascendc::OP_TYPE_PREFIX) {
+            let ins: Vec<&str> = inputs.iter().map(|(p, _)| *p).collect();
+            let outs: Vec<&str> = outputs.iter().map(|(p, _)| *p).collect();
+            let names: Vec<&str> = attrs.iter().map(|(a, _)| *a).collect();
+            super::prototypes::check(ty, &ins, &outs, &names).map_err(|e| format!("op `{name}`: {e}"))?;
+        }
         let name = self.unique(name);
         let mut input = vec![];
         let mut input_desc = vec![];

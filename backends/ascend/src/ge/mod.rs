@@ -7,5 +7,6 @@ pub mod builder;
 pub mod conventions;
 pub mod dtype;
 pub mod proto;
+pub mod prototypes;
 
 pub use attr::Attr;

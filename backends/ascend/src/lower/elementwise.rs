@@ -126,7 +126,10 @@ pub(super) fn binary(cx: &mut Cx, name: &str, b: BinaryOp, ins: &[Option<Port>],
     let out = output(outs, 0)?;
     let at = |s: &str| format!("{name}/{s}");
     let p = match (binary_type(b, d), b) {
-        (Some(t @ ("LeftShift" | "RightShift")), _) => cx.op1(name, t, &[("x", Some(x1)), ("y", Some(x2))], out, vec![])?,
+        (Some(t @ ("LeftShift" | "RightShift")), _) => {
+            let z = cx.op(name, t, &[("x", Some(x1)), ("y", Some(x2))], vec![("z", out)], vec![])?;
+            z.into_iter().next().ok_or_else(|| Fail::Internal(format!("{t} made no output")))?
+        }
         (Some(t), _) => two(cx, name, t, x1, x2, out)?,
         // a ⊕ b = (a ∨ b) ∧ ¬(a ∧ b), from the logical ops CANN has.
         (None, BinaryOp::Xor) => {
