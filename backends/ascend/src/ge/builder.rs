@@ -215,8 +215,17 @@ impl Builder {
         Ok(ports)
     }
 
-    /// The graph outputs, in order, and the model.
+    /// The graph outputs, in order, and the model. Constants nothing reads (a shape input the
+    /// lowering folded into an attribute, a scalar a composition did not need) are dropped.
     pub fn finish(mut self, model: &str, outputs: &[Port]) -> Result<ModelDef, String> {
+        let read: std::collections::HashSet<String> = self
+            .ops
+            .iter()
+            .flat_map(|o| o.input.iter())
+            .chain(outputs.iter().map(Port::edge).collect::<Vec<_>>().iter())
+            .filter_map(|e| e.rsplit_once(':').map(|(n, _)| n.to_string()))
+            .collect();
+        self.ops.retain(|o| o.r#type != "Const" || read.contains(&o.name));
         let inputs: Vec<(String, Option<Port>)> = outputs.iter().enumerate().map(|(i, p)| (format!("input{i}"), Some(p.clone()))).collect();
         let refs: Vec<Input> = inputs.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
         self.op("NetOutput", "NetOutput", &refs, vec![], vec![])?;
