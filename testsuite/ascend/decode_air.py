@@ -142,6 +142,19 @@ def check(model):
                 size = {1: 4, 2: 2, 3: 1, 4: 1, 5: 2, 6: 2, 7: 4, 8: 8, 9: 4, 10: 8, 11: 1, 12: 8, 27: 2}.get(t.desc.dtype)
                 if size is None or n * size != len(t.data):
                     errs.append(f"Const {op.name}: {len(t.data)} bytes for {n} elements of dtype {t.desc.dtype}")
+        elif op.type == "FileConstant":
+            # An external weight: the file it reads, and the shape and dtype it holds, which
+            # must be its output's (dtype in the C++ numbering, as a Type attr).
+            proto_to_cpp = {DATA_TYPES[k]: v for k, v in CPP.items()}
+            out = op.output_desc[0] if op.output_desc else None
+            if "value" in op.attr or not op.attr.get("file_path") or not op.attr["file_path"].s:
+                errs.append(f"FileConstant {op.name} has no file_path (or a value)")
+            elif out is None or list(op.attr["shape"].list.i) != list(out.shape.dim):
+                errs.append(f"FileConstant {op.name}: shape does not match its output")
+            elif op.attr["dtype"].WhichOneof("value") != "dt" or op.attr["dtype"].dt != proto_to_cpp.get(out.dtype):
+                errs.append(f"FileConstant {op.name}: dtype is not the C++ number of its output's dtype")
+            else:
+                summary["file_constants"] = summary.get("file_constants", 0) + 1
         elif op.type == "NetOutput":
             net += 1
         elif op.type == "Cast":

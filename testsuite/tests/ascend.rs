@@ -202,7 +202,7 @@ fn every_golden_model_simulates_to_the_interpreters_outputs() {
         }
         println!("{name}: {custom} AscendC kernel(s), {} GE ops", b.model.graph[0].op.len());
         let ops = sim::custom_ops(&b).expect("writes ops/");
-        let opts = sim::Options { force_fp16: false, custom: ops.as_ref().map(|(c, _)| c) };
+        let opts = sim::Options { force_fp16: false, custom: ops.as_ref().map(|(c, _)| c), weights_dir: None };
         let got = sim::run_with(&model, &inputs, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.len(), want.len(), "{name}");
         for (g, w) in got.iter().zip(&want) {
@@ -212,10 +212,14 @@ fn every_golden_model_simulates_to_the_interpreters_outputs() {
             println!("{name}: fp32 max error {err:.2e} of scale");
         }
         // `--precision fp16`: the same graph with its constants kept within fp16's range.
-        let b16 = compile(&g, &Options { precision: Some(kiln_ir::DType::F16) }).expect("compiles");
+        let b16 = compile(&g, &Options { precision: Some(kiln_ir::DType::F16), external_weights: false }).expect("compiles");
         let ops16 = sim::custom_ops(&b16).expect("writes ops/");
-        let half = sim::run_with(&b16.model, &inputs, sim::Options { force_fp16: true, custom: ops16.as_ref().map(|(c, _)| c) })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let half = sim::run_with(
+            &b16.model,
+            &inputs,
+            sim::Options { force_fp16: true, custom: ops16.as_ref().map(|(c, _)| c), weights_dir: None },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         for (g, w) in half.iter().zip(&want) {
             let c = kiln_testsuite::compare::errors(&g.to_f64(), &w.to_f64()).cosine;
             assert!(c >= 0.999, "{name}: force_fp16 cosine {c}");
@@ -290,7 +294,7 @@ fn bundles_hold_graph_text_manifest_and_build_script() {
     let g = optimized("resnet18_narrow", &[]);
     let dir = std::env::temp_dir().join(format!("kiln-bundle-{}", std::process::id()));
     for (precision, mode) in [(None, "must_keep_origin_dtype"), (Some(kiln_ir::DType::F16), "force_fp16")] {
-        let b = compile(&g, &Options { precision }).expect("compiles");
+        let b = compile(&g, &Options { precision, external_weights: false }).expect("compiles");
         b.write(&dir).expect("writes");
         let air = std::fs::read(dir.join("graph.air")).expect("air");
         let back = <ModelDef as prost::Message>::decode(air.as_slice()).expect("decodes");
@@ -306,4 +310,54 @@ fn bundles_hold_graph_text_manifest_and_build_script() {
         assert!(conv["cann"].as_array().expect("cann").contains(&serde_json::json!("Conv2D")));
     }
     let _ = std::fs::remove_dir_all(Path::new(&dir));
+}
+
+/// `--external-weights`: every constant of 4 KiB or more leaves graph.air for a file under
+/// weights/ that a FileConstant op names; the graph still decodes independently with GE's
+/// conventions, and the simulator, reading the files from the bundle, computes exactly what the
+/// inline graph computes. A weight file of the wrong size is an error naming it.
+#[test]
+fn external_weights_are_files_that_file_constants_read() {
+    let (inputs, _, g) = golden_case("bert_tiny");
+    let inline = compile(&g, &Options::default()).expect("compiles");
+    let external = compile(&g, &Options { external_weights: true, ..Options::default() }).expect("compiles");
+    let dir = kiln_testsuite::ascendc_cpu::TempDir::new("external-weights").expect("temp dir");
+    external.write(&dir.0).expect("writes");
+    let ops = &external.model.graph[0].op;
+    let files = ops.iter().filter(|o| o.r#type == "FileConstant").count();
+    assert!(files > 0 && files == external.weights.len(), "{files} FileConstant ops, {} files", external.weights.len());
+    let big_inline = |m: &ModelDef| {
+        m.graph[0]
+            .op
+            .iter()
+            .filter(|o| o.r#type == "Const")
+            .filter(|o| matches!(o.attr.get("value").and_then(|a| a.value.as_ref()), Some(Value::T(t)) if t.data.len() >= 4096))
+            .count()
+    };
+    assert_eq!(big_inline(&external.model), 0);
+    assert_eq!(big_inline(&inline.model), files, "each large constant became one file");
+    let on_disk: usize = external.weights.iter().map(|(p, _)| std::fs::metadata(dir.0.join(p)).expect("weight file").len() as usize).sum();
+    let moved: usize = inline.model.graph[0]
+        .op
+        .iter()
+        .filter_map(|o| match o.attr.get("value").and_then(|a| a.value.as_ref()) {
+            Some(Value::T(t)) if o.r#type == "Const" && t.data.len() >= 4096 => Some(t.data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(on_disk, moved, "the files hold the large constants' bytes");
+    assert!(external.air().len() * 10 < inline.air().len(), "graph.air {} bytes, inline {}", external.air().len(), inline.air().len());
+    let air = std::fs::read(dir.0.join("graph.air")).expect("air");
+    let summary = decode(&air, "external").unwrap_or_else(|e| panic!("the independent decoder rejects the graph:\n{e}"));
+    assert_eq!(summary["file_constants"], serde_json::json!(files), "{summary}");
+    let ops_dir = sim::custom_ops(&inline).expect("writes ops/");
+    let want = sim::run_with(&inline.model, &inputs, sim::Options { custom: ops_dir.as_ref().map(|(c, _)| c), ..Default::default() })
+        .expect("runs");
+    let bundle = sim::Bundle::load(&dir.0).expect("loads");
+    let got = bundle.run(&inputs, false).expect("runs from the bundle");
+    assert_eq!(got, want, "the external weights compute what the inline ones do");
+    let (first, bytes) = &external.weights[0];
+    std::fs::write(dir.0.join(first), &bytes[..bytes.len() - 4]).expect("truncates");
+    let e = bundle.run(&inputs, false).expect_err("a short weight file").to_string();
+    assert!(e.contains(first.as_str()) && e.contains("bytes do not hold"), "{e}");
 }

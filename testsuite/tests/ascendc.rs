@@ -157,7 +157,7 @@ fn kernels_compute_what_their_bodies_compute() {
         assert_eq!(b.kernels.len(), 1, "{tag}: the body is not one kernel: {:?}", b.mapping);
         let k = &b.kernels[0];
         let ops = CpuOps::new(&dir.0.join("ops"));
-        let got = sim::run_with(&b.model, &inputs, sim::Options { force_fp16: false, custom: Some(&ops) })
+        let got = sim::run_with(&b.model, &inputs, sim::Options { force_fp16: false, custom: Some(&ops), weights_dir: None })
             .unwrap_or_else(|e| panic!("{tag}: {e}"));
         let err = scaled_error(&got[0], &want[0]);
         println!(

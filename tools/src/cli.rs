@@ -139,6 +139,10 @@ enum Cmd {
         /// --precision, folded or merged by the optimizer stay in the artifact.
         #[arg(long)]
         strip_weights: bool,
+        /// 910b: write the weights as weights/*.bin files that FileConstant ops read, not inside
+        /// graph.air (always done from 1 GiB of weights: a graph.air is at most 2 GiB).
+        #[arg(long)]
+        external_weights: bool,
     },
     /// Greedy decoding of a Hugging Face checkpoint (Llama, Qwen2, Mistral, GPT-2) with its
     /// prefill and decode graphs: token ids in, token ids out (printed comma-separated, one line
@@ -202,15 +206,17 @@ pub fn main() -> Result<()> {
         Cmd::Ops { model, checkpoint, target, json, input_shape } => {
             ops(&Model::new(model.as_deref(), &checkpoint)?, &target, json, &parse_shapes(&input_shape)?)
         }
-        Cmd::Compile { model, checkpoint, target, output, emit, report, input_shape, precision, strip_weights } => compile(
-            &Model::new(model.as_deref(), &checkpoint)?,
-            &target,
-            Out { path: output.as_deref(), strip_weights },
-            emit.as_deref(),
-            report.as_deref(),
-            &parse_shapes(&input_shape)?,
-            parse_precision(&precision)?,
-        ),
+        Cmd::Compile { model, checkpoint, target, output, emit, report, input_shape, precision, strip_weights, external_weights } => {
+            compile(
+                &Model::new(model.as_deref(), &checkpoint)?,
+                &target,
+                Out { path: output.as_deref(), strip_weights, external_weights },
+                emit.as_deref(),
+                report.as_deref(),
+                &parse_shapes(&input_shape)?,
+                parse_precision(&precision)?,
+            )
+        }
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
             &Model::new(model.as_deref(), &checkpoint)?,
@@ -627,6 +633,7 @@ fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Model) -> Resu
 struct Out<'a> {
     path: Option<&'a Path>,
     strip_weights: bool,
+    external_weights: bool,
 }
 
 fn compile(
@@ -640,9 +647,12 @@ fn compile(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let t: Target = target.parse()?;
-    let (output, strip) = (out.path, out.strip_weights);
+    let (output, strip, external) = (out.path, out.strip_weights, out.external_weights);
     if strip && (emit.is_some() || !matches!(t, Target::Sm90 | Target::Sm80)) {
         bail!("--strip-weights applies to the artifact that --target sm_90 or sm_80 writes with -o");
+    }
+    if external && (emit.is_some() || t != Target::Ascend910B) {
+        bail!("--external-weights applies to the bundle that --target 910b writes with -o");
     }
     let g = with_precision(model.load(shapes)?, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
@@ -704,15 +714,20 @@ fn compile(
         }
         None if t == Target::Ascend910B => {
             let out = output.ok_or_else(|| anyhow!("-o DIR is required without --emit"))?;
-            let b = kiln_ascend::bundle::compile(&g, &kiln_ascend::bundle::Options { precision }).context("compiling for 910b")?;
+            let opts = kiln_ascend::bundle::Options { precision, external_weights: external };
+            let b = kiln_ascend::bundle::compile(&g, &opts).context("compiling for 910b")?;
             b.write(out).with_context(|| format!("writing the bundle to {}", out.display()))?;
             let ops = b.model.graph.first().map_or(0, |g| g.op.len());
             let custom = match b.kernels.len() {
                 0 => "all CANN built-ins".to_string(),
                 k => format!("{k} AscendC custom op(s) in ops/, the rest CANN built-ins"),
             };
+            let weights = match b.weights.len() {
+                0 => String::new(),
+                n => format!(", {n} weight files in weights/ ({} bytes)", b.weights.iter().map(|(_, w)| w.len()).sum::<usize>()),
+            };
             println!(
-                "wrote {} (graph.air: {} bytes, {ops} GE ops, {custom}; ATC precision_mode {})",
+                "wrote {} (graph.air: {} bytes, {ops} GE ops, {custom}{weights}; ATC precision_mode {})",
                 out.display(),
                 b.air().len(),
                 b.precision_mode()

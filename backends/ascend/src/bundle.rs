@@ -13,7 +13,7 @@
 use crate::ascendc::Kernel;
 use crate::ge::attr::Attr;
 use crate::ge::dtype::from_proto;
-use crate::ge::proto::{ModelDef, TensorDescriptor};
+use crate::ge::proto::{attr_def::Value, ModelDef, OpDef, TensorDef, TensorDescriptor};
 use crate::lower::{lower, LowerError, Lowered, Mapping};
 use kiln_ir::{DType, Graph};
 use prost::Message;
@@ -28,7 +28,19 @@ pub struct Options {
     /// `--precision`: None keeps the model's dtypes (`must_keep_origin_dtype`), F16 lets ATC
     /// compute in fp16 (`force_fp16`), BF16 is kept as converted.
     pub precision: Option<DType>,
+    /// `--external-weights`: the weights as FileConstant ops reading `weights/*.bin` even when
+    /// graph.air could hold them (they always are from [`EXTERNAL_AUTO_BYTES`] on).
+    pub external_weights: bool,
 }
+
+/// Constants of at least this many bytes become FileConstant ops when the weights are
+/// external; smaller ones (shapes, axes, scalars, which ATC folds) stay inline.
+pub const EXTERNAL_MIN_BYTES: usize = 4096;
+
+/// The inline constant bytes from which the weights are external whatever the options: GE's
+/// parser reads a ModelDef of at most INT32_MAX bytes (protobuf's 2 GiB limit), and this leaves
+/// room for the graph itself.
+pub const EXTERNAL_AUTO_BYTES: usize = 1 << 30;
 
 #[derive(Clone, Debug)]
 pub struct Bundle {
@@ -36,6 +48,8 @@ pub struct Bundle {
     pub mapping: Mapping,
     /// The AscendC custom operators the graph references (`ops/`).
     pub kernels: Vec<Kernel>,
+    /// The weights the graph's FileConstant ops read: path in the bundle and bytes.
+    pub weights: Vec<(String, Vec<u8>)>,
     pub precision: Option<DType>,
     /// The model's inputs and outputs (name, dtype, shape) in order, for the manifest.
     pub inputs: Vec<serde_json::Value>,
@@ -54,12 +68,46 @@ fn io(g: &Graph, ids: &[kiln_ir::ValueId]) -> Vec<serde_json::Value> {
 
 /// The bundle of an optimized graph with static shapes.
 pub fn compile(g: &Graph, opts: &Options) -> Result<Bundle, LowerError> {
-    let Lowered { model, mapping, kernels } = lower(g, opts.precision == Some(DType::F16))?;
+    let Lowered { mut model, mapping, kernels } = lower(g, opts.precision == Some(DType::F16))?;
+    let inline: usize = model.graph.iter().flat_map(|g| &g.op).filter_map(const_value).map(|t| t.data.len()).sum();
+    let weights = if opts.external_weights || inline >= EXTERNAL_AUTO_BYTES { externalize(&mut model) } else { vec![] };
     crate::ge::conventions::check(&model).map_err(|e| LowerError::Internal {
         node: "(graph)".into(),
         msg: format!("the emitted graph breaks GE's conventions: {}", e.join("; ")),
     })?;
-    Ok(Bundle { model, mapping, kernels, precision: opts.precision, inputs: io(g, &g.inputs), outputs: io(g, &g.outputs) })
+    Ok(Bundle { model, mapping, kernels, weights, precision: opts.precision, inputs: io(g, &g.inputs), outputs: io(g, &g.outputs) })
+}
+
+/// A Const op's value tensor.
+fn const_value(op: &OpDef) -> Option<&TensorDef> {
+    match op.attr.get("value").and_then(|a| a.value.as_ref()) {
+        Some(Value::T(t)) if op.r#type == "Const" => Some(t),
+        _ => None,
+    }
+}
+
+/// Turns each Const of at least [`EXTERNAL_MIN_BYTES`] into a FileConstant (GE's external
+/// weight: `file_path`, `file_id`, `shape`, `dtype`) reading `weights/NNNN_<name>.bin`, a path
+/// relative to the bundle, where build.sh runs ATC; returns the files.
+fn externalize(m: &mut ModelDef) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![];
+    for op in m.graph.iter_mut().flat_map(|g| g.op.iter_mut()) {
+        let Some(t) = const_value(op).filter(|t| t.data.len() >= EXTERNAL_MIN_BYTES) else { continue };
+        let Some(desc) = &t.desc else { continue };
+        let Some(cpp) = from_proto(desc.dtype).and_then(crate::ge::dtype::ge_type).map(|g| g.cpp) else { continue };
+        let dims = desc.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default();
+        let clean: String = op.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' }).collect();
+        let path = format!("weights/{:04}_{clean}.bin", files.len());
+        let bytes = t.data.clone();
+        op.attr.remove("value");
+        op.attr.insert("file_path".into(), Attr::str(&path).encode());
+        op.attr.insert("file_id".into(), Attr::str("").encode());
+        op.attr.insert("shape".into(), Attr::ListInt(dims).encode());
+        op.attr.insert("dtype".into(), Attr::Type(cpp).encode());
+        op.r#type = "FileConstant".into();
+        files.push((path, bytes));
+    }
+    files
 }
 
 impl Bundle {
@@ -113,6 +161,7 @@ impl Bundle {
             "soc_version": SOC_VERSION,
             "precision_mode": self.precision_mode(),
             "graph": "graph.air",
+            "external_weights": {"files": self.weights.len(), "bytes": self.weights.iter().map(|(_, b)| b.len()).sum::<usize>()},
             "inputs": self.inputs,
             "outputs": self.outputs,
             "ops": ops,
@@ -200,6 +249,13 @@ done
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("graph.air"), self.air())?;
+        for (path, bytes) in &self.weights {
+            let p = dir.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(p, bytes)?;
+        }
         std::fs::write(dir.join("graph.txt"), self.text())?;
         let m = serde_json::to_string_pretty(&self.manifest()).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("manifest.json"), m + "\n")?;

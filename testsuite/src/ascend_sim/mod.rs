@@ -206,6 +206,8 @@ pub struct Options<'a> {
     /// The bundle's AscendC custom ops, run on the CPU model of the AscendC API. A graph that
     /// references a custom op type needs them.
     pub custom: Option<&'a CpuOps>,
+    /// The bundle directory FileConstant ops read their `file_path` from (ATC runs in it).
+    pub weights_dir: Option<&'a Path>,
 }
 
 /// Runs the graph on `inputs` (in Data index order); its NetOutput's inputs, in order.
@@ -256,6 +258,7 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Resul
                 vec![Value::from_tensor(t)]
             }
             "Const" => vec![constant(&cx)?],
+            "FileConstant" => vec![file_constant(&cx, opts.weights_dir)?],
             "NetOutput" => {
                 outputs = Some(cx.ins.iter().map(|v| v.map(|v| v.to_tensor()).transpose()).collect::<Result<Vec<_>, _>>()?);
                 continue;
@@ -349,6 +352,25 @@ fn constant(cx: &OpCx) -> Result<Value, SimError> {
     Ok(v)
 }
 
+/// A FileConstant: `shape` elements of `dtype` read from `file_path` (relative to the bundle),
+/// which must hold exactly that many bytes and be what the output declares.
+fn file_constant(cx: &OpCx, dir: Option<&Path>) -> Result<Value, SimError> {
+    let Some(dir) = dir else { return cx.err("a FileConstant: run the graph from its bundle directory") };
+    let path = dir.join(cx.str("file_path")?);
+    let dims: Vec<usize> = cx.ints("shape")?.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+    let dt = cx.dtype("dtype")?;
+    let (out_dt, out_dims) = cx.out_desc(0)?;
+    if (dt, &dims) != (out_dt, &out_dims) {
+        return cx.err(format!("shape and dtype say {dt}{dims:?}; the output is {out_dt}{out_dims:?}"));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| SimError::Io(path.display().to_string(), e))?;
+    let n: usize = dims.iter().product();
+    let data = Data::from_le_bytes(dt, &bytes).filter(|d| d.len() == n);
+    let Some(data) = data else { return cx.err(format!("{}: {} bytes do not hold {n} {dt} elements", path.display(), bytes.len())) };
+    let t = Tensor::new(dims, data).map_err(|e| SimError::Graph(e.to_string()))?;
+    Ok(Value::from_tensor(&t))
+}
+
 /// Ops in an order where each comes after the ops it reads (Kahn's algorithm); a cycle or an
 /// edge to a missing op is an error.
 fn topo_order<'a>(ops: &'a [OpDef], by_name: &HashMap<&str, &'a OpDef>) -> Result<Vec<&'a OpDef>, SimError> {
@@ -397,6 +419,8 @@ pub struct Bundle {
     pub outputs: Vec<String>,
     /// Its custom ops (`ops/`), where it has any.
     pub custom: Option<CpuOps>,
+    /// The bundle directory (external weights are read from it).
+    pub dir: std::path::PathBuf,
 }
 
 impl Bundle {
@@ -421,12 +445,12 @@ impl Bundle {
         let model = load(&dir.join(graph))?;
         let ops = dir.join("ops");
         let custom = ops.is_dir().then(|| CpuOps::new(&ops));
-        Ok(Bundle { inputs: names("inputs")?, outputs: names("outputs")?, model, custom })
+        Ok(Bundle { inputs: names("inputs")?, outputs: names("outputs")?, model, custom, dir: dir.to_path_buf() })
     }
 
     /// Runs the graph (custom ops on the AscendC CPU model).
     pub fn run(&self, inputs: &[Tensor], force_fp16: bool) -> Result<Vec<Tensor>, SimError> {
-        run_with(&self.model, inputs, Options { force_fp16, custom: self.custom.as_ref() })
+        run_with(&self.model, inputs, Options { force_fp16, custom: self.custom.as_ref(), weights_dir: Some(&self.dir) })
     }
 }
 
@@ -469,7 +493,7 @@ pub fn execute(g: &kiln_ir::Graph, inputs: Vec<Tensor>) -> crate::conformance::O
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    match run_with(&model, &inputs, Options { force_fp16: false, custom: custom.as_ref().map(|(c, _)| c) }) {
+    match run_with(&model, &inputs, Options { force_fp16: false, custom: custom.as_ref().map(|(c, _)| c), weights_dir: None }) {
         Ok(o) => Outcome::Ran(o),
         Err(e) => Outcome::Failed(format!("simulating: {e}")),
     }

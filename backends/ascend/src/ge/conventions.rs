@@ -90,6 +90,20 @@ pub fn check(m: &ModelDef) -> Result<(), Vec<String>> {
             "Const" if !matches!(op.attr.get("value").and_then(Attr::decode), Some(Attr::Tensor(t)) if t.desc.is_some()) => {
                 errs.push(format!("Const `{}` has no `value` tensor", op.name));
             }
+            // An external weight: its file, and the shape and dtype it holds, which must be its
+            // output's.
+            "FileConstant" => {
+                let out = op.output_desc.first();
+                let dims = out.and_then(|d| d.shape.as_ref()).map(|s| s.dim.clone()).unwrap_or_default();
+                let cpp = out.and_then(|d| from_proto(d.dtype)).and_then(super::dtype::ge_type).map(|g| g.cpp);
+                let ok = matches!(op.attr.get("file_path").and_then(Attr::decode), Some(Attr::Str(p)) if !p.is_empty())
+                    && op.attr.get("shape").and_then(Attr::decode) == Some(Attr::ListInt(dims))
+                    && cpp.is_some_and(|c| op.attr.get("dtype").and_then(Attr::decode) == Some(Attr::Type(c)))
+                    && !op.attr.contains_key("value");
+                if !ok {
+                    errs.push(format!("FileConstant `{}`: file_path, shape and dtype must name its file and describe its output", op.name));
+                }
+            }
             "NetOutput" => net_outputs += 1,
             "Cast" => match op.attr.get("dst_type").and_then(Attr::decode) {
                 // dst_type is a C++ ge::DataType: the output's proto dtype must be the same type.

@@ -132,6 +132,7 @@ const TABLE: &[Proto] = &[
             "pse_type?",
         ],
     ),
+    p("FileConstant", &[], &["y"], &["file_path", "file_id", "shape", "dtype"]),
     p("GatherElements", &["x", "index"], &["y"], &["dim"]),
     p("GatherNd", &["x", "indices"], &["y"], &[]),
     p("GatherV2", &["x", "indices", "axis"], &["y"], &["batch_dims", "is_preprocessed", "negative_index_support"]),

@@ -131,7 +131,7 @@ pub(super) fn group_norm(cx: &mut Cx, name: &str, groups: i64, eps: f32, ins: &[
     let x = input(ins, 0)?;
     let d = float(cx, &x, "GroupNormalization")?;
     let dims: Vec<usize> = d.dims.iter().map(|&v| v as usize).collect();
-    let g = usize::try_from(groups).ok().filter(|&g| g > 0 && dims.len() > 1 && dims[1] % g == 0);
+    let g = usize::try_from(groups).ok().filter(|&g| g > 0 && dims.len() > 1 && dims[1].is_multiple_of(g));
     let Some(g) = g else { return Err(Fail::Internal(format!("{groups} groups of {dims:?}"))) };
     let rest = dims[1..].iter().product::<usize>() / g;
     let mut o = Ops { cx, name };
