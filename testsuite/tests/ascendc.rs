@@ -271,3 +271,66 @@ fn bodies_the_vector_unit_cannot_run_stay_built_ins() {
     assert!(types.contains(&"Greater") && types.contains(&"SelectV2") && types.contains(&"Exp"), "{types:?}");
     assert_eq!(b.mapping.kind(&b.mapping.ops["FusedElementwise"].0), "built-in");
 }
+
+/// A reduction over `axes` of an input `dtype[dims]` (after Abs for the log of the sum, whose
+/// argument must be positive), keeping the reduced axes or not.
+fn reduction(kind: &str, dtype: &str, dims: &[usize], axes: &[i64], keep: bool, out: &[usize]) -> String {
+    let d = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let a = axes.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+    let (pre, arg) =
+        if kind == "log_sum" { (format!("  %a = Abs[abs](%x) : {dtype}[{}]\n", d(dims)), "%a") } else { (String::new(), "%x") };
+    format!(
+        "graph \"{kind}\" (%x: {dtype}[{}]) {{\n  %axes = const i64[{}] [{a}]\n{pre}  %y = Reduce[reduce](%{}, %axes) {{kind={kind}, keepdims={keep}, noop_with_empty_axes=false}} : {dtype}[{}]\n  return %y\n}}\n",
+        d(dims),
+        axes.len(),
+        &arg[1..],
+        d(out)
+    )
+}
+
+/// The reductions CANN computes only as several built-ins are one AscendC kernel each when the
+/// reduced axes are one block with at least 32 contiguous bytes kept per row; on the CPU model
+/// each reproduces the interpreter (f32 within 1e-6 of the output's scale, f16 within 2e-3), with
+/// the UB and cores its plan names. Log-sum-exp spans rows longer than a tile (9 tiles per row).
+#[test]
+fn reductions_are_kernels_that_compute_what_the_interpreter_computes() {
+    let cases: [(&str, &str, &[usize], &[i64], bool, &[usize], f64); 5] = [
+        ("l2", "f32", &[5, 37, 200], &[1], true, &[5, 1, 200], 1e-6),
+        ("l1", "f32", &[3, 4, 6, 50], &[1, 2], false, &[3, 50], 1e-6),
+        ("sum_square", "f16", &[6, 9, 64], &[-2], true, &[6, 1, 64], 2e-3),
+        ("log_sum", "f32", &[4, 10, 24], &[1], false, &[4, 24], 1e-6),
+        ("log_sum_exp", "f32", &[2, 3, 70000], &[1], true, &[2, 1, 70000], 1e-6),
+    ];
+    for (kind, dtype, dims, axes, keep, out, bound) in cases {
+        let g = parse(&reduction(kind, dtype, dims, axes, keep, out));
+        let x = input(if dtype == "f16" { DType::F16 } else { DType::F32 }, dims, 3);
+        let want = kiln_ir::interp::run(&g, vec![x.clone()]).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let (b, dir) = bundle(&g, kind);
+        assert_eq!(b.kernels.len(), 1, "{kind}: {:?}", b.mapping);
+        let k = &b.kernels[0];
+        let plan = k.reduce.unwrap_or_else(|| panic!("{kind}: not a reduction kernel"));
+        assert!(!b.text().contains("Reduce"), "{kind}: a Reduce built-in is left:\n{}", b.text());
+        let ops = CpuOps::new(&dir.0.join("ops"));
+        let got = sim::run_with(&b.model, &[x], sim::Options { custom: Some(&ops), ..Default::default() })
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let err = scaled_error(&got[0], &want[0]);
+        println!("{kind}: {plan:?}: error {err:.2e} of scale");
+        assert!(err <= bound, "{kind}: error {err:.3e} of the output's scale");
+        let (_, report) = ops.run(&k.op_type, &buffers(k, 11), (k.program.out, &k.out_dims)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!((report.blocks as usize, report.ub_peak), (plan.blocks, plan.ub_bytes), "{kind}: {report:?}");
+        if kind == "log_sum_exp" {
+            assert!(plan.tiles_per_row > 1 && plan.blocks == plan.items, "{plan:?}");
+        }
+    }
+}
+
+/// A reduction that keeps fewer than 32 contiguous bytes per row, or reduces axes that are not
+/// one block, stays CANN built-ins.
+#[test]
+fn reductions_without_contiguous_rows_stay_built_ins() {
+    for (dims, axes, out) in [(&[4usize, 6, 3][..], &[1i64][..], &[4usize, 1, 3][..]), (&[4, 6, 64], &[0, 2], &[1, 6, 1])] {
+        let g = parse(&reduction("l2", "f32", dims, axes, true, out));
+        let b = compile(&g, &Options::default()).expect("compiles");
+        assert!(b.kernels.is_empty() && b.text().contains("ReduceSumD"), "{dims:?} over {axes:?}:\n{}", b.text());
+    }
+}

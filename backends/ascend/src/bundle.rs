@@ -152,7 +152,10 @@ impl Bundle {
                     "node": k.node,
                     "inputs": inputs,
                     "output": {"dtype": k.program.out.name(), "shape": k.out_dims},
-                    "tiling": k.tiling,
+                    "tiling": match &k.reduce {
+                        Some(r) => serde_json::json!(r),
+                        None => serde_json::json!(k.tiling),
+                    },
                 })
             })
             .collect();

@@ -11,14 +11,14 @@ use super::Kernel;
 use kiln_ir::DType;
 use std::fmt::Write;
 
-fn cpp_type(d: DType) -> &'static str {
+pub(super) fn cpp_type(d: DType) -> &'static str {
     match d {
         DType::F16 => "half",
         _ => "float",
     }
 }
 
-fn ge_type(d: DType) -> &'static str {
+pub(super) fn ge_type(d: DType) -> &'static str {
     match d {
         DType::F16 => "ge::DT_FLOAT16",
         _ => "ge::DT_FLOAT",
@@ -186,33 +186,7 @@ pub fn kernel(k: &Kernel) -> String {
     }
     s.push_str("#include \"kernel_operator.h\"\n\nusing namespace AscendC;\n\nnamespace {\n");
     let _ = writeln!(s, "constexpr int32_t BUFFER_NUM = {BUFFER_NUM};\n");
-    // GM ↔ UB copies: whole 32-byte blocks with DataCopy, a tail with DataCopyPad.
-    s.push_str(
-        r#"template <typename T>
-__aicore__ inline void CopyGmToUb(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t n)
-{
-    if ((n * sizeof(T)) % 32 == 0) {
-        DataCopy(dst, src, n);
-    } else {
-        DataCopyExtParams params{1, static_cast<uint32_t>(n * sizeof(T)), 0, 0, 0};
-        DataCopyPadExtParams<T> pad{false, 0, 0, 0};
-        DataCopyPad(dst, src, params, pad);
-    }
-}
-
-template <typename T>
-__aicore__ inline void CopyUbToGm(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t n)
-{
-    if ((n * sizeof(T)) % 32 == 0) {
-        DataCopy(dst, src, n);
-    } else {
-        DataCopyExtParams params{1, static_cast<uint32_t>(n * sizeof(T)), 0, 0, 0};
-        DataCopyPad(dst, src, params);
-    }
-}
-
-"#,
-    );
+    s.push_str(&copy_helpers());
     let ins: Vec<(usize, DType, bool)> = p.inputs.iter().enumerate().map(|(i, x)| (i, x.dtype, x.scalar)).collect();
     let args: String = ins.iter().map(|(i, ..)| format!("GM_ADDR x{i}, ")).collect();
     let out_t = cpp_type(p.out);
@@ -347,4 +321,33 @@ fn slot(buf: &str, i: usize, d: DType) -> String {
         (_, 1) => format!("{buf}.Get<{t}>()[{i} * tileLength_]"),
         _ => format!("{buf}.Get<{t}>()[{i} * {per} * tileLength_]"),
     }
+}
+
+/// GM ↔ UB copies: whole 32-byte blocks with DataCopy, a tail with DataCopyPad.
+pub(super) fn copy_helpers() -> String {
+    r#"template <typename T>
+__aicore__ inline void CopyGmToUb(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t n)
+{
+    if ((n * sizeof(T)) % 32 == 0) {
+        DataCopy(dst, src, n);
+    } else {
+        DataCopyExtParams params{1, static_cast<uint32_t>(n * sizeof(T)), 0, 0, 0};
+        DataCopyPadExtParams<T> pad{false, 0, 0, 0};
+        DataCopyPad(dst, src, params, pad);
+    }
+}
+
+template <typename T>
+__aicore__ inline void CopyUbToGm(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t n)
+{
+    if ((n * sizeof(T)) % 32 == 0) {
+        DataCopy(dst, src, n);
+    } else {
+        DataCopyExtParams params{1, static_cast<uint32_t>(n * sizeof(T)), 0, 0, 0};
+        DataCopyPad(dst, src, params);
+    }
+}
+
+"#
+    .to_string()
 }

@@ -1,11 +1,13 @@
 //! AscendC custom operators for fused elementwise programs that no CANN built-in computes in
 //! one op: [`program`] turns the body into vector instructions, [`tiling`] splits the static
-//! shape over cores and Unified Buffer tiles, [`emit`] writes the msopgen project's sources.
+//! shape over cores and Unified Buffer tiles, [`emit`] writes the msopgen project's sources;
+//! and for reductions CANN computes only as several built-ins ([`reduce`]).
 //! The lowering references each kernel by its op type (`KilnFused0`, …); identical bodies over
 //! the same shapes share one.
 
 pub mod emit;
 pub mod program;
+pub mod reduce;
 pub mod tiling;
 
 use kiln_ir::{DType, Graph};
@@ -28,6 +30,9 @@ pub struct Kernel {
     pub tiling: Tiling,
     pub in_dims: Vec<Vec<usize>>,
     pub out_dims: Vec<usize>,
+    /// A reduction kernel's plan (its `program` then only names the input and output dtypes,
+    /// and `tiling` the cores and UB it uses); None for an elementwise kernel.
+    pub reduce: Option<reduce::Reduction>,
 }
 
 impl Kernel {
@@ -47,16 +52,56 @@ impl Kernel {
             tiling,
             in_dims: in_dims.to_vec(),
             out_dims: out_dims.to_vec(),
+            reduce: None,
+        })
+    }
+
+    /// The kernel reducing `in_dims` (viewed as `[outer, rows, inner]`) over `rows` by `kind`,
+    /// its result shaped `out_dims`; Err says why it is left to built-ins.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_reduce(
+        index: usize,
+        node: &str,
+        kind: reduce::ReduceKind,
+        dtype: DType,
+        [outer, rows, inner]: [usize; 3],
+        in_dims: &[usize],
+        out_dims: &[usize],
+    ) -> Result<Kernel, String> {
+        let r = reduce::plan(kind, dtype, outer, rows, inner)?;
+        let program = Program { inputs: vec![KInput { dtype, scalar: false }], out: dtype, temps: vec![], consts: vec![], code: vec![] };
+        let tiling = Tiling { total: outer * inner, block_length: r.per_core, tile_length: r.tile, blocks: r.blocks, ub_bytes: r.ub_bytes };
+        Ok(Kernel {
+            op_type: format!("{OP_TYPE_PREFIX}{index}"),
+            snake: format!("kiln_fused{index}"),
+            node: node.to_string(),
+            body_text: format!("{kind:?} over [{outer}, {rows}, {inner}]"),
+            program,
+            tiling,
+            in_dims: vec![in_dims.to_vec()],
+            out_dims: out_dims.to_vec(),
+            reduce: Some(r),
         })
     }
 
     /// Whether `other` computes the same thing over the same shapes (it can share this op).
     pub fn same_op(&self, other: &Kernel) -> bool {
-        self.program == other.program && self.tiling == other.tiling && self.in_dims == other.in_dims && self.out_dims == other.out_dims
+        self.program == other.program
+            && self.tiling == other.tiling
+            && self.reduce == other.reduce
+            && self.in_dims == other.in_dims
+            && self.out_dims == other.out_dims
     }
 
     /// The project's files, relative to its directory.
     pub fn files(&self) -> Vec<(String, String)> {
+        if let Some(r) = &self.reduce {
+            return vec![
+                (format!("op_host/{}_tiling.h", self.snake), reduce::tiling_header(&self.op_type, &self.snake)),
+                (format!("op_host/{}.cpp", self.snake), reduce::host(r, &self.op_type, &self.snake, &self.out_dims)),
+                (format!("op_kernel/{}.cpp", self.snake), reduce::kernel(r, &self.op_type, &self.snake, &self.node)),
+            ];
+        }
         vec![
             (format!("op_host/{}_tiling.h", self.snake), emit::tiling_header(self)),
             (format!("op_host/{}.cpp", self.snake), emit::host(self)),

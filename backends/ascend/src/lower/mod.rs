@@ -17,6 +17,7 @@ mod resample;
 pub mod table;
 mod transformer;
 
+use crate::ascendc::reduce::ReduceKind;
 use crate::ascendc::Kernel;
 use crate::ge::builder::{Builder, Desc, Input, Port};
 use crate::ge::proto::ModelDef;
@@ -396,5 +397,25 @@ impl Cx {
         }
         let inputs: Vec<Input> = inputs.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
         self.op1(name, &op_type, &inputs, out.clone(), vec![]).map(Some)
+    }
+
+    /// `x` (viewed as `[outer, rows, inner]`) reduced over `rows` by `kind` as one AscendC
+    /// kernel, its result shaped `out`; None where the reduction does not qualify.
+    pub fn reduce_kernel(&mut self, name: &str, kind: ReduceKind, x: Port, view: [usize; 3], out: &Desc) -> Result<Option<Port>, Fail> {
+        let xd = self.desc(&x)?;
+        if xd.format != "ND" || out.format != "ND" || xd.dtype != out.dtype {
+            return Ok(None);
+        }
+        let index = self.kernels.len();
+        let Ok(k) = Kernel::plan_reduce(index, name, kind, xd.dtype, view, &xd.shape(), &out.shape()) else { return Ok(None) };
+        let op_type = match self.kernels.iter().find(|e| e.same_op(&k)) {
+            Some(e) => e.op_type.clone(),
+            None => {
+                self.kernels.push(k.clone());
+                self.mapping.custom.insert(k.op_type.clone());
+                k.op_type
+            }
+        };
+        self.op1(name, &op_type, &[("x0", Some(x))], out.clone(), vec![]).map(Some)
     }
 }

@@ -5,6 +5,7 @@
 use super::transformer::{self, AttentionAttrs};
 use super::{index, movement, norm, quant};
 use super::{unsupported, Cx, Fail};
+use crate::ascendc::reduce::ReduceKind as Fused;
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{AutoPad, Format, GeluApprox, PoolKind, ReduceKind, Window};
@@ -745,6 +746,27 @@ fn reduce(cx: &mut Cx, name: &str, kind: ReduceKind, x: Port, axes: &[i64], keep
         cx.op1(n, ty, &[("x", Some(p))], d, attrs)
     };
     let binary = |cx: &mut Cx, n: &str, ty: &str, a: Port, b: Port, d: Desc| cx.op1(n, ty, &[("x1", Some(a)), ("x2", Some(b))], d, vec![]);
+    // The reductions CANN computes only as several ops are one AscendC kernel where the reduced
+    // axes are one contiguous block and at least 32 bytes stay contiguous per row.
+    let fused = match kind {
+        ReduceKind::SumSquare => Some(Fused::SumSquare),
+        ReduceKind::L1 => Some(Fused::L1),
+        ReduceKind::L2 => Some(Fused::L2),
+        ReduceKind::LogSum => Some(Fused::LogSum),
+        ReduceKind::LogSumExp => Some(Fused::LogSumExp),
+        ReduceKind::Sum | ReduceKind::Mean | ReduceKind::Max | ReduceKind::Min | ReduceKind::Prod => None,
+    };
+    let mut norm: Vec<usize> = axes.iter().map(|&a| (if a < 0 { a + rank } else { a }) as usize).collect();
+    norm.sort_unstable();
+    norm.dedup();
+    let block = norm.first().zip(norm.last()).filter(|(f, l)| *l - *f + 1 == norm.len()).map(|(f, l)| (*f, *l));
+    if let (Some(f), Some((first, last))) = (fused, block) {
+        let dims: Vec<usize> = xd.dims.iter().map(|&d| d as usize).collect();
+        let view = [dims[..first].iter().product(), dims[first..=last].iter().product(), dims[last + 1..].iter().product()];
+        if let Some(p) = cx.reduce_kernel(name, f, x.clone(), view, &out)? {
+            return Ok(p);
+        }
+    }
     match kind {
         ReduceKind::Sum => reduce_d(cx, name, "ReduceSumD", x, axes, keep, out),
         ReduceKind::Mean => reduce_d(cx, name, "ReduceMeanD", x, axes, keep, out),
