@@ -361,3 +361,66 @@ fn external_weights_are_files_that_file_constants_read() {
     let e = bundle.run(&inputs, false).expect_err("a short weight file").to_string();
     assert!(e.contains(first.as_str()) && e.contains("bytes do not hold"), "{e}");
 }
+
+/// ../shared/ASCEND.md, the project's collected facts about GE (outside the repository: this
+/// test reads it where the checkout has it, and says so where it does not).
+fn ascend_md() -> Option<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = std::env::var_os("KILN_ASCEND_MD").map_or_else(|| root.join("shared/ASCEND.md"), PathBuf::from);
+    std::fs::read_to_string(&path).ok()
+}
+
+/// kiln's prototype table (`ge::prototypes`, which the builder holds every op to) agrees with
+/// the operator prototypes of ASCEND.md §1.7 for every op type both list: the same inputs and
+/// outputs in the same order, and only attributes the document names.
+#[test]
+fn the_prototype_table_agrees_with_ascend_md() {
+    let Some(md) = ascend_md() else {
+        println!("skipped: ../shared/ASCEND.md is not in this checkout (set KILN_ASCEND_MD to its path)");
+        return;
+    };
+    let start = md.find("### 1.7").expect("§1.7");
+    let end = md[start..].find("\n## ").map_or(md.len(), |e| start + e);
+    // `name:type=default`, `name!`, `x?`, `x*`, `(remarks)` → the bare names.
+    let bare = |cell: &str| -> Vec<String> {
+        let mut depth = 0;
+        let mut parts = vec![String::new()];
+        for c in cell.chars() {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                ',' if depth == 0 => parts.push(String::new()),
+                _ if depth == 0 => parts.last_mut().expect("part").push(c),
+                _ => {}
+            }
+        }
+        parts
+            .iter()
+            .map(|p| p.trim().trim_start_matches('*').split([':', '=', '!', '?', '*', ' ']).next().unwrap_or("").to_string())
+            .filter(|p| !p.is_empty() && p != "—")
+            .collect()
+    };
+    let mut compared = 0;
+    for line in md[start..end].lines().filter(|l| l.starts_with("| ") && !l.starts_with("| Op type")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [types, inputs, outputs, attrs, ..] = cells[..] else { continue };
+        for ty in types.split('/').map(|t| t.split('(').next().unwrap_or("").trim()) {
+            let Some((ins, outs, kiln_attrs)) = kiln_ascend::ge::prototypes::get(ty) else { continue };
+            let strip = |v: &[&str]| v.iter().map(|s| s.trim_end_matches(['*', '?']).to_string()).collect::<Vec<_>>();
+            assert_eq!(strip(ins), bare(inputs), "{ty}: inputs");
+            assert_eq!(strip(outs), bare(outputs), "{ty}: outputs");
+            // "as MaxPoolV3 plus …" and "same" rows name only what they add; an attribute kiln
+            // marks optional (`?`) is one that drifts between releases (§1.7 names them in prose).
+            let documented = bare(attrs);
+            if !attrs.starts_with("as ") && !attrs.starts_with("same") {
+                let required: Vec<&str> = kiln_attrs.iter().copied().filter(|a| !a.ends_with('?')).collect();
+                for a in strip(&required) {
+                    assert!(documented.contains(&a), "{ty}: attribute `{a}` is not in ASCEND.md's {documented:?}");
+                }
+            }
+            compared += 1;
+        }
+    }
+    println!("{compared} op types compared with ASCEND.md §1.7");
+    assert!(compared >= 20, "only {compared} op types compared: the table's layout changed?");
+}

@@ -197,19 +197,28 @@ fn ports_match(want: &[&str], names: &[&str]) -> bool {
     want == names
 }
 
+type Ports = &'static [&'static str];
+
+/// The prototype of `ty`: input, output and attribute names (notation as above).
+pub fn get(ty: &str) -> Option<(Ports, Ports, Ports)> {
+    if UNARY.contains(&ty) {
+        Some((&["x"], &["y"], &[]))
+    } else if BINARY.contains(&ty) {
+        Some((&["x1", "x2"], &["y"], &[]))
+    } else {
+        TABLE.iter().find(|p| p.ty == ty).map(|p| (p.inputs, p.outputs, p.attrs))
+    }
+}
+
+/// Every op type with a prototype here.
+pub fn types() -> Vec<&'static str> {
+    UNARY.iter().chain(BINARY).copied().chain(TABLE.iter().map(|p| p.ty)).collect()
+}
+
 /// Checks an op of type `ty` with these input, output and attribute names against its
 /// prototype; the error names what differs. Types kiln has no prototype for are errors too.
 pub fn check(ty: &str, inputs: &[&str], outputs: &[&str], attrs: &[&str]) -> Result<(), String> {
-    let (want_in, want_out, want_attrs): (&[&str], &[&str], &[&str]) = if UNARY.contains(&ty) {
-        (&["x"], &["y"], &[])
-    } else if BINARY.contains(&ty) {
-        (&["x1", "x2"], &["y"], &[])
-    } else {
-        match TABLE.iter().find(|p| p.ty == ty) {
-            Some(p) => (p.inputs, p.outputs, p.attrs),
-            None => return Err(format!("op type {ty} has no prototype in ge::prototypes")),
-        }
-    };
+    let Some((want_in, want_out, want_attrs)) = get(ty) else { return Err(format!("op type {ty} has no prototype in ge::prototypes")) };
     if !ports_match(want_in, inputs) {
         return Err(format!("{ty} takes inputs {want_in:?}, not {inputs:?}"));
     }
@@ -233,7 +242,7 @@ mod tests {
 
     #[test]
     fn every_op_type_is_listed_once() {
-        let mut all: Vec<&str> = UNARY.iter().chain(BINARY).copied().chain(TABLE.iter().map(|p| p.ty)).collect();
+        let mut all = types();
         let n = all.len();
         all.sort_unstable();
         all.dedup();
