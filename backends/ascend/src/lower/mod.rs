@@ -382,14 +382,7 @@ impl Cx {
         if k.program.out != out.dtype {
             return Err(Fail::Internal(format!("the kernel computes {}, the node declares {}", k.program.out, out.dtype)));
         }
-        let op_type = match self.kernels.iter().find(|e| e.same_op(&k)) {
-            Some(e) => e.op_type.clone(),
-            None => {
-                self.kernels.push(k.clone());
-                self.mapping.custom.insert(k.op_type.clone());
-                k.op_type
-            }
-        };
+        let op_type = self.register(k);
         let mut inputs = vec![];
         for (i, (a, &e)) in args.into_iter().zip(&expand).enumerate() {
             let a = if e { transformer::broadcast(self, &format!("{name}/broadcast{i}"), a, &out.dims)? } else { a };
@@ -408,14 +401,18 @@ impl Cx {
         }
         let index = self.kernels.len();
         let Ok(k) = Kernel::plan_reduce(index, name, kind, xd.dtype, view, &xd.shape(), &out.shape()) else { return Ok(None) };
-        let op_type = match self.kernels.iter().find(|e| e.same_op(&k)) {
-            Some(e) => e.op_type.clone(),
-            None => {
-                self.kernels.push(k.clone());
-                self.mapping.custom.insert(k.op_type.clone());
-                k.op_type
-            }
-        };
+        let op_type = self.register(k);
         self.op1(name, &op_type, &[("x0", Some(x))], out.clone(), vec![]).map(Some)
+    }
+
+    /// The op type of kernel `k`: an identical kernel's, or `k`'s own, registered now.
+    fn register(&mut self, k: Kernel) -> String {
+        if let Some(e) = self.kernels.iter().find(|e| e.same_op(&k)) {
+            return e.op_type.clone();
+        }
+        let op_type = k.op_type.clone();
+        self.mapping.custom.insert(op_type.clone());
+        self.kernels.push(k);
+        op_type
     }
 }
