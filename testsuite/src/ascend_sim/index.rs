@@ -288,7 +288,9 @@ fn top_k(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         }
     }
     let mut dims = x.dims.clone();
-    *dims.last_mut().unwrap_or(&mut 0) = k;
+    if let Some(last) = dims.last_mut() {
+        *last = k;
+    }
     // The indices' dtype: `indices_dtype` where the graph declares it.
     let it = cx.out_desc(1)?.0;
     if !matches!(it, DType::I32 | DType::I64) || kiln_ascend::ge::dtype::from_cpp(cx.int("indices_dtype")?) != Some(it) {
