@@ -1,5 +1,5 @@
 //! Data movement, as CANN documents it: Tile, DepthToSpace/SpaceToDepth (NCHW, DCR or CRD),
-//! PadV3 (constant, reflect, edge) and ReverseSequence.
+//! PadV3 (constant, reflect, edge), ReverseSequence, and Cumsum (a running sum along an axis).
 
 use super::index::{coords, flat};
 use super::{OpCx, SimError, Value};
@@ -12,6 +12,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "SpaceToDepth" => one(depth_space(cx, false)?),
         "PadV3" => one(pad(cx)?),
         "ReverseSequence" => one(reverse_sequence(cx)?),
+        "Cumsum" => one(cumsum(cx)?),
         _ => super::resample::eval(cx),
     }
 }
@@ -136,6 +137,36 @@ fn reverse_sequence(cx: &OpCx) -> Result<Value, SimError> {
             c[t] = len - 1 - c[t];
         }
         y.data[f] = x.data[flat(&c, &x.dims)];
+    }
+    Ok(y)
+}
+
+/// Cumsum (x, axis; exclusive, reverse): the running sum along the axis, from its end when
+/// `reverse`, each element left out of its own sum when `exclusive`.
+fn cumsum(cx: &OpCx) -> Result<Value, SimError> {
+    let x = cx.input(0)?;
+    let a = cx.input(1)?;
+    let [a] = a.data[..] else { return cx.err("axis is not a scalar") };
+    let Some(a) = super::ops::axis(a as i64, x.dims.len()) else { return cx.err(format!("axis {a}")) };
+    let (exclusive, reverse) = (cx.bool("exclusive")?, cx.bool("reverse")?);
+    let (outer, n, inner): (usize, usize, usize) = (x.dims[..a].iter().product(), x.dims[a], x.dims[a + 1..].iter().product());
+    let mut y = x.clone();
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut sum = 0.0;
+            for step in 0..n {
+                let j = if reverse { n - 1 - step } else { step };
+                let at = (o * n + j) * inner + i;
+                let v = x.data[at];
+                if exclusive {
+                    y.data[at] = sum;
+                    sum += v;
+                } else {
+                    sum += v;
+                    y.data[at] = sum;
+                }
+            }
+        }
     }
     Ok(y)
 }

@@ -1,4 +1,4 @@
-//! Resize and GridSampler2D (below) as CANN documents them. Resize (ONNX's attributes; 4-D; nearest and linear), written from
+//! Resize, GridSampler2D and AffineGrid (below) as CANN documents them. Resize (ONNX's attributes; 4-D; nearest and linear), written from
 //! ONNX's definition of the coordinate transformations: an output index x maps to
 //! - half_pixel: (x + ½)/scale − ½
 //! - pytorch_half_pixel: the same, or −½ where the resized length is 1
@@ -17,6 +17,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
     match cx.op.r#type.as_str() {
         "Resize" => Ok(vec![resize(cx)?]),
         "GridSampler2D" => Ok(vec![grid_sample(cx)?]),
+        "AffineGrid" => Ok(vec![affine_grid(cx)?]),
         t => cx.err(format!("the simulator has no semantics for op type {t}")),
     }
 }
@@ -224,4 +225,47 @@ fn grid_sample(cx: &OpCx) -> Result<Value, SimError> {
         }
     }
     Ok(Value::new(x.dtype, vec![n, c, ho, wo], y))
+}
+
+/// AffineGrid (theta `[N, r, r+1]`, output_size `[N, C, *S]` with r = |S| of 2 or 3; PyTorch's
+/// affine_grid): for each output position the normalized coordinates (x, y[, z]) in [−1, 1],
+/// the i-th of n at `−1 + 2i/(n − 1)` (align_corners) or `(2i + 1)/n − 1`, mapped by theta.
+/// Output `[N, *S, r]`, the coordinates ordered x (width) first.
+fn affine_grid(cx: &OpCx) -> Result<Value, SimError> {
+    let (theta, size) = (cx.input(0)?, cx.input(1)?);
+    let size: Vec<usize> = size.data.iter().map(|&v| v as usize).collect();
+    let r = size.len().saturating_sub(2);
+    if !(2..=3).contains(&r) || theta.dims != [size[0], r, r + 1] {
+        return cx.err(format!("theta {:?} for output_size {size:?}", theta.dims));
+    }
+    let align = cx.bool("align_corners")?;
+    let coord = |i: usize, n: usize| {
+        if align {
+            if n > 1 {
+                -1.0 + 2.0 * i as f64 / (n - 1) as f64
+            } else {
+                0.0
+            }
+        } else {
+            (2 * i + 1) as f64 / n as f64 - 1.0
+        }
+    };
+    // The spatial dims slowest first (D, H, W): the base point is (x=W, y=H[, z=D]).
+    let spatial = &size[2..];
+    let points: usize = spatial.iter().product();
+    let mut y = Vec::with_capacity(size[0] * points * r);
+    for b in 0..size[0] {
+        let t = &theta.data[b * r * (r + 1)..(b + 1) * r * (r + 1)];
+        for p in 0..points {
+            let c = coords(p, spatial);
+            let base: Vec<f64> = (0..r).map(|k| coord(c[r - 1 - k], spatial[r - 1 - k])).chain(std::iter::once(1.0)).collect();
+            for row in 0..r {
+                y.push((0..=r).map(|j| t[row * (r + 1) + j] * base[j]).sum());
+            }
+        }
+    }
+    let mut dims = vec![size[0]];
+    dims.extend(spatial);
+    dims.push(r);
+    Ok(Value::new(theta.dtype, dims, y))
 }

@@ -81,6 +81,7 @@ const REDUCE_D: &[&str] = &["axes", "keep_dims"];
 const LAYER_NORM: &[&str] = &["begin_norm_axis", "begin_params_axis", "epsilon"];
 
 const TABLE: &[Proto] = &[
+    p("AffineGrid", &["theta", "output_size"], &["y"], &["align_corners"]),
     p("ArgMaxV2", &["x", "dimension"], &["y"], &["dtype"]),
     p("ArgMin", &["x", "dimension"], &["y"], &["dtype"]),
     p(
@@ -101,6 +102,7 @@ const TABLE: &[Proto] = &[
         &["y"],
         &["strides", "pads", "dilations", "groups", "data_format", "output_padding", "offset_x"],
     ),
+    p("Cumsum", &["x", "axis"], &["y"], &["exclusive", "reverse"]),
     p("DepthToSpace", &["x"], &["y"], &["block_size", "mode", "data_format"]),
     p("Exp", &["x"], &["y"], &["base", "scale", "shift"]),
     p(

@@ -479,18 +479,29 @@ pub(crate) fn lower_node(
                 None => vec![1; starts.len()],
             };
             let (mut begin, mut end, mut strides) = (vec![0i64; rank], xd.dims.clone(), vec![1i64; rank]);
+            // A negative step walks a reversed axis forwards: index i is n − 1 − i there.
+            let mut reversed = vec![];
             for (i, &a) in axes.iter().enumerate() {
                 let a = if a < 0 { a + rank as i64 } else { a } as usize;
                 let (s, n) = kiln_ir::ops::slice_params(xd.dims[a] as usize, starts[i], ends[i], steps[i])
                     .map_err(|e| Fail::Internal(e.to_string()))?;
-                if steps[i] < 0 {
-                    return unsupported("a slice with a negative step is not mapped yet");
-                }
+                let (s, k) = if steps[i] < 0 {
+                    reversed.push(a as i64);
+                    (xd.dims[a] - 1 - s, -steps[i])
+                } else {
+                    (s, steps[i])
+                };
                 begin[a] = s;
-                end[a] = s + n as i64 * steps[i];
-                strides[a] = steps[i];
+                end[a] = s + n as i64 * k;
+                strides[a] = k;
             }
-            one(strided_slice(cx, name, x()?, begin, end, strides, y()?)?)
+            let x = match reversed.is_empty() {
+                true => x()?,
+                false => {
+                    cx.op1(&format!("{name}/reversed"), "ReverseV2D", &[("x", Some(x()?))], xd, vec![("axis", Attr::ListInt(reversed))])?
+                }
+            };
+            one(strided_slice(cx, name, x, begin, end, strides, y()?)?)
         }
         Attention {
             is_causal,
@@ -529,7 +540,6 @@ pub(crate) fn lower_node(
         }
         QLinearConv { .. }
         | DeformConv { .. }
-        | AffineGrid { .. }
         | Col2Im { .. }
         | SignalWindow { .. }
         | DFT { .. }
@@ -545,7 +555,6 @@ pub(crate) fn lower_node(
         | Shape { .. }
         | Size {}
         | ConstantOfShape { .. }
-        | CumSum { .. }
         | Einsum { .. }
         | NonZero {}
         | Compress { .. }
@@ -602,6 +611,22 @@ pub(crate) fn lower_node(
                 output_shape,
             };
             one(super::conv_transpose::conv_transpose(cx, name, &p, ins, y()?)?)
+        }
+        CumSum { exclusive, reverse } => {
+            let Some(&axis) = const_ints(consts, 1, "CumSum's axis")?.first() else {
+                return Err(Fail::Internal("CumSum without an axis".into()));
+            };
+            let axis = cx.scalar(&format!("{name}/axis"), DType::I64, axis as f64)?;
+            let attrs = vec![("exclusive", Attr::Bool(*exclusive)), ("reverse", Attr::Bool(*reverse))];
+            one(cx.op1(name, "Cumsum", &[("x", Some(x()?)), ("axis", Some(axis))], y()?, attrs)?)
+        }
+        AffineGrid { align_corners } => {
+            let size = const_ints(consts, 1, "AffineGrid's size")?;
+            let size = Tensor::new(vec![size.len()], kiln_ir::Data::I32(size.iter().map(|&v| v as i32).collect()))
+                .map_err(|e| Fail::Internal(e.to_string()))?;
+            let size = cx.constant(&format!("{name}/output_size"), &size)?;
+            let inputs = [("theta", Some(x()?)), ("output_size", Some(size))];
+            one(cx.op1(name, "AffineGrid", &inputs, y()?, vec![("align_corners", Attr::Bool(*align_corners))])?)
         }
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         GridSample { mode, padding_mode, align_corners } => {
