@@ -424,3 +424,58 @@ fn the_prototype_table_agrees_with_ascend_md() {
     println!("{compared} op types compared with ASCEND.md §1.7");
     assert!(compared >= 20, "only {compared} op types compared: the table's layout changed?");
 }
+
+/// Recurrent ops unrolled into built-ins, in the cases the node suite does not reach: both
+/// directions over rows of different lengths (the reverse direction reads each row's prefix
+/// reversed and stops where the row does), LSTM with peepholes and GRU with
+/// linear_before_reset, batch-major layout, against the interpreter.
+#[test]
+fn recurrent_ops_over_rows_of_different_lengths() {
+    let cases = [
+        (
+            "lstm",
+            r#"graph "lstm" (%x: f32[4,3,5], %w: f32[2,12,5], %r: f32[2,12,3], %b: f32[2,24], %lens: i32[3], %h0: f32[2,3,3], %c0: f32[2,3,3], %p: f32[2,9]) {
+  %y, %yh, %yc = LSTM[lstm](%x, %w, %r, %b, %lens, %h0, %c0, %p) {direction=bidirectional, hidden_size=3, activations=[], activation_alpha=[], activation_beta=[], clip=null, input_forget=false, layout=0} : f32[4,2,3,3], f32[2,3,3], f32[2,3,3]
+  return %y, %yh, %yc
+}
+"#,
+        ),
+        (
+            "gru",
+            r#"graph "gru" (%x: f32[3,4,5], %w: f32[2,12,5], %r: f32[2,12,4], %b: f32[2,24], %lens: i32[3]) {
+  %y, %yh = GRU[gru](%x, %w, %r, %b, %lens) {direction=bidirectional, hidden_size=4, activations=[], activation_alpha=[], activation_beta=[], clip=null, linear_before_reset=true, layout=1} : f32[3,4,2,4], f32[3,2,4]
+  return %y, %yh
+}
+"#,
+        ),
+    ];
+    for (tag, src) in cases {
+        let g = kiln_ir::text::parse(src, &std::collections::HashMap::new()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let inputs: Vec<kiln_ir::Tensor> = g
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let t = &g.value(v).ty;
+                let dims = t.shape.as_fixed().expect("static");
+                let n: usize = dims.iter().product();
+                let data = if t.dtype == kiln_ir::DType::I32 {
+                    // Row lengths: the full 4 steps, 1, and 3.
+                    kiln_ir::Data::I32(vec![4, 1, 3][..n].to_vec())
+                } else {
+                    kiln_ir::Data::from_f64(t.dtype, &(0..n).map(|k| (((k * 37 + i * 11) % 23) as f64 - 11.0) / 15.0).collect::<Vec<_>>())
+                };
+                kiln_ir::Tensor::new(dims, data).expect("tensor")
+            })
+            .collect();
+        let want = kiln_ir::interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let b = compile(&g, &Options::default()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert!(b.text().contains("ReverseSequence") && b.text().contains("SelectV2"), "{tag}: no masking:\n{}", b.text());
+        let got = sim::run(&b.model, &inputs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.dims(), w.dims(), "{tag} output {i}");
+            let err = scaled_error(g, w);
+            assert!(err <= 1e-6, "{tag} output {i}: error {err:.3e} of scale");
+        }
+    }
+}

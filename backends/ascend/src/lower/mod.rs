@@ -13,6 +13,7 @@ mod loss;
 mod movement;
 mod norm;
 mod quant;
+mod recurrent;
 mod resample;
 pub mod table;
 mod transformer;

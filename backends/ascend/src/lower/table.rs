@@ -557,10 +557,7 @@ pub(crate) fn lower_node(
         | ConstantOfShape { .. }
         | Einsum { .. }
         | NonZero {}
-        | Compress { .. }
-        | LSTM { .. }
-        | GRU { .. }
-        | RNN { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
+        | Compress { .. } => unsupported(format!("{} has no CANN mapping yet", op.display_name())),
         ArgMax { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, true, *axis, *select_last_index, x()?, y()?)?),
         ArgMin { axis, keepdims: _, select_last_index } => one(index::arg_extreme(cx, name, false, *axis, *select_last_index, x()?, y()?)?),
         Hardmax { axis, legacy } => one(index::hardmax(cx, name, *axis, *legacy, x()?, y()?)?),
@@ -628,6 +625,7 @@ pub(crate) fn lower_node(
             let inputs = [("theta", Some(x()?)), ("output_size", Some(size))];
             one(cx.op1(name, "AffineGrid", &inputs, y()?, vec![("align_corners", Attr::Bool(*align_corners))])?)
         }
+        LSTM { .. } | GRU { .. } | RNN { .. } => super::recurrent::recurrent(cx, name, op, ins, outs),
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         GridSample { mode, padding_mode, align_corners } => {
             one(super::resample::grid_sample(cx, name, *mode, *padding_mode, *align_corners, ins, y()?)?)
