@@ -1,5 +1,5 @@
 //! Ops driven by indices, as CANN documents them: ArgMaxV2/ArgMin, ReverseV2D, OneHot,
-//! GatherElements, GatherNd, ScatterElements, TensorScatterUpdate/Add, TopKV2, and NLLLoss (a
+//! GatherElements, GatherNd, ScatterElements, TensorScatterUpdate/Add/Max/Min, TopKV2, and NLLLoss (a
 //! gather of each row's target class). Indices outside their axis are errors: the lowering
 //! wraps ONNX's negative indices before they reach these ops.
 
@@ -16,8 +16,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "GatherElements" => Ok(vec![gather_elements(cx)?]),
         "GatherNd" => Ok(vec![gather_nd(cx)?]),
         "ScatterElements" => Ok(vec![scatter_elements(cx)?]),
-        "TensorScatterUpdate" => Ok(vec![tensor_scatter(cx, false)?]),
-        "TensorScatterAdd" => Ok(vec![tensor_scatter(cx, true)?]),
+        t @ ("TensorScatterUpdate" | "TensorScatterAdd" | "TensorScatterMax" | "TensorScatterMin") => Ok(vec![tensor_scatter(cx, t)?]),
         "TopKV2" => top_k(cx),
         _ => super::movement::eval(cx),
     }
@@ -219,9 +218,10 @@ fn gather_nd(cx: &OpCx) -> Result<Value, SimError> {
     Ok(Value::new(x.dtype, dims, y))
 }
 
-/// TensorScatterUpdate/Add (x, indices, updates): a copy of x with each indexed slice replaced
-/// by (or increased by) its update, in index order.
-fn tensor_scatter(cx: &OpCx, add: bool) -> Result<Value, SimError> {
+/// TensorScatterUpdate/Add/Max/Min (x or input, indices, updates): a copy of x with each
+/// indexed slice replaced by its update, increased by it, or the larger or smaller of the two,
+/// in index order.
+fn tensor_scatter(cx: &OpCx, ty: &str) -> Result<Value, SimError> {
     let (x, idx, upd) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
     let (offs, slice) = nd_offsets(cx, x, idx)?;
     if upd.data.len() != offs.len() * slice {
@@ -231,7 +231,13 @@ fn tensor_scatter(cx: &OpCx, add: bool) -> Result<Value, SimError> {
     for (u, &o) in offs.iter().enumerate() {
         for j in 0..slice {
             let v = upd.data[u * slice + j];
-            y.data[o + j] = if add { y.data[o + j] + v } else { v };
+            let old = y.data[o + j];
+            y.data[o + j] = match ty {
+                "TensorScatterAdd" => old + v,
+                "TensorScatterMax" => old.max(v),
+                "TensorScatterMin" => old.min(v),
+                _ => v,
+            };
         }
     }
     Ok(y)

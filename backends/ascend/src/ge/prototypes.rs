@@ -179,6 +179,8 @@ const TABLE: &[Proto] = &[
         &["begin", "end", "strides", "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"],
     ),
     p("TensorScatterAdd", &["x", "indices", "updates"], &["y"], &[]),
+    p("TensorScatterMax", &["input", "indices", "updates"], &["output"], &[]),
+    p("TensorScatterMin", &["input", "indices", "updates"], &["output"], &[]),
     p("TensorScatterUpdate", &["x", "indices", "updates"], &["y"], &[]),
     p("Tile", &["x", "multiples"], &["y"], &[]),
     p("TopKV2", &["x", "k"], &["values", "indices"], &["sorted", "dim", "largest", "indices_dtype"]),

@@ -1,5 +1,5 @@
 //! Ops driven by indices: ArgMax/ArgMin → ArgMaxV2/ArgMin, Hardmax → ArgMaxV2 + OneHot,
-//! GatherElements, GatherND → GatherNd, ScatterElements, ScatterND → TensorScatterUpdate/Add,
+//! GatherElements, GatherND → GatherNd, ScatterElements, ScatterND → TensorScatterUpdate/Add/Max/Min,
 //! TopK → TopKV2 and OneHot.
 //!
 //! ONNX lets indices count back from the end of an axis; the CANN ops document indices in
@@ -169,19 +169,22 @@ pub(super) fn scatter_nd(
     known: Option<&Tensor>,
     out: Desc,
 ) -> Result<Port, Fail> {
-    let ty = match reduction {
-        ScatterReduction::None => "TensorScatterUpdate",
-        ScatterReduction::Add => "TensorScatterAdd",
-        ScatterReduction::Mul | ScatterReduction::Max | ScatterReduction::Min => {
-            return unsupported("ScatterND with mul/max/min: CANN's TensorScatter ops update or add")
-        }
+    // TensorScatterMax/Min name their ports input/output, the others x/y.
+    let (ty, port_in, port_out) = match reduction {
+        ScatterReduction::None => ("TensorScatterUpdate", "x", "y"),
+        ScatterReduction::Add => ("TensorScatterAdd", "x", "y"),
+        ScatterReduction::Max => ("TensorScatterMax", "input", "output"),
+        ScatterReduction::Min => ("TensorScatterMin", "input", "output"),
+        ScatterReduction::Mul => return unsupported("ScatterND with mul: CANN's TensorScatter ops update, add, max or min"),
     };
     let x = input(ins, 0)?;
     let xd = cx.desc(&x)?;
     let idx = input(ins, 1)?;
     let k = cx.desc(&idx)?.dims.last().copied().unwrap_or(0) as usize;
     let idx = wrap(cx, name, idx, known, &xd.dims[..k])?;
-    cx.op1(name, ty, &[("x", Some(x)), ("indices", Some(idx)), ("updates", Some(input(ins, 2)?))], out, vec![])
+    let made =
+        cx.op(name, ty, &[(port_in, Some(x)), ("indices", Some(idx)), ("updates", Some(input(ins, 2)?))], vec![(port_out, out)], vec![])?;
+    made.into_iter().next().ok_or_else(|| Fail::Internal(format!("{ty} made no output")))
 }
 
 /// TopK along `axis` → TopKV2 over the last axis (the axis moved last and back), its int32
