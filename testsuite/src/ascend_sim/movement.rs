@@ -44,10 +44,10 @@ fn depth_space(cx: &OpCx, to_space: bool) -> Result<Value, SimError> {
     let b = cx.int("block_size")? as usize;
     let [n, c, h, w] = x.dims[..] else { return cx.err(format!("x {:?} is not 4-D", x.dims)) };
     let crd = to_space && cx.str("mode")? == "CRD";
-    let (cs, hs, ws) = if to_space { (c / (b * b), h * b, w * b) } else { (c * b * b, h / b, w / b) };
     if b == 0 || (to_space && c % (b * b) != 0) || (!to_space && (h % b != 0 || w % b != 0)) {
         return cx.err(format!("block {b} for {:?}", x.dims));
     }
+    let (cs, hs, ws) = if to_space { (c / (b * b), h * b, w * b) } else { (c * b * b, h / b, w / b) };
     // (n, small-channel, big-h, big-w) ↔ (n, big-channel, small-h, small-w)
     let (sc, sh, sw) = if to_space { (cs, h, w) } else { (c, hs, ws) };
     let mut y = vec![0.0; x.data.len()];

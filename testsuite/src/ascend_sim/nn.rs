@@ -163,6 +163,9 @@ fn conv2d_transpose(cx: &OpCx) -> Result<Value, SimError> {
     let ((sh, sw), (dh, dw), [pt, pb, pl, pr]) = (hw(cx, "strides")?, hw(cx, "dilations")?, pads(cx)?);
     let opad = cx.ints("output_padding")?;
     let [0, 0, oph, opw] = opad[..] else { return cx.err(format!("output_padding {opad:?}")) };
+    if kh == 0 || kw == 0 {
+        return cx.err(format!("an empty filter {:?}", f.dims));
+    }
     let (eh, ew) = ((kh - 1) * dh + 1, (kw - 1) * dw + 1);
     let back = |o: usize, p: usize, e: usize, op: i64, s: usize| (o as i64 + p as i64 - e as i64 - op) / s as i64 + 1;
     if back(oh, pt + pb, eh, oph, sh) != h as i64 || back(ow, pl + pr, ew, opw, sw) != w as i64 {

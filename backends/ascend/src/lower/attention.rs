@@ -51,7 +51,11 @@ pub(crate) fn attention(cx: &mut Cx, name: &str, a: &AttentionAttrs, ins: &[Opti
     }
     let at = |s: &str| format!("{name}/{s}");
     let (q, k, v) = (input(ins, 0)?, input(ins, 1)?, input(ins, 2)?);
-    let three_d = cx.desc(&q)?.dims.len() == 3;
+    let ranks = [cx.desc(&q)?.dims.len(), cx.desc(&k)?.dims.len(), cx.desc(&v)?.dims.len()];
+    if ranks != [3; 3] && ranks != [4; 3] {
+        return unsupported("attention inputs that are neither all 3-D nor all 4-D");
+    }
+    let three_d = ranks[0] == 3;
     let q = heads_first(cx, &at("q"), q, a.q_heads)?;
     let k = heads_first(cx, &at("k"), k, a.kv_heads)?;
     let v = heads_first(cx, &at("v"), v, a.kv_heads)?;

@@ -78,7 +78,7 @@ pub(super) fn conv_transpose(cx: &mut Cx, name: &str, p: &Params, ins: &[Option<
     let op: Vec<i64> = (0..2).map(|i| p.output_padding.get(i).copied().unwrap_or(0)).collect();
     let mut pads = vec![];
     for i in 0..2 {
-        let full = g.strides[i] * (input_dims[i] - 1) + op[i] as usize + (kernel[i] - 1) * g.dilations[i] + 1;
+        let full = g.strides[i] * input_dims[i].saturating_sub(1) + op[i] as usize + kernel[i].saturating_sub(1) * g.dilations[i] + 1;
         let end = full as i64 - g.out[i] as i64 - g.pad_begin[i] as i64;
         if end < 0 {
             return unsupported("a ConvTranspose output larger than its window covers");

@@ -49,7 +49,8 @@ fn arg(cx: &mut Cx, name: &str, ty: &str, x: Port, axis: usize) -> Result<Port, 
     let xd = cx.desc(&x)?;
     let mut dims = dims_of(&xd);
     dims.remove(axis);
-    let dim = cx.ints(&format!("{name}/dimension"), &[axis as i64])?;
+    // `dimension` is a scalar (CANN documents it as int32).
+    let dim = cx.scalar(&format!("{name}/dimension"), DType::I32, axis as f64)?;
     let int64 = ge_type(DType::I64).ok_or_else(|| Fail::Internal("int64".into()))?.cpp;
     cx.op1(name, ty, &[("x", Some(x)), ("dimension", Some(dim))], Desc::nd(DType::I64, &dims), vec![("dtype", Attr::Type(int64))])
 }
@@ -134,7 +135,8 @@ pub(super) fn gather_nd(
     let xd = cx.desc(&x)?;
     let idx = input(ins, 1)?;
     let k = cx.desc(&idx)?.dims.last().copied().unwrap_or(0) as usize;
-    let idx = wrap(cx, name, idx, known, &xd.dims[..k])?;
+    let sizes = xd.dims.get(..k).ok_or_else(|| Fail::Internal(format!("index tuples of {k} into {:?}", xd.dims)))?.to_vec();
+    let idx = wrap(cx, name, idx, known, &sizes)?;
     cx.op1(name, "GatherNd", &[("x", Some(x)), ("indices", Some(idx))], out, vec![])
 }
 
@@ -181,7 +183,8 @@ pub(super) fn scatter_nd(
     let xd = cx.desc(&x)?;
     let idx = input(ins, 1)?;
     let k = cx.desc(&idx)?.dims.last().copied().unwrap_or(0) as usize;
-    let idx = wrap(cx, name, idx, known, &xd.dims[..k])?;
+    let sizes = xd.dims.get(..k).ok_or_else(|| Fail::Internal(format!("index tuples of {k} into {:?}", xd.dims)))?.to_vec();
+    let idx = wrap(cx, name, idx, known, &sizes)?;
     let made =
         cx.op(name, ty, &[(port_in, Some(x)), ("indices", Some(idx)), ("updates", Some(input(ins, 2)?))], vec![(port_out, out)], vec![])?;
     made.into_iter().next().ok_or_else(|| Fail::Internal(format!("{ty} made no output")))

@@ -39,7 +39,7 @@ fn nll(
     let at = |s: &str| format!("{name}/{s}");
     let xd = cx.desc(&x)?;
     let dims: Vec<usize> = xd.dims.iter().map(|&d| d as usize).collect();
-    let (n, c) = (dims[0], dims[1]);
+    let &[n, c, ..] = dims.as_slice() else { return Err(Fail::Internal(format!("loss input {dims:?} of rank under 2"))) };
     let rows = n * dims[2..].iter().product::<usize>();
     let (x2, t1) = if dims.len() == 2 {
         (x, target)

@@ -40,7 +40,8 @@ fn param(cx: &mut Cx, name: &str, p: Port, dims: &[i64], axis: i64, block: i64) 
         return Ok(p);
     }
     let r = dims.len() as i64;
-    let a = (if axis < 0 { axis + r } else { axis }) as usize;
+    let a = usize::try_from(if axis < 0 { axis + r } else { axis }).ok().filter(|&a| a < dims.len());
+    let Some(a) = a else { return Err(Fail::Internal(format!("axis {axis} of a rank-{r} input"))) };
     if pd.dims.len() <= 1 && block <= 0 {
         let shape: Vec<usize> = (0..dims.len()).map(|i| if i == a { n as usize } else { 1 }).collect();
         return reshape(cx, &format!("{name}_axis"), p, Desc::nd(pd.dtype, &shape));
