@@ -1,5 +1,6 @@
 //! Data movement, as CANN documents it: Tile, DepthToSpace/SpaceToDepth (NCHW, DCR or CRD),
-//! PadV3 (constant, reflect, edge), ReverseSequence, and Cumsum (a running sum along an axis).
+//! PadV3 (constant, reflect, edge), ReverseSequence, Cumsum (a running sum along an axis), and
+//! Col2im (PyTorch's fold).
 
 use super::index::{coords, flat};
 use super::{OpCx, SimError, Value};
@@ -13,6 +14,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "PadV3" => one(pad(cx)?),
         "ReverseSequence" => one(reverse_sequence(cx)?),
         "Cumsum" => one(cumsum(cx)?),
+        "Col2im" => one(col2im(cx)?),
         _ => super::resample::eval(cx),
     }
 }
@@ -169,4 +171,48 @@ fn cumsum(cx: &OpCx) -> Result<Value, SimError> {
         }
     }
     Ok(y)
+}
+
+/// Col2im (x `[N, C, kh·kw, L]`, output_size (H, W); kernel_size, dilation, padding, stride:
+/// PyTorch's fold): each column element added into the image at its window position, the L
+/// blocks row-major over the sliding positions.
+fn col2im(cx: &OpCx) -> Result<Value, SimError> {
+    let (x, size) = (cx.input(0)?, cx.input(1)?);
+    let pair = |name: &str| -> Result<(usize, usize), SimError> {
+        match cx.ints(name)?[..] {
+            [a, b] if a >= 0 && b >= 0 => Ok((a as usize, b as usize)),
+            ref v => cx.err(format!("{name} = {v:?}: two values")),
+        }
+    };
+    let ((kh, kw), (dh, dw), (ph, pw), (sh, sw)) = (pair("kernel_size")?, pair("dilation")?, pair("padding")?, pair("stride")?);
+    let [h, w] = size.data[..] else { return cx.err("output_size is not (H, W)") };
+    let (h, w) = (h as usize, w as usize);
+    let [n, c, k, l] = x.dims[..] else { return cx.err(format!("x {:?} is not 4-D", x.dims)) };
+    if k != kh * kw || sh == 0 || sw == 0 || kh == 0 || kw == 0 {
+        return cx.err(format!("x {:?} for a {kh}x{kw} kernel", x.dims));
+    }
+    let blocks = |len: usize, k: usize, d: usize, p: usize, s: usize| (len + 2 * p).checked_sub(d * (k - 1) + 1).map(|v| v / s + 1);
+    let (Some(bh), Some(bw)) = (blocks(h, kh, dh, ph, sh), blocks(w, kw, dw, pw, sw)) else {
+        return cx.err("the window is larger than the padded image");
+    };
+    if bh * bw != l {
+        return cx.err(format!("{l} blocks; the sizes give {bh}x{bw}"));
+    }
+    let mut y = vec![0.0; n * c * h * w];
+    for b in 0..n {
+        for ch in 0..c {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    for (blk, &v) in x.data[((b * c + ch) * k + ki * kw + kj) * l..][..l].iter().enumerate() {
+                        let r = (blk / bw * sh + ki * dh) as i64 - ph as i64;
+                        let q = (blk % bw * sw + kj * dw) as i64 - pw as i64;
+                        if (0..h as i64).contains(&r) && (0..w as i64).contains(&q) {
+                            y[((b * c + ch) * h + r as usize) * w + q as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Value::new(x.dtype, vec![n, c, h, w], y))
 }

@@ -94,6 +94,7 @@ const TABLE: &[Proto] = &[
     p("BroadcastToD", &["x"], &["y"], &["shape"]),
     p("Cast", &["x"], &["y"], &["dst_type"]),
     p("ClipByValue", &["x", "clip_value_min", "clip_value_max"], &["y"], &[]),
+    p("Col2im", &["x", "output_size"], &["y"], &["kernel_size", "dilation", "padding", "stride"]),
     p("ConcatD", &["x*"], &["y"], &["concat_dim", "N"]),
     p("Conv2D", &["x", "filter", "bias", "offset_w"], &["y"], &["strides", "pads", "dilations", "groups", "data_format", "offset_x"]),
     p(

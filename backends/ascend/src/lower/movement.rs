@@ -1,6 +1,7 @@
 //! Data movement beyond reshape/transpose/concat/split/slice: Tile, DepthToSpace,
-//! SpaceToDepth, Pad → PadV3, CenterCropPad (StridedSliceD then PadV3), ReverseSequence, and
-//! EyeLike (a constant: its shape is static and its values do not depend on the input's).
+//! SpaceToDepth, Pad → PadV3, CenterCropPad (StridedSliceD then PadV3), ReverseSequence,
+//! Col2Im → Col2im (2-D), and EyeLike (a constant: its shape is static and its values do not
+//! depend on the input's).
 
 use super::table::{input, strided_slice};
 use super::{unsupported, Cx, Fail};
@@ -129,4 +130,49 @@ pub(super) fn keep_all(cx: &mut Cx, name: &str, out: &Desc) -> Result<Port, Fail
     let n = out.dims.iter().product::<i64>() as usize;
     let t = Tensor::new(out.dims.iter().map(|&v| v as usize).collect(), kiln_ir::Data::Bool(vec![true; n])).map_err(internal)?;
     cx.constant(name, &t)
+}
+
+/// Col2Im (columns `[N, C·kh·kw, L]`, image_shape, block_shape) → Col2im, which takes the
+/// columns as `[N, C, kh·kw, L]` and one pad per spatial axis (both sides alike).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn col2im(
+    cx: &mut Cx,
+    name: &str,
+    dilations: &[i64],
+    pads: &[i64],
+    strides: &[i64],
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    out: Desc,
+) -> Result<Port, Fail> {
+    let (Some(image), Some(block)) = (consts.get(1).copied().flatten(), consts.get(2).copied().flatten()) else {
+        return unsupported("Col2Im with image or block shapes computed at run time");
+    };
+    let (image, block) = (image.to_i64(), block.to_i64());
+    if image.len() != 2 || block.len() != 2 {
+        return unsupported(format!("a {}-D Col2Im: CANN's Col2im is 2-D", image.len()));
+    }
+    let pick = |v: &[i64], n: usize, d: i64| if v.is_empty() { vec![d; n] } else { v.to_vec() };
+    let (dil, st, p) = (pick(dilations, 2, 1), pick(strides, 2, 1), pick(pads, 4, 0));
+    if p[0] != p[2] || p[1] != p[3] {
+        return unsupported("Col2Im with different pads at the two ends of an axis: Col2im pads both alike");
+    }
+    let x = input(ins, 0)?;
+    let xd = cx.desc(&x)?;
+    let &[n, ckk, l] = xd.dims.as_slice() else { return Err(Fail::Internal(format!("columns {:?} are not 3-D", xd.dims))) };
+    let k = block[0] * block[1];
+    if k <= 0 || ckk % k != 0 {
+        return Err(Fail::Internal(format!("{ckk} column rows for a {block:?} block")));
+    }
+    let four = Desc::nd(xd.dtype, &[n as usize, (ckk / k) as usize, k as usize, l as usize]);
+    let x4 = super::table::reshape(cx, &format!("{name}/columns"), x, four)?;
+    let size = Tensor::new(vec![2], kiln_ir::Data::I32(image.iter().map(|&v| v as i32).collect())).map_err(internal)?;
+    let size = cx.constant(&format!("{name}/output_size"), &size)?;
+    let attrs = vec![
+        ("kernel_size", Attr::ListInt(block)),
+        ("dilation", Attr::ListInt(dil)),
+        ("padding", Attr::ListInt(p[..2].to_vec())),
+        ("stride", Attr::ListInt(st)),
+    ];
+    cx.op1(name, "Col2im", &[("x", Some(x4)), ("output_size", Some(size))], out.with_format("NCHW"), attrs)
 }

@@ -540,7 +540,6 @@ pub(crate) fn lower_node(
         }
         QLinearConv { .. }
         | DeformConv { .. }
-        | Col2Im { .. }
         | SignalWindow { .. }
         | DFT { .. }
         | STFT { .. }
@@ -626,6 +625,7 @@ pub(crate) fn lower_node(
             one(cx.op1(name, "AffineGrid", &inputs, y()?, vec![("align_corners", Attr::Bool(*align_corners))])?)
         }
         LSTM { .. } | GRU { .. } | RNN { .. } => super::recurrent::recurrent(cx, name, op, ins, outs),
+        Col2Im { dilations, pads, strides } => one(movement::col2im(cx, name, dilations, pads, strides, ins, consts, y()?)?),
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         GridSample { mode, padding_mode, align_corners } => {
             one(super::resample::grid_sample(cx, name, *mode, *padding_mode, *align_corners, ins, y()?)?)
