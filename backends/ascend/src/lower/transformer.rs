@@ -218,7 +218,8 @@ fn reshape_to(cx: &mut Cx, name: &str, x: Port, dims: &[i64]) -> Result<Port, Fa
 
 /// RotaryEmbedding (rotate-half form) of X (`[B, S, heads·D]` or `[B, heads, S, D]`) by the
 /// cos/sin caches (`[B, S, D'/2]`, or `[positions, D'/2]` read at `position_ids` or at 0..S)
-/// as RotaryMul: `y = x·r1 + rotate_half(x)·r2` with `r1 = [cos, cos]`, `r2 = [sin, sin]`.
+/// as RotaryMul: `y = x·r1 + rotate_half(x)·r2` with `r1 = [cos, cos]`, `r2 = [sin, sin]`;
+/// interleaved pairs are gathered into halves around it.
 pub(crate) fn rotary(
     cx: &mut Cx,
     name: &str,
@@ -228,9 +229,6 @@ pub(crate) fn rotary(
     ins: &[Option<Port>],
     outs: &[Option<Desc>],
 ) -> Result<Vec<Option<Port>>, Fail> {
-    if interleaved {
-        return unsupported("interleaved rotary: RotaryMul rotates halves");
-    }
     let x = input(ins, 0)?;
     let xd = cx.desc(&x)?;
     // X as 4-D, with the sequence axis and the broadcast shape of r1/r2.
@@ -309,7 +307,26 @@ pub(crate) fn rotary(
         (x4p, None)
     };
     let rot_d = cx.desc(&rot)?;
-    let y = cx.op1(&format!("{name}/rotary"), "RotaryMul", &[("x", Some(rot)), ("r1", Some(r1)), ("r2", Some(r2))], rot_d, vec![])?;
+    // Interleaved pairs (x₂ᵢ, x₂ᵢ₊₁) are rotate-half's (xᵢ, xᵢ₊ₕ) once the even elements are
+    // gathered before the odd ones: [.., rd] → [.., rd/2, 2] → [.., 2, rd/2] → [.., rd], and
+    // back the same way after RotaryMul.
+    let swap = |cx: &mut Cx, s: &str, x: Port, from: [i64; 2]| -> Result<Port, Fail> {
+        let mut split = rot_d.dims.clone();
+        split.pop();
+        let mut to = split.clone();
+        split.extend(from);
+        to.extend([from[1], from[0]]);
+        let x = reshape_to(cx, &format!("{name}/{s}_pairs"), x, &split)?;
+        let r = split.len() as i64;
+        let perm: Vec<i64> = (0..r - 2).chain([r - 1, r - 2]).collect();
+        let t = Desc::nd(rot_d.dtype, &to.iter().map(|&v| v as usize).collect::<Vec<_>>());
+        let x = cx.op1(&format!("{name}/{s}"), "TransposeD", &[("x", Some(x))], t, vec![("perm", Attr::ListInt(perm))])?;
+        reshape_to(cx, &format!("{name}/{s}_flat"), x, &rot_d.dims)
+    };
+    let rot = if interleaved { swap(cx, "deinterleave", rot, [rd / 2, 2])? } else { rot };
+    let y =
+        cx.op1(&format!("{name}/rotary"), "RotaryMul", &[("x", Some(rot)), ("r1", Some(r1)), ("r2", Some(r2))], rot_d.clone(), vec![])?;
+    let y = if interleaved { swap(cx, "interleave", y, [2, rd / 2])? } else { y };
     let y = match pass {
         Some(p) => {
             let out = Desc::nd(xd.dtype, &x4.iter().map(|&v| v as usize).collect::<Vec<_>>());
