@@ -2,7 +2,7 @@
 //! CANN's Round) and saturation (ClipByValue before the Cast; QLinearMatMul wraps, as ONNX's
 //! reference and kiln's interpreter do): QuantizeLinear and
 //! DequantizeLinear (per tensor, per axis, blocked), DynamicQuantizeLinear, QLinearMatMul,
-//! MatMulInteger and ConvInteger (the integer products computed in fp32, exact while every
+//! QLinearConv, MatMulInteger and ConvInteger (the integer products computed in fp32, exact while every
 //! partial sum stays below 2^24).
 //!
 //! AscendQuant/AscendDequant are the fused forms kiln's own quantization passes target; they
@@ -234,4 +234,42 @@ pub(super) fn conv_integer(
     let w = centered(cx, &format!("{name}/w"), input(ins, 1)?, ins.get(3).cloned().flatten(), 0)?;
     let acc = conv(cx, &[Some(x), Some(w)], with_dtype(&out, DType::F32))?;
     cast(cx, name, acc, out)
+}
+
+/// QLinearConv: the convolution of the centred operands in fp32 plus the int32 bias, rescaled
+/// by `x_scale·w_scale/y_scale` (w_scale per output channel or one), rounded, shifted by y's
+/// zero point and saturated.
+pub(super) fn qlinear_conv(
+    cx: &mut Cx,
+    name: &str,
+    conv: impl FnOnce(&mut Cx, &[Option<Port>], Desc) -> Result<Port, Fail>,
+    ins: &[Option<Port>],
+    out: Desc,
+) -> Result<Port, Fail> {
+    let at = |s: &str| format!("{name}/{s}");
+    let x = centered(cx, &at("x"), input(ins, 0)?, ins.get(2).cloned().flatten(), 1)?;
+    let w = centered(cx, &at("w"), input(ins, 3)?, ins.get(5).cloned().flatten(), 0)?;
+    let f = with_dtype(&out, DType::F32);
+    let bias = match ins.get(8).cloned().flatten() {
+        Some(b) => Some(cast_to(cx, &at("bias_f32"), b, DType::F32)?),
+        None => None,
+    };
+    let acc = conv(cx, &[Some(x), Some(w), bias], f.clone())?;
+    let rank = out.dims.len();
+    // x_scale·w_scale, w_scale as [1, M, 1, 1] when there is one per output channel.
+    let (sx, sw, sy) = (input(ins, 1)?, input(ins, 4)?, input(ins, 6)?);
+    let swd = cx.desc(&sw)?;
+    let sw = if swd.dims.iter().product::<i64>() > 1 {
+        let dims: Vec<usize> = (0..rank).map(|i| if i == 1 { swd.dims.iter().product::<i64>() as usize } else { 1 }).collect();
+        reshape(cx, &at("w_scale_channels"), sw, Desc::nd(swd.dtype, &dims))?
+    } else {
+        sw
+    };
+    let sx = cast_to(cx, &at("x_scale_f32"), sx, DType::F32)?;
+    let sw = cast_to(cx, &at("w_scale_f32"), sw, DType::F32)?;
+    let sy = cast_to(cx, &at("y_scale_f32"), sy, DType::F32)?;
+    let v = bin(cx, &at("x_scaled"), "Mul", acc, sx, &f)?;
+    let v = bin(cx, &at("w_scaled"), "Mul", v, sw, &f)?;
+    let v = bin(cx, &at("rescaled"), "RealDiv", v, sy, &f)?;
+    round_clip_cast(cx, name, v, ins.get(7).cloned().flatten(), out)
 }

@@ -538,8 +538,7 @@ pub(crate) fn lower_node(
         Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. } | Swish { .. } => {
             single(cx, name, op, ins, consts, outs, &format!("{} has no CANN mapping yet", op.display_name()))
         }
-        QLinearConv { .. }
-        | DeformConv { .. }
+        DeformConv { .. }
         | SignalWindow { .. }
         | DFT { .. }
         | STFT { .. }
@@ -629,6 +628,16 @@ pub(crate) fn lower_node(
         Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
         GridSample { mode, padding_mode, align_corners } => {
             one(super::resample::grid_sample(cx, name, *mode, *padding_mode, *align_corners, ins, y()?)?)
+        }
+        QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            let kernel = match kernel_shape.is_empty() {
+                true => cx.desc(&input(ins, 3)?)?.dims.get(2..).map(<[i64]>::to_vec).unwrap_or_default(),
+                false => kernel_shape.clone(),
+            };
+            let w = window(&kernel, strides, pads, dilations, *auto_pad);
+            let conv =
+                |cx: &mut Cx, ins: &[Option<Port>], out: Desc| conv2d(cx, &format!("{name}/conv"), &w, *group, Format::Nchw, ins, out);
+            one(quant::qlinear_conv(cx, name, conv, ins, y()?)?)
         }
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
