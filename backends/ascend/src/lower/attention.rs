@@ -5,14 +5,12 @@
 //! mask against -∞), causality offset by the cached length, `c·tanh(S/c)`, SoftmaxV2 over the
 //! keys, and `P·V`. Grouped KV heads are broadcast to the query heads.
 
-use super::table::{concat, input, output, reshape};
+use super::ops::{concat, input, output, reshape, Outs};
 use super::transformer::{broadcast, cast_to, AttentionAttrs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::{DType, Tensor};
-
-type Outs = Vec<Option<Port>>;
 
 fn nd(d: DType, dims: &[i64]) -> Desc {
     Desc::nd(d, &dims.iter().map(|&v| v as usize).collect::<Vec<_>>())

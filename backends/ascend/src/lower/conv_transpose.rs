@@ -4,7 +4,7 @@
 //! that its size rule `in = (out + pad_top + pad_bottom − ((k−1)·d + 1) − output_padding)/s + 1`
 //! gives the resolved output.
 
-use super::table::{input, reshape};
+use super::ops::{input, reshape};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;

@@ -3,13 +3,11 @@
 //! ThresholdedRelu and Shrink from comparisons and SelectV2, one-signed IsInf, and Mod/FMod for
 //! the dtypes their CANN ops do not list (computed in a wider integer type and cast back).
 
-use super::table::{cast, exp_log_attrs, input, output};
+use super::ops::{cast, exp_log_attrs, input, output, Outs};
 use super::transformer::cast_to;
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use kiln_ir::{BinaryOp, DType, UnaryOp};
-
-type Outs = Vec<Option<Port>>;
 
 /// The CANN op of a unary kiln op, where one computes it alone.
 pub(super) fn unary_type(op: UnaryOp) -> Option<&'static str> {

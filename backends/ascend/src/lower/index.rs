@@ -6,7 +6,7 @@
 //! `[0, n)`, so indices that are not known to be non-negative are wrapped first
 //! (`i < 0 ? i + n : i`).
 
-use super::table::{cast, input, reshape};
+use super::ops::{cast, input, reshape, Outs};
 use super::transformer::cast_to;
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
@@ -14,8 +14,6 @@ use crate::ge::dtype::ge_type;
 use crate::ge::Attr;
 use kiln_ir::ops::ScatterReduction;
 use kiln_ir::{DType, Tensor};
-
-type Outs = Vec<Option<Port>>;
 
 fn axis_of(a: i64, rank: usize) -> Result<usize, Fail> {
     let r = rank as i64;

@@ -5,13 +5,11 @@
 //! otherwise, with `total_weight` `[1]`. ONNX's x `[N, C, d1, ...]` is brought to that form by
 //! moving C last and flattening the rest, and y is reshaped back to the node's output.
 
-use super::table::{input, output, reshape};
+use super::ops::{input, output, reshape, Outs};
 use super::{Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::LossReduction;
-
-type Outs = Vec<Option<Port>>;
 
 /// NLLLoss's default `ignore_index`; no valid class index is negative, so it ignores nothing
 /// when the ONNX node names no index.

@@ -6,14 +6,19 @@
 //! stand in for the rest of the walk, so that one compile lists every op the target lacks.
 
 mod attention;
+mod conv;
 mod conv_transpose;
 mod elementwise;
+mod fused;
 mod index;
 mod loss;
+mod matmul;
 mod movement;
 mod norm;
+mod ops;
 mod quant;
 mod recurrent;
+mod reduce;
 mod resample;
 pub mod table;
 mod transformer;

@@ -3,12 +3,12 @@
 //! Col2Im → Col2im (2-D), and EyeLike (a constant: its shape is static and its values do not
 //! depend on the input's).
 
-use super::table::{input, strided_slice};
+use super::ops::{const_ints, input, one, output, strided_slice, Outs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{DepthToSpaceMode, PadMode};
-use kiln_ir::Tensor;
+use kiln_ir::{DType, Op, Tensor};
 
 fn internal(e: impl std::fmt::Display) -> Fail {
     Fail::Internal(e.to_string())
@@ -81,7 +81,7 @@ pub(super) fn pad(
     let value = match value {
         Some(v) if cx.desc(&v)?.dims.iter().product::<i64>() == 1 => {
             let d = cx.desc(&v)?;
-            Some(super::table::reshape(cx, &format!("{name}/value"), v, Desc::nd(d.dtype, &[]))?)
+            Some(super::ops::reshape(cx, &format!("{name}/value"), v, Desc::nd(d.dtype, &[]))?)
         }
         Some(_) => return Err(Fail::Internal("a pad value that is not a scalar".into())),
         None if mode == "constant" => Some(cx.scalar(&format!("{name}/zero"), out.dtype, 0.0)?),
@@ -165,7 +165,7 @@ pub(super) fn col2im(
         return Err(Fail::Internal(format!("{ckk} column rows for a {block:?} block")));
     }
     let four = Desc::nd(xd.dtype, &[n as usize, (ckk / k) as usize, k as usize, l as usize]);
-    let x4 = super::table::reshape(cx, &format!("{name}/columns"), x, four)?;
+    let x4 = super::ops::reshape(cx, &format!("{name}/columns"), x, four)?;
     let size = Tensor::new(vec![2], kiln_ir::Data::I32(image.iter().map(|&v| v as i32).collect())).map_err(internal)?;
     let size = cx.constant(&format!("{name}/output_size"), &size)?;
     let attrs = vec![
@@ -175,4 +175,103 @@ pub(super) fn col2im(
         ("stride", Attr::ListInt(st)),
     ];
     cx.op1(name, "Col2im", &[("x", Some(x4)), ("output_size", Some(size))], out.with_format("NCHW"), attrs)
+}
+
+/// The `Split` arm of [`super::table::lower_node`].
+pub(super) fn split(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::Split { axis } = op else { return Err(Fail::Internal("not a Split".into())) };
+    let x = || input(ins, 0);
+    let xd = cx.desc(&x()?)?;
+    let Some(a) = usize::try_from(if *axis < 0 { axis + xd.dims.len() as i64 } else { *axis }).ok().filter(|&a| a < xd.dims.len()) else {
+        return Err(Fail::Internal(format!("split axis {axis}")));
+    };
+    let mut sizes = vec![];
+    let mut descs = vec![];
+    for (i, o) in outs.iter().enumerate() {
+        let d = o.clone().ok_or_else(|| Fail::Internal(format!("split output {i} has no type")))?;
+        sizes.push(d.dims[a]);
+        descs.push((format!("y{i}"), d));
+    }
+    let attrs = vec![
+        ("size_splits", Attr::ListInt(sizes.clone())),
+        ("split_dim", Attr::Int(a as i64)),
+        ("num_split", Attr::Int(sizes.len() as i64)),
+    ];
+    let outputs = descs.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    Ok(cx.op(name, "SplitVD", &[("x", Some(x()?))], outputs, attrs)?.into_iter().map(Some).collect())
+}
+
+/// The `Slice` arm of [`super::table::lower_node`].
+pub(super) fn slice(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::Slice {} = op else { return Err(Fail::Internal("not a Slice".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let xd = cx.desc(&x()?)?;
+    let rank = xd.dims.len();
+    let starts = const_ints(consts, 1, "slice starts")?;
+    let ends = const_ints(consts, 2, "slice ends")?;
+    let axes = match ins.get(3).cloned().flatten() {
+        Some(_) => const_ints(consts, 3, "slice axes")?,
+        None => (0..starts.len() as i64).collect(),
+    };
+    let steps = match ins.get(4).cloned().flatten() {
+        Some(_) => const_ints(consts, 4, "slice steps")?,
+        None => vec![1; starts.len()],
+    };
+    let (mut begin, mut end, mut strides) = (vec![0i64; rank], xd.dims.clone(), vec![1i64; rank]);
+    // A negative step walks a reversed axis forwards: index i is n − 1 − i there.
+    let mut reversed = vec![];
+    for (i, &a) in axes.iter().enumerate() {
+        let a = if a < 0 { a + rank as i64 } else { a } as usize;
+        let (s, n) =
+            kiln_ir::ops::slice_params(xd.dims[a] as usize, starts[i], ends[i], steps[i]).map_err(|e| Fail::Internal(e.to_string()))?;
+        let (s, k) = if steps[i] < 0 {
+            reversed.push(a as i64);
+            (xd.dims[a] - 1 - s, -steps[i])
+        } else {
+            (s, steps[i])
+        };
+        begin[a] = s;
+        end[a] = s + n as i64 * k;
+        strides[a] = k;
+    }
+    let x = match reversed.is_empty() {
+        true => x()?,
+        false => cx.op1(&format!("{name}/reversed"), "ReverseV2D", &[("x", Some(x()?))], xd, vec![("axis", Attr::ListInt(reversed))])?,
+    };
+    one(strided_slice(cx, name, x, begin, end, strides, y()?)?)
+}
+
+/// The `CumSum` arm of [`super::table::lower_node`].
+pub(super) fn cumsum(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::CumSum { exclusive, reverse } = op else { return Err(Fail::Internal("not a CumSum".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let Some(&axis) = const_ints(consts, 1, "CumSum's axis")?.first() else {
+        return Err(Fail::Internal("CumSum without an axis".into()));
+    };
+    let axis = cx.scalar(&format!("{name}/axis"), DType::I64, axis as f64)?;
+    let attrs = vec![("exclusive", Attr::Bool(*exclusive)), ("reverse", Attr::Bool(*reverse))];
+    one(cx.op1(name, "Cumsum", &[("x", Some(x()?)), ("axis", Some(axis))], y()?, attrs)?)
 }

@@ -3,11 +3,11 @@
 //! GroupNormalization, MeanVarianceNormalization, LpNormalization, and LRN (the window sum of
 //! squares over channels as a product with a banded 0/1 matrix).
 
-use super::table::{input, reshape};
+use super::ops::{input, one, output, reshape, Outs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::{DType, Tensor};
+use kiln_ir::{DType, Op, Tensor};
 
 /// Op-building shorthand for one node's ops, named `node/step`.
 struct Ops<'a> {
@@ -221,4 +221,99 @@ pub(super) fn lrn(cx: &mut Cx, name: &str, alpha: f32, beta: f32, bias: f32, siz
     let e = o.scalar("beta", d.dtype, f64::from(beta))?;
     let den = o.bin("denominator", "Pow", s, e, &d)?;
     cx_div(o, x, den, out)
+}
+
+/// The `LayerNormalization` arm of [`super::table::lower_node`].
+pub(super) fn layer_norm(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::LayerNormalization { axis, epsilon } = op else { return Err(Fail::Internal("not a LayerNormalization".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let xd = cx.desc(&x()?)?;
+    let stats = outs.iter().skip(1).any(Option::is_some);
+    if stats && outs.iter().skip(1).flatten().any(|d| d.dtype != xd.dtype) {
+        return unsupported("LayerNormalization's statistics in a dtype other than x's (LayerNormV3 gives them x's)");
+    }
+    let rank = xd.dims.len() as i64;
+    let axis = if *axis < 0 { axis + rank } else { *axis };
+    let norm: Vec<usize> = xd.dims[axis as usize..].iter().map(|&d| d as usize).collect();
+    let beta = match ins.get(2).cloned().flatten() {
+        Some(b) => b,
+        None => {
+            let zeros = Tensor::new(norm.clone(), kiln_ir::Data::from_f64(xd.dtype, &vec![0.0; norm.iter().product()]))
+                .map_err(|e| Fail::Internal(e.to_string()))?;
+            cx.constant(&format!("{name}/beta"), &zeros)?
+        }
+    };
+    // LayerNorm's prototype gives mean and variance the type list of x: kiln declares them
+    // in x's dtype (RmsNorm's rstd is fp32).
+    let stat = Desc::nd(xd.dtype, &xd.dims[..axis as usize].iter().map(|&d| d as usize).chain(norm.iter().map(|_| 1)).collect::<Vec<_>>());
+    let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?)), ("beta", Some(beta))];
+    let attrs = vec![("begin_norm_axis", Attr::Int(axis)), ("begin_params_axis", Attr::Int(axis)), ("epsilon", Attr::Float(*epsilon))];
+    if stats {
+        // LayerNormV3 returns the mean and 1/√(var + ε), ONNX's two statistics.
+        let v = cx.op(name, "LayerNormV3", &inputs, vec![("y", y()?), ("mean", stat.clone()), ("rstd", stat)], attrs)?;
+        return Ok(v.into_iter().take(outs.len()).zip(outs).map(|(p, o)| o.as_ref().map(|_| p)).collect());
+    }
+    let v = cx.op(name, "LayerNorm", &inputs, vec![("y", y()?), ("mean", stat.clone()), ("variance", stat)], attrs)?;
+    Ok(std::iter::once(v.into_iter().next()).chain(std::iter::repeat_n(None, outs.len().saturating_sub(1))).collect())
+}
+
+/// The `RMSNormalization` arm of [`super::table::lower_node`].
+pub(super) fn rms_norm(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::RMSNormalization { axis, epsilon } = op else { return Err(Fail::Internal("not a RMSNormalization".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let xd = cx.desc(&x()?)?;
+    let rank = xd.dims.len() as i64;
+    let axis = if *axis < 0 { axis + rank } else { *axis };
+    let gd = cx.desc(&input(ins, 1)?)?;
+    if gd.dims.len() as i64 != rank - axis {
+        return unsupported("RMSNormalization whose scale does not cover every normalized axis");
+    }
+    let stat =
+        Desc::nd(DType::F32, &xd.dims.iter().enumerate().map(|(i, &d)| if (i as i64) < axis { d as usize } else { 1 }).collect::<Vec<_>>());
+    let inputs = [("x", Some(x()?)), ("gamma", Some(input(ins, 1)?))];
+    let v = cx.op(name, "RmsNorm", &inputs, vec![("y", y()?), ("rstd", stat)], vec![("epsilon", Attr::Float(*epsilon))])?;
+    Ok(vec![v.into_iter().next()])
+}
+
+/// The `Softmax` arm of [`super::table::lower_node`].
+pub(super) fn softmax(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let (Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy }) = op else { return Err(Fail::Internal("not a Softmax".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let rank = cx.desc(&x()?)?.dims.len() as i64;
+    let axis = if *axis < 0 { axis + rank } else { *axis };
+    if *legacy && axis != rank - 1 {
+        return unsupported("opset < 13 softmax over flattened trailing axes");
+    }
+    if matches!(op, Op::Softmax { .. }) {
+        let attrs = vec![("axes", Attr::ListInt(vec![axis])), ("half_to_float", Attr::Bool(false))];
+        one(cx.op1(name, "SoftmaxV2", &[("x", Some(x()?))], y()?, attrs)?)
+    } else {
+        let v =
+            cx.op(name, "LogSoftmaxV2", &[("logits", Some(x()?))], vec![("logsoftmax", y()?)], vec![("axes", Attr::ListInt(vec![axis]))])?;
+        Ok(vec![v.into_iter().next()])
+    }
 }

@@ -9,15 +9,14 @@
 //! take one scale and offset as attributes and fp16 data, so the general ONNX forms are built
 //! from their parts instead.
 
-use super::table::{cast, input, output, reshape};
+use super::conv;
+use super::ops::{cast, input, one, output, reshape, Outs};
 use super::transformer::{broadcast, cast_to};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::ops::quantized_range as range_of;
-use kiln_ir::DType;
-
-type Outs = Vec<Option<Port>>;
+use kiln_ir::ops::{quantized_range as range_of, Format};
+use kiln_ir::{DType, Op, Tensor};
 
 fn bin(cx: &mut Cx, name: &str, ty: &str, a: Port, b: Port, d: &Desc) -> Result<Port, Fail> {
     cx.op1(name, ty, &[("x1", Some(a)), ("x2", Some(b))], d.clone(), vec![])
@@ -222,18 +221,42 @@ pub(super) fn qlinear_matmul(cx: &mut Cx, name: &str, ins: &[Option<Port>], out:
     cast(cx, name, q, out)
 }
 
+/// The fp32 convolution of the centred `x` (input 0, zero point `x_zp`) and `w` (input `w_at`,
+/// zero point `w_zp`), with `bias`, over the node's window as `out` (ConvInteger, QLinearConv).
+#[allow(clippy::too_many_arguments)]
+fn centered_conv(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    [x_zp, w_at, w_zp]: [usize; 3],
+    bias: Option<Port>,
+    out: &Desc,
+) -> Result<Port, Fail> {
+    let (Op::ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
+    | Op::QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad }) = op
+    else {
+        return Err(Fail::Internal("not an integer convolution".into()));
+    };
+    let w = input(ins, w_at)?;
+    let win = conv::weight_window(cx, &w, kernel_shape, strides, pads, dilations, *auto_pad)?;
+    let x = centered(cx, &format!("{name}/x"), input(ins, 0)?, ins.get(x_zp).cloned().flatten(), 1)?;
+    let w = centered(cx, &format!("{name}/w"), w, ins.get(w_zp).cloned().flatten(), 0)?;
+    conv::conv2d(cx, &format!("{name}/conv"), &win, *group, Format::Nchw, &[Some(x), Some(w), bias], with_dtype(out, DType::F32))
+}
+
 /// ConvInteger: the convolution of the centred operands in fp32, cast to int32.
 pub(super) fn conv_integer(
     cx: &mut Cx,
     name: &str,
-    conv: impl FnOnce(&mut Cx, &[Option<Port>], Desc) -> Result<Port, Fail>,
+    op: &Op,
     ins: &[Option<Port>],
-    out: Desc,
-) -> Result<Port, Fail> {
-    let x = centered(cx, &format!("{name}/x"), input(ins, 0)?, ins.get(2).cloned().flatten(), 1)?;
-    let w = centered(cx, &format!("{name}/w"), input(ins, 1)?, ins.get(3).cloned().flatten(), 0)?;
-    let acc = conv(cx, &[Some(x), Some(w)], with_dtype(&out, DType::F32))?;
-    cast(cx, name, acc, out)
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let out = output(outs, 0)?;
+    let acc = centered_conv(cx, name, op, ins, [2, 1, 3], None, &out)?;
+    one(cast(cx, name, acc, out)?)
 }
 
 /// QLinearConv: the convolution of the centred operands in fp32 plus the int32 bias, rescaled
@@ -242,19 +265,19 @@ pub(super) fn conv_integer(
 pub(super) fn qlinear_conv(
     cx: &mut Cx,
     name: &str,
-    conv: impl FnOnce(&mut Cx, &[Option<Port>], Desc) -> Result<Port, Fail>,
+    op: &Op,
     ins: &[Option<Port>],
-    out: Desc,
-) -> Result<Port, Fail> {
+    _consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let out = output(outs, 0)?;
     let at = |s: &str| format!("{name}/{s}");
-    let x = centered(cx, &at("x"), input(ins, 0)?, ins.get(2).cloned().flatten(), 1)?;
-    let w = centered(cx, &at("w"), input(ins, 3)?, ins.get(5).cloned().flatten(), 0)?;
     let f = with_dtype(&out, DType::F32);
     let bias = match ins.get(8).cloned().flatten() {
         Some(b) => Some(cast_to(cx, &at("bias_f32"), b, DType::F32)?),
         None => None,
     };
-    let acc = conv(cx, &[Some(x), Some(w), bias], f.clone())?;
+    let acc = centered_conv(cx, name, op, ins, [2, 3, 5], bias, &out)?;
     let rank = out.dims.len();
     // x_scale·w_scale, w_scale as [1, M, 1, 1] when there is one per output channel.
     let (sx, sw, sy) = (input(ins, 1)?, input(ins, 4)?, input(ins, 6)?);
@@ -271,5 +294,5 @@ pub(super) fn qlinear_conv(
     let v = bin(cx, &at("x_scaled"), "Mul", acc, sx, &f)?;
     let v = bin(cx, &at("w_scaled"), "Mul", v, sw, &f)?;
     let v = bin(cx, &at("rescaled"), "RealDiv", v, sy, &f)?;
-    round_clip_cast(cx, name, v, ins.get(7).cloned().flatten(), out)
+    one(round_clip_cast(cx, name, v, ins.get(7).cloned().flatten(), out)?)
 }

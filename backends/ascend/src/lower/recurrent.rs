@@ -12,14 +12,12 @@
 //! Not mapped: activations other than the defaults, and `clip`. CANN's DynamicRNN/DynamicGRUV2
 //! fuse the whole loop; they take other gate orders and layouts and are not used yet.
 
-use super::table::{concat, input, reshape, split_last, strided_slice};
+use super::ops::{concat, input, reshape, split_last, strided_slice, Outs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{RnnActivation, RnnDirection};
 use kiln_ir::{DType, Op, Tensor};
-
-type Outs = Vec<Option<Port>>;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Cell {

@@ -2,7 +2,7 @@
 //! the modes CANN documents it computing) with ONNX's `axes` expanded to every axis, and
 //! GridSample → GridSampler2D.
 
-use super::table::input;
+use super::ops::{const_ints, input, one, output, Outs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
@@ -149,4 +149,24 @@ pub(super) fn grid_sample(
     let attrs =
         vec![("interpolation_mode", Attr::str(mode)), ("padding_mode", Attr::str(padding)), ("align_corners", Attr::Bool(align_corners))];
     cx.op1(name, "GridSampler2D", &[("x", Some(x)), ("grid", Some(grid))], out.with_format("NCHW"), attrs)
+}
+
+/// The `AffineGrid` arm of [`super::table::lower_node`].
+pub(super) fn affine_grid(
+    cx: &mut Cx,
+    name: &str,
+    op: &Op,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    outs: &[Option<Desc>],
+) -> Result<Outs, Fail> {
+    let Op::AffineGrid { align_corners } = op else { return Err(Fail::Internal("not a AffineGrid".into())) };
+    let x = || input(ins, 0);
+    let y = || output(outs, 0);
+    let size = const_ints(consts, 1, "AffineGrid's size")?;
+    let size = Tensor::new(vec![size.len()], kiln_ir::Data::I32(size.iter().map(|&v| v as i32).collect()))
+        .map_err(|e| Fail::Internal(e.to_string()))?;
+    let size = cx.constant(&format!("{name}/output_size"), &size)?;
+    let inputs = [("theta", Some(x()?)), ("output_size", Some(size))];
+    one(cx.op1(name, "AffineGrid", &inputs, y()?, vec![("align_corners", Attr::Bool(*align_corners))])?)
 }

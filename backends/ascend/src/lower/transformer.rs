@@ -6,7 +6,7 @@
 //! `atten_mask` element is *not* attended, the opposite of ONNX's boolean mask; an ONNX float
 //! mask is an additive bias, which is `real_shift` (pse) with `pse_type` 0 (`scale·QKᵀ + pse`).
 
-use super::table::{cast, concat, input, output, reshape, split_last, strided_slice};
+use super::ops::{cast, concat, input, output, reshape, split_last, strided_slice};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
