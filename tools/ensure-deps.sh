@@ -19,7 +19,7 @@ apt_install() {
 }
 
 command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
-# The AscendC CPU model (testsuite/ascendc_model) compiles kiln's kernels with g++ (12+: _Float16).
+# The AscendC CPU model (backends/ascend/ascendc_model) compiles kiln's kernels with g++ (12+: _Float16).
 command -v g++ >/dev/null 2>&1 || apt_install g++
 
 # The CUDA backend links LLVM 19 statically through inkwell (.cargo/config.toml points

@@ -2,7 +2,7 @@
 
 use crate::{check_inputs, Error, HostTensor};
 use cudarc::driver::{CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
-use kiln_target::artifact::{sections, Arg, Artifact, Loc, Manifest, TensorInfo};
+use kiln_artifact::artifact::{sections, Arg, Artifact, Loc, Manifest, TensorInfo};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -71,7 +71,7 @@ impl Session {
             (true, Some(c), _) => cudarc::nvrtc::Ptx::from_binary(c.to_vec()),
             (_, _, Some(ptx)) => {
                 let text = String::from_utf8(ptx.to_vec())
-                    .map_err(|_| Error::Artifact(kiln_target::artifact::ArtifactError::Invalid("the PTX section is not text".into())))?;
+                    .map_err(|_| Error::Artifact(kiln_artifact::artifact::ArtifactError::Invalid("the PTX section is not text".into())))?;
                 cudarc::nvrtc::Ptx::from_src(text)
             }
             _ => return Err(Error::Cuda(format!("the artifact has no code for compute capability {major}.{minor}"))),

@@ -26,8 +26,7 @@
 mod device;
 
 pub use device::{check_device, Session};
-pub use kiln_target::artifact::{Artifact, ArtifactError, ElemType, Manifest, TensorInfo};
-pub use kiln_target::Target;
+pub use kiln_artifact::artifact::{Artifact, ArtifactError, ElemType, Manifest, TensorInfo};
 
 /// A tensor in host memory: little-endian bytes of `dtype`, row-major `dims`.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,7 +114,7 @@ pub fn check_inputs(want: &[TensorInfo], given: &[HostTensor]) -> Result<(), Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_target::artifact::Loc;
+    use kiln_artifact::artifact::Loc;
 
     fn info(name: &str, dtype: ElemType, dims: Vec<u64>) -> TensorInfo {
         TensorInfo { name: name.into(), dtype, dims, loc: Loc::Input { index: 0, offset: 0 } }

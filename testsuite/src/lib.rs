@@ -1,11 +1,5 @@
-//! kiln's test machinery: the ONNX node-suite conformance runner ([`conformance`]), numeric
-//! comparison with dtype-aware tolerances ([`compare`]), `.npy` files ([`npy`]), and the
-//! optimizer as each target configures it ([`optimizer`]), shared with the CLI.
+//! kiln's test machinery beyond what the driver offers every user (numeric comparison, `.npy`
+//! files and the conformance runner live in `kiln-driver`): locating the ONNX node suite
+//! ([`suite`]).
 
-pub mod ascend_sim;
-pub mod ascendc_cpu;
-pub mod compare;
-pub mod conformance;
-pub mod npy;
-pub mod optimizer;
 pub mod suite;

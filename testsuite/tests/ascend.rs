@@ -6,10 +6,10 @@
 
 use kiln_ascend::bundle::{compile, Options};
 use kiln_ascend::ge::proto::{attr_def::Value, ModelDef};
+use kiln_ascend::sim;
+use kiln_driver::Target;
 use kiln_frontend::onnx::{import_file, ImportOptions};
-use kiln_target::Target;
-use kiln_testsuite::ascend_sim as sim;
-use kiln_testsuite::optimizer;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ fn optimized(name: &str, shapes: &[(&str, Vec<usize>)]) -> kiln_ir::Graph {
     let opts = ImportOptions { input_shapes: shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect() };
     let mut g = import_file(&golden(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}")).graph;
     kiln_passes::simplify(&mut g).expect("simplifies");
-    optimizer::optimize(&g, Target::Ascend910B, std::time::Instant::now()).expect("optimizes").0
+    kiln_driver::optimize(&g, Target::Ascend910B, std::time::Instant::now()).expect("optimizes").0
 }
 
 /// Runs the independent decoder on `air`: its JSON summary, or its stderr.
@@ -139,7 +139,7 @@ fn golden_case(name: &str) -> (Vec<kiln_ir::Tensor>, kiln_ir::Graph, kiln_ir::Gr
         let p = e.expect("entry").path();
         let file = p.file_name().expect("name").to_string_lossy().into_owned();
         if let Some(n) = file.strip_prefix("input_").and_then(|f| f.strip_suffix(".npy")) {
-            let t = kiln_testsuite::npy::read(&std::fs::read(&p).expect("npy")).expect("reads");
+            let t = kiln_driver::npy::read(&std::fs::read(&p).expect("npy")).expect("reads");
             named.push((n.to_string(), t));
         }
     }
@@ -221,7 +221,7 @@ fn every_golden_model_simulates_to_the_interpreters_outputs() {
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         for (g, w) in half.iter().zip(&want) {
-            let c = kiln_testsuite::compare::errors(&g.to_f64(), &w.to_f64()).cosine;
+            let c = kiln_driver::compare::errors(&g.to_f64(), &w.to_f64()).cosine;
             assert!(c >= 0.999, "{name}: force_fp16 cosine {c}");
             println!("{name}: force_fp16 cosine {c:.7}");
         }
@@ -321,7 +321,7 @@ fn external_weights_are_files_that_file_constants_read() {
     let (inputs, _, g) = golden_case("bert_tiny");
     let inline = compile(&g, &Options::default()).expect("compiles");
     let external = compile(&g, &Options { external_weights: true, ..Options::default() }).expect("compiles");
-    let dir = kiln_testsuite::ascendc_cpu::TempDir::new("external-weights").expect("temp dir");
+    let dir = kiln_ascend::sim::cpu_model::TempDir::new("external-weights").expect("temp dir");
     external.write(&dir.0).expect("writes");
     let ops = &external.model.graph[0].op;
     let files = ops.iter().filter(|o| o.r#type == "FileConstant").count();

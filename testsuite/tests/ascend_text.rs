@@ -5,7 +5,7 @@
 //! `.snap` files (`cargo insta review`); the numbers these graphs compute are checked by the
 //! 910b-sim conformance test, not here.
 
-use kiln_testsuite::conformance::{freeze_shape_inputs, import_case};
+use kiln_driver::conformance::{freeze_shape_inputs, import_case};
 use kiln_testsuite::suite::onnx_node_suite;
 
 /// The graph.txt of node-suite case `case`, optimized for the 910B and lowered (inputs that
@@ -14,8 +14,8 @@ use kiln_testsuite::suite::onnx_node_suite;
 fn graph_text(case: &str) -> String {
     let (g, inputs, _) = import_case(&onnx_node_suite().join(case)).unwrap_or_else(|e| panic!("{case}: {e:?}"));
     let (g, _, _) = freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let (opt, _) = kiln_testsuite::optimizer::optimize(&g, kiln_target::Target::Ascend910B, std::time::Instant::now())
-        .unwrap_or_else(|e| panic!("{case}: {e:#}"));
+    let (opt, _) =
+        kiln_driver::optimize(&g, kiln_driver::Target::Ascend910B, std::time::Instant::now()).unwrap_or_else(|e| panic!("{case}: {e:#}"));
     let bundle = kiln_ascend::bundle::compile(&opt, &kiln_ascend::bundle::Options::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
     bundle.text()
 }

@@ -9,9 +9,9 @@
 use kiln_ascend::ascendc::tiling::{UB_USABLE, VECTOR_CORES};
 use kiln_ascend::ascendc::Kernel;
 use kiln_ascend::bundle::{compile, Bundle, Options};
+use kiln_ascend::sim;
+use kiln_ascend::sim::cpu_model::{Buffer, CpuOps, TempDir};
 use kiln_ir::{DType, Data, Graph, Tensor};
-use kiln_testsuite::ascend_sim as sim;
-use kiln_testsuite::ascendc_cpu::{Buffer, CpuOps, TempDir};
 use std::path::Path;
 
 fn parse(src: &str) -> Graph {

@@ -3,7 +3,7 @@
 //! newly passing case is reported so the list can be regenerated (and its diff reviewed) with
 //! `KILN_BLESS=1 cargo test -p kiln-testsuite --test conformance`.
 
-use kiln_testsuite::conformance::{run_suite, run_suite_with, Status, Summary};
+use kiln_driver::conformance::{run_suite, run_suite_with, Status, Summary};
 use kiln_testsuite::suite::onnx_node_suite;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ fn reference_interpreter_passes_every_listed_node_test() {
 /// lacks.
 #[test]
 fn the_910b_simulator_passes_every_listed_node_test() {
-    let summary = run_suite_with(&onnx_node_suite(), None, &mut kiln_testsuite::ascend_sim::execute).expect("run the suite");
+    let summary = run_suite_with(&onnx_node_suite(), None, &mut kiln_driver::sim::execute).expect("run the suite");
     let ref_text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/ref.txt")).expect("ref.txt");
     let reference: BTreeSet<&str> = ref_text.lines().filter(|l| !l.is_empty()).collect();
     let wrong: Vec<String> = summary

@@ -10,13 +10,13 @@
 //! (within 1e-4 of each output's scale and element by element within the f32 tolerance).
 //! Without one the test prints why it skipped.
 
+use kiln_artifact::artifact::sections;
 use kiln_cuda::{compile, Arch, Options};
+use kiln_driver::Target;
+use kiln_driver::{compare, npy};
 use kiln_frontend::onnx::{import_file, ImportOptions};
 use kiln_ir::{DType, Graph, Op, Tensor, TensorType};
 use kiln_runtime::{Error, HostTensor, Session};
-use kiln_target::artifact::sections;
-use kiln_target::Target;
-use kiln_testsuite::{compare, npy, optimizer};
 use std::path::{Path, PathBuf};
 
 const MODELS: [&str; 6] = ["resnet18_narrow", "mobilenet_v2_narrow", "bert_tiny", "gpt2_tiny", "llama_tiny", "qwen2_tiny"];
@@ -49,7 +49,7 @@ fn golden(name: &str, t: Target, reduced: Option<DType>) -> (Graph, Vec<Tensor>,
     if let Some(to) = reduced {
         kiln_passes::convert_precision(&mut g, to).unwrap_or_else(|e| panic!("{name} in {to}: {e}"));
     }
-    let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (g, _) = kiln_driver::optimize(&g, t, std::time::Instant::now()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let outputs = (0..).map(|k| d.join(format!("output_{k}.npy"))).take_while(|p| p.exists()).map(|p| read_npy(&p)).collect();
     (g, inputs, outputs)
 }
@@ -184,7 +184,7 @@ fn golden_models_run_on_the_gpu_and_match_onnxruntime() {
 }
 
 /// A session on GPU 0, or None (printing why) where there is no GPU.
-fn session(a: kiln_target::artifact::Artifact) -> Option<Session> {
+fn session(a: kiln_artifact::artifact::Artifact) -> Option<Session> {
     match Session::from_artifact(a, 0) {
         Ok(s) => Some(s),
         Err(Error::NoDevice(why)) => {
@@ -294,7 +294,7 @@ fn tensor_core_products_match_the_interpreter_on_the_gpu() {
             g.add_node("add", Op::Binary { op: BinaryOp::Add }, vec![r, p], &[Some("y".into())]).expect("add")[0]
         };
         g.outputs = vec![y.expect("y")];
-        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let (arch, kernel) = if i >= FIRST_WGMMA { (Arch::Sm90, WGMMA) } else { (Arch::Sm80, MMA_SYNC) };
         let xin = random_tensor(dt, &ad, 1000 + i as u64);
         if !product_agrees(&format!("case {i} {ad:?} x {bd:?} {dt}"), &g, &xin, arch, kernel) {
@@ -332,7 +332,7 @@ fn split_products_match_the_interpreter_on_the_gpu() {
         } else {
             parts.iter().map(|p| p.expect("part")).collect()
         };
-        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let fused = g.nodes.iter().filter(|n| matches!(&n.op, Op::MatMulFused { splits, .. } if splits.len() == widths.len())).count();
         assert_eq!(fused, 1, "case {i}: the products were not merged:\n{}", kiln_ir::text::print(&g));
         let xin = random_tensor(dt, &[m, k], 900 + i as u64);
@@ -376,7 +376,7 @@ fn tensor_core_convolutions_match_the_interpreter_on_the_gpu() {
         let y = g.add_node("relu", Op::Unary { op: kiln_ir::UnaryOp::Relu }, vec![c], &[Some("y".into())]).expect("relu")[0];
         g.outputs = vec![y.expect("y")];
         let src = g.clone();
-        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
         assert!(c.ptx.contains("convfused_tc"), "case {i}: the tensor-core convolution was not used:\n{}", kiln_ir::text::print(&g));
         let xin = random_tensor(dt, &[n, cin, h, w], 500 + i as u64);
@@ -458,7 +458,7 @@ fn tensor_core_attention_matches_the_interpreter_on_the_gpu() {
         let y = g.add_node("attention", op, ins, &[Some("y".into())]).expect("attention")[0];
         g.outputs = vec![y.expect("y")];
         let want = kiln_ir::interp::run(&g, inputs.clone()).expect("interpreter");
-        let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("case {i}: {e}"));
         assert!(c.ptx.contains("attention_tc"), "case {i}: the tensor-core attention was not used");
         let Some(mut s) = session(c.artifact) else { return };
@@ -506,7 +506,7 @@ fn a_tied_lm_head_reads_the_embedding_in_place() {
     let wt = g.add_node("wt", Op::Transpose { perm: vec![1, 0] }, vec![Some(w)], &[Some("wt".into())]).expect("transpose")[0];
     let y = g.add_node("head", Op::MatMul {}, vec![Some(x), wt], &[Some("logits".into())]).expect("matmul")[0];
     g.outputs = vec![e.expect("e"), y.expect("y")];
-    let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+    let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
     let c = compile(&g, &opts(Arch::Sm90)).expect("compiles");
     assert!(!c.ptx.contains("transpose"), "the transpose was not absorbed");
     assert!(c.ptx.contains("mma.sync.aligned.m16n8k16"), "the LM head is not on the tensor cores");
@@ -543,11 +543,11 @@ fn conformance_cases_compile_for_sm_90_or_are_refused_as_unsupported() {
     let mut why_not: std::collections::HashMap<String, String> = Default::default();
     let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
     for name in list.lines().filter(|l| !l.is_empty()) {
-        let (g, inputs, _) = kiln_testsuite::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        let (g, inputs, _) = kiln_testsuite::conformance::freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (g, _) = match optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()) {
+        let (g, inputs, _) = kiln_driver::conformance::import_case(&suite.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let (g, inputs, _) = kiln_driver::conformance::freeze_shape_inputs(&g, inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (g, _) = match kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()) {
             Ok(x) => x,
-            Err(e) if optimizer::is_infeasible(&e) => {
+            Err(e) if e.is_unsupported() => {
                 unsupported += 1;
                 why_not.insert(name.to_string(), format!("{e:#}"));
                 *missing.entry(format!("{e:#}").chars().take(60).collect()).or_default() += 1;
@@ -620,17 +620,17 @@ fn stripped_artifacts_read_their_weights_from_the_model_file() {
         let full = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name}: {e}")).artifact;
         let sources = kiln_frontend::onnx::weight_sources(&dir(name).join("model.onnx")).expect("sources");
         let bytes: Vec<Vec<u8>> = sources.iter().map(|(p, _)| std::fs::read(p).expect("read")).collect();
-        let files: Vec<kiln_target::artifact::SourceFile> = sources
+        let files: Vec<kiln_artifact::artifact::SourceFile> = sources
             .iter()
             .zip(&bytes)
-            .map(|((p, r), b)| kiln_target::artifact::SourceFile { path: p.display().to_string(), bytes: b, ranges: r.clone() })
+            .map(|((p, r), b)| kiln_artifact::artifact::SourceFile { path: p.display().to_string(), bytes: b, ranges: r.clone() })
             .collect();
         let mut stripped = full.clone();
         let s = stripped.strip_weights(&files).expect("strips");
         let (before, after) = (full.to_bytes().len(), stripped.to_bytes().len());
         println!("{name}: {} weights ({} bytes) referenced; artifact {before} -> {after} bytes", s.weights, s.bytes);
         assert!(s.weights > 0 && after < before, "{name}: nothing was stripped");
-        let stripped = kiln_target::artifact::Artifact::parse(&stripped.to_bytes()).expect("parses");
+        let stripped = kiln_artifact::artifact::Artifact::parse(&stripped.to_bytes()).expect("parses");
         assert!(stripped.weights_image(None).expect("image") == full.weights_image(None).expect("image"), "{name}: the buffers differ");
         let (Some(mut a), Some(mut b)) = (session(full), session(stripped)) else { continue };
         let (x, y) = (a.run(&host_inputs(&inputs)).expect("full"), b.run(&host_inputs(&inputs)).expect("stripped"));
@@ -660,7 +660,7 @@ fn hf_models_compile_and_match_transformers_on_the_gpu() {
             if let Some(to) = reduced {
                 kiln_passes::convert_precision(&mut g, to).expect("converts");
             }
-            let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+            let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
             let c = compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name} {reduced:?}: {e}"));
             let Some(mut s) = session(c.artifact) else { continue };
             let got = s.run(&host_inputs(&inputs)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -699,7 +699,7 @@ fn hf_greedy_decoding_on_the_gpu_matches_transformers() {
         let mut artifacts = vec![];
         for mut g in [pre, dec] {
             kiln_passes::simplify(&mut g).expect("simplifies");
-            let (g, _) = optimizer::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+            let (g, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
             artifacts.push(compile(&g, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{name}: {e}")).artifact);
         }
         let dec_art = artifacts.pop().expect("decode");
@@ -709,7 +709,7 @@ fn hf_greedy_decoding_on_the_gpu_matches_transformers() {
             Ok(outs
                 .iter()
                 .map(|h| {
-                    let dt = if h.dtype == kiln_target::artifact::ElemType::I64 { DType::I64 } else { DType::F32 };
+                    let dt = if h.dtype == kiln_artifact::artifact::ElemType::I64 { DType::I64 } else { DType::F32 };
                     Tensor::new(h.dims.clone(), kiln_ir::Data::from_le_bytes(dt, &h.data).expect("bytes")).expect("tensor")
                 })
                 .collect())

@@ -1,13 +1,13 @@
 //! Golden models (testsuite/golden, made by generate.py with PyTorch; expected outputs from
 //! onnxruntime): each imports, verifies, runs in the reference interpreter and matches
 //! onnxruntime within 1e-4 relative to the output's scale (max |kiln - ort| / max |ort|) and
-//! element by element within the f32 tolerance of [`kiln_testsuite::compare::tolerance`].
+//! element by element within the f32 tolerance of [`kiln_driver::compare::tolerance`].
 //! Its IR text is a snapshot (`model.ir.txt`, regenerated with KILN_BLESS=1) and
 //! print → parse → print round-trips.
 
+use kiln_driver::{compare::errors, npy};
 use kiln_frontend::onnx::{import_file, ImportOptions};
 use kiln_ir::{interp, Tensor};
-use kiln_testsuite::{compare::errors, npy};
 use std::path::{Path, PathBuf};
 
 const MODELS: [&str; 6] = ["resnet18_narrow", "mobilenet_v2_narrow", "bert_tiny", "gpt2_tiny", "llama_tiny", "qwen2_tiny"];
@@ -54,7 +54,7 @@ fn golden_models_match_onnxruntime() {
             println!("{name} output {k}: max abs {:.3e}, relative to scale {rel:.3e}, cosine {:.9}", e.max_abs, e.cosine);
             assert!(rel <= MAX_REL, "{name} output {k}: error {rel:.3e} of the output's scale exceeds {MAX_REL:e}");
             // And element by element within the dtype's tolerance (f32: 1e-5 + 1e-3 * |ort|).
-            kiln_testsuite::compare::check(a, b).unwrap_or_else(|e| panic!("{name} output {k}: {e}"));
+            kiln_driver::compare::check(a, b).unwrap_or_else(|e| panic!("{name} output {k}: {e}"));
         }
     }
 }

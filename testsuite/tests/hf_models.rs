@@ -5,9 +5,9 @@
 //! 256, vocabulary 1000; written by `testsuite/golden/hf/generate.py` with the fp32 outputs and
 //! the greedy tokens transformers computes.
 
+use kiln_driver::{compare, npy};
 use kiln_frontend::hf::{import_dir, Prefill};
 use kiln_ir::{interp, Tensor};
-use kiln_testsuite::{compare, npy};
 use std::path::{Path, PathBuf};
 
 const MODELS: [&str; 4] = ["llama", "qwen2", "mistral", "gpt2"];
@@ -142,16 +142,16 @@ fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
 #[test]
 fn built_decoders_fuse_like_their_onnx_exports() {
     use kiln_frontend::onnx::{import_file, ImportOptions};
-    use kiln_testsuite::optimizer;
+
     for (name, onnx) in [("llama", "llama_tiny"), ("qwen2", "qwen2_tiny"), ("gpt2", "gpt2_tiny")] {
         let g = import_dir(&dir(name), Prefill { batch: 1, seq: 16 }).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (built, rep) = optimizer::optimize(&g, kiln_target::Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (built, rep) = kiln_driver::optimize(&g, kiln_driver::Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join(onnx);
         let shapes = [("input_ids".to_string(), vec![1, 16])].into_iter().collect();
         let m = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).expect("imports");
         let mut eg = m.graph;
         kiln_passes::simplify(&mut eg).expect("simplifies");
-        let (exported, erep) = optimizer::optimize(&eg, kiln_target::Target::Sm90, std::time::Instant::now()).expect("optimizes");
+        let (exported, erep) = kiln_driver::optimize(&eg, kiln_driver::Target::Sm90, std::time::Instant::now()).expect("optimizes");
         let (a, b) = (kernel_ops(&built), kernel_ops(&exported));
         println!("{name}: {} kernels {a:?}\n{onnx}: {} kernels {b:?}", rep.eqsat.kernels, erep.eqsat.kernels);
         assert_eq!(a, b, "{name}: the built graph's kernels differ from the export's");

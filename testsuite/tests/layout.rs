@@ -3,11 +3,11 @@
 //! optimized graph computes what the original computes in the interpreter, and no conversion
 //! in it cancels a neighbour.
 
+use kiln_driver::Target;
 use kiln_ir::ops::Format;
 use kiln_ir::text::parse;
 use kiln_ir::{interp, Data, Graph, Op, Tensor};
-use kiln_target::Target;
-use kiln_testsuite::optimizer;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -76,7 +76,7 @@ fn assert_no_cancelling_pair(g: &Graph) {
 fn optimized_matches(g: &Graph, target: Target, tol: f64) -> Graph {
     let x = inputs(g);
     let want = interp::run(g, x.clone()).expect("original runs");
-    let (opt, _) = optimizer::optimize(g, target, Instant::now()).expect("optimizes");
+    let (opt, _) = kiln_driver::optimize(g, target, Instant::now()).expect("optimizes");
     let got = interp::run(&opt, x).unwrap_or_else(|e| panic!("{e}\n{}", kiln_ir::text::print(&opt)));
     for (a, b) in got.iter().zip(&want) {
         assert_eq!(a.dims(), b.dims());

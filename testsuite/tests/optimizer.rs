@@ -3,10 +3,10 @@
 //! the interpreter), fuses as the kernel budgets demand where they are met today, and
 //! its memory plan stays within 1.1x of the liveness lower bound.
 
+use kiln_driver::Target;
+use kiln_driver::{compare::errors, npy};
 use kiln_frontend::onnx::{import_file, ImportOptions};
 use kiln_ir::{interp, Tensor};
-use kiln_target::Target;
-use kiln_testsuite::{compare::errors, npy, optimizer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,7 +40,7 @@ fn optimized_golden_models_compute_what_the_originals_compute() {
         let (g, inputs) = load(name);
         let want = interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for target in TARGETS {
-            let (opt, rep) = optimizer::optimize(&g, target, Instant::now()).unwrap_or_else(|e| panic!("{name} {target}: {e:#}"));
+            let (opt, rep) = kiln_driver::optimize(&g, target, Instant::now()).unwrap_or_else(|e| panic!("{name} {target}: {e:#}"));
             let got = interp::run(&opt, inputs.clone()).unwrap_or_else(|e| panic!("{name} {target}: {e}"));
             for (k, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert_eq!(a.dims(), b.dims(), "{name} {target} output {k}: shape");
@@ -65,7 +65,7 @@ fn optimized_golden_models_compute_what_the_originals_compute() {
 #[test]
 fn resnet18_fuses_into_at_most_24_kernels_for_sm90() {
     let (g, _) = load("resnet18_narrow");
-    let (_, rep) = optimizer::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
+    let (_, rep) = kiln_driver::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
     println!("resnet18: {} kernels, rules {:?}", rep.eqsat.kernels, rep.eqsat.rules_fired);
     assert!(rep.eqsat.kernels <= 24, "{} kernels", rep.eqsat.kernels);
     assert!(rep.eqsat.rules_fired.get("fusion/conv-epilogue").is_some_and(|&n| n > 0));
@@ -80,7 +80,7 @@ fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
 /// what is not in a layer, one Attention per layer, and no head data movement left.
 fn transformer_budget(name: &str, layers: usize, per_layer: usize, outside: usize) -> Vec<String> {
     let (g, _) = load(name);
-    let (opt, rep) = optimizer::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
+    let (opt, rep) = kiln_driver::optimize(&g, Target::Sm90, Instant::now()).expect("optimize");
     let ops = kernel_ops(&opt);
     println!("{name}: {} kernels {ops:?}", rep.eqsat.kernels);
     assert_eq!(ops.len(), rep.eqsat.kernels, "the report counts the graph's kernels");

@@ -4,10 +4,10 @@
 //! an input) compute the same thing after optimization for every target's rules and cost model,
 //! within 1e-5 relative, on random inputs.
 
+use kiln_driver::Target;
+use kiln_driver::{backend, Costing};
 use kiln_ir::{interp, BinaryOp, DType, Graph, Op, Tensor, TensorType, UnaryOp, ValueId};
 use kiln_passes::eqsat::{optimize, Limits};
-use kiln_target::Target;
-use kiln_testsuite::optimizer::for_target;
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -157,8 +157,8 @@ proptest! {
         let x = inputs(&g, seed);
         let want = interp::run(&g, x.clone()).expect("original runs");
         for target in TARGETS {
-            let (rules, model) = for_target(target);
-            let (opt, _) = optimize(&g, &rules, model.as_ref(), Limits::default()).map_err(|e| TestCaseError::fail(format!("{target}: {e}")))?;
+            let b = backend(target).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (opt, _) = optimize(&g, &b.rules(), &Costing(b), Limits::default()).map_err(|e| TestCaseError::fail(format!("{target}: {e}")))?;
             kiln_ir::verify(&opt).map_err(|e| TestCaseError::fail(format!("{target}: {e}")))?;
             let got = interp::run(&opt, x.clone()).map_err(|e| TestCaseError::fail(format!("{target}: {e}")))?;
             for (a, b) in got.iter().zip(&want) {

@@ -1,12 +1,11 @@
 //! Subcommands. Errors are one line plus context, and a non-zero exit code.
 
 use crate::gpu;
-use crate::model::{CheckpointArgs, Model};
+use crate::model::CheckpointArgs;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand};
-use kiln_ir::{interp, Dim, Graph, Tensor};
-use kiln_target::Target;
-use kiln_testsuite::{conformance, npy, optimizer};
+use clap::{Parser, Subcommand, ValueEnum};
+use kiln_driver::{conformance, npy, EmitOptions, Model, Output, Target};
+use kiln_ir::{interp, Graph, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -47,8 +46,8 @@ enum Cmd {
         output_dir: PathBuf,
         /// `ref` (the reference interpreter) for a model; `910b-sim` for a 910b bundle: its
         /// graph.air executed by the documented semantics of each CANN op.
-        #[arg(long, default_value = "ref")]
-        target: String,
+        #[arg(long, value_enum, default_value_t = Runner::Ref)]
+        target: Runner,
         /// Replay the launches as a CUDA graph (.kiln only).
         #[arg(long)]
         cuda_graph: bool,
@@ -60,8 +59,9 @@ enum Cmd {
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
-        #[arg(long, default_value = "sm_90")]
-        target: String,
+        /// sm_90 or sm_80.
+        #[arg(long, value_enum, default_value_t = Target::Sm90)]
+        target: Target,
         /// NAME=FILE.npy (repeatable); inputs not given are random (seeded).
         #[arg(long = "input")]
         input: Vec<String>,
@@ -80,8 +80,8 @@ enum Cmd {
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
-        #[arg(long, default_value = "sm_90")]
-        target: String,
+        #[arg(long, value_enum, default_value_t = Target::Sm90)]
+        target: Target,
         #[arg(long)]
         json: bool,
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
@@ -108,9 +108,9 @@ enum Cmd {
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
-        /// ref, sm_90, sm_80 or 910b (cpu is not built yet).
-        #[arg(long, default_value = "ref")]
-        target: String,
+        /// The target (cpu optimizes, but its code generator is not built yet).
+        #[arg(long, value_enum, default_value_t = Target::Ref)]
+        target: Target,
         /// Where to write the artifact: `model.kiln` for sm_90/sm_80, a bundle directory
         /// (graph.air, graph.txt, manifest.json, build.sh) for 910b, the verified IR text for `ref`.
         #[arg(short = 'o', long)]
@@ -153,8 +153,8 @@ enum Cmd {
         #[command(flatten)]
         checkpoint: CheckpointArgs,
         /// ref (the interpreter), sm_90 or sm_80.
-        #[arg(long, default_value = "ref")]
-        target: String,
+        #[arg(long, value_enum, default_value_t = Target::Ref)]
+        target: Target,
         /// The prompt's token ids: 1,2,3. Repeat for a batch of prompts of one length, decoded
         /// together (one output line each).
         #[arg(long = "prompt-ids", required = true)]
@@ -175,8 +175,8 @@ enum Cmd {
         suite: PathBuf,
         /// ref, sm_90, sm_80, or 910b-sim (each case compiled for the 910b and its GE graph
         /// simulated).
-        #[arg(long, default_value = "ref")]
-        target: String,
+        #[arg(long, value_enum, default_value_t = Runner::Ref)]
+        target: Runner,
         #[arg(long)]
         json: bool,
         /// Only cases whose name contains this.
@@ -189,27 +189,48 @@ enum Cmd {
     },
 }
 
+/// What `kiln run` and `kiln conformance` execute on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Runner {
+    /// The reference interpreter.
+    #[value(name = "ref")]
+    Ref,
+    /// A compiled artifact on an NVIDIA Hopper GPU.
+    #[value(name = "sm_90", alias = "sm90")]
+    Sm90,
+    /// A compiled artifact on an NVIDIA Ampere GPU.
+    #[value(name = "sm_80", alias = "sm80")]
+    Sm80,
+    /// A 910b bundle's graph.air in the GE-graph simulator.
+    #[value(name = "910b-sim")]
+    Sim910B,
+}
+
 pub fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Inspect { model, checkpoint, json, input_shape } => {
-            inspect(&Model::new(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?)
+            inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?)
         }
         Cmd::Run { model, checkpoint, input, output_dir, target, cuda_graph } => match model {
-            Some(m) if target == SIM => run_bundle(&m, &input, &output_dir),
+            Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),
             Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
-            m => run(&Model::new(m.as_deref(), &checkpoint)?, &input, &output_dir, &target),
+            m => run(&crate::model::model(m.as_deref(), &checkpoint)?, &input, &output_dir, target),
         },
-        Cmd::Verify { model, checkpoint, target, input, input_shape, precision } => {
-            verify(&Model::new(model.as_deref(), &checkpoint)?, &target, &input, &parse_shapes(&input_shape)?, parse_precision(&precision)?)
-        }
+        Cmd::Verify { model, checkpoint, target, input, input_shape, precision } => verify(
+            &crate::model::model(model.as_deref(), &checkpoint)?,
+            target,
+            &input,
+            &parse_shapes(&input_shape)?,
+            parse_precision(&precision)?,
+        ),
         Cmd::Bench { model, iters, json, per_kernel } => bench(&model, iters, json, per_kernel),
         Cmd::Ops { model, checkpoint, target, json, input_shape } => {
-            ops(&Model::new(model.as_deref(), &checkpoint)?, &target, json, &parse_shapes(&input_shape)?)
+            ops(&crate::model::model(model.as_deref(), &checkpoint)?, target, json, &parse_shapes(&input_shape)?)
         }
         Cmd::Compile { model, checkpoint, target, output, emit, report, input_shape, precision, strip_weights, external_weights } => {
             compile(
-                &Model::new(model.as_deref(), &checkpoint)?,
-                &target,
+                &crate::model::model(model.as_deref(), &checkpoint)?,
+                target,
                 Out { path: output.as_deref(), strip_weights, external_weights },
                 emit.as_deref(),
                 report.as_deref(),
@@ -219,22 +240,16 @@ pub fn main() -> Result<()> {
         }
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
-            &Model::new(model.as_deref(), &checkpoint)?,
-            &target,
+            &crate::model::model(model.as_deref(), &checkpoint)?,
+            target,
             &prompt_ids,
             max_new_tokens,
             parse_precision(&precision)?,
         ),
         Cmd::Conformance { suite, target, json, filter, cases } => {
-            conformance_cmd(&suite, &target, json, filter.as_deref(), cases.as_deref())
+            conformance_cmd(&suite, target, json, filter.as_deref(), cases.as_deref())
         }
     }
-}
-
-fn parse_target(t: &str) -> Result<Target> {
-    let target: Target = t.parse()?;
-    target.status()?;
-    Ok(target)
 }
 
 /// `--precision`: None for fp32 (the model's own types), else the reduced float type.
@@ -244,22 +259,6 @@ pub(crate) fn parse_precision(p: &str) -> Result<Option<kiln_ir::DType>> {
         "fp16" => Ok(Some(kiln_ir::DType::F16)),
         "bf16" => Ok(Some(kiln_ir::DType::BF16)),
         other => bail!("--precision {other}: expected fp32, fp16 or bf16"),
-    }
-}
-
-/// Applies `--precision` to an imported graph.
-fn with_precision(mut g: Graph, p: Option<kiln_ir::DType>) -> Result<Graph> {
-    if let Some(to) = p {
-        kiln_passes::convert_precision(&mut g, to)?;
-    }
-    Ok(g)
-}
-
-pub(crate) fn precision_name(p: Option<kiln_ir::DType>) -> String {
-    match p {
-        None => "fp32".into(),
-        Some(kiln_ir::DType::F16) => "fp16".into(),
-        Some(_) => "bf16".into(),
     }
 }
 
@@ -345,38 +344,6 @@ fn write_outputs(out_dir: &Path, outs: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// `kiln ops --target 910b`: each op of the optimized graph as the CANN built-ins or AscendC
-/// kernels it becomes, or unsupported with the reason, by node.
-fn ops_910b(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
-    let g = model.load(shapes)?;
-    let (g, _) = optimizer::optimize(&g, Target::Ascend910B, std::time::Instant::now()).context("optimizing")?;
-    let (mapping, missing) = kiln_ascend::lower::support(&g).context("lowering for 910b")?;
-    if json {
-        let ops: Vec<serde_json::Value> = mapping
-            .ops
-            .iter()
-            .map(|(op, (cann, n))| serde_json::json!({"op": op, "count": n, "status": mapping.kind(cann), "cann": cann}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"target": "910b", "ops": ops, "unsupported": missing}))?);
-        return Ok(());
-    }
-    for (op, (cann, n)) in &mapping.ops {
-        let named: Vec<String> =
-            cann.iter().map(|t| if mapping.custom.contains(t) { format!("{t} (AscendC kernel)") } else { t.clone() }).collect();
-        println!("{op:<28} {n:>5}  {}: {}", mapping.kind(cann), named.join(", "));
-    }
-    for u in &missing {
-        println!("{:<28} {:>5}  unsupported: node `{}`: {}", u.op, 1, u.node, u.reason);
-    }
-    if missing.is_empty() {
-        match mapping.custom.len() {
-            0 => println!("every op maps to CANN built-ins"),
-            k => println!("every op maps to CANN built-ins or kiln's AscendC kernels ({k})"),
-        }
-    }
-    Ok(())
-}
-
 fn run_artifact(model: &Path, inputs: &[String], out_dir: &Path, cuda_graph: bool) -> Result<()> {
     let mut s = kiln_runtime::Session::load(model).with_context(|| format!("loading {}", model.display()))?;
     s.set_cuda_graph(cuda_graph);
@@ -423,14 +390,13 @@ fn random_inputs(g: &Graph, given: &mut HashMap<String, Tensor>) -> Result<Vec<T
 
 fn verify(
     model: &Model,
-    target: &str,
+    target: Target,
     inputs: &[String],
     shapes: &HashMap<String, Vec<usize>>,
     precision: Option<kiln_ir::DType>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let t = parse_target(target)?;
-    if !matches!(t, Target::Sm90 | Target::Sm80) {
+    if !matches!(target, Target::Sm90 | Target::Sm80) {
         bail!("kiln verify runs on the GPU: --target sm_90 or sm_80");
     }
     let mut given = read_inputs(inputs)?;
@@ -443,11 +409,10 @@ fn verify(
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
     }
-    let reduced = with_precision(g0.clone(), precision)?;
-    let (g, _) = optimizer::optimize(&reduced, t, started).context("optimizing")?;
-    let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: precision_name(precision) })?;
-    let mut s = kiln_runtime::Session::from_artifact(c.artifact, 0)?;
+    let mut reduced = g0.clone();
+    kiln_driver::convert_precision(&mut reduced, precision)?;
+    let (g, _) = kiln_driver::optimize(&reduced, target, started)?;
+    let mut s = kiln_runtime::Session::from_artifact(gpu::artifact(&g, target, precision)?, 0)?;
     let rows = gpu::verify_kernels(&mut s, &g, &args)?;
     println!("{:<24} {:<20} {:<48} {:>10} {:>10} {:>12}", "kernel", "op", "node", "max abs", "max rel", "cosine");
     for r in rows.iter() {
@@ -464,7 +429,7 @@ fn verify(
     let (mut worst, mut worst_cos): (f64, f64) = (0.0, 1.0);
     for ((info, h), w) in s.outputs().to_vec().iter().zip(&got).zip(&want) {
         let gt = gpu::from_host(h)?;
-        let e = kiln_testsuite::compare::errors(&gt.to_f64(), &w.to_f64());
+        let e = kiln_driver::compare::errors(&gt.to_f64(), &w.to_f64());
         let scale = w.to_f64().iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-30);
         worst = worst.max(e.max_abs / scale);
         worst_cos = worst_cos.min(e.cosine);
@@ -481,38 +446,39 @@ fn verify(
     Ok(())
 }
 
-fn ops(model: &Model, target: &str, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
-    let t = parse_target(target)?;
-    if t == Target::Ascend910B {
-        return ops_910b(model, json, shapes);
-    }
-    if !matches!(t, Target::Sm90 | Target::Sm80) {
-        bail!("kiln ops reports CUDA and Ascend support: --target sm_90, sm_80 or 910b");
-    }
+/// `kiln ops`: how each op of the optimized graph runs on the target (kernel, view, the CANN
+/// ops it becomes ...), and every node the target cannot run with the reason.
+fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+    let backend = kiln_driver::backend(target)?;
     let g = model.load(shapes)?;
-    let (g, _) = optimizer::optimize(&g, t, std::time::Instant::now()).context("optimizing")?;
-    let mut rows: std::collections::BTreeMap<&'static str, (usize, &'static str)> = std::collections::BTreeMap::new();
-    for n in &g.nodes {
-        let status = match kiln_cuda::family(&n.op) {
-            Some(kiln_cuda::Family::View) => "view (no kernel)",
-            Some(_) => "kernel",
-            None => "missing",
-        };
-        rows.entry(n.op.kind_name()).or_insert((0, status)).0 += 1;
-    }
-    let missing: Vec<&str> = rows.iter().filter(|r| r.1 .1 == "missing").map(|r| *r.0).collect();
+    let r = kiln_driver::support(&g, backend)?;
     if json {
-        let ops: Vec<serde_json::Value> = rows.iter().map(|(op, (n, s))| serde_json::json!({"op": op, "count": n, "status": s})).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"target": t.name(), "ops": ops, "missing": missing}))?);
+        let ops: Vec<serde_json::Value> = r
+            .ops
+            .iter()
+            .map(|o| serde_json::json!({"op": o.op, "count": o.count, "status": o.status, "lowered_to": o.lowered_to}))
+            .collect();
+        let unsupported: Vec<serde_json::Value> =
+            r.unsupported.iter().map(|u| serde_json::json!({"node": u.node, "op": u.op, "reason": u.reason})).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"target": target.name(), "ops": ops, "unsupported": unsupported}))?
+        );
+        return Ok(());
+    }
+    for o in &r.ops {
+        let to = if o.lowered_to.is_empty() { String::new() } else { format!(": {}", o.lowered_to.join(", ")) };
+        println!("{:<28} {:>5}  {}{to}", o.op, o.count, o.status);
+    }
+    for u in &r.unsupported {
+        println!("{:<28} {:>5}  unsupported: node `{}`: {}", u.op, 1, u.node, u.reason);
+    }
+    if r.unsupported.is_empty() {
+        println!("every op runs on {target}");
     } else {
-        for (op, (n, s)) in &rows {
-            println!("{op:<28} {n:>5}  {s}");
-        }
-        if missing.is_empty() {
-            println!("every op has a {t} kernel");
-        } else {
-            println!("missing on {t}: {}", missing.join(", "));
-        }
+        let mut kinds: Vec<&str> = r.unsupported.iter().map(|u| u.op.as_str()).collect();
+        kinds.dedup();
+        println!("unsupported on {target}: {} node(s): {}", r.unsupported.len(), kinds.join(", "));
     }
     Ok(())
 }
@@ -578,10 +544,9 @@ fn print_profile(m: &kiln_runtime::Manifest, ms: &[f64]) {
     println!("sum of launches: {total:.4} ms");
 }
 
-fn run(model: &Model, inputs: &[String], out_dir: &Path, target: &str) -> Result<()> {
-    let t = parse_target(target)?;
-    if t != Target::Ref {
-        bail!("`kiln run MODEL.onnx` runs the reference interpreter only; for {t}, compile with `kiln compile --target {t} -o model.kiln` and run model.kiln");
+fn run(model: &Model, inputs: &[String], out_dir: &Path, target: Runner) -> Result<()> {
+    if target != Runner::Ref {
+        bail!("`kiln run MODEL.onnx` runs the reference interpreter only; compile with `kiln compile --target TARGET -o OUT` and run what it writes");
     }
     let mut given = read_inputs(inputs)?;
     let shapes = given.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
@@ -603,32 +568,6 @@ fn run(model: &Model, inputs: &[String], out_dir: &Path, target: &str) -> Result
     write_outputs(out_dir, &named)
 }
 
-/// References the artifact's weights found unchanged in `model`'s files.
-fn strip_weights(a: &mut kiln_target::artifact::Artifact, model: &Model) -> Result<()> {
-    let Model::Onnx(model) = model else {
-        bail!("--strip-weights references ONNX initializers; for a safetensors checkpoint it is not done yet");
-    };
-    let sources = kiln_frontend::onnx::weight_sources(model).with_context(|| format!("locating the weights in {}", model.display()))?;
-    let mut bytes = vec![];
-    for (p, _) in &sources {
-        bytes.push(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
-    }
-    let files: Vec<kiln_target::artifact::SourceFile> = sources
-        .iter()
-        .zip(&bytes)
-        .map(|((p, ranges), b)| kiln_target::artifact::SourceFile { path: p.display().to_string(), bytes: b, ranges: ranges.clone() })
-        .collect();
-    let s = a.strip_weights(&files).context("stripping the weights")?;
-    let total = a.manifest.weights_bytes;
-    println!(
-        "stripped {} weights ({} of {total} bytes), referenced in {}",
-        s.weights,
-        s.bytes,
-        sources.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ")
-    );
-    Ok(())
-}
-
 /// Where `compile` writes its artifact, and whether it strips the weights.
 struct Out<'a> {
     path: Option<&'a Path>,
@@ -638,7 +577,7 @@ struct Out<'a> {
 
 fn compile(
     model: &Model,
-    target: &str,
+    target: Target,
     out: Out,
     emit: Option<&str>,
     report: Option<&Path>,
@@ -646,105 +585,65 @@ fn compile(
     precision: Option<kiln_ir::DType>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let t: Target = target.parse()?;
     let (output, strip, external) = (out.path, out.strip_weights, out.external_weights);
-    if strip && (emit.is_some() || !matches!(t, Target::Sm90 | Target::Sm80)) {
+    if strip && (emit.is_some() || !matches!(target, Target::Sm90 | Target::Sm80)) {
         bail!("--strip-weights applies to the artifact that --target sm_90 or sm_80 writes with -o");
     }
-    if external && (emit.is_some() || t != Target::Ascend910B) {
+    if external && (emit.is_some() || target != Target::Ascend910B) {
         bail!("--external-weights applies to the bundle that --target 910b writes with -o");
     }
-    let g = with_precision(model.load(shapes)?, precision)?;
+    let backend = kiln_driver::backend(target)?;
+    let mut g = model.load(shapes)?;
+    kiln_driver::convert_precision(&mut g, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {
             bail!("--report needs the optimizer: use --emit opt-ir, --emit memory-plan or -o");
         }
-        let mut g = g;
         if let Some(pass) = e.strip_prefix("ir-after=") {
             kiln_passes::run_pipeline(&mut g, Some(pass))?;
         }
         print!("{}", kiln_ir::text::print(&g));
         return Ok(());
     }
-    if let Some(other) = emit.filter(|e| !["opt-ir", "memory-plan", "ptx"].contains(e)) {
-        bail!(
-            "--emit {other}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir`, `memory-plan` or `ptx`",
-            kiln_passes::PASSES.join(", ")
-        );
+    if let Some(text) = emit.filter(|e| !["opt-ir", "memory-plan"].contains(e) && !backend.texts().contains(e)) {
+        let emitters: Vec<&str> =
+            Target::ALL.iter().filter(|&&t| kiln_driver::backend(t).is_ok_and(|b| b.texts().contains(&text))).map(|t| t.name()).collect();
+        if !emitters.is_empty() {
+            bail!("--emit {text} needs --target {}", emitters.join(" or "));
+        }
+        let texts: String = backend.texts().iter().map(|t| format!(", `{t}`")).collect();
+        bail!("--emit {text}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir`, `memory-plan`{texts}", kiln_passes::PASSES.join(", "));
     }
-    if emit == Some("ptx") && !matches!(t, Target::Sm90 | Target::Sm80) {
-        bail!("--emit ptx needs --target sm_90 or sm_80");
-    }
-    if emit.is_none() {
-        t.status()?;
-    }
-    let (g, rep) = optimizer::optimize(&g, t, started).context("optimizing")?;
-    let cuda = |g: &Graph| -> Result<kiln_cuda::Compiled> {
-        let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-        let opts = kiln_cuda::Options { arch, cubin: emit.is_none(), precision: precision_name(precision) };
-        kiln_cuda::compile(g, &opts).with_context(|| format!("compiling for {t}"))
-    };
+    let (g, rep) = kiln_driver::optimize_for(&g, backend, started)?;
+    let opts = EmitOptions { precision, native: emit.is_none(), external_weights: external };
+    let compiling = || format!("compiling for {target}");
     match emit {
         Some("opt-ir") => print!("{}", kiln_ir::text::print(&g)),
-        Some("ptx") => print!("{}", cuda(&g)?.ptx),
-        Some(_) => print_memory_plan(&g)?,
-        None if matches!(t, Target::Sm90 | Target::Sm80) => {
-            let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
-            let mut c = cuda(&g)?;
-            if strip {
-                strip_weights(&mut c.artifact, model)?;
-            }
-            let bytes = c.artifact.to_bytes();
-            std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            let m = &c.artifact.manifest;
-            let has_cubin = c.artifact.section(kiln_target::artifact::sections::CUBIN).is_some();
-            println!(
-                "wrote {} ({} bytes: {} kernels, {} launches, arena {} bytes, weights {} bytes, {})",
-                out.display(),
-                bytes.len(),
-                m.kernels.len(),
-                m.launches.len(),
-                m.arena_bytes,
-                c.artifact.section(kiln_target::artifact::sections::WEIGHTS).map_or(0, |w| w.len()),
-                if has_cubin { "PTX + cubin" } else { "PTX" }
-            );
-            if let Some(note) = c.cubin_note {
-                eprintln!("note: {note}");
-            }
-        }
-        None if t == Target::Ascend910B => {
-            let out = output.ok_or_else(|| anyhow!("-o DIR is required without --emit"))?;
-            let opts = kiln_ascend::bundle::Options { precision, external_weights: external };
-            let b = kiln_ascend::bundle::compile(&g, &opts).context("compiling for 910b")?;
-            b.write(out).with_context(|| format!("writing the bundle to {}", out.display()))?;
-            let ops = b.model.graph.first().map_or(0, |g| g.op.len());
-            let custom = match b.kernels.len() {
-                0 => "all CANN built-ins".to_string(),
-                k => format!("{k} AscendC custom op(s) in ops/, the rest CANN built-ins"),
-            };
-            let weights = match b.weights.len() {
-                0 => String::new(),
-                n => format!(", {n} weight files in weights/ ({} bytes)", b.weights.iter().map(|(_, w)| w.len()).sum::<usize>()),
-            };
-            println!(
-                "wrote {} (graph.air: {} bytes, {ops} GE ops, {custom}{weights}; ATC precision_mode {})",
-                out.display(),
-                b.air().len(),
-                b.precision_mode()
-            );
-        }
+        Some("memory-plan") => print_memory_plan(&g)?,
+        Some(text) => print!("{}", backend.emit_text(&g, text, &opts).with_context(compiling)?),
         None => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
-            // The reference target's artifact is the verified, optimized IR text.
-            std::fs::write(out, kiln_ir::text::print(&g)).with_context(|| format!("writing {}", out.display()))?;
-            let unsym = g.inputs.iter().any(|&i| g.value(i).ty.shape.0.iter().any(|d| matches!(d, Dim::Sym(_))));
-            println!("wrote {} ({} nodes{})", out.display(), g.nodes.len(), if unsym { ", symbolic input dims" } else { "" });
+            let mut e = backend.emit(&g, &opts).with_context(compiling)?;
+            if let (true, Output::Artifact(a)) = (strip, &mut e.output) {
+                let s = kiln_driver::strip_weights(a, model)?;
+                let total = a.manifest.weights_bytes;
+                println!("stripped {} weights ({} of {total} bytes), referenced in {}", s.weights, s.bytes, s.files.join(", "));
+                e.summary = a.summary();
+            }
+            let bytes = kiln_driver::write(&e.output, out)?;
+            match e.output {
+                Output::Artifact(_) => println!("wrote {} ({bytes} bytes: {})", out.display(), e.summary),
+                _ => println!("wrote {} ({})", out.display(), e.summary),
+            }
+            for n in &e.notes {
+                eprintln!("note: {n}");
+            }
         }
     }
     write_report(report, &rep)
 }
 
-fn write_report(path: Option<&Path>, rep: &optimizer::Report) -> Result<()> {
+fn write_report(path: Option<&Path>, rep: &kiln_driver::Report) -> Result<()> {
     let Some(path) = path else { return Ok(()) };
     let text = serde_json::to_string_pretty(&rep.to_json())?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
@@ -776,20 +675,16 @@ fn read_npy(p: &Path) -> Result<Tensor> {
 
 fn compare(got: &Path, want: &Path) -> Result<()> {
     let (g, w) = (read_npy(got)?, read_npy(want)?);
-    let e = kiln_testsuite::compare::errors(&g.to_f64(), &w.to_f64());
+    let e = kiln_driver::compare::errors(&g.to_f64(), &w.to_f64());
     println!("max abs {:.3e}, max rel {:.3e}, cosine {:.9}", e.max_abs, e.max_rel, e.cosine);
-    kiln_testsuite::compare::check(&g, &w).map_err(|m| anyhow!("{} differs from {}: {m}", got.display(), want.display()))?;
+    kiln_driver::compare::check(&g, &w).map_err(|m| anyhow!("{} differs from {}: {m}", got.display(), want.display()))?;
     println!("match (within the {} tolerance)", w.dtype());
     Ok(())
 }
 
-/// The GE-graph simulator of the 910b target (`kiln run BUNDLE --target 910b-sim`).
-const SIM: &str = "910b-sim";
-
 /// Runs a 910b bundle's graph.air in the GE-graph simulator.
 fn run_bundle(dir: &Path, inputs: &[String], out_dir: &Path) -> Result<()> {
-    use kiln_testsuite::ascend_sim;
-    let b = ascend_sim::Bundle::load(dir).with_context(|| format!("loading the 910b bundle {}", dir.display()))?;
+    let b = kiln_ascend::sim::Bundle::load(dir).with_context(|| format!("loading the 910b bundle {}", dir.display()))?;
     let mut given = read_inputs(inputs)?;
     let mut args = vec![];
     for name in &b.inputs {
@@ -802,8 +697,7 @@ fn run_bundle(dir: &Path, inputs: &[String], out_dir: &Path) -> Result<()> {
     write_outputs(out_dir, &b.outputs.iter().cloned().zip(outs).collect::<Vec<_>>())
 }
 
-fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>, cases: Option<&Path>) -> Result<()> {
-    let t = if target == SIM { Target::Ascend910B } else { parse_target(target)? };
+fn conformance_cmd(suite: &Path, target: Runner, json: bool, filter: Option<&str>, cases: Option<&Path>) -> Result<()> {
     let listed: Option<std::collections::HashSet<String>> = match cases {
         Some(p) => Some(
             std::fs::read_to_string(p).with_context(|| format!("--cases {}", p.display()))?.lines().map(|l| l.trim().to_string()).collect(),
@@ -815,16 +709,15 @@ fn conformance_cmd(suite: &Path, target: &str, json: bool, filter: Option<&str>,
         .into_iter()
         .filter(|d| listed.as_ref().is_none_or(|l| d.file_name().is_some_and(|n| l.contains(n.to_string_lossy().as_ref()))))
         .collect();
-    let mut exec: Box<conformance::Executor> = match t {
-        Target::Ref => Box::new(conformance::interpreter),
-        Target::Ascend910B if target == SIM => Box::new(kiln_testsuite::ascend_sim::execute),
-        Target::Sm90 | Target::Sm80 => {
+    let mut exec: Box<conformance::Executor> = match target {
+        Runner::Ref => Box::new(conformance::interpreter),
+        Runner::Sim910B => Box::new(kiln_driver::sim::execute),
+        Runner::Sm90 | Runner::Sm80 => {
             // Fail once, up front, where there is no GPU.
             kiln_runtime::check_device(0).context("kiln conformance --target sm_90 runs the cases on the GPU")?;
-            let arch = if t == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-            Box::new(move |g: &Graph, inputs: Vec<Tensor>| gpu::run_case(g, inputs, t, arch))
+            let t = if target == Runner::Sm80 { Target::Sm80 } else { Target::Sm90 };
+            Box::new(move |g: &Graph, inputs: Vec<Tensor>| gpu::run_case(g, inputs, t))
         }
-        other => bail!("conformance runs on ref, sm_90, sm_80 and {SIM} in this version, not {other}"),
     };
     let mut s = conformance::Summary::default();
     for d in dirs {

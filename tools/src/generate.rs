@@ -5,11 +5,10 @@
 //! token ids out: tokenizers are out of scope.
 
 use crate::gpu::{from_host, to_host};
-use crate::model::Model;
 use anyhow::{anyhow, bail, Context, Result};
+use kiln_driver::{Model, Target};
 use kiln_frontend::hf::{generate, import_for_generation, Decode, Prefill};
 use kiln_ir::{interp, DType, Graph, Tensor};
-use kiln_target::Target;
 
 /// The ids of `--prompt-ids 1,2,3`.
 fn parse_ids(s: &str) -> Result<Vec<i64>> {
@@ -19,14 +18,9 @@ fn parse_ids(s: &str) -> Result<Vec<i64>> {
 /// A graph compiled for `target` and loaded on GPU 0, as a runner.
 fn session(g: &Graph, target: Target, precision: Option<DType>) -> Result<kiln_runtime::Session> {
     let mut g = g.clone();
-    if let Some(to) = precision {
-        kiln_passes::convert_precision(&mut g, to)?;
-    }
-    let (g, _) = kiln_testsuite::optimizer::optimize(&g, target, std::time::Instant::now()).context("optimizing")?;
-    let arch = if target == Target::Sm80 { kiln_cuda::Arch::Sm80 } else { kiln_cuda::Arch::Sm90 };
-    let c = kiln_cuda::compile(&g, &kiln_cuda::Options { arch, cubin: true, precision: crate::cli::precision_name(precision) })
-        .with_context(|| format!("compiling for {target}"))?;
-    Ok(kiln_runtime::Session::from_artifact(c.artifact, 0)?)
+    kiln_driver::convert_precision(&mut g, precision)?;
+    let (g, _) = kiln_driver::optimize(&g, target, std::time::Instant::now())?;
+    Ok(kiln_runtime::Session::from_artifact(crate::gpu::artifact(&g, target, precision)?, 0)?)
 }
 
 fn runner(s: &mut kiln_runtime::Session) -> impl FnMut(Vec<Tensor>) -> Result<Vec<Tensor>, String> + '_ {
@@ -37,9 +31,7 @@ fn runner(s: &mut kiln_runtime::Session) -> impl FnMut(Vec<Tensor>) -> Result<Ve
     }
 }
 
-pub fn generate(model: &Model, target: &str, prompts: &[String], new_tokens: usize, precision: Option<DType>) -> Result<()> {
-    let t: Target = target.parse()?;
-    t.status()?;
+pub fn generate(model: &Model, t: Target, prompts: &[String], new_tokens: usize, precision: Option<DType>) -> Result<()> {
     if new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }

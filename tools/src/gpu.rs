@@ -2,9 +2,9 @@
 //! interpreter, benchmark an artifact.
 
 use anyhow::{anyhow, bail, Context, Result};
+use kiln_driver::{compare, EmitOptions, Output, Target};
 use kiln_ir::{DType, Graph, Tensor};
 use kiln_runtime::{ElemType, HostTensor, Session, TensorInfo};
-use kiln_testsuite::compare;
 
 /// The IR dtype of a runtime element type.
 pub fn dtype(e: ElemType) -> DType {
@@ -100,32 +100,43 @@ pub fn verify_kernels(session: &mut Session, g: &Graph, inputs: &[Tensor]) -> Re
     Ok(rows)
 }
 
+/// The artifact of an optimized graph for a GPU target, with native code.
+pub fn artifact(g: &Graph, target: Target, precision: Option<DType>) -> Result<kiln_runtime::Artifact> {
+    let e = kiln_driver::backend(target)?
+        .emit(g, &EmitOptions { precision, native: true, external_weights: false })
+        .with_context(|| format!("compiling for {target}"))?;
+    match e.output {
+        Output::Artifact(a) => Ok(*a),
+        _ => bail!("{target} does not emit an artifact kiln's runtime runs"),
+    }
+}
+
 /// One conformance case on the GPU: optimized for `target`, compiled, run, outputs read back.
 /// Ops or dtypes the CUDA target has no kernel for are `Unsupported`.
-pub fn run_case(
-    g: &Graph,
-    inputs: Vec<Tensor>,
-    target: kiln_target::Target,
-    arch: kiln_cuda::Arch,
-) -> kiln_testsuite::conformance::Outcome {
-    use kiln_testsuite::conformance::{freeze_shape_inputs, Outcome};
+pub fn run_case(g: &Graph, inputs: Vec<Tensor>, target: Target) -> kiln_driver::conformance::Outcome {
+    use kiln_driver::conformance::{freeze_shape_inputs, Outcome};
     let (g, inputs, _) = match freeze_shape_inputs(g, inputs) {
         Ok(x) => x,
         Err(e) => return Outcome::Failed(format!("fixing shape inputs: {e}")),
     };
     let g = &g;
-    let (opt, _) = match kiln_testsuite::optimizer::optimize(g, target, std::time::Instant::now()) {
+    let (opt, _) = match kiln_driver::optimize(g, target, std::time::Instant::now()) {
         Ok(x) => x,
-        Err(e) if kiln_testsuite::optimizer::is_infeasible(&e) => return Outcome::Unsupported(format!("{e:#}")),
-        Err(e) => return Outcome::Failed(format!("optimizing: {e:#}")),
+        Err(e) if e.is_unsupported() => return Outcome::Unsupported(kiln_driver::error_chain(&e)),
+        Err(e) => return Outcome::Failed(kiln_driver::error_chain(&e)),
     };
-    let c = match kiln_cuda::compile(&opt, &kiln_cuda::Options { arch, cubin: true, precision: "model".into() }) {
-        Ok(c) => c,
+    let backend = match kiln_driver::backend(target) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let artifact = match backend.emit(&opt, &EmitOptions { precision: None, native: true, external_weights: false }) {
+        Ok(kiln_driver::Emitted { output: Output::Artifact(a), .. }) => *a,
+        Ok(_) => return Outcome::Failed(format!("{target} emitted no artifact")),
         Err(e) if e.is_unsupported() => return Outcome::Unsupported(e.to_string()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let run = || -> Result<Vec<Tensor>> {
-        let mut s = Session::from_artifact(c.artifact, 0)?;
+        let mut s = Session::from_artifact(artifact, 0)?;
         let named: std::collections::HashMap<String, Tensor> =
             g.inputs.iter().zip(inputs).map(|(&v, t)| (g.value(v).name.clone(), t)).collect();
         let host = order_inputs(s.inputs(), named)?;

@@ -29,10 +29,10 @@ fn run_writes_outputs_matching_onnxruntime() {
         out_dir.to_str().unwrap_or("."),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let got = kiln_testsuite::npy::read(&std::fs::read(out_dir.join("logits.npy")).expect("logits.npy")).expect("npy");
-    let want = kiln_testsuite::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden"))
-        .expect("npy");
-    kiln_testsuite::compare::check(&got, &want).expect("matches onnxruntime");
+    let got = kiln_driver::npy::read(&std::fs::read(out_dir.join("logits.npy")).expect("logits.npy")).expect("npy");
+    let want =
+        kiln_driver::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden")).expect("npy");
+    kiln_driver::compare::check(&got, &want).expect("matches onnxruntime");
     let _ = std::fs::remove_dir_all(out_dir);
 }
 
@@ -40,7 +40,7 @@ fn run_writes_outputs_matching_onnxruntime() {
 fn run_rejects_a_wrong_input_dtype_with_one_clear_line() {
     let bad = std::env::temp_dir().join(format!("kiln-cli-bad-{}.npy", std::process::id()));
     let t = kiln_ir::Tensor::new(vec![1, 3, 64, 64], kiln_ir::Data::I64(vec![0; 3 * 64 * 64])).expect("tensor");
-    std::fs::write(&bad, kiln_testsuite::npy::write(&t)).expect("write");
+    std::fs::write(&bad, kiln_driver::npy::write(&t)).expect("write");
     let o = kiln(&["run", RESNET, "--input", &format!("input={}", bad.display()), "--output-dir", "/tmp/unused"]);
     assert!(!o.status.success());
     let err = text(&o.stderr);
@@ -74,7 +74,7 @@ fn compile_for_sm90_writes_a_valid_artifact() {
     let o = kiln(&["compile", RESNET, "--target", "sm_90", "-o", out.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("23 kernels"), "{}", text(&o.stdout));
-    let a = kiln_target::artifact::Artifact::parse(&std::fs::read(&out).expect("read")).expect("valid artifact");
+    let a = kiln_artifact::artifact::Artifact::parse(&std::fs::read(&out).expect("read")).expect("valid artifact");
     assert_eq!(a.manifest.target, "sm_90");
     assert_eq!(a.manifest.inputs[0].name, "input");
     let o = kiln(&["compile", RESNET, "--target", "sm_90", "--emit", "ptx"]);
@@ -214,8 +214,8 @@ fn a_reader_that_closes_stdout_early_ends_kiln_quietly() {
 #[test]
 fn generate_prints_transformers_greedy_tokens_and_rejects_bad_prompts() {
     let d = "testsuite/golden/hf/qwen2";
-    let ids = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("input_ids.npy")).expect("ids")).expect("npy").to_i64();
-    let want = kiln_testsuite::npy::read(&std::fs::read(root().join(d).join("generated.npy")).expect("tokens")).expect("npy").to_i64();
+    let ids = kiln_driver::npy::read(&std::fs::read(root().join(d).join("input_ids.npy")).expect("ids")).expect("npy").to_i64();
+    let want = kiln_driver::npy::read(&std::fs::read(root().join(d).join("generated.npy")).expect("tokens")).expect("npy").to_i64();
     let prompt = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let lines = |o: &Output| -> Vec<Vec<i64>> {
         assert!(o.status.success(), "{}", text(&o.stderr));

@@ -15,6 +15,7 @@ use crate::ge::attr::Attr;
 use crate::ge::dtype::from_proto;
 use crate::ge::proto::{attr_def::Value, ModelDef, OpDef, TensorDef, TensorDescriptor};
 use crate::lower::{lower, LowerError, Lowered, Mapping};
+use kiln_backend::{write_files, OutFile};
 use kiln_ir::{DType, Graph};
 use prost::Message;
 use std::fmt::Write;
@@ -228,49 +229,43 @@ done
         serde_json::Value::Array(self.kernels.iter().map(Kernel::op_json).collect())
     }
 
-    /// Writes `ops/` (the custom op projects and msopgen's description) into `dir`, when the
-    /// graph references custom ops.
-    pub fn write_ops(&self, dir: &Path) -> std::io::Result<()> {
+    /// `ops/`: the custom op projects and msopgen's description (none when the graph references
+    /// no custom op).
+    pub fn ops_files(&self) -> std::io::Result<Vec<OutFile>> {
+        let mut files = vec![];
         if !self.kernels.is_empty() {
-            let ops = dir.join("ops");
             for k in &self.kernels {
                 for (path, text) in k.files() {
-                    let p = ops.join(&k.snake).join(path);
-                    if let Some(parent) = p.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::write(p, text)?;
+                    files.push(OutFile { path: format!("ops/{}/{path}", k.snake), bytes: text.into_bytes(), executable: false });
                 }
             }
             let j = serde_json::to_string_pretty(&self.ops_json()).map_err(std::io::Error::other)?;
-            std::fs::write(ops.join("kiln_ops.json"), j + "\n")?;
+            files.push(OutFile { path: "ops/kiln_ops.json".into(), bytes: (j + "\n").into_bytes(), executable: false });
         }
-        Ok(())
+        Ok(files)
+    }
+
+    /// Writes `ops/` into `dir`.
+    pub fn write_ops(&self, dir: &Path) -> std::io::Result<()> {
+        write_files(&self.ops_files()?, dir).map(|_| ())
+    }
+
+    /// Every file of the bundle, paths relative to its directory.
+    pub fn files(&self) -> std::io::Result<Vec<OutFile>> {
+        let file = |path: &str, bytes: Vec<u8>| OutFile { path: path.into(), bytes, executable: false };
+        let mut files = vec![file("graph.air", self.air())];
+        files.extend(self.weights.iter().map(|(path, bytes)| file(path, bytes.clone())));
+        files.push(file("graph.txt", self.text().into_bytes()));
+        let m = serde_json::to_string_pretty(&self.manifest()).map_err(std::io::Error::other)?;
+        files.push(file("manifest.json", (m + "\n").into_bytes()));
+        files.extend(self.ops_files()?);
+        files.push(OutFile { path: "build.sh".into(), bytes: self.build_script().into_bytes(), executable: true });
+        Ok(files)
     }
 
     /// Writes the bundle's files into `dir` (created if absent).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("graph.air"), self.air())?;
-        for (path, bytes) in &self.weights {
-            let p = dir.join(path);
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(p, bytes)?;
-        }
-        std::fs::write(dir.join("graph.txt"), self.text())?;
-        let m = serde_json::to_string_pretty(&self.manifest()).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("manifest.json"), m + "\n")?;
-        self.write_ops(dir)?;
-        let script = dir.join("build.sh");
-        std::fs::write(&script, self.build_script())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        }
-        Ok(())
+        write_files(&self.files()?, dir).map(|_| ())
     }
 }
 

@@ -12,14 +12,11 @@
 //! The cube unit reads convolution activations in NC1HWC0: a convolution left in NCHW pays for
 //! the TransData pair GE inserts around it (input to 5HD, result back).
 //!
-//! Infeasible: f64 math (neither cube nor vector units compute in f64; a Cast to or from f64 is
-//! allowed, GE places it on the AI CPU), float8/float4 (not in the 910B's Mmad dtypes) and
-//! control flow (If, Loop, Scan).
+//! What the 910B cannot run at all is not a cost: it is the backend's `op_support` (`lib.rs`).
 
 use kiln_ir::ops::Format;
-use kiln_ir::{DType, Op, TensorType};
-use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
-use kiln_passes::eqsat::{CostModel, INFEASIBLE};
+use kiln_ir::{Op, TensorType};
+use kiln_passes::eqsat::roofline::Peaks;
 
 #[derive(Clone, Copy, Debug)]
 pub struct AscendCost {
@@ -34,25 +31,9 @@ impl Default for AscendCost {
     }
 }
 
-fn unsupported(d: DType) -> bool {
-    matches!(d, DType::F64 | DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 | DType::F4E2M1)
-}
-
-impl CostModel for AscendCost {
-    fn name(&self) -> &'static str {
-        "910b"
-    }
-
-    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        if op.is_control_flow() {
-            return INFEASIBLE;
-        }
-        // Cast converts to and from f64 on the AI CPU (CANN registers an AI CPU Cast kernel
-        // with DT_DOUBLE); every other op would compute in it.
-        let converts = matches!(op, Op::Cast { .. } | Op::CastLike { .. });
-        if dtypes_within(op, ins, outs).into_iter().any(|d| unsupported(d) && !(converts && d == DType::F64)) {
-            return INFEASIBLE;
-        }
+impl AscendCost {
+    /// The roofline cost of one op (microseconds).
+    pub fn cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
         let conv = self.peaks.cost(op, ins, outs);
         match (op, ins.first().copied().flatten(), outs.first()) {
             (Op::Conv { .. } | Op::ConvFused { format: Format::Nchw, .. }, Some(x), Some(y)) if x.shape.rank() == 4 => {

@@ -5,7 +5,6 @@
 
 use kiln_ir::{Op, TensorType};
 use kiln_passes::eqsat::roofline::Peaks;
-use kiln_passes::eqsat::CostModel;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CpuCost {
@@ -20,12 +19,9 @@ impl Default for CpuCost {
     }
 }
 
-impl CostModel for CpuCost {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
+impl CpuCost {
+    /// The roofline cost of one op (microseconds).
+    pub fn cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
         self.peaks.cost(op, ins, outs)
     }
 }

@@ -3,8 +3,8 @@
 use crate::codegen::{self, elem_type, CodegenError};
 use crate::ptx::{self, Arch};
 use inkwell::context::Context;
+use kiln_artifact::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, Stored, TensorInfo, WeightInfo};
 use kiln_ir::Graph;
-use kiln_target::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, Stored, TensorInfo, WeightInfo};
 
 #[derive(Clone, Debug)]
 pub struct Options {

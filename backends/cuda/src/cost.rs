@@ -11,13 +11,11 @@
 //! Convolution in 16-bit floats reaches the tensor cores only in NHWC (implicit GEMM over
 //! channels-last tiles); in NCHW its flops run at the fp32 vector rate.
 //!
-//! Infeasible: float8/float4 math on sm_80 (no fp8 tensor cores), and control flow (If, Loop,
-//! Scan), which kiln runs on the host, not as a kernel.
+//! What a GPU cannot run at all is not a cost: it is the backend's `op_support` (`lib.rs`).
 
 use kiln_ir::ops::Format;
 use kiln_ir::{DType, Op, TensorType};
-use kiln_passes::eqsat::roofline::{dtypes_within, Peaks};
-use kiln_passes::eqsat::{CostModel, INFEASIBLE};
+use kiln_passes::eqsat::roofline::Peaks;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CudaCost {
@@ -40,26 +38,9 @@ impl CudaCost {
     }
 }
 
-fn is_fp8(d: DType) -> bool {
-    matches!(d, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 | DType::F4E2M1)
-}
-
-impl CostModel for CudaCost {
-    fn name(&self) -> &'static str {
-        if self.arch == 90 {
-            "sm_90"
-        } else {
-            "sm_80"
-        }
-    }
-
-    fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        if op.is_control_flow() {
-            return INFEASIBLE;
-        }
-        if self.arch < 89 && dtypes_within(op, ins, outs).into_iter().any(is_fp8) {
-            return INFEASIBLE;
-        }
+impl CudaCost {
+    /// The roofline cost of one op (microseconds).
+    pub fn cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
         let nchw_conv = matches!(op, Op::Conv { .. } | Op::ConvFused { format: Format::Nchw, .. });
         if nchw_conv && outs.first().is_some_and(|t| matches!(t.dtype, DType::F16 | DType::BF16)) {
             return Peaks { matrix_f16: self.peaks.vector, ..self.peaks }.cost(op, ins, outs);

@@ -11,9 +11,9 @@ pub mod scalar;
 
 use crate::kernels;
 use inkwell::context::Context;
+use kiln_artifact::artifact::{Arg, ElemType, Loc};
 use kiln_ir::{DType, Graph, Node, Op, Tensor, ValueId};
 use kiln_passes::MemoryPlan;
-use kiln_target::artifact::{Arg, ElemType, Loc};
 use llvm::{Em, R};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Runs a bundle's AscendC custom operators (`ops/<op>/op_host`, `ops/<op>/op_kernel`) on
-//! kiln's CPU model of the AscendC API (`testsuite/ascendc_model/`, see its README): the op's
+//! kiln's CPU model of the AscendC API (`backends/ascend/ascendc_model/`, see its README): the op's
 //! unmodified sources are compiled with g++ against the model, then run as GE would run them
 //! (dtype and shape inference, the tiling function, the kernel once per block). Every
 //! documented constraint the kernel breaks (UB capacity, 32-byte DataCopy, queue discipline,
@@ -17,11 +17,11 @@ use kiln_ir::DType;
 
 /// The model's headers, written beside each build (so an installed `kiln` needs no checkout).
 const MODEL: [(&str, &str); 5] = [
-    ("kiln_model.h", include_str!("../ascendc_model/kiln_model.h")),
-    ("kernel_operator.h", include_str!("../ascendc_model/kernel_operator.h")),
-    ("kiln_run.h", include_str!("../ascendc_model/kiln_run.h")),
-    ("register/tilingdata_base.h", include_str!("../ascendc_model/register/tilingdata_base.h")),
-    ("register/op_def_registry.h", include_str!("../ascendc_model/register/op_def_registry.h")),
+    ("kiln_model.h", include_str!("../../ascendc_model/kiln_model.h")),
+    ("kernel_operator.h", include_str!("../../ascendc_model/kernel_operator.h")),
+    ("kiln_run.h", include_str!("../../ascendc_model/kiln_run.h")),
+    ("register/tilingdata_base.h", include_str!("../../ascendc_model/register/tilingdata_base.h")),
+    ("register/op_def_registry.h", include_str!("../../ascendc_model/register/op_def_registry.h")),
 ];
 
 /// One input or output of a run: dtype, dims, little-endian bytes.

@@ -1,33 +1,26 @@
-//! The targets kiln compiles for and what each can do today.
-//!
-//! [`artifact`] defines `model.kiln`, the file the CUDA backend writes and the runtime reads.
-//! Targets whose code generation is not built yet say so through [`Target::status`].
-//!
-//! ```
-//! use kiln_target::Target;
-//! let t: Target = "sm_90".parse().unwrap();
-//! assert_eq!(t, Target::Sm90);
-//! assert!(t.status().is_ok());
-//! assert!(Target::Cpu.status().is_err());
-//! ```
-
-pub mod artifact;
+//! The targets kiln compiles for.
 
 use std::fmt;
 use std::str::FromStr;
 
 /// A compilation target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Target {
-    /// The reference interpreter (no code generation).
+    /// The reference interpreter: optimized, verified IR text.
+    #[cfg_attr(feature = "clap", value(name = "ref"))]
     Ref,
-    /// Host CPU through cranelift.
+    /// Host CPU through Cranelift (not built yet).
+    #[cfg_attr(feature = "clap", value(name = "cpu"))]
     Cpu,
     /// NVIDIA Hopper (H100/H200).
+    #[cfg_attr(feature = "clap", value(name = "sm_90", alias = "sm90", alias = "sm_90a"))]
     Sm90,
     /// NVIDIA Ampere (A100).
+    #[cfg_attr(feature = "clap", value(name = "sm_80", alias = "sm80"))]
     Sm80,
-    /// Huawei Ascend 910B.
+    /// Huawei Ascend 910B: a GE graph bundle for CANN's ATC.
+    #[cfg_attr(feature = "clap", value(name = "910b", alias = "ascend910b", alias = "ascend"))]
     Ascend910B,
 }
 
@@ -43,14 +36,6 @@ impl Target {
             Target::Ascend910B => "910b",
         }
     }
-
-    /// `Ok` when kiln can produce output for this target, otherwise why not.
-    pub fn status(self) -> Result<(), TargetError> {
-        match self {
-            Target::Ref | Target::Sm90 | Target::Sm80 | Target::Ascend910B => Ok(()),
-            Target::Cpu => Err(TargetError::NotBuilt(self)),
-        }
-    }
 }
 
 impl fmt::Display for Target {
@@ -63,7 +48,7 @@ impl fmt::Display for Target {
 pub enum TargetError {
     #[error("unknown target `{0}` (expected one of: ref, cpu, sm_90, sm_80, 910b)")]
     Unknown(String),
-    #[error("target {0} is not built yet in this version of kiln: it runs models on `ref` (the reference interpreter), `sm_90` and `sm_80` today")]
+    #[error("target {0} is not built yet in this version of kiln: it compiles for `ref` (the reference interpreter), `sm_90`, `sm_80` and `910b` today")]
     NotBuilt(Target),
 }
 

@@ -308,6 +308,19 @@ impl Artifact {
         self.sections.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice())
     }
 
+    /// What the artifact holds, in a few words: kernels, launches, arena, weights, code.
+    pub fn summary(&self) -> String {
+        let m = &self.manifest;
+        let code = if self.section(sections::CUBIN).is_some() { "PTX + cubin" } else { "PTX" };
+        let weights = self.section(sections::WEIGHTS).map_or(0, |w| w.len());
+        format!(
+            "{} kernels, {} launches, arena {} bytes, weights {weights} bytes, {code}",
+            m.kernels.len(),
+            m.launches.len(),
+            m.arena_bytes
+        )
+    }
+
     /// Serializes: header, sections at aligned offsets, then the manifest.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; HEADER_BYTES];

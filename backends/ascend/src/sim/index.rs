@@ -299,7 +299,7 @@ fn top_k(cx: &OpCx) -> Result<Vec<Value>, SimError> {
     }
     // The indices' dtype: `indices_dtype` where the graph declares it.
     let it = cx.out_desc(1)?.0;
-    if !matches!(it, DType::I32 | DType::I64) || kiln_ascend::ge::dtype::from_cpp(cx.int("indices_dtype")?) != Some(it) {
+    if !matches!(it, DType::I32 | DType::I64) || crate::ge::dtype::from_cpp(cx.int("indices_dtype")?) != Some(it) {
         return cx.err(format!("indices declared {it}, indices_dtype {}", cx.int("indices_dtype")?));
     }
     Ok(vec![Value::new(x.dtype, dims.clone(), vals), Value::new(it, dims, idxs)])

@@ -2,7 +2,7 @@
 //! documented semantics of each CANN op the 910b lowering emits (../shared/ASCEND.md §1.7, §2),
 //! stored formats included (NC1HWC0 and TransData), so that the bundle can be compared with the
 //! reference interpreter on the source model. kiln's own AscendC custom ops run from their
-//! sources on the CPU model of the AscendC API ([`crate::ascendc_cpu`]).
+//! sources on the CPU model of the AscendC API ([`cpu_model`]).
 //!
 //! What it proves: the graph is complete and acyclic, every edge reads an output that exists,
 //! every op's attributes are present and mean, read as CANN documents them, what the source
@@ -12,15 +12,16 @@
 //! op), or anything about speed. Values are computed in f64 and rounded to each output's dtype
 //! once per op, so fp16 graphs carry per-op rounding as the hardware does, not its exact bits.
 
+pub mod cpu_model;
 mod index;
 mod movement;
 mod nn;
 mod ops;
 mod resample;
 
-use crate::ascendc_cpu::{Buffer, CpuOps, TempDir};
-use kiln_ascend::ge::dtype::from_proto;
-use kiln_ascend::ge::proto::{attr_def::Value as AttrValue, AttrDef, ModelDef, OpDef, TensorDescriptor};
+use crate::ge::dtype::from_proto;
+use crate::ge::proto::{attr_def::Value as AttrValue, AttrDef, ModelDef, OpDef, TensorDescriptor};
+use cpu_model::{Buffer, CpuOps, TempDir};
 use kiln_ir::{DType, Data, Tensor};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
@@ -130,7 +131,7 @@ impl OpCx<'_> {
     /// A `Type` attribute: its C++ `ge::DataType` number as a kiln dtype.
     pub fn dtype(&self, name: &str) -> Result<DType, SimError> {
         match self.attr(name)? {
-            AttrValue::Dt(t) => kiln_ascend::ge::dtype::from_cpp(*t).map_or_else(|| self.err(format!("`{name}` = {t}: no dtype")), Ok),
+            AttrValue::Dt(t) => crate::ge::dtype::from_cpp(*t).map_or_else(|| self.err(format!("`{name}` = {t}: no dtype")), Ok),
             other => self.err(format!("attribute `{name}` is {other:?}, not a Type")),
         }
     }
@@ -263,7 +264,7 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Resul
                 outputs = Some(cx.ins.iter().map(|v| v.map(|v| v.to_tensor()).transpose()).collect::<Result<Vec<_>, _>>()?);
                 continue;
             }
-            t if t.starts_with(kiln_ascend::ascendc::OP_TYPE_PREFIX) => custom(&cx, opts.custom)?,
+            t if t.starts_with(crate::ascendc::OP_TYPE_PREFIX) => custom(&cx, opts.custom)?,
             _ => ops::eval(&cx)?,
         };
         if outs.len() != op.output_desc.len() {
@@ -455,46 +456,11 @@ impl Bundle {
 }
 
 /// Writes `bundle`'s custom ops into a fresh temporary directory (None when it has none).
-pub fn custom_ops(bundle: &kiln_ascend::bundle::Bundle) -> Result<Option<(CpuOps, TempDir)>, SimError> {
+pub fn custom_ops(bundle: &crate::bundle::Bundle) -> Result<Option<(CpuOps, TempDir)>, SimError> {
     if bundle.kernels.is_empty() {
         return Ok(None);
     }
     let dir = TempDir::new("sim-ops").map_err(SimError::Graph)?;
     bundle.write_ops(&dir.0).map_err(|e| SimError::Io(dir.0.display().to_string(), e))?;
     Ok(Some((CpuOps::new(&dir.0.join("ops")), dir)))
-}
-
-/// The `910b-sim` executor: the graph optimized as for the 910B, lowered to a GE graph, encoded
-/// to the bytes ATC would read and decoded again, and simulated.
-pub fn execute(g: &kiln_ir::Graph, inputs: Vec<Tensor>) -> crate::conformance::Outcome {
-    use crate::conformance::{freeze_shape_inputs, Outcome};
-    let (g, inputs, _) = match freeze_shape_inputs(g, inputs) {
-        Ok(x) => x,
-        Err(e) => return Outcome::Failed(format!("fixing shape inputs: {e}")),
-    };
-    let target = kiln_target::Target::Ascend910B;
-    let (opt, _) = match crate::optimizer::optimize(&g, target, std::time::Instant::now()) {
-        Ok(x) => x,
-        Err(e) if crate::optimizer::is_infeasible(&e) => return Outcome::Unsupported(format!("{e:#}")),
-        Err(e) => return Outcome::Failed(format!("optimizing: {e:#}")),
-    };
-    let bundle = match kiln_ascend::bundle::compile(&opt, &kiln_ascend::bundle::Options::default()) {
-        Ok(b) => b,
-        Err(e @ (kiln_ascend::lower::LowerError::Unsupported(_) | kiln_ascend::lower::LowerError::Dynamic(..))) => {
-            return Outcome::Unsupported(e.to_string())
-        }
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let model = match ModelDef::decode(bundle.model.encode_to_vec().as_slice()) {
-        Ok(m) => m,
-        Err(e) => return Outcome::Failed(format!("decoding the encoded graph: {e}")),
-    };
-    let custom = match custom_ops(&bundle) {
-        Ok(c) => c,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    match run_with(&model, &inputs, Options { force_fp16: false, custom: custom.as_ref().map(|(c, _)| c), weights_dir: None }) {
-        Ok(o) => Outcome::Ran(o),
-        Err(e) => Outcome::Failed(format!("simulating: {e}")),
-    }
 }

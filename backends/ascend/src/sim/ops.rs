@@ -4,7 +4,7 @@
 //! attributes.
 
 use super::{nn, OpCx, SimError, Value};
-use kiln_ascend::ge::dtype::from_cpp;
+use crate::ge::dtype::from_cpp;
 use kiln_ir::ops::erf;
 use kiln_ir::shape::{broadcast, strides};
 use kiln_ir::DType;

@@ -1,0 +1,81 @@
+//! The compile pipeline after import: the classic passes, equality saturation under the
+//! target's rules and cost (its [`Backend`]), verification and memory planning, with the report
+//! `kiln compile --report` writes.
+
+use crate::error::DriverError;
+use kiln_backend::{Backend, Costing, Target};
+use kiln_ir::Graph;
+use kiln_passes::eqsat::{self, EqsatReport, Limits};
+use std::time::Instant;
+
+/// What the optimizer did (`kiln compile --report`).
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub target: Target,
+    pub eqsat: EqsatReport,
+    pub arena_bytes: Option<usize>,
+    pub arena_lower_bound_bytes: Option<usize>,
+    pub compile_ms: f64,
+}
+
+impl Report {
+    pub fn to_json(&self) -> serde_json::Value {
+        let e = &self.eqsat;
+        serde_json::json!({
+            "target": self.target.name(),
+            "ops_before": e.ops_before,
+            "ops_after": e.ops_after,
+            "kernels": e.kernels,
+            "rules_fired": e.rules_fired,
+            "stop_reason": e.stop_reason.to_string(),
+            "iterations": e.iterations,
+            "enodes": e.enodes,
+            "eclasses": e.eclasses,
+            "extraction": e.extraction.name(),
+            "estimated_cost_us": e.cost_us,
+            "eqsat_ms": e.eqsat_ms,
+            "compile_ms": self.compile_ms,
+            "arena_bytes": self.arena_bytes,
+            "arena_lower_bound_bytes": self.arena_lower_bound_bytes,
+        })
+    }
+}
+
+/// The classic pipeline, then equality saturation for `backend`, then memory planning (when
+/// shapes are static). `started` is when compilation began (import included), for `compile_ms`.
+pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Result<(Graph, Report), DriverError> {
+    let mut g = g.clone();
+    kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
+    let (out, eqsat) = eqsat::optimize(&g, &backend.rules(), &Costing(backend), Limits::default()).map_err(DriverError::Optimize)?;
+    kiln_ir::verify(&out).map_err(|e| DriverError::Internal(e.to_string()))?;
+    let plan = kiln_passes::plan_memory(&out).ok();
+    let report = Report {
+        target: backend.target(),
+        eqsat,
+        arena_bytes: plan.as_ref().map(|p| p.arena_bytes),
+        arena_lower_bound_bytes: plan.as_ref().map(|p| p.lower_bound_bytes),
+        compile_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    Ok((out, report))
+}
+
+/// [`optimize_for`] the backend of `target`.
+pub fn optimize(g: &Graph, target: Target, started: Instant) -> Result<(Graph, Report), DriverError> {
+    optimize_for(g, crate::backend(target)?, started)
+}
+
+/// How each op of `g` (imported and simplified) runs on `backend` after optimization; when the
+/// optimizer finds no program the target can run, how each op of the graph before
+/// optimization does, so that every node the target cannot run is named with the reason.
+pub fn support(g: &Graph, backend: &dyn Backend) -> Result<kiln_backend::SupportReport, DriverError> {
+    let g = match optimize_for(g, backend, Instant::now()) {
+        Ok((opt, _)) => opt,
+        Err(DriverError::Optimize(eqsat::OptimizeError::Infeasible { .. })) => {
+            let mut g = g.clone();
+            kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
+            g
+        }
+        Err(e) => return Err(e),
+    };
+    backend.support(&g).map_err(|source| DriverError::Backend { target: backend.target(), source })
+}
