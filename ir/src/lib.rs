@@ -33,7 +33,7 @@ pub mod verify;
 
 pub use dtype::DType;
 pub use graph::{Graph, Node, NodeError, Value, ValueId};
-pub use ops::{BinaryOp, InType, Op, OpError, TensorType, UnaryOp};
+pub use ops::{BinaryOp, Elementwise, InType, Op, OpError, OpProps, TensorType, UnaryOp};
 pub use shape::{Dim, Shape};
 pub use tensor::{Data, Tensor};
 pub use verify::{verify, VerifyError};

@@ -13,7 +13,7 @@
 //! [`MemoryPlan::check`] verifies a plan independently: no two buffers alive at the same time
 //! overlap in the arena.
 
-use kiln_ir::{Graph, Op, ValueId};
+use kiln_ir::{Graph, ValueId};
 use std::collections::HashMap;
 
 /// Buffer offsets and sizes are multiples of this many bytes.
@@ -46,29 +46,6 @@ pub enum PlanError {
     Symbolic(String),
 }
 
-fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Identity {})
-}
-
-/// Ops that may write their output over an input of the same size, element by element.
-fn is_elementwise(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Unary { .. }
-            | Op::Binary { .. }
-            | Op::LeakyRelu { .. }
-            | Op::Elu { .. }
-            | Op::Selu { .. }
-            | Op::Celu { .. }
-            | Op::HardSigmoid { .. }
-            | Op::ThresholdedRelu { .. }
-            | Op::Gelu { .. }
-            | Op::Shrink { .. }
-            | Op::Swish { .. }
-            | Op::Clip {}
-    )
-}
-
 fn aligned(bytes: usize) -> usize {
     bytes.div_ceil(ALIGN) * ALIGN
 }
@@ -95,7 +72,7 @@ pub fn plan_memory(g: &Graph) -> Result<MemoryPlan, PlanError> {
             let bytes = aligned(ty.dtype.element_bytes() * numel);
             let own_last = last_use.get(&out).copied().unwrap_or(i);
             // A view of a value outside the arena (input or weight) needs no arena space.
-            if k == 0 && is_view(&node.op) {
+            if k == 0 && node.op.is_view() {
                 if let Some(src) = first_in {
                     if let Some(b) = plan.value_buffer.get(&src).copied() {
                         let buf = &mut plan.buffers[b];
@@ -106,7 +83,7 @@ pub fn plan_memory(g: &Graph) -> Result<MemoryPlan, PlanError> {
                     continue;
                 }
             }
-            if k == 0 && is_elementwise(&node.op) {
+            if k == 0 && node.op.may_run_in_place() {
                 // Element i of the output overwrites element i of the input: same element size
                 // and count, so no element is overwritten before it is read.
                 let reusable = node.inputs.iter().flatten().find_map(|v| {

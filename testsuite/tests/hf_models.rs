@@ -126,12 +126,8 @@ fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
     let constant_transpose = |n: &kiln_ir::Node| {
         matches!(n.op, kiln_ir::Op::Transpose { .. }) && n.inputs.first().copied().flatten().is_some_and(|i| g.consts.contains_key(&i))
     };
-    let mut ops: Vec<String> = g
-        .nodes
-        .iter()
-        .filter(|n| !kiln_passes::eqsat::roofline::is_view(&n.op) && !constant_transpose(n))
-        .map(|n| n.op.display_name().to_string())
-        .collect();
+    let mut ops: Vec<String> =
+        g.nodes.iter().filter(|n| !n.op.is_view() && !constant_transpose(n)).map(|n| n.op.display_name().to_string()).collect();
     ops.sort();
     ops
 }

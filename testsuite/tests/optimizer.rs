@@ -73,7 +73,7 @@ fn resnet18_fuses_into_at_most_24_kernels_for_sm90() {
 
 /// The kernels of an optimized graph by op name (views are free and not listed).
 fn kernel_ops(g: &kiln_ir::Graph) -> Vec<String> {
-    g.nodes.iter().filter(|n| !kiln_passes::eqsat::roofline::is_view(&n.op)).map(|n| n.op.display_name().to_string()).collect()
+    g.nodes.iter().filter(|n| !n.op.is_view()).map(|n| n.op.display_name().to_string()).collect()
 }
 
 /// A transformer golden for sm_90: at most `per_layer` kernels per layer plus `outside` for

@@ -456,7 +456,7 @@ fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<u
         let ops: Vec<serde_json::Value> = r
             .ops
             .iter()
-            .map(|o| serde_json::json!({"op": o.op, "count": o.count, "status": o.status, "lowered_to": o.lowered_to}))
+            .map(|o| serde_json::json!({"op": o.op, "count": o.count, "status": o.status, "lowered_to": o.lowered_to, "generated": o.generated}))
             .collect();
         let unsupported: Vec<serde_json::Value> =
             r.unsupported.iter().map(|u| serde_json::json!({"node": u.node, "op": u.op, "reason": u.reason})).collect();
@@ -467,7 +467,9 @@ fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<u
         return Ok(());
     }
     for o in &r.ops {
-        let to = if o.lowered_to.is_empty() { String::new() } else { format!(": {}", o.lowered_to.join(", ")) };
+        let named: Vec<String> =
+            o.lowered_to.iter().map(|t| if o.generated.contains(t) { format!("{t} (kiln's kernel)") } else { t.clone() }).collect();
+        let to = if named.is_empty() { String::new() } else { format!(": {}", named.join(", ")) };
         println!("{:<28} {:>5}  {}{to}", o.op, o.count, o.status);
     }
     for u in &r.unsupported {

@@ -67,10 +67,8 @@ impl Backend for Ascend {
                 op: op.clone(),
                 count: *n,
                 status: mapping.kind(cann).to_string(),
-                lowered_to: cann
-                    .iter()
-                    .map(|t| if mapping.custom.contains(t) { format!("{t} (AscendC kernel)") } else { t.clone() })
-                    .collect(),
+                lowered_to: cann.clone(),
+                generated: cann.iter().filter(|t| mapping.custom.contains(*t)).cloned().collect(),
             })
             .collect();
         let unsupported = missing.into_iter().map(|u| Unsupported { node: u.node, op: u.op, reason: u.reason }).collect();

@@ -163,8 +163,10 @@ pub struct OpSupport {
     pub count: usize,
     /// In a few words: `kernel`, `view (no kernel)`, `CANN built-in`, ...
     pub status: String,
-    /// What the op becomes on the target (CANN ops, kernel family ...), when there is more to say.
+    /// What the op becomes on the target (CANN ops ...), when there is more to say.
     pub lowered_to: Vec<String>,
+    /// Those of `lowered_to` that are kernels kiln generates, not the target's built-ins.
+    pub generated: Vec<String>,
 }
 
 /// A node the target cannot run.

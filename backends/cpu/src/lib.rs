@@ -41,8 +41,10 @@ impl Backend for Cpu {
             *rows.entry(n.op.kind_name()).or_default() += 1;
         }
         let reason = "no code generator yet (Cranelift)".to_string();
-        let ops =
-            rows.into_iter().map(|(op, count)| OpSupport { op: op.into(), count, status: reason.clone(), lowered_to: vec![] }).collect();
+        let ops = rows
+            .into_iter()
+            .map(|(op, count)| OpSupport { op: op.into(), count, status: reason.clone(), lowered_to: vec![], generated: vec![] })
+            .collect();
         Ok(SupportReport { ops, unsupported: vec![] })
     }
 

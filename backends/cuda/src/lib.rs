@@ -105,7 +105,7 @@ impl Backend for Cuda {
         }
         let ops = rows
             .into_iter()
-            .map(|(op, (count, status))| OpSupport { op: op.into(), count, status: status.into(), lowered_to: vec![] })
+            .map(|(op, (count, status))| OpSupport { op: op.into(), count, status: status.into(), lowered_to: vec![], generated: vec![] })
             .collect();
         Ok(SupportReport { ops, unsupported })
     }

@@ -35,7 +35,7 @@ impl Backend for Reference {
         }
         let ops = rows
             .into_iter()
-            .map(|(op, count)| OpSupport { op: op.to_string(), count, status: "interpreted".into(), lowered_to: vec![] })
+            .map(|(op, count)| OpSupport { op: op.to_string(), count, status: "interpreted".into(), lowered_to: vec![], generated: vec![] })
             .collect();
         Ok(SupportReport { ops, unsupported: vec![] })
     }

@@ -18,11 +18,6 @@ use crate::shape::{Dim, Shape};
 use crate::tensor::Tensor;
 
 impl Op {
-    /// The optimizer's fused ops (each holds an elementwise body).
-    pub fn is_fused(&self) -> bool {
-        matches!(self, Op::FusedElementwise { .. } | Op::MatMulFused { .. } | Op::ConvFused { .. })
-    }
-
     /// A ConvFused with the convolution attributes of `self` (a Conv or ConvFused), in `format`
     /// with `align`, running `body`; None for any other op.
     pub fn with_conv_epilogue(&self, format: Format, align: i64, body: Box<Graph>) -> Option<Op> {
@@ -42,37 +37,6 @@ impl Op {
             align,
             body,
         })
-    }
-
-    /// Control flow: ops whose subgraphs run as programs of their own (If, Loop, Scan).
-    pub fn is_control_flow(&self) -> bool {
-        matches!(self, Op::If { .. } | Op::Loop { .. } | Op::Scan { .. })
-    }
-
-    /// Ops a fused body may hold: each output element depends only on the same element of
-    /// each (broadcast) input.
-    pub fn is_elementwise(&self) -> bool {
-        use Op::*;
-        matches!(
-            self,
-            Identity {}
-                | Unary { .. }
-                | Binary { .. }
-                | Mean {}
-                | LeakyRelu { .. }
-                | Elu { .. }
-                | Selu { .. }
-                | Celu { .. }
-                | HardSigmoid { .. }
-                | ThresholdedRelu { .. }
-                | Gelu { .. }
-                | Shrink { .. }
-                | Swish { .. }
-                | IsInf { .. }
-                | Clip {}
-                | Where {}
-                | Cast { .. }
-        )
     }
 }
 

@@ -22,6 +22,7 @@ mod loss;
 mod matmul;
 mod normalization;
 mod pool;
+mod props;
 mod quant;
 mod recurrent;
 mod reduce;
@@ -40,6 +41,7 @@ use crate::tensor::Tensor;
 pub use conv::{resolve as resolve_window, transpose_geom, Resolved, TransposeGeom};
 pub use data_movement::{resolve_perm, slice_params};
 pub use elementwise::{erf, BinaryOp, UnaryOp};
+pub use props::OpProps;
 pub use quant::range_of as quantized_range;
 pub use resize::{resize_taps, AxisTaps};
 pub use shape_ops::shape_tensor;
@@ -155,7 +157,38 @@ impl Window {
 }
 
 macro_rules! define_ops {
-    ($( $(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } ),* $(,)?) => {
+    (
+        elementwise { $( $(#[$em:meta])* $ew:ident { $($ef:ident : $ety:ty),* $(,)? } $([$($eprop:ident),*])? ),* $(,)? }
+        others { $( $(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } $([$($prop:ident),*])? ),* $(,)? }
+    ) => {
+        /// An elementwise op (the table's first group) with its attributes borrowed: what code
+        /// generators for fused bodies match, exhaustively.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum Elementwise<'a> {
+            $( $(#[$em])* $ew { $($ef: &'a $ety),* } ),*
+        }
+
+        impl Op {
+            /// The elementwise form of this op, when it is elementwise.
+            pub fn as_elementwise(&self) -> Option<Elementwise<'_>> {
+                match self {
+                    $(Op::$ew { $($ef),* } => Some(Elementwise::$ew { $($ef),* }),)*
+                    _ => None,
+                }
+            }
+
+            /// What the op is (declared beside it in the table).
+            pub fn props(&self) -> OpProps {
+                match self {
+                    $(Op::$ew { .. } => OpProps { elementwise: true, $($($eprop: true,)*)? ..OpProps::NONE },)*
+                    $(Op::$name { .. } => OpProps { $($($prop: true,)*)? ..OpProps::NONE }),*
+                }
+            }
+        }
+
+        define_ops!(@table $( $(#[$em])* $ew { $($ef : $ety),* } ),* , $( $(#[$m])* $name { $($field : $ty),* } ),*);
+    };
+    (@table $( $(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* } ),*) => {
         /// An IR operation with its typed attributes.
         #[derive(Clone, Debug, PartialEq)]
         pub enum Op {
@@ -197,29 +230,32 @@ macro_rules! define_ops {
 }
 
 define_ops! {
-    Identity {},
+    elementwise {
+    Identity {} [view],
     /// Elementwise function of one input.
-    Unary { op: UnaryOp },
+    Unary { op: UnaryOp } [in_place],
     /// Elementwise function of two broadcast inputs.
-    Binary { op: BinaryOp },
+    Binary { op: BinaryOp } [in_place],
     /// Mean of N broadcast inputs.
     Mean {},
-    LeakyRelu { alpha: f32 },
-    Elu { alpha: f32 },
-    Selu { alpha: f32, gamma: f32 },
-    Celu { alpha: f32 },
-    HardSigmoid { alpha: f32, beta: f32 },
-    ThresholdedRelu { alpha: f32 },
-    Gelu { approximate: GeluApprox },
-    Shrink { bias: f32, lambd: f32 },
-    Swish { alpha: f32 },
+    LeakyRelu { alpha: f32 } [in_place],
+    Elu { alpha: f32 } [in_place],
+    Selu { alpha: f32, gamma: f32 } [in_place],
+    Celu { alpha: f32 } [in_place],
+    HardSigmoid { alpha: f32, beta: f32 } [in_place],
+    ThresholdedRelu { alpha: f32 } [in_place],
+    Gelu { approximate: GeluApprox } [in_place],
+    Shrink { bias: f32, lambd: f32 } [in_place],
+    Swish { alpha: f32 } [in_place],
     IsInf { detect_negative: bool, detect_positive: bool },
     /// Inputs: x, min?, max?.
-    Clip {},
+    Clip {} [in_place],
     Where {},
     /// `saturate`: out-of-range values become the largest finite value of a float8 target
     /// (ONNX's default) instead of infinity or NaN; `round_mode` applies to float8 E8M0.
     Cast { to: DType, saturate: bool, round_mode: E8M0Rounding },
+    }
+    others {
     /// Cast to the dtype of the second input (`saturate` and `round_mode` as for Cast).
     CastLike { saturate: bool, round_mode: E8M0Rounding },
     MatMul {},
@@ -262,14 +298,14 @@ define_ops! {
     LogSoftmax { axis: i64, legacy: bool },
     Hardmax { axis: i64, legacy: bool },
     /// Inputs: data, shape (i64).
-    Reshape { allowzero: bool },
-    Flatten { axis: i64 },
+    Reshape { allowzero: bool } [view],
+    Flatten { axis: i64 } [view],
     /// Empty `perm` reverses the axes.
     Transpose { perm: Vec<i64> },
     /// Inputs: data, axes? (i64).
-    Squeeze {},
+    Squeeze {} [view],
     /// Inputs: data, axes (i64).
-    Unsqueeze {},
+    Unsqueeze {} [view],
     Concat { axis: i64 },
     /// Inputs: data, split? (i64). Without `split`, equal parts over the node's outputs
     /// (the last smaller when the axis does not divide).
@@ -385,10 +421,10 @@ define_ops! {
     /// Inputs: X, cos_cache, sin_cache, position_ids?.
     RotaryEmbedding { interleaved: bool, num_heads: i64, rotary_embedding_dim: i64 },
     /// Inputs: cond (bool scalar), then the values the branches capture, in `captures` order.
-    If { then_branch: Box<Graph>, else_branch: Box<Graph> },
+    If { then_branch: Box<Graph>, else_branch: Box<Graph> } [control_flow],
     /// Inputs: M?, cond?, loop-carried values, then captured values. Body inputs:
     /// iteration, cond, loop-carried values, captured values.
-    Loop { body: Box<Graph>, num_carried: i64 },
+    Loop { body: Box<Graph>, num_carried: i64 } [control_flow],
     /// Inputs: [sequence_lens? when `batched`], states, scan inputs, then captured values.
     /// Body inputs: states, one slice per scan input, captures. Outputs: final states, then
     /// the body's scan outputs stacked along `scan_output_axes`.
@@ -401,13 +437,13 @@ define_ops! {
         scan_output_axes: Vec<i64>,
         scan_output_directions: Vec<i64>,
         batched: bool,
-    },
+    } [control_flow],
     /// An elementwise program made by fusion: `body`'s inputs are this op's inputs, its nodes
     /// are elementwise ops (see `ops/fused.rs`).
-    FusedElementwise { body: Box<Graph> },
+    FusedElementwise { body: Box<Graph> } [fused],
     /// MatMul(a, b) with an elementwise epilogue: `body`'s inputs are the product (split along
     /// its last axis into `splits` parts, or whole when empty), then the inputs after `b`.
-    MatMulFused { splits: Vec<i64>, body: Box<Graph> },
+    MatMulFused { splits: Vec<i64>, body: Box<Graph> } [fused],
     /// Conv(x, w, bias?) with an elementwise epilogue: `body`'s inputs are the convolution,
     /// then the inputs after the bias slot.
     /// In a storage `format` other than nchw, x and the result are stored values (see `layout`);
@@ -415,11 +451,12 @@ define_ops! {
     ConvFused {
         kernel_shape: Vec<i64>, strides: Vec<i64>, pads: Vec<i64>, dilations: Vec<i64>, group: i64, auto_pad: AutoPad,
         format: Format, align: i64, body: Box<Graph>,
-    },
+    } [fused],
     /// A logical NCHW value converted to a storage format (channels zero-padded to `align`).
     ToFormat { format: Format, align: i64 },
     /// A stored value converted back to logical NCHW with `channels` channels.
     FromFormat { format: Format, align: i64, channels: i64 },
+    }
 }
 
 /// What inference knows about one input: dtype, shape and, when it is a constant, its value.

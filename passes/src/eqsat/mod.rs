@@ -47,7 +47,7 @@ pub enum OptimizeError {
 
 /// Number of ops of `g` that are kernels (not free views).
 pub fn kernel_count(g: &Graph) -> usize {
-    g.nodes.iter().filter(|n| !roofline::is_view(&n.op)).count()
+    g.nodes.iter().filter(|n| !n.op.is_view()).count()
 }
 
 /// Optimizes `g` with `rules` under `model`. Types are checked throughout: a rule that merges

@@ -8,11 +8,6 @@ use kiln_ir::{DType, Op, TensorType};
 /// The size assumed for a symbolic dim when costing.
 pub const SYMBOLIC_DIM: usize = 128;
 
-/// Ops that only reinterpret their input's memory (no kernel).
-pub fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Identity {} | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Dropout {})
-}
-
 /// The op and, for a fused op, every op of its body: what a target must be able to run.
 pub fn ops_within(op: &Op) -> Vec<&Op> {
     let mut v = vec![op];
@@ -126,7 +121,7 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
 impl Peaks {
     /// Cost of `op` in microseconds.
     pub fn cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64 {
-        if is_view(op) {
+        if op.is_view() {
             return 0.0;
         }
         let w = work(op, ins, outs);

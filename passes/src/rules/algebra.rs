@@ -45,7 +45,8 @@ fn view_noop(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Some((op, args)) = op_args(node) else { return vec![] };
     let noop_kind = match op {
-        Op::Identity {} | Op::Reshape { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Flatten { .. } | Op::Expand {} => true,
+        o if o.is_view() => true,
+        Op::Expand {} => true,
         Op::Cast { to, .. } => ty(eg, args[0]).is_some_and(|t| t.dtype == *to),
         Op::Transpose { perm } => !perm.is_empty() && perm.iter().enumerate().all(|(i, &p)| p == i as i64),
         _ => false,

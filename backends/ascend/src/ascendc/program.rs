@@ -9,7 +9,7 @@
 //! it as CANN built-ins instead.
 
 use kiln_ir::ops::GeluApprox;
-use kiln_ir::{BinaryOp, DType, Graph, Op, UnaryOp, ValueId};
+use kiln_ir::{BinaryOp, DType, Elementwise as E, Graph, Op, UnaryOp, ValueId};
 use std::collections::HashMap;
 
 /// Where a tensor operand lives in the Unified Buffer: an input tile (from its VECIN queue),
@@ -448,9 +448,10 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
             continue;
         }
         let dst = if is_out { Loc::Out } else { tr.tmp(d) };
-        match &n.op {
-            Op::Identity {} => tr.scal("Muls", dst, tensor(0)?, 1.0),
-            Op::Cast { to, .. } => {
+        let Some(e) = n.op.as_elementwise() else { return Err(format!("{} in a fused body", n.op.display_name())) };
+        match e {
+            E::Identity {} => tr.scal("Muls", dst, tensor(0)?, 1.0),
+            E::Cast { to, .. } => {
                 let a = tensor(0)?;
                 match (tr.p.dtype(a), *to) {
                     (x, y) if x == y => tr.scal("Muls", dst, a, 1.0),
@@ -459,22 +460,22 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                     (x, y) => return Err(format!("a cast from {x} to {y}")),
                 }
             }
-            Op::Unary { op } => tr.unary(*op, dst, tensor(0)?, d)?,
-            Op::Binary { op } => {
+            E::Unary { op } => tr.unary(*op, dst, tensor(0)?, d)?,
+            E::Binary { op } => {
                 let (Some(a), Some(b)) = (arg(0), arg(1)) else { return Err("a missing operand".into()) };
                 tr.binary(*op, dst, &a, &b, d)?;
             }
-            Op::Gelu { approximate } => tr.gelu(dst, tensor(0)?, *approximate, d)?,
-            Op::Swish { alpha } => {
+            E::Gelu { approximate } => tr.gelu(dst, tensor(0)?, *approximate, d)?,
+            E::Swish { alpha } => {
                 let a = tensor(0)?;
                 tr.sigmoid(dst, a, *alpha, d);
                 tr.bin("Mul", dst, dst, a);
             }
-            Op::LeakyRelu { alpha } => {
+            E::LeakyRelu { alpha } => {
                 let alpha = *alpha;
                 tr.split_at_zero(dst, tensor(0)?, d, |tr, s| tr.scal("Muls", s, s, alpha));
             }
-            Op::Elu { alpha } => {
+            E::Elu { alpha } => {
                 let alpha = *alpha;
                 tr.split_at_zero(dst, tensor(0)?, d, |tr, s| {
                     tr.un("Exp", s, s);
@@ -482,7 +483,7 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                     tr.scal("Muls", s, s, alpha);
                 });
             }
-            Op::Selu { alpha, gamma } => {
+            E::Selu { alpha, gamma } => {
                 let alpha = *alpha;
                 tr.split_at_zero(dst, tensor(0)?, d, |tr, s| {
                     tr.un("Exp", s, s);
@@ -491,7 +492,7 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                 });
                 tr.scal("Muls", dst, dst, *gamma);
             }
-            Op::Celu { alpha } => {
+            E::Celu { alpha } => {
                 let alpha = *alpha;
                 tr.split_at_zero(dst, tensor(0)?, d, |tr, s| {
                     tr.scal("Muls", s, s, 1.0 / alpha);
@@ -500,7 +501,7 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                     tr.scal("Muls", s, s, alpha);
                 });
             }
-            Op::Mean {} => {
+            E::Mean {} => {
                 let xs = (0..n.inputs.len()).map(tensor).collect::<Result<Vec<_>, _>>()?;
                 let Some((first, rest)) = xs.split_first() else { return Err("Mean of nothing".into()) };
                 match rest.split_first() {
@@ -514,13 +515,13 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                 }
                 tr.scal("Muls", dst, dst, 1.0 / xs.len() as f32);
             }
-            Op::HardSigmoid { alpha, beta } => {
+            E::HardSigmoid { alpha, beta } => {
                 tr.scal("Muls", dst, tensor(0)?, *alpha);
                 tr.scal("Adds", dst, dst, *beta);
                 tr.scal("Mins", dst, dst, 1.0);
                 tr.scal("Maxs", dst, dst, 0.0);
             }
-            Op::Clip {} => {
+            E::Clip {} => {
                 let mut src = tensor(0)?;
                 for (i, ty) in [(1, "Maxs"), (2, "Mins")] {
                     match arg(i) {
@@ -536,7 +537,9 @@ pub fn translate(body: &Graph, scalar: &[bool]) -> Result<Program, String> {
                     tr.scal("Muls", dst, src, 1.0);
                 }
             }
-            other => return Err(format!("{} has no vector-unit form in kiln's kernels yet", other.display_name())),
+            E::ThresholdedRelu { .. } | E::Shrink { .. } | E::IsInf { .. } | E::Where {} => {
+                return Err(format!("{} has no vector-unit form in kiln's kernels yet", n.op.display_name()))
+            }
         }
         vals.insert(o, Val::T(dst, d));
         for v in n.inputs.iter().flatten() {

@@ -163,10 +163,6 @@ pub fn tensor_bytes(t: &Tensor) -> R<Vec<u8>> {
     t.data().to_le_bytes().ok_or_else(|| CodegenError::Unsupported(format!("weights of dtype {}", t.dtype())))
 }
 
-fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} | Op::Identity {})
-}
-
 impl<'c, 'g> Cx<'c, 'g> {
     pub fn ty(&self, v: ValueId) -> R<Ty> {
         let t = &self.g.value(v).ty;
@@ -300,7 +296,7 @@ pub fn lower<'c>(context: &'c Context, g: &Graph, arch: crate::ptx::Arch) -> R<(
         if node.outputs.iter().flatten().any(|o| cx.transposed_b.contains_key(o)) {
             continue;
         }
-        if is_view(&node.op) {
+        if node.op.is_view() {
             // A view of an input or weight has no arena buffer: it is the same bytes.
             if let (Some(Some(src)), Some(Some(out))) = (node.inputs.first(), node.outputs.first()) {
                 if !cx.locs.contains_key(out) {

@@ -7,7 +7,7 @@ use super::CodegenError;
 use inkwell::values::{BasicValueEnum, FloatValue, IntValue};
 use inkwell::{FloatPredicate as F, IntPredicate as I};
 use kiln_ir::ops::GeluApprox;
-use kiln_ir::{BinaryOp, DType, Op, UnaryOp};
+use kiln_ir::{BinaryOp, DType, Elementwise as E, Op, UnaryOp};
 
 /// One operand: its dtype, its value in compute form, and its value when it is a constant.
 #[derive(Clone, Copy, Debug)]
@@ -178,34 +178,43 @@ impl<'c> Em<'c> {
         let unsupported =
             || Err(CodegenError::Unsupported(format!("{} on {} in a CUDA kernel", describe(op), ins.first().map_or(out, |o| o.dtype))));
         let x0 = || ins.first().ok_or_else(|| CodegenError::Internal(format!("{} without inputs", op.kind_name())));
-        match op {
-            Op::Identity {} => Ok(x0()?.v),
-            Op::Cast { saturate, .. } | Op::CastLike { saturate, .. } => {
+        // CastLike is Cast to a dtype read from a second input: not a fused-body op, but the
+        // same kernel.
+        let e = match op {
+            Op::CastLike { saturate, round_mode } => E::Cast { to: &out, saturate, round_mode },
+            op => match op.as_elementwise() {
+                Some(e) => e,
+                None => return unsupported(),
+            },
+        };
+        match e {
+            E::Identity {} => Ok(x0()?.v),
+            E::Cast { saturate, .. } => {
                 let v = self.convert(x0()?.v, x0()?.dtype, out)?;
                 if *saturate && out.minifloat().is_some() {
                     return Ok(self.saturate_minifloat(out, v.into_float_value())?.into());
                 }
                 Ok(v)
             }
-            Op::Unary { op: u } => {
+            E::Unary { op: u } => {
                 self.unary(*u, x0()?, out).or_else(|e| if matches!(e, CodegenError::Unsupported(_)) { unsupported() } else { Err(e) })
             }
-            Op::Binary { op: bop } => {
+            E::Binary { op: bop } => {
                 let (a, b) = (x0()?, ins.get(1).ok_or_else(|| CodegenError::Internal("binary op with one input".into()))?);
                 self.binary(*bop, a, b).or_else(|e| if matches!(e, CodegenError::Unsupported(_)) { unsupported() } else { Err(e) })
             }
-            Op::Where {} => {
+            E::Where {} => {
                 let (c, a, b) = (self.ival(&ins[0])?, ins[1].v, ins[2].v);
                 self.select(c, a, b)
             }
-            Op::Mean {} => {
+            E::Mean {} => {
                 let mut acc = self.fval(x0()?)?;
                 for o in &ins[1..] {
                     acc = self.fadd(acc, self.fval(o)?)?;
                 }
                 Ok(self.fdiv(acc, self.fc(acc, ins.len() as f64))?.into())
             }
-            Op::Clip {} => {
+            E::Clip {} => {
                 let x = x0()?;
                 if x.dtype.is_float() {
                     let mut v = self.fval(x)?;
@@ -233,21 +242,21 @@ impl<'c> Em<'c> {
                 }
             }
             _ if !x0()?.dtype.is_float() => unsupported(),
-            Op::LeakyRelu { alpha } => {
+            E::LeakyRelu { alpha } => {
                 let x = self.fval(x0()?)?;
                 let c = self.fcmp(F::OLT, x, self.fc(x, 0.0))?;
                 Ok(self.select(c, self.fmul(x, self.fc(x, *alpha as f64))?, x)?)
             }
-            Op::Elu { alpha } | Op::Celu { alpha } => {
+            E::Elu { alpha } | E::Celu { alpha } => {
                 let x = self.fval(x0()?)?;
                 let a = *alpha as f64;
-                let arg = if matches!(op, Op::Celu { .. }) { self.fmul(x, self.fc(x, 1.0 / a))? } else { x };
+                let arg = if matches!(e, E::Celu { .. }) { self.fmul(x, self.fc(x, 1.0 / a))? } else { x };
                 let em1 = self.fsub(self.exp(arg)?, self.fc(x, 1.0))?;
                 let neg = self.fmul(em1, self.fc(x, a))?;
                 let c = self.fcmp(F::OLT, x, self.fc(x, 0.0))?;
                 Ok(self.select(c, neg, x)?)
             }
-            Op::Selu { alpha, gamma } => {
+            E::Selu { alpha, gamma } => {
                 let x = self.fval(x0()?)?;
                 let em1 = self.fsub(self.exp(x)?, self.fc(x, 1.0))?;
                 let neg = self.fmul(em1, self.fc(x, *alpha as f64))?;
@@ -255,17 +264,17 @@ impl<'c> Em<'c> {
                 let v = self.select(c, neg, x)?.into_float_value();
                 Ok(self.fmul(v, self.fc(x, *gamma as f64))?.into())
             }
-            Op::HardSigmoid { alpha, beta } => {
+            E::HardSigmoid { alpha, beta } => {
                 let x = self.fval(x0()?)?;
                 let v = self.fintr("fma", &[x, self.fc(x, *alpha as f64), self.fc(x, *beta as f64)])?;
                 Ok(self.fmin(self.fmax(v, self.fc(x, 0.0))?, self.fc(x, 1.0))?.into())
             }
-            Op::ThresholdedRelu { alpha } => {
+            E::ThresholdedRelu { alpha } => {
                 let x = self.fval(x0()?)?;
                 let c = self.fcmp(F::OGT, x, self.fc(x, *alpha as f64))?;
                 Ok(self.select(c, x, self.fc(x, 0.0))?)
             }
-            Op::Gelu { approximate } => {
+            E::Gelu { approximate } => {
                 let x = self.fval(x0()?)?;
                 let half_x = self.fmul(x, self.fc(x, 0.5))?;
                 let t = match approximate {
@@ -278,7 +287,7 @@ impl<'c> Em<'c> {
                 };
                 Ok(self.fmul(half_x, self.fadd(t, self.fc(x, 1.0))?)?.into())
             }
-            Op::Shrink { bias, lambd } => {
+            E::Shrink { bias, lambd } => {
                 let x = self.fval(x0()?)?;
                 let (b, l) = (*bias as f64, *lambd as f64);
                 let lo = self.fcmp(F::OLT, x, self.fc(x, -l))?;
@@ -286,11 +295,11 @@ impl<'c> Em<'c> {
                 let v = self.select(hi, self.fsub(x, self.fc(x, b))?, self.fc(x, 0.0))?.into_float_value();
                 Ok(self.select(lo, self.fadd(x, self.fc(x, b))?, v)?)
             }
-            Op::Swish { alpha } => {
+            E::Swish { alpha } => {
                 let x = self.fval(x0()?)?;
                 Ok(self.fmul(x, self.sigmoid(self.fmul(x, self.fc(x, *alpha as f64))?)?)?.into())
             }
-            Op::IsInf { detect_negative, detect_positive } => {
+            E::IsInf { detect_negative, detect_positive } => {
                 let x = self.fval(x0()?)?;
                 let pinf = self.fcmp(F::OEQ, x, self.fc(x, f64::INFINITY))?;
                 let ninf = self.fcmp(F::OEQ, x, self.fc(x, f64::NEG_INFINITY))?;
@@ -299,7 +308,6 @@ impl<'c> Em<'c> {
                 let n = if *detect_negative { ninf } else { f };
                 Ok(self.b.build_or(p, n, "")?.into())
             }
-            _ => unsupported(),
         }
     }
 
