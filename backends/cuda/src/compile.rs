@@ -1,6 +1,6 @@
 //! Optimized graph in, `model.kiln` out.
 
-use crate::codegen::{self, elem_type, CodegenError};
+use crate::codegen::{elem_type, CodegenError};
 use crate::ptx::{self, Arch};
 use inkwell::context::Context;
 use kiln_artifact::artifact::{sections, Artifact, KernelInfo, Launch, Manifest, Stored, TensorInfo, WeightInfo};
@@ -27,7 +27,7 @@ pub struct Compiled {
 /// Compiles an optimized graph with static shapes.
 pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
     let context = Context::create();
-    let (em, low) = codegen::lower(&context, g, opts.arch)?;
+    let (em, low) = crate::lower::lower(&context, g, opts.arch)?;
     let ptx = ptx::to_ptx(&em.m, opts.arch)?;
     let mut secs = vec![(sections::PTX.to_string(), ptx.clone().into_bytes())];
     let mut cubin_note = None;

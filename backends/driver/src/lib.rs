@@ -8,7 +8,7 @@
 //! ```
 //! use kiln_driver::{compile, Model, Options, Output, Target};
 //! let model = Model::Onnx(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testsuite/golden/resnet18_narrow/model.onnx").into());
-//! let opts = Options { input_shapes: [("input".to_string(), vec![1, 3, 32, 32])].into(), ..Options::default() };
+//! let opts = Options { input_shapes: [("input".to_string(), vec![1, 3, 64, 64])].into(), ..Options::default() };
 //! let c = compile(&model, Target::Ascend910B, &opts)?;
 //! let Output::Files(files) = &c.emitted.output else { panic!("a 910b bundle is a directory") };
 //! assert!(files.iter().any(|f| f.path == "graph.air"));

@@ -1,18 +1,14 @@
-//! Lowering of an optimized graph to one LLVM module of kernels and a launch sequence.
-//!
-//! Every node of the graph either is a view (Reshape, Flatten, Squeeze, Unsqueeze, Identity:
-//! no kernel, the memory plan gives it its input's bytes) or lowers through [`lower_node`],
-//! whose `match` over [`Op`] is exhaustive: an op the target cannot run has an explicit arm
-//! returning [`CodegenError::Unsupported`].
+//! The emission layer the kernel families build on: the lowering state of one graph ([`Cx`]:
+//! value locations, weights, the launch sequence), an inkwell helper layer ([`llvm`]), scalar
+//! math ([`scalar`]) and minifloat conversions ([`minifloat`]).
 
 pub mod llvm;
 pub mod minifloat;
 pub mod scalar;
 
-use crate::kernels;
 use inkwell::context::Context;
 use kiln_artifact::artifact::{Arg, ElemType, Loc};
-use kiln_ir::{DType, Graph, Node, Op, Tensor, ValueId};
+use kiln_ir::{DType, Graph, Node, Tensor, ValueId};
 use kiln_passes::MemoryPlan;
 use llvm::{Em, R};
 use std::collections::HashMap;
@@ -164,6 +160,79 @@ pub fn tensor_bytes(t: &Tensor) -> R<Vec<u8>> {
 }
 
 impl<'c, 'g> Cx<'c, 'g> {
+    /// The lowering state of `g`: its memory plan (without the transposes products absorb),
+    /// and the locations of its inputs, weights and planned values.
+    pub fn new(context: &'c Context, g: &'g Graph, arch: crate::ptx::Arch, transposed_b: HashMap<ValueId, Arc<Tensor>>) -> R<Cx<'c, 'g>> {
+        let plan = if transposed_b.is_empty() {
+            kiln_passes::plan_memory(g)
+        } else {
+            let mut planned = g.clone();
+            planned.nodes.retain(|n| !n.outputs.iter().flatten().any(|o| transposed_b.contains_key(o)));
+            kiln_passes::plan_memory(&planned)
+        }
+        .map_err(|e| CodegenError::Unsupported(e.to_string()))?;
+        plan.check().map_err(|e| CodegenError::Internal(format!("memory plan: {e}")))?;
+        let mut cx = Cx {
+            em: Em::new(context, &g.name),
+            g,
+            plan,
+            locs: HashMap::new(),
+            weights: vec![],
+            weight_table: vec![],
+            const_locs: HashMap::new(),
+            launches: vec![],
+            kernels: vec![],
+            current: None,
+            node_index: 0,
+            transposed_b,
+            arch,
+        };
+        for (i, &v) in g.inputs.iter().enumerate() {
+            cx.locs.insert(v, Loc::Input { index: i as u32, offset: 0 });
+        }
+        let consts: Vec<(ValueId, Arc<Tensor>)> = g.consts.iter().map(|(k, t)| (*k, t.clone())).collect();
+        for (v, t) in consts {
+            let off = cx.place_const(&g.value(v).name, &t)?;
+            cx.locs.insert(v, Loc::Weights { offset: off });
+        }
+        for (&v, &b) in &cx.plan.value_buffer {
+            cx.locs.insert(v, Loc::Arena { offset: cx.plan.buffers[b].offset as u64 });
+        }
+        Ok(cx)
+    }
+
+    /// Starts node `i`: whether it needs kernels. A transpose a product absorbs needs none; a
+    /// view of an input or weight has no arena buffer either: it is the same bytes.
+    pub fn begin_node(&mut self, i: usize, node: &Node) -> R<bool> {
+        self.node_index = i;
+        if node.outputs.iter().flatten().any(|o| self.transposed_b.contains_key(o)) {
+            return Ok(false);
+        }
+        if node.op.is_view() {
+            if let (Some(Some(src)), Some(Some(out))) = (node.inputs.first(), node.outputs.first()) {
+                if !self.locs.contains_key(out) {
+                    let l = self.loc_of(*src)?;
+                    self.locs.insert(*out, l);
+                }
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The module and what the lowering made.
+    pub fn finish(self) -> (Em<'c>, Lowered) {
+        let lowered = Lowered {
+            launches: self.launches,
+            kernels: self.kernels,
+            weights: self.weights,
+            weight_table: self.weight_table,
+            locs: self.locs,
+            arena_bytes: self.plan.arena_bytes as u64,
+        };
+        (self.em, lowered)
+    }
+
     pub fn ty(&self, v: ValueId) -> R<Ty> {
         let t = &self.g.value(v).ty;
         let dims =
@@ -250,252 +319,4 @@ impl<'c, 'g> Cx<'c, 'g> {
 /// Grid size for `n` items at `per_block` items per block.
 pub fn blocks(n: usize, per_block: usize) -> R<u32> {
     u32::try_from(n.div_ceil(per_block).max(1)).map_err(|_| CodegenError::Unsupported(format!("{n} elements need more than 2^32 blocks")))
-}
-
-/// Lowers `g` (optimized, static shapes) into kernels in `cx`'s module.
-pub fn lower<'c>(context: &'c Context, g: &Graph, arch: crate::ptx::Arch) -> R<(Em<'c>, Lowered)> {
-    let transposed_b = transposed_b_operands(g);
-    // The memory plan leaves out the transposes that products absorb.
-    let plan = if transposed_b.is_empty() {
-        kiln_passes::plan_memory(g)
-    } else {
-        let mut planned = g.clone();
-        planned.nodes.retain(|n| !n.outputs.iter().flatten().any(|o| transposed_b.contains_key(o)));
-        kiln_passes::plan_memory(&planned)
-    }
-    .map_err(|e| CodegenError::Unsupported(e.to_string()))?;
-    plan.check().map_err(|e| CodegenError::Internal(format!("memory plan: {e}")))?;
-    let mut cx = Cx {
-        em: Em::new(context, &g.name),
-        g,
-        plan,
-        locs: HashMap::new(),
-        weights: vec![],
-        weight_table: vec![],
-        const_locs: HashMap::new(),
-        launches: vec![],
-        kernels: vec![],
-        current: None,
-        node_index: 0,
-        transposed_b,
-        arch,
-    };
-    for (i, &v) in g.inputs.iter().enumerate() {
-        cx.locs.insert(v, Loc::Input { index: i as u32, offset: 0 });
-    }
-    let consts: Vec<(ValueId, Arc<Tensor>)> = g.consts.iter().map(|(k, t)| (*k, t.clone())).collect();
-    for (v, t) in consts {
-        let off = cx.place_const(&g.value(v).name, &t)?;
-        cx.locs.insert(v, Loc::Weights { offset: off });
-    }
-    for (&v, &b) in &cx.plan.value_buffer {
-        cx.locs.insert(v, Loc::Arena { offset: cx.plan.buffers[b].offset as u64 });
-    }
-    for (i, node) in g.nodes.iter().enumerate() {
-        cx.node_index = i;
-        if node.outputs.iter().flatten().any(|o| cx.transposed_b.contains_key(o)) {
-            continue;
-        }
-        if node.op.is_view() {
-            // A view of an input or weight has no arena buffer: it is the same bytes.
-            if let (Some(Some(src)), Some(Some(out))) = (node.inputs.first(), node.outputs.first()) {
-                if !cx.locs.contains_key(out) {
-                    let l = cx.loc_of(*src)?;
-                    cx.locs.insert(*out, l);
-                }
-            }
-            continue;
-        }
-        lower_node(&mut cx, node).map_err(|e| match e {
-            e @ CodegenError::Node { .. } => e,
-            e => CodegenError::Node { node: node.name.clone(), op: node.op.kind_name(), source: Box::new(e) },
-        })?;
-    }
-    let lowered = Lowered {
-        launches: cx.launches,
-        kernels: cx.kernels,
-        weights: cx.weights,
-        weight_table: cx.weight_table,
-        locs: cx.locs,
-        arena_bytes: cx.plan.arena_bytes as u64,
-    };
-    Ok((cx.em, lowered))
-}
-
-/// `Transpose{[1, 0]}(c)` of a 2-D constant whose every reader is a MatMul or MatMulFused
-/// taking it as B (a tied embedding read as the LM head): the products read `c` n-major
-/// instead, so the transpose needs neither a kernel nor a copy of the weight.
-fn transposed_b_operands(g: &Graph) -> HashMap<ValueId, Arc<Tensor>> {
-    let mut readers: HashMap<ValueId, Vec<(usize, &Op)>> = HashMap::new();
-    for n in &g.nodes {
-        for (i, v) in n.inputs.iter().enumerate() {
-            if let Some(v) = v {
-                readers.entry(*v).or_default().push((i, &n.op));
-            }
-        }
-    }
-    let mut out = HashMap::new();
-    for n in &g.nodes {
-        let (Op::Transpose { perm }, [Some(src)], [Some(y)]) = (&n.op, &n.inputs[..], &n.outputs[..]) else { continue };
-        let Some(c) = g.const_value(*src) else { continue };
-        let only_b =
-            readers.get(y).is_some_and(|r| r.iter().all(|(i, op)| *i == 1 && matches!(op, Op::MatMul {} | Op::MatMulFused { .. })));
-        if perm[..] == [1, 0] && c.rank() == 2 && only_b && !g.outputs.contains(y) {
-            out.insert(*y, c.clone());
-        }
-    }
-    out
-}
-
-/// The kernel families.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    View,
-    Elementwise,
-    Gemm,
-    Conv,
-    Pool,
-    Reduce,
-    Attention,
-    Rotary,
-    Movement,
-    Copy,
-    Loss,
-    Quant,
-    Resize,
-    Index,
-    ConvTranspose,
-    Grid,
-    StaticGather,
-    ChannelNorm,
-}
-
-/// The kernel family of each op, `None` where the CUDA target has none yet. Exhaustive: a new
-/// op must be placed here.
-pub fn family(op: &Op) -> Option<Family> {
-    use Op::*;
-    Some(match op {
-        Identity {} | Reshape { .. } | Flatten { .. } | Squeeze {} | Unsqueeze {} => Family::View,
-        Unary { .. }
-        | Binary { .. }
-        | Mean {}
-        | LeakyRelu { .. }
-        | Elu { .. }
-        | Selu { .. }
-        | Celu { .. }
-        | HardSigmoid { .. }
-        | ThresholdedRelu { .. }
-        | Gelu { .. }
-        | Shrink { .. }
-        | Swish { .. }
-        | IsInf { .. }
-        | Clip {}
-        | Where {}
-        | Cast { .. }
-        | CastLike { .. }
-        | FusedElementwise { .. } => Family::Elementwise,
-        MatMul {} | Gemm { .. } | MatMulFused { .. } => Family::Gemm,
-        Conv { .. } | ConvFused { .. } => Family::Conv,
-        MaxPool { .. } | AveragePool { .. } | LpPool { .. } | GlobalPool { .. } => Family::Pool,
-        LayerNormalization { .. }
-        | RMSNormalization { .. }
-        | Softmax { .. }
-        | LogSoftmax { .. }
-        | Reduce { .. }
-        | ArgMax { .. }
-        | ArgMin { .. }
-        | Hardmax { .. }
-        | CumSum { .. }
-        | TopK { .. }
-        | InstanceNormalization { .. }
-        | GroupNormalization { .. } => Family::Reduce,
-        Attention { .. } => Family::Attention,
-        RotaryEmbedding { .. } => Family::Rotary,
-        Transpose { .. }
-        | Concat { .. }
-        | Split { .. }
-        | Slice {}
-        | Expand {}
-        | Tile {}
-        | Pad { .. }
-        | ToFormat { .. }
-        | FromFormat { .. }
-        | Trilu { .. }
-        | GatherElements { .. }
-        | ScatterElements { .. }
-        | ScatterND { .. }
-        | Gather { .. } => Family::Movement,
-        Dropout {} => Family::Copy,
-        NegativeLogLikelihoodLoss { .. } | SoftmaxCrossEntropyLoss { .. } => Family::Loss,
-        QuantizeLinear { .. } | DequantizeLinear { .. } => Family::Quant,
-        Resize { .. } => Family::Resize,
-        ConvTranspose { .. } => Family::ConvTranspose,
-        GridSample { .. } | AffineGrid { .. } => Family::Grid,
-        OneHot { .. }
-        | EyeLike { .. }
-        | DepthToSpace { .. }
-        | SpaceToDepth { .. }
-        | LpNormalization { .. }
-        | GatherND { .. }
-        | ReverseSequence { .. } => Family::Index,
-        CenterCropPad { .. } | Compress { .. } => Family::StaticGather,
-        BatchNormalization { training: false, .. } | LRN { .. } => Family::ChannelNorm,
-        MatMulInteger {}
-        | QLinearMatMul {}
-        | ConvInteger { .. }
-        | QLinearConv { .. }
-        | DeformConv { .. }
-        | BatchNormalization { training: true, .. }
-        | MeanVarianceNormalization { .. }
-        | Col2Im { .. }
-        | SignalWindow { .. }
-        | DFT { .. }
-        | STFT { .. }
-        | MelWeightMatrix { .. }
-        | Det {}
-        | NonMaxSuppression { .. }
-        | RoiAlign { .. }
-        | Unique { .. }
-        | TensorScatter { .. }
-        | MaxUnpool { .. }
-        | Range {}
-        | Shape { .. }
-        | Size {}
-        | ConstantOfShape { .. }
-        | Einsum { .. }
-        | NonZero {}
-        | LSTM { .. }
-        | GRU { .. }
-        | RNN { .. }
-        | DynamicQuantizeLinear {}
-        | If { .. }
-        | Loop { .. }
-        | Scan { .. } => return None,
-    })
-}
-
-fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
-    let Some(f) = family(&node.op) else {
-        return unsupported(format!("op {} has no CUDA kernel yet", node.op.kind_name()));
-    };
-    match f {
-        Family::View => Ok(()),
-        Family::Elementwise => kernels::elementwise::lower(cx, node),
-        Family::Gemm => kernels::gemm::lower(cx, node),
-        Family::Conv => kernels::conv::lower(cx, node),
-        Family::Pool => kernels::pool::lower(cx, node),
-        Family::Reduce => kernels::reduce::lower(cx, node),
-        Family::Attention => kernels::attention::lower(cx, node),
-        Family::Rotary => kernels::attention::lower_rotary(cx, node),
-        Family::Movement => kernels::movement::lower(cx, node),
-        Family::Copy => kernels::movement::lower_copy(cx, node),
-        Family::Loss => kernels::loss::lower(cx, node),
-        Family::Quant => kernels::quant::lower(cx, node),
-        Family::Resize => kernels::resize::lower(cx, node),
-        Family::Index => kernels::index::lower(cx, node),
-        Family::ConvTranspose => kernels::conv_transpose::lower(cx, node),
-        Family::Grid => kernels::grid::lower(cx, node),
-        Family::StaticGather => kernels::static_gather::lower(cx, node),
-        Family::ChannelNorm => kernels::channel_norm::lower(cx, node),
-    }
 }

@@ -13,7 +13,7 @@
 //! Q, K, V and the output are 3-D [batch, seq, heads·dim] or 4-D [batch, heads, seq, dim]; a
 //! query head reads key/value head `h / (q heads / kv heads)` (GQA).
 
-use super::gemm_tc::{commit, copy16, ldmatrix_x4, lt, mma, wait_group, within};
+use super::gemm::mma::{commit, copy16, ldmatrix_x4, lt, mma, wait_group, within};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, Cx, Param, Ty};
 use inkwell::types::BasicTypeEnum;

@@ -1,6 +1,6 @@
 //! 2-D convolution (grouped and depthwise included) with the fused epilogue, in NCHW, NHWC or
 //! NC1HWC0 storage: one thread per stored output element, f32 accumulation. 16-bit NHWC
-//! convolutions of group 1 go to the tensor cores instead ([`super::conv_tc`]). Channels beyond
+//! convolutions of group 1 go to the tensor cores instead ([`super::gemm::conv`]). Channels beyond
 //! the real count in a padded format are written as zeros.
 
 use super::program::Program;
@@ -44,9 +44,9 @@ pub fn logical_coords<'c>(em: &Em<'c>, f: Format, align: i64, i: Ix<'c>, stored:
 }
 
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
-    if let Some(pr) = super::conv_tc::product(cx, node)? {
-        if let Some(plan) = super::gemm_tc::plan(&pr) {
-            return super::gemm_tc::lower(cx, &pr, &plan);
+    if let Some(pr) = super::gemm::conv::product(cx, node)? {
+        if let Some(plan) = super::gemm::mma::plan(&pr) {
+            return super::gemm::mma::lower(cx, &pr, &plan);
         }
     }
     let (x, wv) = (input(node, 0)?, input(node, 1)?);

@@ -5,7 +5,7 @@
 //! A block of two warpgroups (256 threads) computes a 128 x `bn` tile (`bn` 256, 128 or 64:
 //! the widest that still fills the GPU); each warpgroup issues `m64n{bn}k16` for its 64 rows,
 //! four per 64-deep K tile. Split products share the tile as the `mma.sync` kernel's do
-//! (`gemm_tc::Mode`): GQA's concatenated Q, K and V columns are one B, mapped back to their
+//! (`mma::Mode`): GQA's concatenated Q, K and V columns are one B, mapped back to their
 //! outputs by the epilogue; SwiGLU's gate and up parts are one B tile each per stage, both
 //! multiplied by the same A tile into their own accumulators, so `silu(gate) * up` is evaluated
 //! in registers. Shared memory holds the tiles in the descriptors' 128-byte swizzle:
@@ -15,15 +15,15 @@
 //! the same way, atoms along K adjacent (stride offset 1024) and along N one K tile's atoms
 //! apart (the leading offset). A 16-byte global chunk is one swizzled chunk, and the 8 chunks
 //! that consecutive threads copy fill the 32 banks once. Measured on the H200 (4096^3): 72% of
-//! cuBLAS, against 41% for `mma.sync` (`gemm_tc`), which still takes the smaller products; on
+//! cuBLAS, against 41% for `mma.sync` ([`super::mma`]), which still takes the smaller products; on
 //! llama-8L's M = 512 products (128 x 64 tiles, SwiGLU in Parts mode) half its time.
 //!
 //! The ring prefetches two tiles ahead, not three, because `wgmma.wait_group 1` leaves the
 //! previous tile's multiplications running: the stage they read is refilled one iteration
 //! later, after every thread has passed the barrier that follows its wait.
 
-use super::gemm::Product;
-use super::gemm_tc::{a_chunk, b_chunk, commit, copy16, lt, segments, tile_cols, wait_group, within, Chunk, Mode};
+use super::mma::{a_chunk, b_chunk, commit, copy16, lt, segments, tile_cols, wait_group, within, Chunk, Mode};
+use super::Product;
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, CodegenError, Cx};
 use inkwell::types::BasicTypeEnum;
@@ -49,7 +49,7 @@ const MAX_ACC_COLS: i64 = 256;
 
 /// How the wgmma kernel runs a product.
 #[derive(Clone, Debug)]
-pub(super) struct Plan {
+pub(crate) struct Plan {
     /// B is `[K, N]` (MN-major); otherwise `[N, K]`.
     b_mn_major: bool,
     /// Columns per block (of each part in Parts mode): 256, 128 or 64, the widest that still
@@ -73,11 +73,11 @@ impl Plan {
 }
 
 /// The plan when the wgmma kernel runs `pr`.
-pub(super) fn plan(pr: &Product) -> Option<Plan> {
+pub(crate) fn plan(pr: &Product) -> Option<Plan> {
     let g = &pr.geo;
-    let b_mn_major = super::gemm_tc::streamable(pr)?;
-    let mode = super::gemm_tc::mode(pr, b_mn_major)?;
-    let cols = super::gemm_tc::tile_cols(pr, &mode);
+    let b_mn_major = super::mma::streamable(pr)?;
+    let mode = super::mma::mode(pr, b_mn_major)?;
+    let cols = super::mma::tile_cols(pr, &mode);
     let n_blocks = |bn: i64| cols.div_ceil(bn as usize) * g.m.div_ceil(BM as usize) * pr.batch_n();
     // 256 columns measured 17% faster than 128 on a 4096^3 product and 1% on llama-8L (H200).
     [256, 128, 64].into_iter().map(|bn| Plan { b_mn_major, bn, mode: mode.clone() }).find(|p| {
@@ -148,7 +148,7 @@ fn sync(em: &Em, text: &str) -> R<()> {
     em.asm(text, "~{memory}", None, &[], true).map(|_| ())
 }
 
-pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> {
+pub(crate) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> {
     let (b_mn_major, bn) = (plan.b_mn_major, plan.bn);
     let b_tiles = plan.b_tiles(pr);
     let stage_bytes = plan.stage_bytes(pr);
@@ -170,8 +170,8 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: Plan) -> R<()> 
     let j0 = em.mulk(em.sreg("ctaid.x")?, bn)?;
     let m0 = em.mulk(em.sreg("ctaid.y")?, BM)?;
     let z = em.sreg("ctaid.z")?;
-    let a_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
-    let b_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
+    let a_base = em.mulk(crate::kernels::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
+    let b_base = em.mulk(crate::kernels::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
     let k_tiles = (g.k as i64 + BK - 1) / BK;
     let (a_ptr, b_ptr) = (p[no], p[no + 1]);
     let raw = em.addr(h, smem, em.ix(0))?;

@@ -15,7 +15,7 @@
 //! output combines parts (SwiGLU), every thread holds the same columns of each part
 //! (`Mode::Parts`).
 
-use super::gemm::{Group, Product};
+use super::{Group, Product};
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::{blocks, Cx};
 use inkwell::types::BasicTypeEnum;
@@ -34,14 +34,14 @@ const MAX_STAGES: i64 = 4;
 const WAVE: usize = 132;
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum Mode {
+pub(crate) enum Mode {
     Single,
     Concat,
     Parts,
 }
 
 #[derive(Clone, Debug)]
-pub(super) struct Plan {
+pub(crate) struct Plan {
     bm: i64,
     bn: i64,
     /// Warps along M and along N: each warp computes a (bm/wm) x (bn/wn) tile.
@@ -79,7 +79,7 @@ impl Plan {
 
 /// Whether both operands can be streamed in 16-byte chunks for the tensor cores: f16/bf16,
 /// A with K contiguous, B with N (`[K, N]`: true) or K (`[N, K]`: false) contiguous.
-pub(super) fn streamable(pr: &Product) -> Option<bool> {
+pub(crate) fn streamable(pr: &Product) -> Option<bool> {
     let g = &pr.geo;
     let dt = pr.at.dtype;
     if !matches!(dt, DType::F16 | DType::BF16) || pr.bt.dtype != dt {
@@ -97,7 +97,7 @@ pub(super) fn streamable(pr: &Product) -> Option<bool> {
 
 /// How the parts of a product share a tensor-core tile, where they can (`b_kmajor`: B is
 /// `[K, N]`, streamed in 16-byte rows of N, so every part must start and end on 8 columns).
-pub(super) fn mode(pr: &Product, b_kmajor: bool) -> Option<Mode> {
+pub(crate) fn mode(pr: &Product, b_kmajor: bool) -> Option<Mode> {
     if b_kmajor && pr.parts.iter().any(|&(off, w)| off % 8 != 0 || !w.is_multiple_of(8)) {
         return None;
     }
@@ -122,7 +122,7 @@ pub(super) fn mode(pr: &Product, b_kmajor: bool) -> Option<Mode> {
 
 /// Columns a tile covers: in Parts mode each part's own (all parts are this wide), else the
 /// whole product's.
-pub(super) fn tile_cols(pr: &Product, mode: &Mode) -> usize {
+pub(crate) fn tile_cols(pr: &Product, mode: &Mode) -> usize {
     if *mode == Mode::Parts {
         pr.parts[0].1
     } else {
@@ -132,7 +132,7 @@ pub(super) fn tile_cols(pr: &Product, mode: &Mode) -> usize {
 
 /// A run of tile columns `lo..lo + width` whose outputs (`group`) read the accumulators of
 /// `reads` (the parts' indices).
-pub(super) struct Segment {
+pub(crate) struct Segment {
     pub lo: i64,
     pub width: usize,
     pub group: Group,
@@ -141,7 +141,7 @@ pub(super) struct Segment {
 
 /// The epilogue's segments: one in Single and Parts modes; in Concat mode one per part that
 /// some output reads.
-pub(super) fn segments(pr: &Product, mode: &Mode) -> R<Vec<Segment>> {
+pub(crate) fn segments(pr: &Product, mode: &Mode) -> R<Vec<Segment>> {
     let s_count = pr.parts.len();
     let first = || pr.groups().into_iter().next().ok_or_else(|| crate::codegen::CodegenError::Internal("a product without outputs".into()));
     Ok(match mode {
@@ -167,7 +167,7 @@ impl Segment {
     /// The epilogue for tile column `col` of row `m` where both lie in this segment: `acc(s)`
     /// is the accumulator of part `s` (in Parts mode; else the product's one).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit<'c>(
+    pub(crate) fn emit<'c>(
         &self,
         em: &mut Em<'c>,
         pr: &Product,
@@ -189,14 +189,14 @@ impl Segment {
     }
 
     /// Whether the tile of columns `j0..j0 + bn` overlaps this segment.
-    pub(super) fn touches<'c>(&self, em: &Em<'c>, j0: Ix<'c>, bn: i64) -> R<IntValue<'c>> {
+    pub(crate) fn touches<'c>(&self, em: &Em<'c>, j0: Ix<'c>, bn: i64) -> R<IntValue<'c>> {
         let (lo, hi) = (self.lo, self.lo + self.width as i64);
         em.and(em.icmp(IntPredicate::SLT, j0, em.ix(hi))?, em.icmp(IntPredicate::SGT, em.addk(j0, bn)?, em.ix(lo))?)
     }
 }
 
 /// The plan when the tensor-core kernel applies.
-pub(super) fn plan(pr: &Product) -> Option<Plan> {
+pub(crate) fn plan(pr: &Product) -> Option<Plan> {
     let g = &pr.geo;
     let b_kmajor = streamable(pr)?;
     let mode = mode(pr, b_kmajor)?;
@@ -224,7 +224,7 @@ pub(super) fn plan(pr: &Product) -> Option<Plan> {
     best
 }
 
-pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()> {
+pub(crate) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()> {
     let g = &pr.geo;
     let dt = pr.at.dtype;
     let (bm, bn, stages) = (plan.bm, plan.bn, plan.stages);
@@ -249,8 +249,8 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
     let j0 = em.mulk(em.sreg("ctaid.x")?, bn)?;
     let m0 = em.mulk(em.sreg("ctaid.y")?, bm)?;
     let z = em.sreg("ctaid.z")?;
-    let a_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
-    let b_base = em.mulk(super::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
+    let a_base = em.mulk(crate::kernels::bcast_index(em, z, &g.batch, &g.a_batch)?, (g.m * g.k) as i64)?;
+    let b_base = em.mulk(crate::kernels::bcast_index(em, z, &g.batch, &g.b_batch)?, (g.k * g.n) as i64)?;
     let k_tiles = (g.k as i64 + BK - 1) / BK;
     let (a_ptr, b_ptr) = (p[no], p[no + 1]);
 
@@ -374,7 +374,7 @@ pub(super) fn lower<'c>(cx: &mut Cx<'c, '_>, pr: &Product, plan: &Plan) -> R<()>
 
 /// `d = a·b + c` for one m16n8k16 tile: A as four registers of two 16-bit elements (row-major
 /// fragment), B as two (column-major), C and D as four f32 per thread.
-pub(super) fn mma<'c>(
+pub(crate) fn mma<'c>(
     em: &Em<'c>,
     dt: DType,
     a: &[IntValue<'c>; 4],
@@ -404,7 +404,7 @@ pub(super) fn mma<'c>(
 /// Chunk `c` of a stage's operand tile: its row and first column within the tile (16-byte
 /// chunks of 8 elements along the contiguous dimension), where it is read from and whether
 /// it lies inside the matrix (zero-filled where not).
-pub(super) struct Chunk<'c> {
+pub(crate) struct Chunk<'c> {
     pub row: Ix<'c>,
     pub col: Ix<'c>,
     pub src: Ix<'c>,
@@ -413,7 +413,7 @@ pub(super) struct Chunk<'c> {
 
 /// Chunk `c` of A's `[rows, bk]` tile at rows `m0..`, K `k0..` (A is K-contiguous, or a
 /// convolution's input read as im2col).
-pub(super) fn a_chunk<'c>(em: &mut Em<'c>, pr: &Product, c: Ix<'c>, bk: i64, m0: Ix<'c>, k0: Ix<'c>, a_base: Ix<'c>) -> R<Chunk<'c>> {
+pub(crate) fn a_chunk<'c>(em: &mut Em<'c>, pr: &Product, c: Ix<'c>, bk: i64, m0: Ix<'c>, k0: Ix<'c>, a_base: Ix<'c>) -> R<Chunk<'c>> {
     let g = &pr.geo;
     let (row, kc) = (em.divk(c, bk / 8)?, em.mulk(em.remk(c, bk / 8)?, 8)?);
     let (gm, gk) = (em.add(m0, row)?, em.add(k0, kc)?);
@@ -429,7 +429,7 @@ pub(super) fn a_chunk<'c>(em: &mut Em<'c>, pr: &Product, c: Ix<'c>, bk: i64, m0:
 /// K `k0..k0 + bk`: with `k_rows` (B `[K, N]`) rows of K and columns of N, else (B `[N, K]`)
 /// rows of N and columns of K.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn b_chunk<'c>(
+pub(crate) fn b_chunk<'c>(
     em: &mut Em<'c>,
     pr: &Product,
     c: Ix<'c>,
@@ -459,7 +459,7 @@ pub(super) fn b_chunk<'c>(
 
 /// `body()` for chunk `c` of a tile's `chunks`, loaded in rounds of `threads` (this round's
 /// first chunk is `first`): guarded when the round is partial.
-pub(super) fn within<'c>(
+pub(crate) fn within<'c>(
     em: &mut Em<'c>,
     c: Ix<'c>,
     first: i64,
@@ -475,24 +475,24 @@ pub(super) fn within<'c>(
 }
 
 /// Closes the group of `cp.async` copies issued since the last commit.
-pub(super) fn commit(em: &Em) -> R<()> {
+pub(crate) fn commit(em: &Em) -> R<()> {
     em.asm("cp.async.commit_group;", "~{memory}", None, &[], true).map(|_| ())
 }
 
 /// Waits until at most `n` committed `cp.async` groups are still in flight.
-pub(super) fn wait_group(em: &Em, n: i64) -> R<()> {
+pub(crate) fn wait_group(em: &Em, n: i64) -> R<()> {
     em.asm(&format!("cp.async.wait_group {n};"), "~{memory}", None, &[], true).map(|_| ())
 }
 
 /// `i < n` (signed).
-pub(super) fn lt<'c>(em: &Em<'c>, i: Ix<'c>, n: usize) -> R<IntValue<'c>> {
+pub(crate) fn lt<'c>(em: &Em<'c>, i: Ix<'c>, n: usize) -> R<IntValue<'c>> {
     em.icmp(IntPredicate::SLT, i, em.ix(n as i64))
 }
 
 /// `cp.async` of 16 bytes from element `src` of `global` (dtype `dt`) to element `dst` of the
 /// shared array; zero-filled (and reading nothing) where `!ok`.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn copy16<'c>(
+pub(crate) fn copy16<'c>(
     em: &mut Em<'c>,
     shared: PointerValue<'c>,
     dst: Ix<'c>,
@@ -512,7 +512,7 @@ pub(super) fn copy16<'c>(
 
 /// `ldmatrix.x4` (optionally `.trans`) at element `idx` of a shared array: four 32-bit
 /// registers, each two 16-bit elements.
-pub(super) fn ldmatrix_x4<'c>(
+pub(crate) fn ldmatrix_x4<'c>(
     em: &mut Em<'c>,
     arr: PointerValue<'c>,
     idx: Ix<'c>,

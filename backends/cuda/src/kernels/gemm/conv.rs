@@ -9,11 +9,11 @@
 //! Bias and the fused epilogue apply to the accumulators; padded output channels are stored as
 //! zeros.
 
-use super::gemm::{Geo, Product};
-use super::program::Program;
-use super::{input, output};
+use super::{Geo, Product};
 use crate::codegen::llvm::{Em, Ix, R};
 use crate::codegen::{CodegenError, Cx, Param, Ty};
+use crate::kernels::program::Program;
+use crate::kernels::{input, output};
 use inkwell::values::IntValue;
 use kiln_ir::ops::{resolve_window, Format, Window};
 use kiln_ir::{DType, Node, Op, Tensor};
@@ -51,7 +51,7 @@ impl Im2col {
 }
 
 /// The convolution as a product for the tensor-core kernel, when it qualifies.
-pub(super) fn product(cx: &Cx, node: &Node) -> R<Option<Product>> {
+pub(crate) fn product(cx: &Cx, node: &Node) -> R<Option<Product>> {
     let Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format: Format::Nhwc, align: _, body } = &node.op else {
         return Ok(None);
     };

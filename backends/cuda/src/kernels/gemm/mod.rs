@@ -1,6 +1,9 @@
-//! MatMul, Gemm and MatMulFused: the product, its epilogue, and the SIMT kernel (f32
-//! accumulation) used where the tensor-core kernel ([`super::gemm_tc`]) does not apply. The
-//! fused epilogue is evaluated on the accumulators before anything is stored.
+//! Products: MatMul, Gemm, MatMulFused, and the convolutions that run as an implicit GEMM.
+//! This file holds the product (its geometry, its epilogue) and the SIMT kernel (f32
+//! accumulation) used where the tensor cores do not apply: `mma.sync` ([`mma`]) from sm_80,
+//! `wgmma` ([`wgmma`]) on sm_90a for large products, and 16-bit NHWC convolutions as an
+//! implicit GEMM on either ([`conv`]). The fused epilogue is evaluated on the accumulators
+//! before anything is stored.
 //!
 //! A block computes a 64-row tile for 64 output columns of every part of a split product
 //! (MatMulFused `splits`): part `s`'s column `j` is product column `offset_s + j`. So an
@@ -9,11 +12,15 @@
 //! where its column exists. 256 threads, each 4 rows x 4 columns x parts; K in steps of 16
 //! through shared memory.
 
-use super::program::{Program, Src};
-use super::{bcast_index, input, output};
+pub mod conv;
+pub mod mma;
+pub mod wgmma;
+
 use crate::codegen::llvm::{Em, Ix, Var, R};
 use crate::codegen::scalar::Operand;
 use crate::codegen::{blocks, unsupported, CodegenError, Cx, Param, Ty};
+use crate::kernels::program::{Program, Src};
+use crate::kernels::{bcast_index, input, output};
 use inkwell::values::{FloatValue, PointerValue};
 use inkwell::IntPredicate;
 use kiln_ir::ops::BinaryOp;
@@ -27,7 +34,7 @@ const BK: i64 = 16;
 const THREADS: i64 = 256;
 
 /// The product's geometry.
-pub(super) struct Geo {
+pub(crate) struct Geo {
     pub m: usize,
     pub k: usize,
     pub n: usize,
@@ -60,7 +67,7 @@ fn geometry(a: &Ty, b: &Ty, trans_a: bool, trans_b: bool) -> R<Geo> {
 }
 
 /// A product and its epilogue, as both GEMM kernels see it.
-pub(super) struct Product {
+pub(crate) struct Product {
     pub geo: Geo,
     pub prog: Program,
     pub a: Param,
@@ -68,7 +75,7 @@ pub(super) struct Product {
     pub at: Ty,
     pub bt: Ty,
     /// A convolution's input read as an implicit GEMM operand (the tensor-core kernel only).
-    pub im2col: Option<super::conv_tc::Im2col>,
+    pub im2col: Option<conv::Im2col>,
     /// Added to part 0's accumulator before the epilogue: a bias per column.
     pub bias: Option<(ValueId, Ty)>,
     /// Columns at or beyond this are a padded format's channels: stored as zeros.
@@ -93,7 +100,7 @@ impl Product {
             Some(c) => Ty { dtype: c.dtype(), dims: c.dims().to_vec() },
             None => cx.ty(b)?,
         };
-        if !super::is_f32_compute(at.dtype) || !super::is_f32_compute(bt.dtype) {
+        if !crate::kernels::is_f32_compute(at.dtype) || !crate::kernels::is_f32_compute(bt.dtype) {
             return unsupported(format!("MatMul on {}", at.dtype));
         }
         let (geo, prog, extra, splits) = match &node.op {
@@ -105,7 +112,7 @@ impl Product {
                 let t = cx.ty(output(node, 0)?)?;
                 let c = node.inputs.get(2).copied().flatten();
                 let mut prog = Program { args: vec![t.clone()], consts: vec![], nodes: vec![], outputs: vec![], out_dtypes: vec![t.dtype] };
-                let mul = |x: Src, k: f32| super::program::PNode {
+                let mul = |x: Src, k: f32| crate::kernels::program::PNode {
                     op: Op::Binary { op: BinaryOp::Mul },
                     ins: vec![Some(x), Some(Src::Scalar(t.dtype, k as f64))],
                     dtype: t.dtype,
@@ -115,7 +122,7 @@ impl Product {
                 if let Some(c) = c {
                     prog.args.push(cx.ty(c)?);
                     prog.nodes.push(mul(Src::Arg(1), *beta));
-                    prog.nodes.push(super::program::PNode {
+                    prog.nodes.push(crate::kernels::program::PNode {
                         op: Op::Binary { op: BinaryOp::Add },
                         ins: vec![Some(Src::Node(0)), Some(Src::Node(1))],
                         dtype: t.dtype,
@@ -316,7 +323,7 @@ impl Product {
 }
 
 /// Outputs of one width.
-pub(super) struct Group {
+pub(crate) struct Group {
     pub width: usize,
     /// Indices into `Product::outs`.
     pub members: Vec<usize>,
@@ -328,12 +335,12 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let mut pr = Product::new(cx, node)?;
     pr.transpose_constant_b(cx, node)?;
     if cx.arch == crate::ptx::Arch::Sm90 {
-        if let Some(plan) = super::gemm_wgmma::plan(&pr) {
-            return super::gemm_wgmma::lower(cx, &pr, plan);
+        if let Some(plan) = wgmma::plan(&pr) {
+            return wgmma::lower(cx, &pr, plan);
         }
     }
-    if let Some(plan) = super::gemm_tc::plan(&pr) {
-        return super::gemm_tc::lower(cx, &pr, &plan);
+    if let Some(plan) = mma::plan(&pr) {
+        return mma::lower(cx, &pr, &plan);
     }
     lower_simt(cx, &pr)
 }
