@@ -6,7 +6,7 @@ use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{AutoPad, Format, Window};
-use kiln_ir::{Op, Tensor};
+use kiln_ir::Tensor;
 
 /// `(top, bottom, left, right)` pads of a 2-D window over `input` (H, W): the model's own, or
 /// for `auto_pad` the ones its output size implies.
@@ -218,64 +218,57 @@ pub(super) fn pool_2d(
 pub(super) fn max_pool(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    w: &Window,
+    ceil_mode: &bool,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: _ } = op else {
-        return Err(Fail::Internal("not a MaxPool".into()));
-    };
     let y = || output(outs, 0);
-    if dilations.iter().any(|&d| d != 1) {
+    if w.dilations.iter().any(|&d| d != 1) {
         return unsupported("a dilated MaxPool");
     }
     if outs.len() > 1 && outs[1].is_some() {
         return unsupported("MaxPool's indices output");
     }
-    let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
-    pool(cx, name, "MaxPoolV3", &w, *ceil_mode, None, ins, y()?).map(|p| vec![Some(p)])
+    pool(cx, name, "MaxPoolV3", w, *ceil_mode, None, ins, y()?).map(|p| vec![Some(p)])
 }
 
 /// The `AveragePool` arm of [`super::table::lower_node`].
 pub(super) fn average_pool(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    w: &Window,
+    ceil_mode: &bool,
+    count_include_pad: &bool,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad } = op else {
-        return Err(Fail::Internal("not a AveragePool".into()));
-    };
     let y = || output(outs, 0);
-    if dilations.iter().any(|&d| d != 1) {
+    if w.dilations.iter().any(|&d| d != 1) {
         return unsupported("a dilated AveragePool");
     }
-    let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
-    pool(cx, name, "AvgPoolV2", &w, *ceil_mode, Some(!*count_include_pad), ins, y()?).map(|p| vec![Some(p)])
+    pool(cx, name, "AvgPoolV2", w, *ceil_mode, Some(!*count_include_pad), ins, y()?).map(|p| vec![Some(p)])
 }
 
 /// The `LpPool` arm of [`super::table::lower_node`].
 pub(super) fn lp_pool_node(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    w: &Window,
+    ceil_mode: &bool,
+    p: &i64,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, p } = op else {
-        return Err(Fail::Internal("not a LpPool".into()));
-    };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
-    if dilations.iter().any(|&d| d != 1) {
+    if w.dilations.iter().any(|&d| d != 1) {
         return unsupported("a dilated LpPool");
     }
-    let w = window(kernel_shape, strides, pads, dilations, *auto_pad);
-    one(lp_pool(cx, name, &w, *ceil_mode, *p, x()?, y()?)?)
+    one(lp_pool(cx, name, w, *ceil_mode, *p, x()?, y()?)?)
 }
 
 /// The window of a convolution with weight `w`: `kernel_shape`, or the weight's spatial dims

@@ -6,7 +6,8 @@ use super::ops::{input, output, split_last, Outs};
 use super::{conv, matmul};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
-use kiln_ir::{Op, Tensor};
+use kiln_ir::ops::{Format, Window};
+use kiln_ir::{Graph, Op, Tensor};
 
 /// An elementwise op no CANN built-in computes, as an AscendC kernel of its own (a body of one
 /// node); unsupported with `why` where the vector kernels cannot compute it either.
@@ -62,22 +63,21 @@ pub(super) fn epilogue(cx: &mut Cx, name: &str, body: &kiln_ir::Graph, args: Vec
 pub(super) fn conv_fused(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    w: &Window,
+    group: &i64,
+    format: &Format,
+    body: &Graph,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align: _, body } = op else {
-        return Err(Fail::Internal("not a ConvFused".into()));
-    };
     let y = || output(outs, 0);
-    let w = conv::window(kernel_shape, strides, pads, dilations, *auto_pad);
     // The convolution's own result: the body's first input, in the stored format.
     let first = body.inputs.first().ok_or_else(|| Fail::Internal("an empty body".into()))?;
     let acc_dtype = body.value(*first).ty.dtype;
     let out = y()?;
     let acc = Desc { dtype: acc_dtype, ..out.clone() };
-    let acc = conv::conv2d(cx, &format!("{name}/conv"), &w, *group, *format, &ins[..ins.len().min(3)], acc)?;
+    let acc = conv::conv2d(cx, &format!("{name}/conv"), w, *group, *format, &ins[..ins.len().min(3)], acc)?;
     let mut args = vec![acc];
     for i in 3..ins.len() {
         args.push(input(ins, i)?);
@@ -89,12 +89,12 @@ pub(super) fn conv_fused(
 pub(super) fn matmul_fused(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    splits: &[i64],
+    body: &Graph,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::MatMulFused { splits, body } = op else { return Err(Fail::Internal("not a MatMulFused".into())) };
     let x = || input(ins, 0);
     let first = body.inputs.first().ok_or_else(|| Fail::Internal("an empty body".into()))?;
     let acc_dtype = body.value(*first).ty.dtype;

@@ -5,7 +5,7 @@ use super::ops::{input, one, output, reshape, Outs};
 use super::{Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::{Op, Tensor};
+use kiln_ir::Tensor;
 
 /// The dims of a product of `a` and `b` (at least 2-D each; batch dims broadcast).
 pub(super) fn matmul_dims(a: &[i64], b: &[i64]) -> Option<Vec<usize>> {
@@ -47,12 +47,14 @@ pub(super) fn matmul(cx: &mut Cx, name: &str, ins: &[Option<Port>], out: Desc) -
 pub(super) fn gemm(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    alpha: &f32,
+    beta: &f32,
+    trans_a: &bool,
+    trans_b: &bool,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::Gemm { alpha, beta, trans_a, trans_b } = op else { return Err(Fail::Internal("not a Gemm".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let mut c = ins.get(2).cloned().flatten();

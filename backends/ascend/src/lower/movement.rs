@@ -8,7 +8,7 @@ use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{DepthToSpaceMode, PadMode};
-use kiln_ir::{DType, Op, Tensor};
+use kiln_ir::{DType, Tensor};
 
 fn internal(e: impl std::fmt::Display) -> Fail {
     Fail::Internal(e.to_string())
@@ -181,12 +181,11 @@ pub(super) fn col2im(
 pub(super) fn split(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    axis: &i64,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::Split { axis } = op else { return Err(Fail::Internal("not a Split".into())) };
     let x = || input(ins, 0);
     let xd = cx.desc(&x()?)?;
     let Some(a) = usize::try_from(if *axis < 0 { axis + xd.dims.len() as i64 } else { *axis }).ok().filter(|&a| a < xd.dims.len()) else {
@@ -212,12 +211,10 @@ pub(super) fn split(
 pub(super) fn slice(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
     ins: &[Option<Port>],
     consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::Slice {} = op else { return Err(Fail::Internal("not a Slice".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let xd = cx.desc(&x()?)?;
@@ -260,12 +257,12 @@ pub(super) fn slice(
 pub(super) fn cumsum(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    exclusive: &bool,
+    reverse: &bool,
     ins: &[Option<Port>],
     consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::CumSum { exclusive, reverse } = op else { return Err(Fail::Internal("not a CumSum".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let Some(&axis) = const_ints(consts, 1, "CumSum's axis")?.first() else {

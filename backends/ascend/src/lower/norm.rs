@@ -7,7 +7,7 @@ use super::ops::{input, one, output, reshape, Outs};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::{DType, Op, Tensor};
+use kiln_ir::{DType, Tensor};
 
 /// Op-building shorthand for one node's ops, named `node/step`.
 struct Ops<'a> {
@@ -227,12 +227,12 @@ pub(super) fn lrn(cx: &mut Cx, name: &str, alpha: f32, beta: f32, bias: f32, siz
 pub(super) fn layer_norm(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    axis: &i64,
+    epsilon: &f32,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::LayerNormalization { axis, epsilon } = op else { return Err(Fail::Internal("not a LayerNormalization".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let xd = cx.desc(&x()?)?;
@@ -269,12 +269,12 @@ pub(super) fn layer_norm(
 pub(super) fn rms_norm(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    axis: &i64,
+    epsilon: &f32,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::RMSNormalization { axis, epsilon } = op else { return Err(Fail::Internal("not a RMSNormalization".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let xd = cx.desc(&x()?)?;
@@ -291,16 +291,17 @@ pub(super) fn rms_norm(
     Ok(vec![v.into_iter().next()])
 }
 
-/// The `Softmax` arm of [`super::table::lower_node`].
+/// The `Softmax` and `LogSoftmax` (`log`) arms of [`super::table::lower_node`].
 pub(super) fn softmax(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    log: bool,
+    axis: &i64,
+    legacy: &bool,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let (Op::Softmax { axis, legacy } | Op::LogSoftmax { axis, legacy }) = op else { return Err(Fail::Internal("not a Softmax".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let rank = cx.desc(&x()?)?.dims.len() as i64;
@@ -308,7 +309,7 @@ pub(super) fn softmax(
     if *legacy && axis != rank - 1 {
         return unsupported("opset < 13 softmax over flattened trailing axes");
     }
-    if matches!(op, Op::Softmax { .. }) {
+    if !log {
         let attrs = vec![("axes", Attr::ListInt(vec![axis])), ("half_to_float", Attr::Bool(false))];
         one(cx.op1(name, "SoftmaxV2", &[("x", Some(x()?))], y()?, attrs)?)
     } else {

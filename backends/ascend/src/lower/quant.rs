@@ -15,8 +15,8 @@ use super::transformer::{broadcast, cast_to};
 use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
-use kiln_ir::ops::{quantized_range as range_of, Format};
-use kiln_ir::{DType, Op, Tensor};
+use kiln_ir::ops::{quantized_range as range_of, Format, Window};
+use kiln_ir::{DType, Tensor};
 
 fn bin(cx: &mut Cx, name: &str, ty: &str, a: Port, b: Port, d: &Desc) -> Result<Port, Fail> {
     cx.op1(name, ty, &[("x1", Some(a)), ("x2", Some(b))], d.clone(), vec![])
@@ -227,35 +227,33 @@ pub(super) fn qlinear_matmul(cx: &mut Cx, name: &str, ins: &[Option<Port>], out:
 fn centered_conv(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    window: &Window,
+    group: i64,
     ins: &[Option<Port>],
     [x_zp, w_at, w_zp]: [usize; 3],
     bias: Option<Port>,
     out: &Desc,
 ) -> Result<Port, Fail> {
-    let (Op::ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
-    | Op::QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad }) = op
-    else {
-        return Err(Fail::Internal("not an integer convolution".into()));
-    };
     let w = input(ins, w_at)?;
+    let Window { kernel_shape, strides, pads, dilations, auto_pad } = window;
     let win = conv::weight_window(cx, &w, kernel_shape, strides, pads, dilations, *auto_pad)?;
     let x = centered(cx, &format!("{name}/x"), input(ins, 0)?, ins.get(x_zp).cloned().flatten(), 1)?;
     let w = centered(cx, &format!("{name}/w"), w, ins.get(w_zp).cloned().flatten(), 0)?;
-    conv::conv2d(cx, &format!("{name}/conv"), &win, *group, Format::Nchw, &[Some(x), Some(w), bias], with_dtype(out, DType::F32))
+    conv::conv2d(cx, &format!("{name}/conv"), &win, group, Format::Nchw, &[Some(x), Some(w), bias], with_dtype(out, DType::F32))
 }
 
 /// ConvInteger: the convolution of the centred operands in fp32, cast to int32.
 pub(super) fn conv_integer(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    window: &Window,
+    group: &i64,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
     let out = output(outs, 0)?;
-    let acc = centered_conv(cx, name, op, ins, [2, 1, 3], None, &out)?;
+    let acc = centered_conv(cx, name, window, *group, ins, [2, 1, 3], None, &out)?;
     one(cast(cx, name, acc, out)?)
 }
 
@@ -265,7 +263,8 @@ pub(super) fn conv_integer(
 pub(super) fn qlinear_conv(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    window: &Window,
+    group: &i64,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
@@ -277,7 +276,7 @@ pub(super) fn qlinear_conv(
         Some(b) => Some(cast_to(cx, &at("bias_f32"), b, DType::F32)?),
         None => None,
     };
-    let acc = centered_conv(cx, name, op, ins, [2, 3, 5], bias, &out)?;
+    let acc = centered_conv(cx, name, window, *group, ins, [2, 3, 5], bias, &out)?;
     let rank = out.dims.len();
     // x_scale·w_scale, w_scale as [1, M, 1, 1] when there is one per output channel.
     let (sx, sw, sy) = (input(ins, 1)?, input(ins, 4)?, input(ins, 6)?);

@@ -7,7 +7,7 @@ use crate::ascendc::reduce::ReduceKind as Fused;
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{PoolKind, ReduceKind};
-use kiln_ir::{Op, Tensor};
+use kiln_ir::Tensor;
 
 /// A Reduce*D op over `axes` of `x`.
 pub(super) fn reduce_d(cx: &mut Cx, name: &str, ty: &str, x: Port, axes: &[i64], keep: bool, out: Desc) -> Result<Port, Fail> {
@@ -101,12 +101,11 @@ pub(super) fn reduce(cx: &mut Cx, name: &str, kind: ReduceKind, x: Port, axes: &
 pub(super) fn global_pool(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    kind: &PoolKind,
     ins: &[Option<Port>],
     _consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::GlobalPool { kind, .. } = op else { return Err(Fail::Internal("not a GlobalPool".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let rank = cx.desc(&x()?)?.origin_dims.len() as i64;
@@ -122,12 +121,13 @@ pub(super) fn global_pool(
 pub(super) fn reduce_node(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    kind: &ReduceKind,
+    keepdims: &bool,
+    noop_with_empty_axes: &bool,
     ins: &[Option<Port>],
     consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::Reduce { kind, keepdims, noop_with_empty_axes } = op else { return Err(Fail::Internal("not a Reduce".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let xd = cx.desc(&x()?)?;

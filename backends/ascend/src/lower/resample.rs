@@ -7,28 +7,29 @@ use super::{unsupported, Cx, Fail};
 use crate::ge::builder::{Desc, Port};
 use crate::ge::Attr;
 use kiln_ir::ops::{AspectPolicy, CoordMode, GridMode, GridPadding, NearestMode, ResizeMode};
-use kiln_ir::{DType, Op, Tensor};
+use kiln_ir::{DType, Tensor};
 
 fn internal(e: impl std::fmt::Display) -> Fail {
     Fail::Internal(e.to_string())
 }
 
 /// Resize of a 4-D x by constant scales or sizes (with `axes`, the others kept as they are).
-pub(super) fn resize(cx: &mut Cx, name: &str, op: &Op, ins: &[Option<Port>], consts: &[Option<&Tensor>], out: Desc) -> Result<Port, Fail> {
-    let Op::Resize {
-        mode,
-        coordinate_transformation_mode: ctm,
-        nearest_mode,
-        cubic_coeff_a,
-        exclude_outside,
-        extrapolation_value,
-        antialias,
-        axes,
-        keep_aspect_ratio_policy,
-    } = op
-    else {
-        return Err(Fail::Internal("not a Resize".into()));
-    };
+pub(super) fn resize(
+    cx: &mut Cx,
+    name: &str,
+    mode: &ResizeMode,
+    ctm: &CoordMode,
+    nearest_mode: &NearestMode,
+    cubic_coeff_a: &f32,
+    exclude_outside: &bool,
+    extrapolation_value: &f32,
+    antialias: &bool,
+    axes: &[i64],
+    keep_aspect_ratio_policy: &AspectPolicy,
+    ins: &[Option<Port>],
+    consts: &[Option<&Tensor>],
+    out: Desc,
+) -> Result<Port, Fail> {
     let x = input(ins, 0)?;
     let xd = cx.desc(&x)?;
     let rank = xd.dims.len();
@@ -155,12 +156,11 @@ pub(super) fn grid_sample(
 pub(super) fn affine_grid(
     cx: &mut Cx,
     name: &str,
-    op: &Op,
+    align_corners: &bool,
     ins: &[Option<Port>],
     consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
 ) -> Result<Outs, Fail> {
-    let Op::AffineGrid { align_corners } = op else { return Err(Fail::Internal("not a AffineGrid".into())) };
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let size = const_ints(consts, 1, "AffineGrid's size")?;

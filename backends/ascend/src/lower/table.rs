@@ -76,20 +76,30 @@ pub(crate) fn lower_node(
             let inputs = [("condition", Some(x()?)), ("x1", Some(input(ins, 1)?)), ("x2", Some(input(ins, 2)?))];
             one(cx.op1(name, "SelectV2", &inputs, y()?, vec![])?)
         }
-        Split { .. } => movement::split(cx, name, op, ins, consts, outs),
+        Split { axis } => movement::split(cx, name, axis, ins, consts, outs),
         Expand {} => {
             let out = y()?;
             one(cx.op1(name, "BroadcastToD", &[("x", Some(x()?))], out.clone(), vec![("shape", Attr::ListInt(out.dims))])?)
         }
         Cast { .. } | CastLike { .. } => one(cast(cx, name, x()?, y()?)?),
         MatMul {} => one(matmul::matmul(cx, name, ins, y()?)?),
-        Gemm { .. } => matmul::gemm(cx, name, op, ins, consts, outs),
+        Gemm { alpha, beta, trans_a, trans_b } => matmul::gemm(cx, name, alpha, beta, trans_a, trans_b, ins, consts, outs),
         Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
             let w = conv::window(kernel_shape, strides, pads, dilations, *auto_pad);
             one(conv::conv2d(cx, name, &w, *group, Format::Nchw, ins, y()?)?)
         }
-        ConvFused { .. } => fused::conv_fused(cx, name, op, ins, consts, outs),
-        MatMulFused { .. } => fused::matmul_fused(cx, name, op, ins, consts, outs),
+        ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align: _, body } => fused::conv_fused(
+            cx,
+            name,
+            &conv::window(kernel_shape, strides, pads, dilations, *auto_pad),
+            group,
+            format,
+            body,
+            ins,
+            consts,
+            outs,
+        ),
+        MatMulFused { splits, body } => fused::matmul_fused(cx, name, splits, body, ins, consts, outs),
         FusedElementwise { body } => {
             let args = ins.iter().cloned().collect::<Option<Vec<Port>>>().ok_or_else(|| Fail::Internal("a missing input".into()))?;
             fused::epilogue(cx, name, body, args, outs)
@@ -101,14 +111,24 @@ pub(crate) fn lower_node(
         }
         FromFormat { format: Format::Nc1hwc0, .. } => one(conv::transdata(cx, name, x()?, y()?.with_format("NCHW"), "NC1HWC0", "NCHW")?),
         ToFormat { format, .. } | FromFormat { format, .. } => unsupported(format!("conversion to {} is not a 910b format", format.name())),
-        MaxPool { .. } => conv::max_pool(cx, name, op, ins, consts, outs),
-        AveragePool { .. } => conv::average_pool(cx, name, op, ins, consts, outs),
-        LpPool { .. } => conv::lp_pool_node(cx, name, op, ins, consts, outs),
-        GlobalPool { .. } => reduce::global_pool(cx, name, op, ins, consts, outs),
-        Reduce { .. } => reduce::reduce_node(cx, name, op, ins, consts, outs),
-        LayerNormalization { .. } => norm::layer_norm(cx, name, op, ins, consts, outs),
-        RMSNormalization { .. } => norm::rms_norm(cx, name, op, ins, consts, outs),
-        Softmax { .. } | LogSoftmax { .. } => norm::softmax(cx, name, op, ins, consts, outs),
+        MaxPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, storage_order: _ } => {
+            conv::max_pool(cx, name, &conv::window(kernel_shape, strides, pads, dilations, *auto_pad), ceil_mode, ins, consts, outs)
+        }
+        AveragePool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad } => {
+            let w = conv::window(kernel_shape, strides, pads, dilations, *auto_pad);
+            conv::average_pool(cx, name, &w, ceil_mode, count_include_pad, ins, consts, outs)
+        }
+        LpPool { kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, p } => {
+            conv::lp_pool_node(cx, name, &conv::window(kernel_shape, strides, pads, dilations, *auto_pad), ceil_mode, p, ins, consts, outs)
+        }
+        GlobalPool { kind, .. } => reduce::global_pool(cx, name, kind, ins, consts, outs),
+        Reduce { kind, keepdims, noop_with_empty_axes } => {
+            reduce::reduce_node(cx, name, kind, keepdims, noop_with_empty_axes, ins, consts, outs)
+        }
+        LayerNormalization { axis, epsilon } => norm::layer_norm(cx, name, axis, epsilon, ins, consts, outs),
+        RMSNormalization { axis, epsilon } => norm::rms_norm(cx, name, axis, epsilon, ins, consts, outs),
+        Softmax { axis, legacy } => norm::softmax(cx, name, false, axis, legacy, ins, consts, outs),
+        LogSoftmax { axis, legacy } => norm::softmax(cx, name, true, axis, legacy, ins, consts, outs),
         Reshape { .. } | Flatten { .. } | Squeeze {} | Unsqueeze {} => one(reshape(cx, name, x()?, y()?)?),
         Transpose { perm } => {
             let rank = cx.desc(&x()?)?.dims.len();
@@ -126,7 +146,7 @@ pub(crate) fn lower_node(
                 vec![("batch_dims", Attr::Int(0)), ("is_preprocessed", Attr::Bool(false)), ("negative_index_support", Attr::Bool(true))];
             one(cx.op1(name, "GatherV2", &inputs, y()?, attrs)?)
         }
-        Slice { .. } => movement::slice(cx, name, op, ins, consts, outs),
+        Slice {} => movement::slice(cx, name, ins, consts, outs),
         Attention {
             is_causal,
             kv_num_heads,
@@ -207,7 +227,9 @@ pub(crate) fn lower_node(
         DynamicQuantizeLinear {} => quant::dynamic_quantize(cx, name, x()?, outs),
         MatMulInteger {} => one(quant::matmul_integer(cx, name, ins, y()?)?),
         QLinearMatMul {} => one(quant::qlinear_matmul(cx, name, ins, y()?)?),
-        ConvInteger { .. } => quant::conv_integer(cx, name, op, ins, consts, outs),
+        ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            quant::conv_integer(cx, name, &conv::window(kernel_shape, strides, pads, dilations, *auto_pad), group, ins, consts, outs)
+        }
         ConvTranspose { kernel_shape, strides, pads, dilations, group, auto_pad, output_padding, output_shape } => {
             let p = super::conv_transpose::Params {
                 kernel_shape,
@@ -221,15 +243,42 @@ pub(crate) fn lower_node(
             };
             one(super::conv_transpose::conv_transpose(cx, name, &p, ins, y()?)?)
         }
-        CumSum { .. } => movement::cumsum(cx, name, op, ins, consts, outs),
-        AffineGrid { .. } => resample::affine_grid(cx, name, op, ins, consts, outs),
+        CumSum { exclusive, reverse } => movement::cumsum(cx, name, exclusive, reverse, ins, consts, outs),
+        AffineGrid { align_corners } => resample::affine_grid(cx, name, align_corners, ins, consts, outs),
         LSTM { .. } | GRU { .. } | RNN { .. } => super::recurrent::recurrent(cx, name, op, ins, outs),
         Col2Im { dilations, pads, strides } => one(movement::col2im(cx, name, dilations, pads, strides, ins, consts, y()?)?),
-        Resize { .. } => one(super::resample::resize(cx, name, op, ins, consts, y()?)?),
+        Resize {
+            mode,
+            coordinate_transformation_mode: ctm,
+            nearest_mode,
+            cubic_coeff_a,
+            exclude_outside,
+            extrapolation_value,
+            antialias,
+            axes,
+            keep_aspect_ratio_policy: policy,
+        } => one(resample::resize(
+            cx,
+            name,
+            mode,
+            ctm,
+            nearest_mode,
+            cubic_coeff_a,
+            exclude_outside,
+            extrapolation_value,
+            antialias,
+            axes,
+            policy,
+            ins,
+            consts,
+            y()?,
+        )?),
         GridSample { mode, padding_mode, align_corners } => {
             one(super::resample::grid_sample(cx, name, *mode, *padding_mode, *align_corners, ins, y()?)?)
         }
-        QLinearConv { .. } => quant::qlinear_conv(cx, name, op, ins, consts, outs),
+        QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
+            quant::qlinear_conv(cx, name, &conv::window(kernel_shape, strides, pads, dilations, *auto_pad), group, ins, consts, outs)
+        }
         NegativeLogLikelihoodLoss { reduction, ignore_index } => {
             super::loss::negative_log_likelihood(cx, name, *reduction, *ignore_index, ins, outs)
         }
