@@ -18,6 +18,7 @@ mod movement;
 mod nn;
 mod ops;
 mod resample;
+mod table;
 
 use crate::ge::dtype::from_proto;
 use crate::ge::proto::{attr_def::Value as AttrValue, AttrDef, ModelDef, OpDef, TensorDescriptor};
@@ -265,7 +266,10 @@ pub fn run_with(model: &ModelDef, inputs: &[Tensor], opts: Options<'_>) -> Resul
                 continue;
             }
             t if t.starts_with(crate::ascendc::OP_TYPE_PREFIX) => custom(&cx, opts.custom)?,
-            _ => ops::eval(&cx)?,
+            t => match table::lookup(t) {
+                Some(eval) => eval(&cx)?,
+                None => return cx.err(format!("the simulator has no semantics for op type {t}")),
+            },
         };
         if outs.len() != op.output_desc.len() {
             return cx.err(format!("made {} outputs; the graph declares {}", outs.len(), op.output_desc.len()));

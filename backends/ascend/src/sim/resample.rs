@@ -18,7 +18,7 @@ pub(crate) fn eval(cx: &OpCx) -> Result<Vec<Value>, SimError> {
         "Resize" => Ok(vec![resize(cx)?]),
         "GridSampler2D" => Ok(vec![grid_sample(cx)?]),
         "AffineGrid" => Ok(vec![affine_grid(cx)?]),
-        t => cx.err(format!("the simulator has no semantics for op type {t}")),
+        t => cx.err(format!("{t} is not an op of resample.rs")),
     }
 }
 
