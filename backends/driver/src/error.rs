@@ -26,9 +26,10 @@ pub enum DriverError {
         #[source]
         source: Source,
     },
-    /// The optimizer failed: the target cannot run some op, or a kiln bug.
-    #[error("optimizing")]
-    Optimize(#[source] OptimizeError),
+    /// The optimizer failed: the target cannot run some op (the message names them), or a
+    /// kiln bug.
+    #[error(transparent)]
+    Optimize(OptimizeError),
     #[error("internal error: the optimized graph does not verify: {0}")]
     Internal(String),
     /// The backend could not emit the optimized graph.

@@ -87,6 +87,8 @@ fn transpose_transpose(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     out
 }
 
+/// `Reshape(view(x), s)` is `Reshape(x, s)`: a view (another reshape, a squeeze ...) moves no
+/// bytes, so only the last shape counts.
 fn reshape_reshape(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     let eg = cx.eg;
     let Some((Op::Reshape { .. }, args)) = op_args(node) else { return vec![] };
@@ -96,7 +98,7 @@ fn reshape_reshape(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     }
     let mut out = Vec::new();
     for (iop, iargs) in ops(eg, args[0]) {
-        if matches!(iop, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {}) {
+        if iop.is_view() {
             out.push((class, Term::Op(Op::Reshape { allowzero: false }, vec![Term::Class(iargs[0]), Term::Class(args[1])])));
         }
     }

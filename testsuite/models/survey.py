@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Run every corpus model (fetched by fetch.py) through kiln on every target it can check here,
+and write the results table.
+
+For each model in .cache/models/<name>/case.json:
+
+- ref: ``kiln run`` in the reference interpreter, each output against onnxruntime's;
+- sm_90: ``kiln compile --target sm_90`` (PTX assembled by ptxas when it is found; running it
+  needs the GPU machine);
+- 910b: ``kiln compile --target 910b``, then the bundle in the GE-graph simulator
+  (``kiln run BUNDLE --target 910b-sim``), each output against onnxruntime's.
+
+An output matches when max|kiln - ort| <= 1e-4 * max(max|ort|, 1e-3) (the floor: onnxruntime's
+own sigmoid is coarse near 0, see ../../shared/TOOLCHAIN.md); integer and bool outputs must be
+equal. A failure is classified as ``unsupported`` (kiln says the target lacks something),
+``error`` (anything else kiln reports), ``PANIC`` or ``timeout``.
+
+Usage:
+    .venv/bin/python testsuite/models/survey.py [--kiln target/debug/kiln] [--only NAME]...
+        [--targets ref,sm_90,910b] [--timeout 600] [--json out.json] [--markdown docs/models.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = REPO / ".cache" / "models"
+TOLERANCE = 1e-4
+FLOOR = 1e-3
+
+
+def out_file(name: str) -> str:
+    """The file `kiln run --output-dir` writes for output `name`."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name) + ".npy"
+
+
+def run(cmd: list[str], timeout: float) -> tuple[str, str, float]:
+    """(status, message, seconds): status ok, unsupported, error, PANIC or timeout."""
+    start = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"over {timeout:.0f} s", time.monotonic() - start
+    took = time.monotonic() - start
+    if p.returncode == 0:
+        return "ok", "", took
+    err = p.stderr.strip()
+    if "panicked" in err or p.returncode < 0 or p.returncode == 101:
+        return "PANIC", last_lines(err), took
+    low = err.lower()
+    if any(k in low for k in ("unsupported", "cannot run", "no ascend lowering", "has no cuda kernel", "not built yet")):
+        return "unsupported", last_lines(err), took
+    return "error", last_lines(err), took
+
+
+def last_lines(err: str) -> str:
+    lines = [l.strip() for l in err.splitlines() if l.strip()]
+    return " | ".join(lines[-3:])[:300]
+
+
+def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
+    """(status, detail) of every output of `case` written in got_dir against onnxruntime's."""
+    worst = 0.0
+    notes = []
+    for o in case["outputs"]:
+        want = np.load(case_dir / o["file"])
+        p = got_dir / out_file(o["name"])
+        if not p.exists():
+            return "error", f"output {o['name']} was not written"
+        got = np.load(p)
+        if got.shape != want.shape:
+            return "error", f"output {o['name']}: shape {got.shape}, onnxruntime {want.shape}"
+        if want.dtype.kind in "fc":
+            w = want.astype(np.float64)
+            g = got.astype(np.float64)
+            scale = max(float(np.max(np.abs(w))) if w.size else 0.0, FLOOR)
+            if not np.all(np.isfinite(g) == np.isfinite(w)):
+                return "wrong", f"output {o['name']}: non-finite values differ"
+            fin = np.isfinite(w)
+            err = float(np.max(np.abs(g[fin] - w[fin]))) / scale if fin.any() else 0.0
+            worst = max(worst, err)
+            if err > TOLERANCE:
+                notes.append(f"{o['name']} {err:.1e}")
+        else:
+            bad = int(np.sum(got != want))
+            if bad:
+                notes.append(f"{o['name']}: {bad} of {want.size} differ")
+    if notes:
+        return "wrong", "; ".join(notes)
+    return "ok", f"{worst:.1e}"
+
+
+def survey(kiln: str, name: str, targets: list[str], timeout: float, work: Path) -> dict:
+    d = CACHE / name
+    case = json.loads((d / "case.json").read_text())
+    model = str(d / case["model"])
+    ins = []
+    shapes = []
+    for i in case["inputs"]:
+        ins += ["--input", f"{i['name']}={d / i['file']}"]
+        shapes += ["--input-shape", f"{i['name']}={'x'.join(map(str, i['shape']))}"]
+    r: dict = {"name": name}
+    w = work / name
+    w.mkdir(parents=True, exist_ok=True)
+    if "ref" in targets:
+        st, msg, t = run([kiln, "run", model, *ins, "--output-dir", str(w / "ref")], timeout)
+        if st == "ok":
+            st, msg = compare(w / "ref", case, d)
+        r["ref"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+    if "sm_90" in targets:
+        st, msg, t = run([kiln, "compile", model, "--target", "sm_90", *shapes, "-o", str(w / "m.kiln")], timeout)
+        r["sm_90"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+    if "910b" in targets:
+        st, msg, t = run([kiln, "compile", model, "--target", "910b", *shapes, "-o", str(w / "bundle")], timeout)
+        r["910b"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+        if st == "ok":
+            st, msg, t = run([kiln, "run", str(w / "bundle"), "--target", "910b-sim", *ins, "--output-dir", str(w / "sim")], timeout)
+            if st == "ok":
+                st, msg = compare(w / "sim", case, d)
+            r["910b-sim"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+    return r
+
+
+def cell(r: dict, key: str) -> str:
+    c = r.get(key)
+    if c is None:
+        return "–"
+    if c["status"] == "ok":
+        return f"ok {c['detail']}" if c["detail"] else "ok"
+    detail = c["detail"].replace("|", "/")
+    return f"**{c['status']}**: {detail[:160]}"
+
+
+def markdown(results: list[dict], manifest: dict, kiln: str) -> str:
+    meta = {m["name"]: m for m in manifest["models"]}
+    lines = [
+        "| model | package | exporter | family | ref (vs onnxruntime) | sm_90 compile | 910b compile | 910b-sim (vs onnxruntime) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = meta.get(r["name"], {})
+        pkg = f"{m.get('package', '?')}=={m.get('version', '?')}"
+        lines.append(
+            f"| {r['name']} | {pkg} | {m.get('exporter', '?')} | {m.get('family', '?')} | {cell(r, 'ref')} | {cell(r, 'sm_90')} | {cell(r, '910b')} | {cell(r, '910b-sim')} |"
+        )
+    counts = []
+    for key in ("ref", "sm_90", "910b", "910b-sim"):
+        n = sum(1 for r in results if key in r)
+        ok = sum(1 for r in results if r.get(key, {}).get("status") == "ok")
+        if n:
+            counts.append(f"{key}: {ok} of {n}")
+    return "\n".join(lines) + "\n\n" + "; ".join(counts) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default=str(REPO / "target" / "debug" / "kiln"))
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--targets", default="ref,sm_90,910b")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--json")
+    ap.add_argument("--markdown")
+    a = ap.parse_args()
+    manifest = json.loads((HERE / "manifest.json").read_text())
+    names = [m["name"] for m in manifest["models"] if not a.only or m["name"] in a.only]
+    missing = [n for n in names if not (CACHE / n / "case.json").exists()]
+    if missing:
+        print(f"not fetched: {', '.join(missing)} (run testsuite/models/fetch.py)", file=sys.stderr)
+        return 2
+    targets = a.targets.split(",")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="kiln-survey-") as tmp:
+        for n in names:
+            r = survey(a.kiln, n, targets, a.timeout, Path(tmp))
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
+    if a.markdown:
+        Path(a.markdown).write_text(markdown(results, manifest, a.kiln))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
