@@ -2,7 +2,7 @@
 //! Shrink, Swish), IsInf and Clip.
 
 use super::elementwise::{erf, map_float, tensor};
-use super::{req, GeluApprox, InType, Op, OpError, TensorType};
+use super::{req, Elementwise as E, GeluApprox, InType, Op, OpError, TensorType};
 use crate::dtype::DType;
 use crate::tensor::{Data, Tensor};
 
@@ -24,39 +24,42 @@ pub(crate) fn eval(op: &Op, x: &Tensor) -> Result<Tensor, OpError> {
     if !x.dtype().is_float() {
         return Err(OpError::DType { index: 0, dtype: x.dtype() });
     }
-    match *op {
-        Op::LeakyRelu { alpha } => {
+    let Some(e) = op.as_elementwise() else {
+        return Err(OpError::Invalid(format!("{} is not an activation", op.kind_name())));
+    };
+    match e {
+        E::LeakyRelu { alpha: &alpha } => {
             let a = alpha as f64;
             map_float(x, move |v| if v < 0.0 { a * v } else { v })
         }
-        Op::Elu { alpha } => {
+        E::Elu { alpha: &alpha } => {
             let a = alpha as f64;
             map_float(x, move |v| if v < 0.0 { a * (v.exp() - 1.0) } else { v })
         }
-        Op::Selu { alpha, gamma } => {
+        E::Selu { alpha: &alpha, gamma: &gamma } => {
             let (a, g) = (alpha as f64, gamma as f64);
             map_float(x, move |v| if v <= 0.0 { g * (a * v.exp() - a) } else { g * v })
         }
-        Op::Celu { alpha } => {
+        E::Celu { alpha: &alpha } => {
             let a = alpha as f64;
             map_float(x, move |v| v.max(0.0) + (a * ((v / a).exp() - 1.0)).min(0.0))
         }
-        Op::HardSigmoid { alpha, beta } => {
+        E::HardSigmoid { alpha: &alpha, beta: &beta } => {
             let (a, b) = (alpha as f64, beta as f64);
             map_float(x, move |v| (a * v + b).clamp(0.0, 1.0))
         }
-        Op::ThresholdedRelu { alpha } => {
+        E::ThresholdedRelu { alpha: &alpha } => {
             let a = alpha as f64;
             map_float(x, move |v| if v > a { v } else { 0.0 })
         }
-        Op::Gelu { approximate } => match approximate {
+        E::Gelu { approximate: &approximate } => match approximate {
             GeluApprox::None => map_float(x, |v| 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2))),
             GeluApprox::Tanh => map_float(x, |v| {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
             }),
         },
-        Op::Shrink { bias, lambd } => {
+        E::Shrink { bias: &bias, lambd: &lambd } => {
             let (b, l) = (bias as f64, lambd as f64);
             map_float(x, move |v| {
                 if v < -l {
@@ -68,11 +71,13 @@ pub(crate) fn eval(op: &Op, x: &Tensor) -> Result<Tensor, OpError> {
                 }
             })
         }
-        Op::Swish { alpha } => {
+        E::Swish { alpha: &alpha } => {
             let a = alpha as f64;
             map_float(x, move |v| v / (1.0 + (-a * v).exp()))
         }
-        _ => Err(OpError::Invalid(format!("{} is not an activation", op.kind_name()))),
+        E::Identity {} | E::Unary { .. } | E::Binary { .. } | E::Mean {} | E::IsInf { .. } | E::Clip {} | E::Where {} | E::Cast { .. } => {
+            Err(OpError::Invalid(format!("{} is not an activation", op.kind_name())))
+        }
     }
 }
 
