@@ -479,3 +479,78 @@ fn recurrent_ops_over_rows_of_different_lengths() {
         }
     }
 }
+
+/// The activations no CANN built-in computes alone, in a convolution's epilogue: a small
+/// convolution's result is stored NCHW, that of the first of two chained convolutions NC1HWC0
+/// (20 channels: 12 of padding), and kiln's AscendC kernels take neither, so each activation is
+/// composed from CANN built-ins that compute on such data as stored. Simulated against the
+/// interpreter on the source graph.
+#[test]
+fn activations_after_a_convolution_compose_from_builtins() {
+    let acts = [
+        "HardSigmoid[a](%c) {alpha=0.2, beta=0.5}",
+        "HardSwish[a](%c)",
+        "Swish[a](%c) {alpha=1.5}",
+        "LeakyRelu[a](%c) {alpha=0.1}",
+        "Elu[a](%c) {alpha=0.7}",
+        "Selu[a](%c) {alpha=1.67, gamma=1.05}",
+        "Celu[a](%c) {alpha=0.8}",
+        "Softplus[a](%c)",
+        "Softsign[a](%c)",
+        "Mean[a](%c, %c)",
+    ];
+    // Constant weights: the layout rule offers NC1HWC0 to convolutions whose filter is known.
+    let values =
+        |n: usize, seed: usize| (0..n).map(|k| format!("{}", (((k * 29 + seed) % 41) as f64 - 20.0) / 30.0)).collect::<Vec<_>>().join(", ");
+    let conv = "{kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1, auto_pad=notset}";
+    let nchw = format!(
+        r#"graph "act" (%x: f32[1,3,8,8]) {{
+  %w = const f32[20,3,3,3] [{}]
+  %b = const f32[20] [{}]
+  %c = Conv[conv](%x, %w, %b) {conv} : f32[1,20,8,8]
+  %y = ACT : f32[1,20,8,8]
+  return %y
+}}
+"#,
+        values(20 * 3 * 3 * 3, 3),
+        values(20, 5)
+    );
+    let nc1hwc0 = format!(
+        r#"graph "act" (%x: f32[1,20,32,32]) {{
+  %w = const f32[20,20,3,3] [{}]
+  %b = const f32[20] [{}]
+  %w2 = const f32[20,20,3,3] [{}]
+  %c0 = Conv[conv0](%x, %w, %b) {conv} : f32[1,20,32,32]
+  %c = Relu[r](%c0) : f32[1,20,32,32]
+  %a = ACT : f32[1,20,32,32]
+  %y = Conv[conv1](%a, %w2, %b) {conv} : f32[1,20,32,32]
+  return %y
+}}
+"#,
+        values(20 * 20 * 3 * 3, 3),
+        values(20, 5),
+        values(20 * 20 * 3 * 3, 11)
+    );
+    for (layout, template, x_dims, stored) in [
+        ("NCHW", &nchw, vec![1, 3, 8, 8], "-> y: f32[1,20,8,8] NCHW"),
+        ("NC1HWC0", &nc1hwc0, vec![1, 20, 32, 32], "-> y: f32[1,2,32,32,16] NC1HWC0"),
+    ] {
+        for act in acts {
+            let tag = format!("{act} after a {layout} convolution");
+            let g = kiln_ir::text::parse(&template.replace("ACT", act), &std::collections::HashMap::new())
+                .unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let n: usize = x_dims.iter().product();
+            let vals: Vec<f64> = (0..n).map(|k| ((k * 29 % 41) as f64 - 20.0) / 12.0).collect();
+            let inputs = vec![kiln_ir::Tensor::new(x_dims.clone(), kiln_ir::Data::from_f64(kiln_ir::DType::F32, &vals)).expect("tensor")];
+            let want = kiln_ir::interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let (opt, _) =
+                kiln_driver::optimize(&g, Target::Ascend910B, std::time::Instant::now()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let b = compile(&opt, &Options::default()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            assert!(b.text().contains(stored), "{tag}: the convolution's result is not stored {layout}:\n{}", b.text());
+            assert!(b.kernels.is_empty(), "{tag}: expected CANN built-ins only, got {} AscendC kernel(s)", b.kernels.len());
+            let got = sim::run(&b.model, &inputs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let err = scaled_error(&got[0], &want[0]);
+            assert!(err <= 1e-6, "{tag}: error {err:.3e} of scale");
+        }
+    }
+}

@@ -43,7 +43,7 @@ pub(super) fn unary_type(op: UnaryOp) -> Option<&'static str> {
         Not => "LogicalNot",
         BitwiseNot => "Invert",
         IsNaN => "IsNan",
-        // No built-in: one-node AscendC kernels (see `table::single`).
+        // No built-in: one-node AscendC kernels, else composed (`composed_unary`).
         Softplus | Softsign | HardSwish => return None,
     })
 }
@@ -193,4 +193,98 @@ pub(super) fn is_inf(cx: &mut Cx, name: &str, negative: bool, positive: bool, x:
     let zero = cx.scalar(&format!("{name}/zero"), d, 0.0)?;
     let signed = two(cx, &format!("{name}/sign"), sign, x, zero, out.clone())?;
     two(cx, name, "LogicalAnd", inf, signed, out)
+}
+
+// The parameterized activations from CANN built-ins that compute on NC1HWC0 data as stored
+// (Mul, Add, Sub, Maximum, Minimum, Exp, Sigmoid, ClipByValue with scalar operands), for data
+// an AscendC kernel of kiln's does not take (a convolution's NCHW or NC1HWC0 result).
+
+/// `x ∘ s` for a scalar `s` of the output's dtype.
+fn with_scalar(cx: &mut Cx, name: &str, ty: &str, x: Port, s: f64, out: &Desc) -> Result<Port, Fail> {
+    let k = cx.scalar(&format!("{name}/k"), out.dtype, s)?;
+    two(cx, name, ty, x, k, out.clone())
+}
+
+/// HardSigmoid: clip(α·x + β, 0, 1).
+pub(super) fn hard_sigmoid(cx: &mut Cx, name: &str, alpha: f32, beta: f32, x: Port, out: Desc) -> Result<Port, Fail> {
+    let at = |s: &str| format!("{name}/{s}");
+    let ax = with_scalar(cx, &at("scaled"), "Mul", x, f64::from(alpha), &out)?;
+    let s = with_scalar(cx, &at("shifted"), "Add", ax, f64::from(beta), &out)?;
+    let (lo, hi) = (cx.scalar(&at("zero"), out.dtype, 0.0)?, cx.scalar(&at("one"), out.dtype, 1.0)?);
+    cx.op1(name, "ClipByValue", &[("x", Some(s)), ("clip_value_min", Some(lo)), ("clip_value_max", Some(hi))], out, vec![])
+}
+
+/// Swish: x·sigmoid(α·x).
+pub(super) fn swish(cx: &mut Cx, name: &str, alpha: f32, x: Port, out: Desc) -> Result<Port, Fail> {
+    let at = |s: &str| format!("{name}/{s}");
+    let arg = if alpha == 1.0 { x.clone() } else { with_scalar(cx, &at("scaled"), "Mul", x.clone(), f64::from(alpha), &out)? };
+    let s = cx.op1(&at("sigmoid"), "Sigmoid", &[("x", Some(arg))], out.clone(), vec![])?;
+    two(cx, name, "Mul", x, s, out)
+}
+
+/// LeakyRelu: max(x, 0) + α·min(x, 0).
+pub(super) fn leaky_relu(cx: &mut Cx, name: &str, alpha: f32, x: Port, out: Desc) -> Result<Port, Fail> {
+    let at = |s: &str| format!("{name}/{s}");
+    let pos = with_scalar(cx, &at("positive"), "Maximum", x.clone(), 0.0, &out)?;
+    let neg = with_scalar(cx, &at("negative"), "Minimum", x, 0.0, &out)?;
+    let neg = with_scalar(cx, &at("sloped"), "Mul", neg, f64::from(alpha), &out)?;
+    two(cx, name, "Add", pos, neg, out)
+}
+
+/// The exponential linear family: γ·(max(x, 0) + α·(exp(min(x, 0)/s) − 1)), which is Elu
+/// (γ = s = 1), Selu (s = 1) and Celu (γ = 1, s = α).
+pub(super) fn exp_linear(cx: &mut Cx, name: &str, alpha: f32, gamma: f32, s: f32, x: Port, out: Desc) -> Result<Port, Fail> {
+    let at = |n: &str| format!("{name}/{n}");
+    let pos = with_scalar(cx, &at("positive"), "Maximum", x.clone(), 0.0, &out)?;
+    let mut neg = with_scalar(cx, &at("negative"), "Minimum", x, 0.0, &out)?;
+    if s != 1.0 {
+        neg = with_scalar(cx, &at("scaled"), "Mul", neg, 1.0 / f64::from(s), &out)?;
+    }
+    let e = cx.op1(&at("exp"), "Exp", &[("x", Some(neg))], out.clone(), exp_log_attrs())?;
+    let em1 = with_scalar(cx, &at("expm1"), "Sub", e, 1.0, &out)?;
+    let tail = with_scalar(cx, &at("tail"), "Mul", em1, f64::from(alpha), &out)?;
+    if gamma == 1.0 {
+        return two(cx, name, "Add", pos, tail, out);
+    }
+    let sum = two(cx, &at("sum"), "Add", pos, tail, out.clone())?;
+    with_scalar(cx, name, "Mul", sum, f64::from(gamma), &out)
+}
+
+/// Mean of the inputs: their sum over their count.
+pub(super) fn mean(cx: &mut Cx, name: &str, ins: &[Option<Port>], out: Desc) -> Result<Port, Fail> {
+    let xs: Vec<Port> = ins.iter().flatten().cloned().collect();
+    let Some((first, rest)) = xs.split_first() else { return Err(Fail::Internal("Mean of no inputs".into())) };
+    let mut acc = first.clone();
+    for (i, x) in rest.iter().enumerate() {
+        acc = two(cx, &format!("{name}/sum{i}"), "Add", acc, x.clone(), out.clone())?;
+    }
+    with_scalar(cx, name, "Mul", acc, 1.0 / xs.len() as f64, &out)
+}
+
+/// The unary ops no CANN built-in computes alone, from ones that do: HardSwish as
+/// x·HardSigmoid(x; 1/6, ½), Softplus as max(x, 0) + log(1 + exp(−|x|)) (no overflow for large
+/// x), Softsign as x / (1 + |x|).
+pub(super) fn composed_unary(cx: &mut Cx, name: &str, u: UnaryOp, x: Port, out: Desc) -> Result<Port, Fail> {
+    let at = |s: &str| format!("{name}/{s}");
+    match u {
+        UnaryOp::HardSwish => {
+            let h = hard_sigmoid(cx, &at("gate"), 1.0 / 6.0, 0.5, x.clone(), out.clone())?;
+            two(cx, name, "Mul", x, h, out)
+        }
+        UnaryOp::Softplus => {
+            let pos = with_scalar(cx, &at("positive"), "Maximum", x.clone(), 0.0, &out)?;
+            let abs = cx.op1(&at("abs"), "Abs", &[("x", Some(x))], out.clone(), vec![])?;
+            let neg = cx.op1(&at("neg"), "Neg", &[("x", Some(abs))], out.clone(), vec![])?;
+            let e = cx.op1(&at("exp"), "Exp", &[("x", Some(neg))], out.clone(), exp_log_attrs())?;
+            let e1 = with_scalar(cx, &at("plus_one"), "Add", e, 1.0, &out)?;
+            let l = cx.op1(&at("log"), "Log", &[("x", Some(e1))], out.clone(), exp_log_attrs())?;
+            two(cx, name, "Add", pos, l, out)
+        }
+        UnaryOp::Softsign => {
+            let abs = cx.op1(&at("abs"), "Abs", &[("x", Some(x.clone()))], out.clone(), vec![])?;
+            let den = with_scalar(cx, &at("plus_one"), "Add", abs, 1.0, &out)?;
+            two(cx, name, "RealDiv", x, den, out)
+        }
+        other => unsupported(format!("{} has no CANN built-in mapped yet", other.name())),
+    }
 }

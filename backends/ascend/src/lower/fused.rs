@@ -9,8 +9,8 @@ use crate::ge::builder::{Desc, Port};
 use kiln_ir::ops::{Format, Window};
 use kiln_ir::{Graph, Op, Tensor};
 
-/// An elementwise op no CANN built-in computes, as an AscendC kernel of its own (a body of one
-/// node); unsupported with `why` where the vector kernels cannot compute it either.
+/// An elementwise op as an AscendC kernel of its own (a body of one node), where the vector
+/// kernels compute it on these operands (one output, plain ND data); None otherwise.
 pub(super) fn single(
     cx: &mut Cx,
     name: &str,
@@ -18,9 +18,8 @@ pub(super) fn single(
     ins: &[Option<Port>],
     consts: &[Option<&Tensor>],
     outs: &[Option<Desc>],
-    why: &str,
-) -> Result<Outs, Fail> {
-    let [Some(out)] = outs else { return unsupported(why) };
+) -> Result<Option<Outs>, Fail> {
+    let [Some(out)] = outs else { return Ok(None) };
     let mut body = kiln_ir::Graph::new("single");
     let mut args = vec![];
     let mut vals = vec![];
@@ -42,10 +41,7 @@ pub(super) fn single(
     }
     let made = body.add_node("n", op.clone(), vals, &[Some("y".into())]).map_err(|e| Fail::Internal(e.to_string()))?;
     body.outputs = made.into_iter().flatten().collect();
-    match cx.kernel(name, &body, args, out, 1)? {
-        Some(p) => Ok(vec![Some(p)]),
-        None => unsupported(why),
-    }
+    Ok(cx.kernel(name, &body, args, out, 1)?.map(|p| vec![Some(p)]))
 }
 
 /// A fused elementwise body over `args`: one AscendC kernel where the vector kernels compute

@@ -3,6 +3,7 @@
 //! yet. An arm longer than a few lines is a function of its op family's file beside this one.
 //! Attributes are written explicitly, defaults included, as TorchAir does.
 
+use super::elementwise as ew;
 use super::ops::{cast, concat, const_ints, input, one, output, reshape, Outs};
 use super::transformer::{self, AttentionAttrs};
 use super::{conv, fused, index, matmul, movement, norm, quant, reduce, resample};
@@ -25,6 +26,10 @@ pub(crate) fn lower_node(
     let x = || input(ins, 0);
     let y = || output(outs, 0);
     let known = |i: usize| consts.get(i).copied().flatten();
+    let kernel_or = |cx: &mut Cx, builtins: &dyn Fn(&mut Cx) -> Result<Outs, Fail>| match fused::single(cx, name, op, ins, consts, outs)? {
+        Some(v) => Ok(v),
+        None => builtins(cx),
+    };
     match op {
         Identity {} | Dropout {} => {
             if ins.get(2).is_some_and(Option::is_some) {
@@ -43,7 +48,7 @@ pub(crate) fn lower_node(
         }
         Unary { op: u } => match super::elementwise::unary(cx, name, *u, ins, outs)? {
             Some(v) => Ok(v),
-            None => fused::single(cx, name, op, ins, consts, outs, &format!("{} has no CANN built-in mapped yet", u.name())),
+            None => kernel_or(cx, &|cx: &mut Cx| one(ew::composed_unary(cx, name, *u, x()?, y()?)?)),
         },
         Binary { op: b } => super::elementwise::binary(cx, name, *b, ins, outs),
         ThresholdedRelu { alpha } => one(super::elementwise::thresholded_relu(cx, name, *alpha, x()?, y()?)?),
@@ -179,9 +184,14 @@ pub(crate) fn lower_node(
             let ty = if *upper { "Triu" } else { "Tril" };
             one(cx.op1(name, ty, &[("x", Some(x()?))], y()?, vec![("diagonal", Attr::Int(k))])?)
         }
-        Mean {} | LeakyRelu { .. } | Elu { .. } | Selu { .. } | Celu { .. } | HardSigmoid { .. } | Swish { .. } => {
-            fused::single(cx, name, op, ins, consts, outs, &format!("{} has no CANN mapping yet", op.display_name()))
-        }
+        // One AscendC kernel where it takes the operands, else CANN built-ins op by op.
+        Mean {} => kernel_or(cx, &|cx: &mut Cx| one(ew::mean(cx, name, ins, y()?)?)),
+        LeakyRelu { alpha } => kernel_or(cx, &|cx: &mut Cx| one(ew::leaky_relu(cx, name, *alpha, x()?, y()?)?)),
+        Elu { alpha } => kernel_or(cx, &|cx: &mut Cx| one(ew::exp_linear(cx, name, *alpha, 1.0, 1.0, x()?, y()?)?)),
+        Selu { alpha, gamma } => kernel_or(cx, &|cx: &mut Cx| one(ew::exp_linear(cx, name, *alpha, *gamma, 1.0, x()?, y()?)?)),
+        Celu { alpha } => kernel_or(cx, &|cx: &mut Cx| one(ew::exp_linear(cx, name, *alpha, 1.0, *alpha, x()?, y()?)?)),
+        HardSigmoid { alpha, beta } => kernel_or(cx, &|cx: &mut Cx| one(ew::hard_sigmoid(cx, name, *alpha, *beta, x()?, y()?)?)),
+        Swish { alpha } => kernel_or(cx, &|cx: &mut Cx| one(ew::swish(cx, name, *alpha, x()?, y()?)?)),
         DeformConv { .. }
         | SignalWindow { .. }
         | DFT { .. }
