@@ -554,3 +554,43 @@ fn activations_after_a_convolution_compose_from_builtins() {
         }
     }
 }
+
+/// 1-D convolutions (speech and text models) run as Conv2D over `[N, C, 1, L]`: strided,
+/// dilated, grouped, with and without `kernel_shape` (the filter's dims give the window), with
+/// a fused epilogue; simulated against the interpreter.
+#[test]
+fn one_d_convolutions_run_as_conv2d() {
+    let values =
+        |n: usize, seed: usize| (0..n).map(|k| format!("{}", (((k * 31 + seed) % 37) as f64 - 18.0) / 20.0)).collect::<Vec<_>>().join(", ");
+    for (tag, attrs, len) in [
+        ("strided", "{kernel_shape=[3], strides=[2], pads=[1, 2], dilations=[1], group=2, auto_pad=notset}", 10),
+        ("dilated", "{kernel_shape=[3], strides=[1], pads=[0, 0], dilations=[2], group=1, auto_pad=notset}", 15),
+        ("no kernel_shape", "{kernel_shape=[], strides=[], pads=[], dilations=[], group=1, auto_pad=same_upper}", 19),
+    ] {
+        let src = format!(
+            r#"graph "conv1d" (%x: f32[2,4,19]) {{
+  %w = const f32[6,{}, 3] [{}]
+  %b = const f32[6] [{}]
+  %c = Conv[conv](%x, %w, %b) {attrs} : f32[2,6,{len}]
+  %y = Relu[r](%c) : f32[2,6,{len}]
+  return %y
+}}
+"#,
+            if tag == "strided" { 2 } else { 4 },
+            values(if tag == "strided" { 6 * 2 * 3 } else { 6 * 4 * 3 }, 1),
+            values(6, 2)
+        );
+        let mut g = kiln_ir::text::parse(&src, &std::collections::HashMap::new()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let vals: Vec<f64> = (0..2 * 4 * 19).map(|k| ((k * 29 % 41) as f64 - 20.0) / 12.0).collect();
+        let inputs = vec![kiln_ir::Tensor::new(vec![2, 4, 19], kiln_ir::Data::from_f64(kiln_ir::DType::F32, &vals)).expect("tensor")];
+        let want = kiln_ir::interp::run(&g, inputs.clone()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let (opt, _) = kiln_driver::optimize(&g, Target::Ascend910B, std::time::Instant::now()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let b = compile(&opt, &Options::default()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert!(b.text().contains("Conv2D"), "{tag}:\n{}", b.text());
+        let got = sim::run(&b.model, &inputs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert_eq!(got[0].dims(), want[0].dims(), "{tag}");
+        let err = scaled_error(&got[0], &want[0]);
+        assert!(err <= 1e-6, "{tag}: error {err:.3e} of scale");
+    }
+}

@@ -36,6 +36,10 @@ fn check_align(format: Format, align: i64) -> Result<usize, OpError> {
 /// The stored shape of logical NCHW dims in `format`.
 pub fn stored_dims(format: Format, align: i64, logical: &[Dim]) -> Result<Vec<Dim>, OpError> {
     let a = check_align(format, align)?;
+    // NCHW is the logical layout itself, of any rank (a 1-D or 3-D convolution's N, C, spatial).
+    if format == Format::Nchw {
+        return Ok(logical.to_vec());
+    }
     let [n, c, h, w] = logical else { return invalid(format!("formats apply to 4-D NCHW values, not rank {}", logical.len())) };
     let cp = |c: &Dim| c.known().map_or_else(|| c.clone(), |c| Dim::Known(padded(c, a)));
     Ok(match format {
@@ -53,7 +57,7 @@ fn logical_dims(format: Format, align: i64, channels: i64, stored: &[Dim]) -> Re
     let a = check_align(format, align)?;
     let c = usize::try_from(channels).map_err(|_| OpError::Invalid(format!("channels {channels} must be positive")))?;
     let (dims, cdim) = match (format, stored) {
-        (Format::Nchw, [n, sc, h, w]) => (vec![n.clone(), sc.clone(), h.clone(), w.clone()], sc.known().map(|s| s == c)),
+        (Format::Nchw, [_, sc, ..]) => (stored.to_vec(), sc.known().map(|s| s == c)),
         (Format::Nhwc, [n, h, w, cp]) => (vec![n.clone(), Dim::Known(c), h.clone(), w.clone()], cp.known().map(|s| s == padded(c, a))),
         (Format::Nc1hwc0, [n, c1, h, w, c0]) => {
             let ok = c1.known().zip(c0.known()).map(|(c1, c0)| c1 == c.div_ceil(a) && c0 == a);

@@ -47,6 +47,11 @@ pub(super) fn conv2d(
 ) -> Result<Port, Fail> {
     let (x, f) = (input(ins, 0)?, input(ins, 1)?);
     let (xd, fd) = (cx.desc(&x)?, cx.desc(&f)?);
+    // The window's kernel is the filter's spatial dims where the node gives none.
+    let w = &weight_window(cx, &f, &w.kernel_shape, &w.strides, &w.pads, &w.dilations, w.auto_pad)?;
+    if xd.origin_dims.len() == 3 && fd.dims.len() == 3 && format == Format::Nchw {
+        return conv1d(cx, name, w, group, ins, out);
+    }
     if xd.origin_dims.len() != 4 || fd.dims.len() != 4 {
         return unsupported(format!(
             "a {}-D convolution: CANN's Conv2D is 2-D (Conv3D is not mapped yet)",
@@ -79,6 +84,19 @@ pub(super) fn conv2d(
             ("offset_x", Attr::Int(0)),
         ],
     )
+}
+
+/// A 1-D convolution as Conv2D over `[N, C, 1, L]` with the filter as `[M, C/group, 1, k]`, its
+/// result reshaped back to `[N, M, L']`.
+fn conv1d(cx: &mut Cx, name: &str, w: &Window, group: i64, ins: &[Option<Port>], out: Desc) -> Result<Port, Fail> {
+    let (x, f) = (input(ins, 0)?, input(ins, 1)?);
+    let (xd, fd) = (cx.desc(&x)?, cx.desc(&f)?);
+    let as_2d_dims = |d: &[i64]| -> Vec<usize> { vec![d[0] as usize, d[1] as usize, 1, d[2] as usize] };
+    let x4 = reshape(cx, &format!("{name}/x_2d"), x, Desc::nd(xd.dtype, &as_2d_dims(&xd.dims)))?;
+    let f4 = reshape(cx, &format!("{name}/filter_2d"), f, Desc::nd(fd.dtype, &as_2d_dims(&fd.dims)))?;
+    let o4 = Desc::nd(out.dtype, &as_2d_dims(&out.dims));
+    let y = conv2d(cx, &format!("{name}/conv"), &as_2d(w), group, Format::Nchw, &[Some(x4), Some(f4), ins.get(2).cloned().flatten()], o4)?;
+    reshape(cx, name, y, out)
 }
 
 /// The stored (format) descriptor of a logical NCHW tensor converted to NC1HWC0.
