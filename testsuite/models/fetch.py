@@ -228,7 +228,8 @@ def make_input(spec: dict):
         a = text_lines(shape, fill, rng)
     else:
         raise FetchError(f"unknown input kind {kind!r} in {spec}")
-    return np.ascontiguousarray(np.asarray(a).astype(dtype))
+    # copy, not ascontiguousarray: that makes a scalar (a sample rate) 1-D.
+    return np.asarray(a).astype(dtype).copy(order="C")
 
 
 # --------------------------------------------------------------------------- derivations
