@@ -151,3 +151,17 @@ fn ops_the_target_cannot_run_are_named() {
     let err = optimize(&graph(CHAIN), &kiln_passes::rules::all(), &NoSin, Limits::default()).expect_err("infeasible");
     assert_eq!(err.to_string(), "the no-sin target cannot run: Sin");
 }
+
+/// Outputs keep the model's names: one that is an input passed through, a weight, or the same
+/// value as an earlier output gets an Identity (a view) named as the model names it.
+#[test]
+fn outputs_keep_the_models_names_when_they_are_inputs_weights_or_repeated() {
+    let g = graph(
+        "graph \"g\" (%x: f32[2,3]) {\n  %w = const f32[3] [1, 2, 3]\n  %x_out = Identity[i](%x) : f32[2,3]\n  %w_out = Identity[j](%w) : f32[3]\n  %n = Neg[n](%x) : f32[2,3]\n  %n_again = Identity[k](%n) : f32[2,3]\n  return %x_out, %w_out, %n, %n_again\n}\n",
+    );
+    let rules = kiln_passes::rules::all();
+    let (out, _) = optimize(&g, &rules, &Gpu, Limits::default()).expect("optimizes");
+    let names: Vec<&str> = out.outputs.iter().map(|&o| out.value(o).name.as_str()).collect();
+    assert_eq!(names, ["x_out", "w_out", "n", "n_again"], "{}", kiln_ir::text::print(&out));
+    kiln_ir::verify(&out).expect("verifies");
+}

@@ -54,16 +54,28 @@ pub fn kernel_count(g: &Graph) -> usize {
 /// values of different types, or builds an op that does not type-check, is an internal error.
 /// Gives the extracted graph's outputs the source model's output names (extraction names the
 /// values it makes after their nodes), so that artifacts and bundles name them as the model
-/// does. An output that is a graph input or a weight, or appears twice, keeps its name.
-fn keep_output_names(src: &Graph, out: &mut Graph) {
-    let taken: std::collections::HashSet<String> = out.values.iter().map(|v| v.name.clone()).collect();
-    for (i, (&s, &o)) in src.outputs.iter().zip(&out.outputs).enumerate() {
+/// does. An output that is a graph input or a weight, or appears twice, cannot be renamed: an
+/// Identity (a view, no kernel) gives it the model's name.
+fn keep_output_names(src: &Graph, out: &mut Graph) -> Result<(), NodeError> {
+    let mut taken: std::collections::HashSet<String> = out.values.iter().map(|v| v.name.clone()).collect();
+    for (i, &s) in src.outputs.iter().enumerate() {
+        let o = out.outputs[i];
         let want = &src.value(s).name;
+        if taken.contains(want) {
+            continue;
+        }
         let fixed = out.inputs.contains(&o) || out.consts.contains_key(&o) || out.outputs[..i].contains(&o);
-        if !fixed && !taken.contains(want) {
+        if fixed {
+            let made = out.add_node(format!("{want}/output"), kiln_ir::Op::Identity {}, vec![Some(o)], &[Some(want.clone())])?;
+            if let Some(Some(v)) = made.first() {
+                out.outputs[i] = *v;
+            }
+        } else {
             out.values[o.0 as usize].name = want.clone();
         }
+        taken.insert(want.clone());
     }
+    Ok(())
 }
 
 pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits) -> Result<(Graph, EqsatReport), OptimizeError> {
@@ -75,7 +87,7 @@ pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits
         let sat = rule::saturate(&mut low.eg, rules, limits);
         let ex = extract::extract(&low.eg, &low.outputs, model).map_err(|ops| OptimizeError::Infeasible { target: model.name(), ops })?;
         let mut out = convert::from_egraph(&low, &ex.choice)?;
-        keep_output_names(g, &mut out);
+        keep_output_names(g, &mut out)?;
         Ok((out, sat, ex))
     };
     let (out, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The real-model corpus as a regression check (CI runs it after the README's test command):
+# fetches the pinned models and onnxruntime's references (tools/ensure-deps.sh --python makes
+# the venv), then runs every model in the interpreter against onnxruntime and compiles it for
+# sm_90 and 910b; every (model, target) pair listed in testsuite/models/expected.txt must pass.
+# The GE-graph simulation of each 910b bundle (target 910b-sim) takes longer: run
+#   .venv/bin/python testsuite/models/survey.py --markdown docs/models.md
+# for the whole table.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+.venv/bin/python testsuite/models/fetch.py
+cargo build -p kiln
+.venv/bin/python testsuite/models/survey.py --targets ref,sm_90,910b --check testsuite/models/expected.txt "$@"
