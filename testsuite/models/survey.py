@@ -111,13 +111,19 @@ def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
     return "ok", f"{worst:.1e}"
 
 
-def survey(kiln: str, name: str, targets: list[str], timeout: float, work: Path) -> dict:
+def survey(kiln: str, name: str, bound: set[str], targets: list[str], timeout: float, work: Path) -> dict:
+    """`bound`: the inputs the manifest binds at compile time (`"bind": true`, a sample rate
+    an If switches on), given with --input-value instead of --input."""
     d = CACHE / name
     case = json.loads((d / "case.json").read_text())
     model = str(d / case["model"])
     ins = []
     shapes = []
     for i in case["inputs"]:
+        if i["name"] in bound:
+            shapes += ["--input-value", f"{i['name']}={d / i['file']}"]
+            ins += ["--input-value", f"{i['name']}={d / i['file']}"]
+            continue
         ins += ["--input", f"{i['name']}={d / i['file']}"]
         shapes += ["--input-shape", f"{i['name']}={'x'.join(map(str, i['shape']))}"]
     r: dict = {"name": name}
@@ -135,7 +141,9 @@ def survey(kiln: str, name: str, targets: list[str], timeout: float, work: Path)
         st, msg, t = run([kiln, "compile", model, "--target", "910b", *shapes, "-o", str(w / "bundle")], timeout)
         r["910b"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
         if st == "ok" and "910b-sim" in targets:
-            st, msg, t = run([kiln, "run", str(w / "bundle"), "--target", "910b-sim", *ins, "--output-dir", str(w / "sim")], timeout)
+            # The bundle has the bound inputs built in.
+            fed = [x for k, x in enumerate(ins) if not (x == "--input-value" or (k > 0 and ins[k - 1] == "--input-value"))]
+            st, msg, t = run([kiln, "run", str(w / "bundle"), "--target", "910b-sim", *fed, "--output-dir", str(w / "sim")], timeout)
             if st == "ok":
                 st, msg = compare(w / "sim", case, d)
             r["910b-sim"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
@@ -194,7 +202,8 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="kiln-survey-") as tmp:
         for n in names:
-            r = survey(a.kiln, n, targets, a.timeout, Path(tmp))
+            bound = {i["name"] for m in manifest["models"] if m["name"] == n for i in m["inputs"] if i.get("bind")}
+            r = survey(a.kiln, n, bound, targets, a.timeout, Path(tmp))
             results.append(r)
             print(json.dumps(r), flush=True)
     if a.json:

@@ -19,7 +19,7 @@ fn golden(name: &str) -> PathBuf {
 
 /// The model imported with `shapes`, simplified and optimized for the 910b.
 fn optimized(name: &str, shapes: &[(&str, Vec<usize>)]) -> kiln_ir::Graph {
-    let opts = ImportOptions { input_shapes: shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect() };
+    let opts = ImportOptions { input_shapes: shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect(), ..Default::default() };
     let mut g = import_file(&golden(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}")).graph;
     kiln_passes::simplify(&mut g).expect("simplifies");
     kiln_driver::optimize(&g, Target::Ascend910B, std::time::Instant::now()).expect("optimizes").0
@@ -30,7 +30,10 @@ fn decode(air: &[u8], tag: &str) -> Result<serde_json::Value, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let py = root.join(".venv/bin/python");
     assert!(py.exists(), "{} is missing: run tools/ensure-deps.sh --python (the README's test command does)", py.display());
-    let f = std::env::temp_dir().join(format!("kiln-air-{tag}-{}.air", std::process::id()));
+    // Unique per call: tests run in parallel threads of one process and decode the same models.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let f = std::env::temp_dir().join(format!("kiln-air-{tag}-{}-{call}.air", std::process::id()));
     std::fs::write(&f, air).expect("write");
     let o = std::process::Command::new(py).arg(root.join("testsuite/ascend/decode_air.py")).arg(&f).output().expect("python runs");
     let _ = std::fs::remove_file(&f);
@@ -144,7 +147,7 @@ fn golden_case(name: &str) -> (Vec<kiln_ir::Tensor>, kiln_ir::Graph, kiln_ir::Gr
         }
     }
     let shapes: Vec<(&str, Vec<usize>)> = named.iter().map(|(n, t)| (n.as_str(), t.dims().to_vec())).collect();
-    let opts = ImportOptions { input_shapes: shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect() };
+    let opts = ImportOptions { input_shapes: shapes.iter().map(|(n, s)| (n.to_string(), s.clone())).collect(), ..Default::default() };
     let src = import_file(&golden(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}")).graph;
     let inputs = src
         .inputs

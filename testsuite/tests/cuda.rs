@@ -43,7 +43,8 @@ fn golden(name: &str, t: Target, reduced: Option<DType>) -> (Graph, Vec<Tensor>,
         shapes.insert(n.clone(), x.dims().to_vec());
         inputs.push(x);
     }
-    let m = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let m = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes, ..Default::default() })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut g = m.graph;
     kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
     if let Some(to) = reduced {

@@ -144,7 +144,8 @@ fn memory_plans_are_valid_and_near_the_liveness_lower_bound() {
         let d = dir(name);
         let (g0, inputs, _) = load(name);
         let shapes = g0.inputs.iter().zip(&inputs).map(|(&i, t)| (g0.value(i).name.clone(), t.dims().to_vec())).collect();
-        let mut g = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).expect("import").graph;
+        let mut g =
+            import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes, ..Default::default() }).expect("import").graph;
         kiln_passes::run_pipeline(&mut g, None).expect("pipeline");
         let plan = kiln_passes::plan_memory(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
         plan.check().unwrap_or_else(|e| panic!("{name}: {e}"));

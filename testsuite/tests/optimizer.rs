@@ -29,7 +29,7 @@ fn load(name: &str) -> (kiln_ir::Graph, Vec<Tensor>) {
     let inputs: Vec<Tensor> = g0.inputs.iter().map(|&i| read_npy(&d.join(format!("input_{}.npy", g0.value(i).name)))).collect();
     let shapes: HashMap<String, Vec<usize>> =
         g0.inputs.iter().zip(&inputs).map(|(&i, t)| (g0.value(i).name.clone(), t.dims().to_vec())).collect();
-    let mut g = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes }).expect("import").graph;
+    let mut g = import_file(&d.join("model.onnx"), &ImportOptions { input_shapes: shapes, ..Default::default() }).expect("import").graph;
     kiln_passes::simplify(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
     (g, inputs)
 }

@@ -29,6 +29,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// Bind an input to a value at compile time: NAME=VALUE (a number, or numbers
+        /// comma-separated for a 1-D input) or NAME=FILE.npy (repeatable). The input becomes a
+        /// constant, so that what depends on it folds (a sample-rate switch, an If).
+        #[arg(long = "input-value")]
+        input_value: Vec<String>,
     },
     /// Run a model in the reference interpreter, a compiled `model.kiln` on the GPU, or a 910b
     /// bundle in the GE-graph simulator (`--target 910b-sim`).
@@ -41,6 +46,10 @@ enum Cmd {
         /// NAME=FILE.npy (repeatable); shapes specialize symbolic dims.
         #[arg(long = "input")]
         input: Vec<String>,
+        /// Bind an input to a value before the model is read, as `kiln compile` does:
+        /// NAME=VALUE or NAME=FILE.npy (repeatable); it is then not given with --input.
+        #[arg(long = "input-value")]
+        input_value: Vec<String>,
         /// Directory for one NAME.npy per model output.
         #[arg(long = "output-dir")]
         output_dir: PathBuf,
@@ -68,6 +77,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// Bind an input to a value at compile time: NAME=VALUE (a number, or numbers
+        /// comma-separated for a 1-D input) or NAME=FILE.npy (repeatable). The input becomes a
+        /// constant, so that what depends on it folds (a sample-rate switch, an If).
+        #[arg(long = "input-value")]
+        input_value: Vec<String>,
         /// fp32 (the model's own types), fp16 or bf16: weights and activations stored in the
         /// reduced type, inputs and outputs unchanged; products accumulate, and norms and softmax
         /// compute, in f32.
@@ -87,6 +101,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// Bind an input to a value at compile time: NAME=VALUE (a number, or numbers
+        /// comma-separated for a 1-D input) or NAME=FILE.npy (repeatable). The input becomes a
+        /// constant, so that what depends on it folds (a sample-rate switch, an If).
+        #[arg(long = "input-value")]
+        input_value: Vec<String>,
     },
     /// Median latency of a compiled model on the GPU, with and without CUDA graphs.
     Bench {
@@ -128,6 +147,11 @@ enum Cmd {
         /// Specialize an input: NAME=1x3x224x224 (repeatable).
         #[arg(long = "input-shape")]
         input_shape: Vec<String>,
+        /// Bind an input to a value at compile time: NAME=VALUE (a number, or numbers
+        /// comma-separated for a 1-D input) or NAME=FILE.npy (repeatable). The input becomes a
+        /// constant, so that what depends on it folds (a sample-rate switch, an If).
+        #[arg(long = "input-value")]
+        input_value: Vec<String>,
         /// fp32 (the model's own types), fp16 or bf16: weights and activations stored in the
         /// reduced type, inputs and outputs unchanged; products accumulate, and norms and softmax
         /// compute, in f32.
@@ -208,36 +232,52 @@ enum Runner {
 
 pub fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Inspect { model, checkpoint, json, input_shape } => {
-            inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?)
+        Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => {
+            inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?, &parse_values(&input_value)?)
         }
-        Cmd::Run { model, checkpoint, input, output_dir, target, cuda_graph } => match model {
+        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph } => match model {
             Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),
             Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
-            m => run(&crate::model::model(m.as_deref(), &checkpoint)?, &input, &output_dir, target),
+            m => run(&crate::model::model(m.as_deref(), &checkpoint)?, &input, &parse_values(&input_value)?, &output_dir, target),
         },
-        Cmd::Verify { model, checkpoint, target, input, input_shape, precision } => verify(
+        Cmd::Verify { model, checkpoint, target, input, input_shape, input_value, precision } => verify(
             &crate::model::model(model.as_deref(), &checkpoint)?,
             target,
             &input,
             &parse_shapes(&input_shape)?,
+            &parse_values(&input_value)?,
             parse_precision(&precision)?,
         ),
         Cmd::Bench { model, iters, json, per_kernel } => bench(&model, iters, json, per_kernel),
-        Cmd::Ops { model, checkpoint, target, json, input_shape } => {
-            ops(&crate::model::model(model.as_deref(), &checkpoint)?, target, json, &parse_shapes(&input_shape)?)
-        }
-        Cmd::Compile { model, checkpoint, target, output, emit, report, input_shape, precision, strip_weights, external_weights } => {
-            compile(
-                &crate::model::model(model.as_deref(), &checkpoint)?,
-                target,
-                Out { path: output.as_deref(), strip_weights, external_weights },
-                emit.as_deref(),
-                report.as_deref(),
-                &parse_shapes(&input_shape)?,
-                parse_precision(&precision)?,
-            )
-        }
+        Cmd::Ops { model, checkpoint, target, json, input_shape, input_value } => ops(
+            &crate::model::model(model.as_deref(), &checkpoint)?,
+            target,
+            json,
+            &parse_shapes(&input_shape)?,
+            &parse_values(&input_value)?,
+        ),
+        Cmd::Compile {
+            model,
+            checkpoint,
+            target,
+            output,
+            emit,
+            report,
+            input_shape,
+            input_value,
+            precision,
+            strip_weights,
+            external_weights,
+        } => compile(
+            &crate::model::model(model.as_deref(), &checkpoint)?,
+            target,
+            Out { path: output.as_deref(), strip_weights, external_weights },
+            emit.as_deref(),
+            report.as_deref(),
+            &parse_shapes(&input_shape)?,
+            &parse_values(&input_value)?,
+            parse_precision(&precision)?,
+        ),
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
             &crate::model::model(model.as_deref(), &checkpoint)?,
@@ -279,8 +319,30 @@ fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
         .collect()
 }
 
-fn inspect(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
-    let g = model.load(shapes)?;
+/// `--input-value NAME=VALUE|FILE.npy`: a number is a scalar, comma-separated numbers a 1-D
+/// tensor (converted to the input's dtype when bound, if exactly), a .npy file its tensor.
+fn parse_values(specs: &[String]) -> Result<kiln_driver::Values> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, v) = s.split_once('=').ok_or_else(|| anyhow!("--input-value `{s}`: expected NAME=VALUE or NAME=FILE.npy"))?;
+            let t = if v.ends_with(".npy") {
+                read_npy(Path::new(v))?
+            } else {
+                let nums = v
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>().map_err(|_| anyhow!("--input-value `{s}`: `{x}` is not a number")))
+                    .collect::<Result<Vec<f64>>>()?;
+                let dims = if nums.len() == 1 { vec![] } else { vec![nums.len()] };
+                Tensor::new(dims, kiln_ir::Data::F64(nums))?
+            };
+            Ok((name.to_string(), t))
+        })
+        .collect()
+}
+
+fn inspect(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>, values: &kiln_driver::Values) -> Result<()> {
+    let g = model.load_with(shapes, values)?;
     let io = |ids: &[kiln_ir::ValueId]| -> Vec<serde_json::Value> {
         ids.iter()
             .map(|&i| {
@@ -393,6 +455,7 @@ fn verify(
     target: Target,
     inputs: &[String],
     shapes: &HashMap<String, Vec<usize>>,
+    values: &kiln_driver::Values,
     precision: Option<kiln_ir::DType>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
@@ -404,7 +467,7 @@ fn verify(
     for (n, t) in &given {
         shapes.insert(n.clone(), t.dims().to_vec());
     }
-    let g0 = model.load(&shapes)?;
+    let g0 = model.load_with(&shapes, values)?;
     let args = random_inputs(&g0, &mut given)?;
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
@@ -448,9 +511,9 @@ fn verify(
 
 /// `kiln ops`: how each op of the optimized graph runs on the target (kernel, view, the CANN
 /// ops it becomes ...), and every node the target cannot run with the reason.
-fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<usize>>) -> Result<()> {
+fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<usize>>, values: &kiln_driver::Values) -> Result<()> {
     let backend = kiln_driver::backend(target)?;
-    let g = model.load(shapes)?;
+    let g = model.load_with(shapes, values)?;
     let r = kiln_driver::support(&g, backend)?;
     if json {
         let ops: Vec<serde_json::Value> = r
@@ -546,13 +609,13 @@ fn print_profile(m: &kiln_runtime::Manifest, ms: &[f64]) {
     println!("sum of launches: {total:.4} ms");
 }
 
-fn run(model: &Model, inputs: &[String], out_dir: &Path, target: Runner) -> Result<()> {
+fn run(model: &Model, inputs: &[String], values: &kiln_driver::Values, out_dir: &Path, target: Runner) -> Result<()> {
     if target != Runner::Ref {
         bail!("`kiln run MODEL.onnx` runs the reference interpreter only; compile with `kiln compile --target TARGET -o OUT` and run what it writes");
     }
     let mut given = read_inputs(inputs)?;
     let shapes = given.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
-    let g = model.load(&shapes)?;
+    let g = model.load_with(&shapes, values)?;
     let mut args = vec![];
     for &i in &g.inputs {
         let name = &g.value(i).name;
@@ -584,6 +647,7 @@ fn compile(
     emit: Option<&str>,
     report: Option<&Path>,
     shapes: &HashMap<String, Vec<usize>>,
+    values: &kiln_driver::Values,
     precision: Option<kiln_ir::DType>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
@@ -595,7 +659,7 @@ fn compile(
         bail!("--external-weights applies to the bundle that --target 910b writes with -o");
     }
     let backend = kiln_driver::backend(target)?;
-    let mut g = model.load(shapes)?;
+    let mut g = model.load_with(shapes, values)?;
     kiln_driver::convert_precision(&mut g, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {

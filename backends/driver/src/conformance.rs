@@ -198,8 +198,8 @@ pub fn import_case(dir: &Path) -> Result<(Graph, Vec<Tensor>, Vec<Tensor>), (Sta
         (Err(e), _) | (_, Err(e)) if e.contains("not supported") => return Err((Status::Unsupported, e)),
         (Err(e), _) | (_, Err(e)) => return Err((Status::Failed, e)),
     };
-    let opts =
-        ImportOptions { input_shapes: names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>() };
+    let input_shapes = names.iter().zip(&inputs).map(|(n, t)| (n.clone(), t.dims().to_vec())).collect::<HashMap<_, _>>();
+    let opts = ImportOptions { input_shapes, ..Default::default() };
     match import_file(&dir.join("model.onnx"), &opts) {
         Ok(m) => Ok((m.graph, inputs, expected)),
         Err(e @ (ImportError::Unsupported(_) | ImportError::UnsupportedDType { .. })) => Err((Status::Unsupported, e.to_string())),

@@ -30,7 +30,7 @@ pub use error::DriverError;
 pub use kiln_backend::{
     Backend, BackendError, Costing, EmitOptions, Emitted, OpSupport, Output, SupportReport, Target, TargetError, Unsupported,
 };
-pub use model::{Model, Shapes};
+pub use model::{Model, Shapes, Values};
 pub use output::{strip_weights, write, Stripped};
 pub use pipeline::{optimize, optimize_for, support, Report};
 
@@ -60,6 +60,8 @@ pub fn backend(target: Target) -> Result<&'static dyn Backend, TargetError> {
 pub struct Options {
     /// Shapes for the model's inputs (symbolic dims must be fixed to emit code).
     pub input_shapes: Shapes,
+    /// Inputs bound to values at compile time (they become constants).
+    pub input_values: Values,
     /// Store weights and activations in F16 or BF16 (products accumulate, norms and softmax
     /// compute, in f32); None keeps the model's types.
     pub precision: Option<DType>,
@@ -97,7 +99,7 @@ pub fn convert_precision(g: &mut Graph, precision: Option<DType>) -> Result<(), 
 pub fn compile(model: &Model, target: Target, opts: &Options) -> Result<Compiled, DriverError> {
     let started = Instant::now();
     let b = backend(target)?;
-    let mut g = model.load(&opts.input_shapes)?;
+    let mut g = model.load_with(&opts.input_shapes, &opts.input_values)?;
     convert_precision(&mut g, opts.precision)?;
     let (graph, report) = optimize_for(&g, b, started)?;
     let emitted = b.emit(&graph, &opts.emit_options()).map_err(|source| DriverError::Backend { target, source })?;

@@ -5,7 +5,7 @@
 use crate::error::DriverError;
 use kiln_frontend::hf::{self, Prefill, Source, Weights};
 use kiln_frontend::onnx::{import_file, ImportOptions};
-use kiln_ir::Graph;
+use kiln_ir::{Graph, Tensor, TensorType};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -19,6 +19,10 @@ pub enum Model {
 /// Input shapes by input name: `input_ids` → `[1, 128]`.
 pub type Shapes = HashMap<String, Vec<usize>>;
 
+/// Input values bound at compile time, by input name (`--input-value sr=16000`): the input
+/// becomes a constant, so that what depends on it (a sample-rate switch, an If) folds.
+pub type Values = HashMap<String, Tensor>;
+
 impl Model {
     pub fn display(&self) -> String {
         match self {
@@ -30,10 +34,26 @@ impl Model {
 
     /// The imported, simplified and verified graph, its inputs specialised by `shapes`.
     pub fn load(&self, shapes: &Shapes) -> Result<Graph, DriverError> {
+        self.load_with(shapes, &Values::new())
+    }
+
+    /// [`Model::load`] with the inputs named in `values` bound to those values (constants of
+    /// the graph, no longer inputs) before simplification folds what depends on them.
+    pub fn load_with(&self, shapes: &Shapes, values: &Values) -> Result<Graph, DriverError> {
+        let mut shapes = shapes.clone();
+        for (name, t) in values {
+            match shapes.get(name) {
+                Some(d) if d.as_slice() != t.dims() => {
+                    return Err(DriverError::Usage(format!("--input-value {name} has shape {:?}, --input-shape says {d:?}", t.dims())))
+                }
+                _ => shapes.insert(name.clone(), t.dims().to_vec()),
+            };
+        }
+        let shapes = &shapes;
         let model_err = |context: String| move |e: Box<dyn std::error::Error + Send + Sync>| DriverError::Model { context, source: e };
         let (mut g, what) = match self {
             Model::Onnx(path) => {
-                let opts = ImportOptions { input_shapes: shapes.clone() };
+                let opts = ImportOptions { input_shapes: shapes.clone(), input_values: values.clone() };
                 let m = import_file(path, &opts).map_err(|e| model_err(format!("importing {}", path.display()))(e.into()))?;
                 (m.graph, "imported")
             }
@@ -42,7 +62,16 @@ impl Model {
                 (hf::import(source, p).map_err(|e| model_err(format!("importing {}", self.display()))(e.into()))?, "built")
             }
         };
-        for (name, dims) in shapes {
+        for name in values.keys() {
+            if matches!(self, Model::Onnx(_)) && !g.consts.keys().any(|&c| g.value(c).name == *name) {
+                let names: Vec<&str> = g.inputs.iter().map(|&i| g.value(i).name.as_str()).collect();
+                return Err(DriverError::Usage(format!(
+                    "--input-value: the model has no input named `{name}` (its inputs: {})",
+                    names.join(", ")
+                )));
+            }
+        }
+        for (name, dims) in shapes.iter().filter(|(n, _)| !values.contains_key(*n)) {
             let Some(&i) = g.inputs.iter().find(|&&i| g.value(i).name == *name) else {
                 return Err(DriverError::Usage(format!("--input-shape: the model has no input named `{name}`")));
             };
@@ -51,6 +80,9 @@ impl Model {
                 let v = g.value(i);
                 return Err(DriverError::Usage(format!("input `{name}` is {}{} in the built graph, not {dims:?}", v.ty.dtype, v.ty.shape)));
             }
+        }
+        if matches!(self, Model::Checkpoint { .. }) {
+            bind_inputs(&mut g, values)?;
         }
         kiln_passes::simplify(&mut g).map_err(|e| DriverError::pass(format!("simplifying the {what} graph"), e))?;
         kiln_ir::verify(&g).map_err(|e| DriverError::pass(format!("verifying the {what} graph"), e))?;
@@ -80,4 +112,38 @@ fn prefill_shape(batch: Option<usize>, seq: Option<usize>, shapes: &Shapes) -> R
         }
     };
     Ok(Prefill { batch: b, seq: s })
+}
+
+/// Makes each input named in `values` a constant of that value.
+fn bind_inputs(g: &mut Graph, values: &Values) -> Result<(), DriverError> {
+    for (name, t) in values {
+        let Some(pos) = g.inputs.iter().position(|&i| g.value(i).name == *name) else {
+            let names: Vec<&str> = g.inputs.iter().map(|&i| g.value(i).name.as_str()).collect();
+            return Err(DriverError::Usage(format!(
+                "--input-value: the model has no input named `{name}` (its inputs: {})",
+                names.join(", ")
+            )));
+        };
+        let v = g.inputs[pos];
+        let want = g.value(v).ty.dtype;
+        // A value of another dtype converts when it does so exactly (16000 for an i64 input).
+        let t = if t.dtype() == want {
+            t.clone()
+        } else {
+            let vals = t.to_f64();
+            let conv = kiln_ir::Data::from_f64(want, &vals);
+            let exact = Tensor::new(t.dims().to_vec(), conv.clone()).map(|c| c.to_f64() == vals).unwrap_or(false);
+            if !exact {
+                return Err(DriverError::Usage(format!(
+                    "--input-value {name}: {} values do not convert exactly to the input's {want}",
+                    t.dtype()
+                )));
+            }
+            Tensor::new(t.dims().to_vec(), conv).map_err(|e| DriverError::Usage(format!("--input-value {name}: {e}")))?
+        };
+        g.inputs.remove(pos);
+        g.values[v.0 as usize].ty = TensorType::fixed(want, t.dims());
+        g.consts.insert(v, std::sync::Arc::new(t));
+    }
+    Ok(())
 }

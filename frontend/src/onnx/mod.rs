@@ -30,6 +30,10 @@ pub const FOLD_LIMIT: usize = 1 << 16;
 pub struct ImportOptions {
     /// Concrete shapes for graph inputs (by name); symbolic dims of these inputs become known.
     pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Values bound to graph inputs (by name): each becomes a constant of the graph, so that
+    /// what depends on it folds as the model is read (an If on it imports only its taken
+    /// branch). A value of another dtype than the input's converts when it does so exactly.
+    pub input_values: HashMap<String, Tensor>,
 }
 
 /// The imported model.
@@ -360,11 +364,20 @@ impl Converter<'_> {
                 }
             }
             let name = self.unique_name(&vi.name);
-            let id = self.frame().graph.add_input(name, ty);
+            let id = match self.opts.input_values.get(&vi.name).filter(|_| top) {
+                Some(t) => {
+                    let t = bound_value(&vi.name, t, &ty)?;
+                    self.frame().graph.add_const(name, std::sync::Arc::new(t))
+                }
+                None => self.frame().graph.add_input(name, ty),
+            };
             self.bind(&vi.name, id);
         }
         if let Some(outs) = self.convert_nodes(gp)? {
             self.frame().graph.outputs = outs;
+            if top {
+                name_outputs(&mut self.frame().graph, gp)?;
+            }
         }
         Ok(())
     }
@@ -550,4 +563,47 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
         DType::I2 => 26,
         DType::F8E8M0 => 24,
     }
+}
+
+/// A value bound to an input of type `ty`: its shape must be the input's (fixed by then), its
+/// values convert to the input's dtype exactly.
+fn bound_value(name: &str, t: &Tensor, ty: &TensorType) -> Result<Tensor, ImportError> {
+    let bad = |message: String| ImportError::BadInput { name: name.to_string(), message };
+    if ty.shape.as_fixed().as_deref() != Some(t.dims()) {
+        return Err(bad(format!("--input-value has shape {:?}, the input is {}", t.dims(), ty.shape)));
+    }
+    if t.dtype() == ty.dtype {
+        return Ok(t.clone());
+    }
+    let vals = t.to_f64();
+    let conv = Tensor::new(t.dims().to_vec(), kiln_ir::Data::from_f64(ty.dtype, &vals)).map_err(|e| bad(e.to_string()))?;
+    if conv.to_f64() != vals {
+        return Err(bad(format!("--input-value: {} values do not convert exactly to the input's {}", t.dtype(), ty.dtype)));
+    }
+    Ok(conv)
+}
+
+/// Names the graph's outputs as the model declares them. An output can be a value of another
+/// name (an If folded at import aliases its branch's values, an Identity its input): such a
+/// value made by a node is renamed; a graph input, a weight or a repeated output gets an
+/// Identity of the declared name.
+fn name_outputs(g: &mut Graph, gp: &GraphProto) -> Result<(), NodeError> {
+    let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
+    for (i, vi) in gp.output.iter().enumerate() {
+        let Some(&o) = g.outputs.get(i) else { break };
+        if g.value(o).name == vi.name || taken.contains(&vi.name) {
+            continue;
+        }
+        let fixed = g.inputs.contains(&o) || g.consts.contains_key(&o) || g.outputs[..i].contains(&o);
+        if fixed {
+            let made = g.add_node(format!("{}/output", vi.name), kiln_ir::Op::Identity {}, vec![Some(o)], &[Some(vi.name.clone())])?;
+            if let Some(Some(v)) = made.first() {
+                g.outputs[i] = *v;
+            }
+        } else {
+            g.values[o.0 as usize].name = vi.name.clone();
+        }
+        taken.insert(vi.name.clone());
+    }
+    Ok(())
 }
