@@ -156,6 +156,21 @@ pub struct SupportReport {
     pub unsupported: Vec<Unsupported>,
 }
 
+impl SupportReport {
+    /// Every op kind of `g` with its node count, all with `status`: a target that runs every op.
+    pub fn every_op(g: &Graph, status: &str) -> SupportReport {
+        let mut rows: std::collections::BTreeMap<&'static str, usize> = Default::default();
+        for n in &g.nodes {
+            *rows.entry(n.op.kind_name()).or_default() += 1;
+        }
+        let ops = rows
+            .into_iter()
+            .map(|(op, count)| OpSupport { op: op.to_string(), count, status: status.to_string(), lowered_to: vec![], generated: vec![] })
+            .collect();
+        SupportReport { ops, unsupported: vec![] }
+    }
+}
+
 /// How the nodes of one op kind run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpSupport {

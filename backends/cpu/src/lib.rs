@@ -7,7 +7,7 @@ pub mod rules;
 
 pub use cost::CpuCost;
 
-use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, OpSupport, SupportReport, Target, TargetError};
+use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, SupportReport, Target, TargetError};
 use kiln_ir::{Graph, Op, TensorType};
 use kiln_passes::eqsat::Rule;
 
@@ -36,16 +36,7 @@ impl Backend for Cpu {
     }
 
     fn support(&self, g: &Graph) -> Result<SupportReport, BackendError> {
-        let mut rows: std::collections::BTreeMap<&'static str, usize> = Default::default();
-        for n in &g.nodes {
-            *rows.entry(n.op.kind_name()).or_default() += 1;
-        }
-        let reason = "no code generator yet (Cranelift)".to_string();
-        let ops = rows
-            .into_iter()
-            .map(|(op, count)| OpSupport { op: op.into(), count, status: reason.clone(), lowered_to: vec![], generated: vec![] })
-            .collect();
-        Ok(SupportReport { ops, unsupported: vec![] })
+        Ok(SupportReport::every_op(g, "no code generator yet (Cranelift)"))
     }
 
     fn emit(&self, _: &Graph, _: &EmitOptions) -> Result<Emitted, BackendError> {

@@ -1,7 +1,7 @@
 //! The reference target (`--target ref`): the graph optimized as for a CPU, verified, and
 //! written as IR text, which the reference interpreter runs.
 
-use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, OpSupport, Output, SupportReport, Target};
+use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, Output, SupportReport, Target};
 use kiln_ir::{Dim, Graph, Op, TensorType};
 use kiln_passes::eqsat::Rule;
 
@@ -29,15 +29,7 @@ impl Backend for Reference {
     }
 
     fn support(&self, g: &Graph) -> Result<SupportReport, BackendError> {
-        let mut rows: std::collections::BTreeMap<&'static str, usize> = Default::default();
-        for n in &g.nodes {
-            *rows.entry(n.op.kind_name()).or_default() += 1;
-        }
-        let ops = rows
-            .into_iter()
-            .map(|(op, count)| OpSupport { op: op.to_string(), count, status: "interpreted".into(), lowered_to: vec![], generated: vec![] })
-            .collect();
-        Ok(SupportReport { ops, unsupported: vec![] })
+        Ok(SupportReport::every_op(g, "interpreted"))
     }
 
     fn emit(&self, g: &Graph, _: &EmitOptions) -> Result<Emitted, BackendError> {
