@@ -7,7 +7,7 @@ pub mod rules;
 
 pub use cost::CpuCost;
 
-use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, SupportReport, Target, TargetError};
+use kiln_backend::{Backend, BackendError, EmitOptions, Emitted, SupportReport, Target, TargetError, Unsupported};
 use kiln_ir::{Graph, Op, TensorType};
 use kiln_passes::eqsat::Rule;
 
@@ -35,8 +35,12 @@ impl Backend for Cpu {
         self.cost.cost(op, ins, outs)
     }
 
+    /// Nothing runs yet: every node is reported, with the reason.
     fn support(&self, g: &Graph) -> Result<SupportReport, BackendError> {
-        Ok(SupportReport::every_op(g, "no code generator yet (Cranelift)"))
+        let reason = "the cpu target's code generator (Cranelift) is not built yet";
+        let unsupported =
+            g.nodes.iter().map(|n| Unsupported { node: n.name.clone(), op: n.op.kind_name().into(), reason: reason.into() }).collect();
+        Ok(SupportReport { ops: vec![], unsupported })
     }
 
     fn emit(&self, _: &Graph, _: &EmitOptions) -> Result<Emitted, BackendError> {
