@@ -541,8 +541,12 @@ fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<u
     if r.unsupported.is_empty() {
         println!("every op runs on {target}");
     } else {
-        let mut kinds: Vec<&str> = r.unsupported.iter().map(|u| u.op.as_str()).collect();
-        kinds.dedup();
+        let mut kinds: Vec<&str> = vec![];
+        for u in &r.unsupported {
+            if !kinds.contains(&u.op.as_str()) {
+                kinds.push(&u.op);
+            }
+        }
         println!("unsupported on {target}: {} node(s): {}", r.unsupported.len(), kinds.join(", "));
     }
     Ok(())
