@@ -175,3 +175,35 @@ fn freezing_a_shape_input_makes_the_shape_known() {
     assert_eq!(g.inputs, vec![x]);
     verify(&g).expect("still a valid graph");
 }
+
+/// Concat of rank-0 tensors is an error naming the op, not a panic (it joins along an axis).
+#[test]
+fn concat_of_scalars_is_refused() {
+    let src = "graph \"g\" (%a: f32[], %b: f32[]) {\n  %c = Concat[c](%a, %b) {axis=0} : f32[2]\n  return %c\n}\n";
+    let e = kiln_ir::text::parse(src, &std::collections::HashMap::new()).expect_err("refused").to_string();
+    assert!(e.contains("rank-0"), "{e}");
+}
+
+/// A shape computed from a value that would need more memory than a machine has is an error
+/// naming the op, before anything is allocated (Expand to [2^31, 4]: 32 GiB of f32).
+#[test]
+fn huge_computed_shapes_are_refused_before_allocating() {
+    let src =
+        "graph \"g\" (%x: f32[1]) {\n  %s = const i64[2] [2147483648, 4]\n  %y = Expand[e](%x, %s) : f32[2147483648,4]\n  return %y\n}\n";
+    let g = kiln_ir::text::parse(src, &std::collections::HashMap::new()).expect("parses");
+    let x = kiln_ir::Tensor::new(vec![1], kiln_ir::Data::F32(vec![1.0])).expect("tensor");
+    let e = kiln_ir::interp::run(&g, vec![x]).expect_err("too large").to_string();
+    assert!(e.contains("too large"), "{e}");
+}
+
+/// Convolution pads of 2^31 are an error when run (the output would be too large), not an
+/// overflow of the index arithmetic.
+#[test]
+fn convolution_pads_of_two_to_the_31_are_refused() {
+    let src = "graph \"g\" (%x: f32[1,1,4,4], %w: f32[1,1,3,3]) {\n  %y = Conv[c](%x, %w) {kernel_shape=[3, 3], strides=[1, 1], pads=[2147483648, 0, 2147483648, 0], dilations=[1, 1], group=1, auto_pad=notset} : f32[1,1,4294967298,2]\n  return %y\n}\n";
+    let g = kiln_ir::text::parse(src, &std::collections::HashMap::new()).expect("parses");
+    let x = kiln_ir::Tensor::new(vec![1, 1, 4, 4], kiln_ir::Data::F32(vec![1.0; 16])).expect("tensor");
+    let w = kiln_ir::Tensor::new(vec![1, 1, 3, 3], kiln_ir::Data::F32(vec![1.0; 9])).expect("tensor");
+    let r = std::panic::catch_unwind(|| kiln_ir::interp::run(&g, vec![x, w]).map(|_| ()));
+    assert!(matches!(r, Ok(Err(_))), "{r:?}");
+}

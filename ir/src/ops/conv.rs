@@ -191,6 +191,8 @@ pub(crate) fn eval_conv(w: &Window, group: i64, x: &Tensor, wt: &Tensor, bias: O
     let r = resolve(w, &xd[2..], &kernel, false)?;
     let mut dims = vec![xd[0], wd[0]];
     dims.extend(&r.out);
+    // Pads come from the model: refuse an output no machine can hold before allocating it.
+    super::checked_numel(&dims)?;
     let out_sz: usize = r.out.iter().product();
     let data = match (x.data(), wt.data()) {
         (Data::F64(xv), Data::F64(wv)) => {

@@ -517,10 +517,13 @@ pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T, OpError> {
     Err(OpError::Invalid(msg.into()))
 }
 
-/// The most elements one interpreter tensor may hold (2^34, 64 GiB of f32): sizes computed
-/// from tensor *values* (ConstantOfShape, Expand, Tile, Range, Pad, Resize, OneHot) are checked
-/// against it so that a bad model gets an error instead of an allocation failure.
-pub const MAX_ELEMENTS: usize = 1 << 34;
+/// The most elements one interpreter tensor may hold (2^31, 8 GiB of f32, 16 GiB of f64):
+/// sizes computed from tensor *values* (ConstantOfShape, Expand, Tile, Range, Pad, Resize,
+/// OneHot) are checked against it so that a bad model gets an error instead of an allocation
+/// the machine cannot make (2^34 let an Expand to [2^31, 4] abort the process). The largest
+/// tensors of real models are far below it (a 152k-token vocabulary's logits over 4096
+/// positions: 2^29.2).
+pub const MAX_ELEMENTS: usize = 1 << 31;
 
 /// Element count of `dims`, or an error when it overflows or exceeds [`MAX_ELEMENTS`].
 pub(crate) fn checked_numel(dims: &[usize]) -> Result<usize, OpError> {

@@ -242,6 +242,9 @@ pub(crate) fn eval_unsqueeze(x: &Tensor, axes: &Tensor) -> Result<Tensor, OpErro
 pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>], names: &mut DimNamer) -> Result<Vec<TensorType>, OpError> {
     let first = req(ins, 0)?;
     let r = first.shape.rank();
+    if r == 0 {
+        return invalid("Concat of rank-0 tensors: it joins tensors of rank 1 or more along an axis");
+    }
     let a = norm_axis(axis, r)?;
     let mut dims = first.shape.0.clone();
     let mut total = Some(0usize);
@@ -250,7 +253,9 @@ pub(crate) fn infer_concat(axis: i64, ins: &[Option<InType>], names: &mut DimNam
             return invalid(format!("Concat: inputs {} {} and {} {} differ in rank or dtype", first.dtype, first.shape, x.dtype, x.shape));
         }
         total = match (total, &x.shape.0[a]) {
-            (Some(t), Dim::Known(n)) => Some(t + n),
+            (Some(t), Dim::Known(n)) => {
+                Some(t.checked_add(*n).ok_or_else(|| OpError::Invalid("Concat: the joined axis overflows".into()))?)
+            }
             _ => None,
         };
     }
