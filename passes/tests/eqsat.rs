@@ -165,3 +165,27 @@ fn outputs_keep_the_models_names_when_they_are_inputs_weights_or_repeated() {
     assert_eq!(names, ["x_out", "w_out", "n", "n_again"], "{}", kiln_ir::text::print(&out));
     kiln_ir::verify(&out).expect("verifies");
 }
+
+/// A Gemm whose C does not broadcast one way to (M, N) ([5,1,1,2] against [1,10]) is refused
+/// by type inference, naming the op; before, the epilogue rules built a broadcast of it that did
+/// not type-check and the optimizer panicked.
+#[test]
+fn a_gemm_bias_that_does_not_broadcast_to_the_product_is_refused() {
+    let src = "graph \"g\" (%a: f32[1,3], %b: f32[3,10], %c: f32[5,1,1,2]) {\n  %y = Gemm[gemm](%a, %b, %c) {alpha=1.0, beta=1.0, trans_a=false, trans_b=false} : f32[1,10]\n  %r = Relu[r](%y) : f32[1,10]\n  return %r\n}\n";
+    let e = parse(src, &HashMap::new()).expect_err("refused").to_string();
+    assert!(e.contains("does not broadcast to the product"), "{e}");
+}
+
+/// A Gemm of u8 operands with an epilogue optimizes to a verified graph or is refused; the
+/// optimizer does not panic on it.
+#[test]
+fn a_u8_gemm_optimizes_without_panicking() {
+    let src = "graph \"g\" (%a: u8[2,3], %b: u8[3,4]) {\n  %y = Gemm[gemm](%a, %b) {alpha=1.0, beta=1.0, trans_a=false, trans_b=false} : u8[2,4]\n  %r = Relu[r](%y) : u8[2,4]\n  return %r\n}\n";
+    let g = parse(src, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
+    let rules = kiln_passes::rules::all();
+    match optimize(&g, &rules, &Gpu, Limits::default()) {
+        Ok((o, _)) => kiln_ir::verify(&o).expect("verifies"),
+        Err(OptimizeError::Internal(m)) => panic!("internal error: {m}"),
+        Err(_) => {}
+    }
+}

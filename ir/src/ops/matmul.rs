@@ -119,6 +119,19 @@ pub(crate) fn infer_gemm(ta: bool, tb: bool, ins: &[Option<InType>]) -> Result<V
     }
     let m = a.shape.0[if ta { 1 } else { 0 }].clone();
     let n = b.shape.0[if tb { 0 } else { 1 }].clone();
+    // C broadcasts one way to (M, N): at most 2-D, each dim 1 or the result's.
+    if let Some(c) = opt(ins, 2) {
+        let fits = |d: &Dim, want: &Dim| d.known() == Some(1) || d == want || d.known().is_none() || want.known().is_none();
+        let ok = match &c.shape.0[..] {
+            [] => true,
+            [x] => fits(x, &n),
+            [y, x] => fits(y, &m) && fits(x, &n),
+            _ => false,
+        };
+        if !ok {
+            return invalid(format!("Gemm: C {} does not broadcast to the product's [{m},{n}]", c.shape));
+        }
+    }
     Ok(vec![TensorType::new(a.dtype, Shape(vec![m, n]))])
 }
 
