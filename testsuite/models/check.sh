@@ -9,5 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python testsuite/models/fetch.py
-cargo build -p kiln
+# The test profile: the artifacts `cargo test --workspace` has just built (target/debug).
+cargo build --profile test -p kiln
 .venv/bin/python testsuite/models/survey.py --targets ref,sm_90,910b --check testsuite/models/expected.txt "$@"
