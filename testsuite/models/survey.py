@@ -190,7 +190,7 @@ def markdown(results: list[dict], manifest: dict, kiln: str) -> str:
     ]
     for r in results:
         m = meta.get(r["name"], {})
-        pkg = f"{m.get('package', '?')}=={m.get('version', '?')}"
+        pkg = f"derived from {m['derived_from']}" if "derived_from" in m else f"{m.get('package', '?')}=={m.get('version', '?')}"
         lines.append(
             f"| {r['name']} | {pkg} | {m.get('exporter', '?')} | {m.get('family', '?')} | {cell(r, 'ref')} | {cell(r, 'sm_90')} | {cell(r, '910b')} | {cell(r, '910b-sim')} |"
         )
