@@ -26,7 +26,8 @@ Usage:
         [--markdown docs/models.md] [--check FILE] [--bless FILE]
 
 Targets: ref (interpreter vs onnxruntime), sm_90 (compile), 910b (compile), 910b-sim (compile
-and simulate vs onnxruntime).
+and simulate vs onnxruntime); on the GPU machine sm_90-run (fp32 artifact run vs onnxruntime)
+and sm_90-fp16 (fp16 artifact, cosine >= 0.999), under compute-sanitizer with --sanitize.
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ def last_lines(err: str) -> str:
     return " | ".join(lines[-3:])[:300]
 
 
+def cosine_check(got_dir: Path, case: dict, case_dir: Path, floor: float = 0.999) -> tuple[str, str]:
+    """(status, detail): every float output's cosine with onnxruntime's at least `floor` (the
+    bar for reduced precision), other outputs equal."""
+    worst = 1.0
+    for o in case["outputs"]:
+        want = np.load(case_dir / o["file"])
+        p = got_dir / out_file(o["name"])
+        if not p.exists():
+            return "error", f"output {o['name']} was not written"
+        got = np.load(p)
+        if got.shape != want.shape:
+            return "error", f"output {o['name']}: shape {got.shape}, onnxruntime {want.shape}"
+        if want.dtype.kind in "fc":
+            g, w = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
+            if not np.all(np.isfinite(g)):
+                return "wrong", f"output {o['name']}: non-finite values"
+            den = float(np.linalg.norm(g) * np.linalg.norm(w))
+            cos = float(g @ w) / den if den > 0 else (1.0 if np.allclose(g, w) else 0.0)
+            worst = min(worst, cos)
+        elif int(np.sum(got != want)):
+            return "wrong", f"output {o['name']}: {int(np.sum(got != want))} of {want.size} differ"
+    return ("ok" if worst >= floor else "wrong"), f"cosine {worst:.6f}"
+
+
 def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
     """(status, detail) of every output of `case` written in got_dir against onnxruntime's."""
     worst = 0.0
@@ -112,7 +137,7 @@ def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
     return "ok", f"{worst:.1e}"
 
 
-def survey(kiln: str, name: str, bound: set[str], targets: list[str], timeout: float, work: Path) -> dict:
+def survey(kiln: str, name: str, bound: set[str], targets: list[str], timeout: float, work: Path, sanitize: bool = False) -> dict:
     """`bound`: the inputs the manifest binds at compile time (`"bind": true`, a sample rate
     an If switches on), given with --input-value instead of --input."""
     d = CACHE / name
@@ -138,6 +163,20 @@ def survey(kiln: str, name: str, bound: set[str], targets: list[str], timeout: f
     if "sm_90" in targets:
         st, msg, t = run([kiln, "compile", model, "--target", "sm_90", *shapes, "-o", str(w / "m.kiln")], timeout)
         r["sm_90"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+    # On the GPU machine: the artifact run (compute-sanitizer memcheck with --sanitize), fp32
+    # against onnxruntime at 1e-4 of scale, fp16 by cosine >= 0.999.
+    gpu_ins = [x for k, x in enumerate(ins) if not (x == "--input-value" or (k > 0 and ins[k - 1] == "--input-value"))]
+    san = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "3", "--print-limit", "3"] if sanitize else []
+    for key, precision in (("sm_90-run", "fp32"), ("sm_90-fp16", "fp16")):
+        if key not in targets:
+            continue
+        art = w / f"{precision}.kiln"
+        st, msg, t = run([kiln, "compile", model, "--target", "sm_90", "--precision", precision, *shapes, "-o", str(art)], timeout)
+        if st == "ok":
+            st, msg, t = run([*san, kiln, "run", str(art), *gpu_ins, "--output-dir", str(w / key)], timeout)
+            if st == "ok":
+                st, msg = compare(w / key, case, d) if precision == "fp32" else cosine_check(w / key, case, d)
+        r[key] = {"status": st, "detail": msg, "seconds": round(t, 2)}
     if "910b" in targets or "910b-sim" in targets:
         st, msg, t = run([kiln, "compile", model, "--target", "910b", *shapes, "-o", str(w / "bundle")], timeout)
         r["910b"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
@@ -220,9 +259,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json")
     ap.add_argument("--markdown")
+    ap.add_argument("--cache", help="where the fetched models are (default .cache/models)")
+    ap.add_argument("--sanitize", action="store_true", help="run GPU artifacts under compute-sanitizer memcheck")
     ap.add_argument("--check")
     ap.add_argument("--bless")
     a = ap.parse_args()
+    global CACHE
+    if a.cache:
+        CACHE = Path(a.cache).resolve()
     manifest = json.loads((HERE / "manifest.json").read_text())
     names = [m["name"] for m in manifest["models"] if not a.only or m["name"] in a.only]
     missing = [n for n in names if not (CACHE / n / "case.json").exists()]
@@ -234,7 +278,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kiln-survey-") as tmp:
         for n in names:
             bound = {i["name"] for m in manifest["models"] if m["name"] == n for i in m["inputs"] if i.get("bind")}
-            r = survey(a.kiln, n, bound, targets, a.timeout, Path(tmp))
+            r = survey(a.kiln, n, bound, targets, a.timeout, Path(tmp), a.sanitize)
             results.append(r)
             print(json.dumps(r), flush=True)
     if a.json:
