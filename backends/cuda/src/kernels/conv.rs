@@ -43,6 +43,36 @@ pub fn logical_coords<'c>(em: &Em<'c>, f: Format, align: i64, i: Ix<'c>, stored:
     })
 }
 
+/// `[N, C, L]` as `[N, C, 1, L]`.
+fn as_2d(d: &[usize]) -> Vec<usize> {
+    vec![d[0], d[1], 1, d[2]]
+}
+
+/// An operand that broadcasts against `[N, C, L]`, as one against `[N, C, 1, L]`: aligned to
+/// rank 3 from the right, then the unit height inserted.
+fn as_2d_operand(d: &[usize]) -> Vec<usize> {
+    let mut v = vec![1; 3usize.saturating_sub(d.len())];
+    v.extend_from_slice(d);
+    v.insert(v.len() - 1, 1);
+    v
+}
+
+/// A 1-D window as the 2-D one of height 1.
+fn window_2d(w: &Window) -> Window {
+    let one = |v: &[i64], fill: i64| if v.is_empty() { vec![] } else { std::iter::once(fill).chain(v.iter().copied()).collect() };
+    let pads = match w.pads[..] {
+        [b, e] => vec![0, b, 0, e],
+        _ => w.pads.clone(),
+    };
+    Window {
+        kernel_shape: one(&w.kernel_shape, 1),
+        strides: one(&w.strides, 1),
+        pads,
+        dilations: one(&w.dilations, 1),
+        auto_pad: w.auto_pad,
+    }
+}
+
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     if let Some(pr) = super::gemm::conv::product(cx, node)? {
         if let Some(plan) = super::gemm::mma::plan(&pr) {
@@ -50,7 +80,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         }
     }
     let (x, wv) = (input(node, 0)?, input(node, 1)?);
-    let (xt, wt) = (cx.ty(x)?, cx.ty(wv)?);
+    let (mut xt, mut wt) = (cx.ty(x)?, cx.ty(wv)?);
     let bias = node.inputs.get(2).copied().flatten();
     let (win, group, format, align, prog, extra) = match &node.op {
         Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
@@ -63,8 +93,17 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
         }
         other => return unsupported(format!("{} in the convolution family", other.kind_name())),
     };
+    // A 1-D convolution is the 2-D one over [N, C, 1, L]: the same bytes, a window of height 1.
+    let one_d = wt.dims.len() == 3 && xt.dims.len() == 3 && format == Format::Nchw;
+    let win = if one_d {
+        xt.dims = as_2d(&xt.dims);
+        wt.dims = as_2d(&wt.dims);
+        window_2d(&win)
+    } else {
+        win
+    };
     if wt.dims.len() != 4 {
-        return unsupported(format!("{}-D convolution (only 2-D runs on CUDA)", wt.dims.len().saturating_sub(2)));
+        return unsupported(format!("{}-D convolution (1-D and 2-D run on CUDA)", wt.dims.len().saturating_sub(2)));
     }
     if !super::is_f32_compute(xt.dtype) {
         return unsupported(format!("convolution on {}", xt.dtype));
@@ -79,9 +118,17 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     };
     let r = resolve_window(&win, &[h, w], &[kh, kw], false).map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     let y = output(node, 0)?;
-    let yt = cx.ty(y)?;
+    let mut yt = cx.ty(y)?;
     let total = yt.numel();
-    let extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
+    let mut extra_tys = extra.iter().map(|&v| cx.ty(v)).collect::<R<Vec<Ty>>>()?;
+    // The epilogue's operands broadcast against the 4-D view as they did against [N, M, L'].
+    let const_dims: Vec<Vec<usize>> = prog.consts.iter().map(|t| if one_d { as_2d_operand(t.dims()) } else { t.dims().to_vec() }).collect();
+    if one_d {
+        yt.dims = as_2d(&yt.dims);
+        for t in &mut extra_tys {
+            t.dims = as_2d_operand(&t.dims);
+        }
+    }
     let mut params = vec![Param::Value(y), Param::Value(x), Param::Value(wv)];
     params.extend(bias.map(Param::Value));
     let first_extra = params.len();
@@ -137,7 +184,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
                 }
                 let mut consts = vec![];
                 for (c, t) in prog.consts.iter().enumerate() {
-                    let idx = bcast_index(em, i, &yt.dims, t.dims())?;
+                    let idx = bcast_index(em, i, &yt.dims, &const_dims[c])?;
                     consts.push(Operand { dtype: t.dtype(), v: em.load(t.dtype(), p[first_const + c], idx)?, konst: None });
                 }
                 let res = prog.eval(em, &args, &consts)?;
