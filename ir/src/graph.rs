@@ -48,6 +48,30 @@ pub struct NodeError {
 }
 
 impl Graph {
+    /// Names output `i` `names[i]` (the model's names: an importer's aliasing and the
+    /// optimizer's extraction name values otherwise). A value a node makes is renamed; a graph
+    /// input, a weight or a value already an earlier output cannot be, so an Identity (a view)
+    /// of that name becomes the output. A name another value holds is left as it is.
+    pub fn name_outputs(&mut self, names: &[String]) -> Result<(), NodeError> {
+        let mut taken: std::collections::HashSet<String> = self.values.iter().map(|v| v.name.clone()).collect();
+        for (i, want) in names.iter().enumerate().take(self.outputs.len()) {
+            let o = self.outputs[i];
+            if taken.contains(want) {
+                continue;
+            }
+            if self.inputs.contains(&o) || self.consts.contains_key(&o) || self.outputs[..i].contains(&o) {
+                let made = self.add_node(format!("{want}/output"), crate::Op::Identity {}, vec![Some(o)], &[Some(want.clone())])?;
+                if let Some(Some(v)) = made.first() {
+                    self.outputs[i] = *v;
+                }
+            } else {
+                self.values[o.0 as usize].name = want.clone();
+            }
+            taken.insert(want.clone());
+        }
+        Ok(())
+    }
+
     pub fn new(name: impl Into<String>) -> Graph {
         Graph { name: name.into(), ..Graph::default() }
     }

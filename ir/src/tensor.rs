@@ -403,6 +403,17 @@ pub struct SizeMismatch {
 }
 
 impl Tensor {
+    /// This tensor in `dtype` when every value converts exactly (16000 as i64, 1 as bool);
+    /// None when one would change.
+    pub fn converted_exactly(&self, dtype: DType) -> Option<Tensor> {
+        if self.dtype() == dtype {
+            return Some(self.clone());
+        }
+        let vals = self.to_f64();
+        let t = Tensor::new(self.dims().to_vec(), Data::from_f64(dtype, &vals)).ok()?;
+        (t.to_f64() == vals).then_some(t)
+    }
+
     pub fn new(dims: Vec<usize>, data: Data) -> Result<Tensor, SizeMismatch> {
         let expected: usize = dims.iter().product();
         if expected != data.len() {

@@ -81,57 +81,64 @@ def last_lines(err: str) -> str:
     return " | ".join(lines[-3:])[:300]
 
 
-def cosine_check(got_dir: Path, case: dict, case_dir: Path, floor: float = 0.999) -> tuple[str, str]:
-    """(status, detail): every float output's cosine with onnxruntime's at least `floor` (the
-    bar for reduced precision), other outputs equal."""
-    worst = 1.0
+def outputs(got_dir: Path, case: dict, case_dir: Path) -> list[tuple[str, "np.ndarray", "np.ndarray"]] | str:
+    """(name, kiln's, onnxruntime's) for every output of `case`, or what is missing."""
+    out = []
     for o in case["outputs"]:
         want = np.load(case_dir / o["file"])
         p = got_dir / out_file(o["name"])
         if not p.exists():
-            return "error", f"output {o['name']} was not written"
+            return f"output {o['name']} was not written"
         got = np.load(p)
         if got.shape != want.shape:
-            return "error", f"output {o['name']}: shape {got.shape}, onnxruntime {want.shape}"
+            return f"output {o['name']}: shape {got.shape}, onnxruntime {want.shape}"
+        out.append((o["name"], got, want))
+    return out
+
+
+def cosine_check(got_dir: Path, case: dict, case_dir: Path, floor: float = 0.999) -> tuple[str, str]:
+    """(status, detail): every float output's cosine with onnxruntime's at least `floor` (the
+    bar for reduced precision), other outputs equal."""
+    outs = outputs(got_dir, case, case_dir)
+    if isinstance(outs, str):
+        return "error", outs
+    worst = 1.0
+    for name, got, want in outs:
         if want.dtype.kind in "fc":
             g, w = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
             if not np.all(np.isfinite(g)):
-                return "wrong", f"output {o['name']}: non-finite values"
+                return "wrong", f"output {name}: non-finite values"
             den = float(np.linalg.norm(g) * np.linalg.norm(w))
             cos = float(g @ w) / den if den > 0 else (1.0 if np.allclose(g, w) else 0.0)
             worst = min(worst, cos)
         elif int(np.sum(got != want)):
-            return "wrong", f"output {o['name']}: {int(np.sum(got != want))} of {want.size} differ"
+            return "wrong", f"output {name}: {int(np.sum(got != want))} of {want.size} differ"
     return ("ok" if worst >= floor else "wrong"), f"cosine {worst:.6f}"
 
 
 def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
     """(status, detail) of every output of `case` written in got_dir against onnxruntime's."""
+    outs = outputs(got_dir, case, case_dir)
+    if isinstance(outs, str):
+        return "error", outs
     worst = 0.0
     notes = []
-    for o in case["outputs"]:
-        want = np.load(case_dir / o["file"])
-        p = got_dir / out_file(o["name"])
-        if not p.exists():
-            return "error", f"output {o['name']} was not written"
-        got = np.load(p)
-        if got.shape != want.shape:
-            return "error", f"output {o['name']}: shape {got.shape}, onnxruntime {want.shape}"
+    for name, got, want in outs:
         if want.dtype.kind in "fc":
             w = want.astype(np.float64)
             g = got.astype(np.float64)
             scale = max(float(np.max(np.abs(w))) if w.size else 0.0, FLOOR)
             if not np.all(np.isfinite(g) == np.isfinite(w)):
-                return "wrong", f"output {o['name']}: non-finite values differ"
+                return "wrong", f"output {name}: non-finite values differ"
             fin = np.isfinite(w)
             err = float(np.max(np.abs(g[fin] - w[fin]))) / scale if fin.any() else 0.0
             worst = max(worst, err)
             if err > (TOLERANCE_F16 if want.dtype == np.float16 else TOLERANCE):
-                notes.append(f"{o['name']} {err:.1e}")
+                notes.append(f"{name} {err:.1e}")
         else:
             bad = int(np.sum(got != want))
             if bad:
-                notes.append(f"{o['name']}: {bad} of {want.size} differ")
+                notes.append(f"{name}: {bad} of {want.size} differ")
     if notes:
         return "wrong", "; ".join(notes)
     return "ok", f"{worst:.1e}"

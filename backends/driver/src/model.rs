@@ -127,20 +127,9 @@ fn bind_inputs(g: &mut Graph, values: &Values) -> Result<(), DriverError> {
         let v = g.inputs[pos];
         let want = g.value(v).ty.dtype;
         // A value of another dtype converts when it does so exactly (16000 for an i64 input).
-        let t = if t.dtype() == want {
-            t.clone()
-        } else {
-            let vals = t.to_f64();
-            let conv = kiln_ir::Data::from_f64(want, &vals);
-            let exact = Tensor::new(t.dims().to_vec(), conv.clone()).map(|c| c.to_f64() == vals).unwrap_or(false);
-            if !exact {
-                return Err(DriverError::Usage(format!(
-                    "--input-value {name}: {} values do not convert exactly to the input's {want}",
-                    t.dtype()
-                )));
-            }
-            Tensor::new(t.dims().to_vec(), conv).map_err(|e| DriverError::Usage(format!("--input-value {name}: {e}")))?
-        };
+        let t = t.converted_exactly(want).ok_or_else(|| {
+            DriverError::Usage(format!("--input-value {name}: {} values do not convert exactly to the input's {want}", t.dtype()))
+        })?;
         g.inputs.remove(pos);
         g.values[v.0 as usize].ty = TensorType::fixed(want, t.dims());
         g.consts.insert(v, std::sync::Arc::new(t));

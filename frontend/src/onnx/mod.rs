@@ -376,7 +376,9 @@ impl Converter<'_> {
         if let Some(outs) = self.convert_nodes(gp)? {
             self.frame().graph.outputs = outs;
             if top {
-                name_outputs(&mut self.frame().graph, gp)?;
+                // An If folded at import aliases its branch's values: the model's names win.
+                let names: Vec<String> = gp.output.iter().map(|vi| vi.name.clone()).collect();
+                self.frame().graph.name_outputs(&names)?;
             }
         }
         Ok(())
@@ -572,38 +574,6 @@ fn bound_value(name: &str, t: &Tensor, ty: &TensorType) -> Result<Tensor, Import
     if ty.shape.as_fixed().as_deref() != Some(t.dims()) {
         return Err(bad(format!("--input-value has shape {:?}, the input is {}", t.dims(), ty.shape)));
     }
-    if t.dtype() == ty.dtype {
-        return Ok(t.clone());
-    }
-    let vals = t.to_f64();
-    let conv = Tensor::new(t.dims().to_vec(), kiln_ir::Data::from_f64(ty.dtype, &vals)).map_err(|e| bad(e.to_string()))?;
-    if conv.to_f64() != vals {
-        return Err(bad(format!("--input-value: {} values do not convert exactly to the input's {}", t.dtype(), ty.dtype)));
-    }
-    Ok(conv)
-}
-
-/// Names the graph's outputs as the model declares them. An output can be a value of another
-/// name (an If folded at import aliases its branch's values, an Identity its input): such a
-/// value made by a node is renamed; a graph input, a weight or a repeated output gets an
-/// Identity of the declared name.
-fn name_outputs(g: &mut Graph, gp: &GraphProto) -> Result<(), NodeError> {
-    let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
-    for (i, vi) in gp.output.iter().enumerate() {
-        let Some(&o) = g.outputs.get(i) else { break };
-        if g.value(o).name == vi.name || taken.contains(&vi.name) {
-            continue;
-        }
-        let fixed = g.inputs.contains(&o) || g.consts.contains_key(&o) || g.outputs[..i].contains(&o);
-        if fixed {
-            let made = g.add_node(format!("{}/output", vi.name), kiln_ir::Op::Identity {}, vec![Some(o)], &[Some(vi.name.clone())])?;
-            if let Some(Some(v)) = made.first() {
-                g.outputs[i] = *v;
-            }
-        } else {
-            g.values[o.0 as usize].name = vi.name.clone();
-        }
-        taken.insert(vi.name.clone());
-    }
-    Ok(())
+    t.converted_exactly(ty.dtype)
+        .ok_or_else(|| bad(format!("--input-value: {} values do not convert exactly to the input's {}", t.dtype(), ty.dtype)))
 }

@@ -157,6 +157,23 @@ impl Window {
             auto_pad,
         }
     }
+
+    /// A 1-D window over `[N, C, L]` as the 2-D window over `[N, C, 1, L]`: kernel, stride and
+    /// dilation 1 and no padding along the new axis (empty lists stay empty: the defaults).
+    pub fn as_2d(&self) -> Window {
+        let one = |v: &[i64]| if v.is_empty() { vec![] } else { std::iter::once(1).chain(v.iter().copied()).collect() };
+        let pads = match self.pads[..] {
+            [b, e] => vec![0, b, 0, e],
+            _ => self.pads.clone(),
+        };
+        Window {
+            kernel_shape: one(&self.kernel_shape),
+            strides: one(&self.strides),
+            pads,
+            dilations: one(&self.dilations),
+            auto_pad: self.auto_pad,
+        }
+    }
 }
 
 define_ops! {

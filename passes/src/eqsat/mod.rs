@@ -52,32 +52,6 @@ pub fn kernel_count(g: &Graph) -> usize {
 
 /// Optimizes `g` with `rules` under `model`. Types are checked throughout: a rule that merges
 /// values of different types, or builds an op that does not type-check, is an internal error.
-/// Gives the extracted graph's outputs the source model's output names (extraction names the
-/// values it makes after their nodes), so that artifacts and bundles name them as the model
-/// does. An output that is a graph input or a weight, or appears twice, cannot be renamed: an
-/// Identity (a view, no kernel) gives it the model's name.
-fn keep_output_names(src: &Graph, out: &mut Graph) -> Result<(), NodeError> {
-    let mut taken: std::collections::HashSet<String> = out.values.iter().map(|v| v.name.clone()).collect();
-    for (i, &s) in src.outputs.iter().enumerate() {
-        let o = out.outputs[i];
-        let want = &src.value(s).name;
-        if taken.contains(want) {
-            continue;
-        }
-        let fixed = out.inputs.contains(&o) || out.consts.contains_key(&o) || out.outputs[..i].contains(&o);
-        if fixed {
-            let made = out.add_node(format!("{want}/output"), kiln_ir::Op::Identity {}, vec![Some(o)], &[Some(want.clone())])?;
-            if let Some(Some(v)) = made.first() {
-                out.outputs[i] = *v;
-            }
-        } else {
-            out.values[o.0 as usize].name = want.clone();
-        }
-        taken.insert(want.clone());
-    }
-    Ok(())
-}
-
 pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits) -> Result<(Graph, EqsatReport), OptimizeError> {
     let start = Instant::now();
     // Everything that could panic on a kiln bug (a rule's type error, an extraction invariant)
@@ -87,7 +61,8 @@ pub fn optimize(g: &Graph, rules: &[Rule], model: &dyn CostModel, limits: Limits
         let sat = rule::saturate(&mut low.eg, rules, limits);
         let ex = extract::extract(&low.eg, &low.outputs, model).map_err(|ops| OptimizeError::Infeasible { target: model.name(), ops })?;
         let mut out = convert::from_egraph(&low, &ex.choice)?;
-        keep_output_names(g, &mut out)?;
+        // Extraction names values after their nodes: give the outputs the model's names.
+        out.name_outputs(&g.outputs.iter().map(|&o| g.value(o).name.clone()).collect::<Vec<_>>())?;
         Ok((out, sat, ex))
     };
     let (out, sat, ex) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|p| {

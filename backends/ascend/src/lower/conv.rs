@@ -95,7 +95,7 @@ fn conv1d(cx: &mut Cx, name: &str, w: &Window, group: i64, ins: &[Option<Port>],
     let x4 = reshape(cx, &format!("{name}/x_2d"), x, Desc::nd(xd.dtype, &as_2d_dims(&xd.dims)))?;
     let f4 = reshape(cx, &format!("{name}/filter_2d"), f, Desc::nd(fd.dtype, &as_2d_dims(&fd.dims)))?;
     let o4 = Desc::nd(out.dtype, &as_2d_dims(&out.dims));
-    let y = conv2d(cx, &format!("{name}/conv"), &as_2d(w), group, Format::Nchw, &[Some(x4), Some(f4), ins.get(2).cloned().flatten()], o4)?;
+    let y = conv2d(cx, &format!("{name}/conv"), &w.as_2d(), group, Format::Nchw, &[Some(x4), Some(f4), ins.get(2).cloned().flatten()], o4)?;
     reshape(cx, name, y, out)
 }
 
@@ -120,23 +120,6 @@ pub(super) fn transdata_attrs(src: &str, dst: &str) -> Vec<(&'static str, Attr)>
     ]
 }
 
-/// A 1-D window `[N, C, L]` as the 2-D window `[N, C, 1, L]`: kernel, stride and dilation 1
-/// and no padding along the new axis.
-pub(super) fn as_2d(w: &Window) -> Window {
-    let one = |v: &[i64], fill: i64| if v.is_empty() { vec![] } else { std::iter::once(fill).chain(v.iter().copied()).collect() };
-    let pads = match w.pads[..] {
-        [b, e] => vec![0, b, 0, e],
-        _ => w.pads.clone(),
-    };
-    Window {
-        kernel_shape: one(&w.kernel_shape, 1),
-        strides: one(&w.strides, 1),
-        pads,
-        dilations: one(&w.dilations, 1),
-        auto_pad: w.auto_pad,
-    }
-}
-
 /// [`pool_2d`] of a 1-D or 2-D window (a 1-D one through `[N, C, 1, L]`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pool(
@@ -158,7 +141,7 @@ pub(super) fn pool(
     let x4 = reshape(cx, &format!("{name}/as_2d"), x, Desc::nd(xd.dtype, &[d[0], d[1], 1, d[2]]))?;
     let od = logical_dims(&out);
     let o4 = Desc::nd(out.dtype, &[od[0], od[1], 1, od[2]]);
-    let p = pool_2d(cx, &format!("{name}/pool"), ty, &as_2d(w), ceil_mode, exclusive, &[Some(x4)], o4)?;
+    let p = pool_2d(cx, &format!("{name}/pool"), ty, &w.as_2d(), ceil_mode, exclusive, &[Some(x4)], o4)?;
     reshape(cx, name, p, out)
 }
 

@@ -57,22 +57,6 @@ fn as_2d_operand(d: &[usize]) -> Vec<usize> {
     v
 }
 
-/// A 1-D window as the 2-D one of height 1.
-fn window_2d(w: &Window) -> Window {
-    let one = |v: &[i64], fill: i64| if v.is_empty() { vec![] } else { std::iter::once(fill).chain(v.iter().copied()).collect() };
-    let pads = match w.pads[..] {
-        [b, e] => vec![0, b, 0, e],
-        _ => w.pads.clone(),
-    };
-    Window {
-        kernel_shape: one(&w.kernel_shape, 1),
-        strides: one(&w.strides, 1),
-        pads,
-        dilations: one(&w.dilations, 1),
-        auto_pad: w.auto_pad,
-    }
-}
-
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     if let Some(pr) = super::gemm::conv::product(cx, node)? {
         if let Some(plan) = super::gemm::mma::plan(&pr) {
@@ -98,7 +82,7 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let win = if one_d {
         xt.dims = as_2d(&xt.dims);
         wt.dims = as_2d(&wt.dims);
-        window_2d(&win)
+        win.as_2d()
     } else {
         win
     };
