@@ -279,6 +279,7 @@ pub(crate) fn recurrent(cx: &mut Cx, kind: &str) -> R {
             clip,
             input_forget: cx.b("input_forget", false)?,
             layout,
+            dynamic_quant: false,
         },
         "gru" => Op::GRU {
             direction,

@@ -6,6 +6,7 @@
 //! unsupported op of the model is reported at once.
 
 mod attrs;
+mod contrib;
 mod lowerings;
 mod node;
 mod table;

@@ -4,8 +4,9 @@
 
 use super::attrs::Attrs;
 use super::{node_name, Converter, ImportError, UnsupportedOp};
-use kiln_ir::{DType, Data, Op, Tensor, ValueId};
+use kiln_ir::{BinaryOp, DType, Data, Op, Tensor, ValueId};
 use onnx_protobuf::NodeProto;
+use std::sync::Arc;
 
 pub(crate) enum NodeFailure {
     Unsupported(UnsupportedOp),
@@ -77,11 +78,37 @@ impl Cx<'_, '_> {
     }
     /// Adds an intermediate single-output node.
     pub(crate) fn emit(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> Result<ValueId, LowerError> {
+        Ok(self.emit_n(op, ins, 1)?[0])
+    }
+    /// Adds an intermediate node with `n` outputs.
+    pub(crate) fn emit_n(&mut self, op: Op, ins: Vec<Option<ValueId>>, n: usize) -> Result<Vec<ValueId>, LowerError> {
         self.emitted += 1;
-        let out = format!("{}/t{}", self.name, self.emitted);
+        let outs: Vec<String> = (0..n).map(|k| format!("{}/t{}_{k}", self.name, self.emitted)).collect();
         let name = format!("{}/{}", self.name, self.emitted);
-        let ids = self.conv.add_node(&name, op, ins, &[out]).map_err(|e| LowerError::Invalid(e.source.to_string()))?;
-        ids[0].ok_or_else(|| LowerError::Invalid("internal: intermediate without output".into()))
+        let ids = self.conv.add_node(&name, op, ins, &outs).map_err(|e| match e.source {
+            kiln_ir::OpError::Unsupported(m) => LowerError::Unsupported(m),
+            other => LowerError::Invalid(other.to_string()),
+        })?;
+        ids.into_iter().map(|i| i.ok_or_else(|| LowerError::Invalid("internal: intermediate without output".into()))).collect()
+    }
+    /// `a op b`, broadcast.
+    pub(crate) fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, LowerError> {
+        self.emit(Op::Binary { op }, vec![Some(a), Some(b)])
+    }
+    /// The value's dims, when all are known.
+    pub(crate) fn dims(&self, id: ValueId) -> Option<Vec<usize>> {
+        self.conv.graph().value(id).ty.shape.as_fixed()
+    }
+    pub(crate) fn rank(&self, id: ValueId) -> usize {
+        self.conv.graph().value(id).ty.shape.rank()
+    }
+    /// The value's contents, when it is a constant (an initializer, or folded at import).
+    pub(crate) fn const_of(&self, id: ValueId) -> Option<Arc<Tensor>> {
+        self.conv.graph().const_value(id).cloned()
+    }
+    /// Whether the node's output `k` is used (named).
+    pub(crate) fn wants_output(&self, k: usize) -> bool {
+        self.node.output.get(k).is_some_and(|o| !o.is_empty())
     }
     pub(crate) fn i(&self, n: &str, d: i64) -> Result<i64, LowerError> {
         Ok(self.a.i(n, d)?)
@@ -106,10 +133,18 @@ pub(crate) fn convert_node(conv: &mut Converter, node: &NodeProto, idx: usize) -
     let domain = node.domain.clone();
     let opset = conv.opset_of(&domain).unwrap_or(0);
     let unsup = |reason: String| UnsupportedOp { node: name.clone(), op_type: node.op_type.clone(), domain: domain.clone(), opset, reason };
-    if !(domain.is_empty() || domain == "ai.onnx") {
-        return Err(NodeFailure::Unsupported(unsup("only the default ONNX domain is supported".into())));
-    }
-    let Some(lower) = super::table::lookup(&node.op_type, opset) else {
+    let lower = match domain.as_str() {
+        // onnxruntime registers a few of its own ops in the default domain
+        // (SimplifiedLayerNormalization): the contrib table answers after ONNX's.
+        "" | "ai.onnx" => super::table::lookup(&node.op_type, opset).or_else(|| super::contrib::lookup_default_domain(&node.op_type)),
+        super::contrib::DOMAIN => super::contrib::lookup(&node.op_type),
+        _ => {
+            return Err(NodeFailure::Unsupported(unsup(
+                "a domain kiln does not import (it imports ONNX's and onnxruntime's com.microsoft)".into(),
+            )))
+        }
+    };
+    let Some(lower) = lower else {
         return Err(NodeFailure::Unsupported(unsup("no importer for this op".into())));
     };
     let mut ins = Vec::with_capacity(node.input.len());

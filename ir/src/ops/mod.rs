@@ -330,10 +330,13 @@ define_ops! {
     /// Inference mode: outputs x and an all-true mask. Inputs: data, ratio?, training_mode?.
     Dropout {},
     /// Inputs: X, W, R, B?, sequence_lens?, initial_h?, initial_c?, P?.
+    /// `dynamic_quant` (onnxruntime's DynamicQuantizeLSTM): the activation input of each
+    /// product (X for every step at once, H at each step, per direction) is quantized to u8
+    /// with its own range, as DynamicQuantizeLinear does, and dequantized before the product.
     LSTM {
         direction: RnnDirection, hidden_size: i64, activations: Vec<RnnActivation>,
         activation_alpha: Vec<f32>, activation_beta: Vec<f32>, clip: Option<f32>,
-        input_forget: bool, layout: i64,
+        input_forget: bool, layout: i64, dynamic_quant: bool,
     },
     /// Inputs: X, W, R, B?, sequence_lens?, initial_h?.
     GRU {

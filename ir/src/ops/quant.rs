@@ -155,6 +155,19 @@ pub(crate) fn eval_dynamic(x: &Tensor) -> Result<Vec<Tensor>, OpError> {
     ])
 }
 
+/// `v` quantized to u8 with its own range and back, as onnxruntime quantizes a product's
+/// activation input dynamically (onnxruntime/core/util/qmath.h, GetQuantizationParameter):
+/// in f32, the range widened to hold 0, scale 1 for an empty range, the zero point and the
+/// values rounded half to even.
+pub(crate) fn fake_quant_u8(v: &[f64]) -> Vec<f64> {
+    let xf: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    let min = xf.iter().copied().fold(0f32, f32::min);
+    let max = xf.iter().copied().fold(0f32, f32::max);
+    let scale = if max == min { 1.0 } else { (max - min) / 255.0 };
+    let zp = (0.0 - min / scale).clamp(0.0, 255.0).round_ties_even();
+    xf.iter().map(|&x| ((((x / scale).round_ties_even() + zp).clamp(0.0, 255.0) - zp) * scale) as f64).collect()
+}
+
 /// `t - zp` as an i64 tensor; `zp` is a scalar or per-row/per-column vector along `axis`.
 fn center(t: &Tensor, zp: Option<&Tensor>, axis: i64) -> Result<Tensor, OpError> {
     let v = t.to_i64();

@@ -157,7 +157,8 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
     let c0 = if gates == 4 { state(opt(ins, 6)) } else { vec![] };
     let p = if gates == 4 { opt(ins, 7).map(|t| t.to_f64()) } else { None };
     let acts = activations(acts, alpha, beta, defaults, dirs);
-    let xv = x.to_f64();
+    let dynamic_quant = matches!(op, Op::LSTM { dynamic_quant: true, .. });
+    let xv = if dynamic_quant { super::quant::fake_quant_u8(&x.to_f64()) } else { x.to_f64() };
     let xt = |t: usize, bb: usize| -> &[f64] {
         let off = if layout == 0 { (t * batch + bb) * input } else { (bb * seq + t) * input };
         &xv[off..off + input]
@@ -172,28 +173,30 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
         let rd = &r[d * gates * h * h..(d + 1) * gates * h * h];
         let (wb, rb) = (&b[d * 2 * gates * h..d * 2 * gates * h + gates * h], &b[d * 2 * gates * h + gates * h..(d + 1) * 2 * gates * h]);
         let act = &acts[d * defaults.len()..(d + 1) * defaults.len()];
-        for bb in 0..batch {
-            let mut hs: Vec<f64> = h0[(d * batch + bb) * h..][..h].to_vec();
-            let mut cs: Vec<f64> = if gates == 4 { c0[(d * batch + bb) * h..][..h].to_vec() } else { vec![] };
-            for step in 0..lens[bb] {
+        // The whole batch steps together: dynamic quantization takes each step's H of every row.
+        let mut hs: Vec<f64> = h0[d * batch * h..(d + 1) * batch * h].to_vec();
+        let mut cs: Vec<f64> = if gates == 4 { c0[d * batch * h..(d + 1) * batch * h].to_vec() } else { vec![] };
+        for step in 0..seq {
+            let hq = if dynamic_quant { super::quant::fake_quant_u8(&hs) } else { hs.clone() };
+            for bb in (0..batch).filter(|&bb| step < lens[bb]) {
                 let t = if reverse { lens[bb] - 1 - step } else { step };
                 let xw = matvec(wd, xt(t, bb), gates * h);
-                let hr = matvec(rd, &hs, gates * h);
+                let hr = matvec(rd, &hq[bb * h..(bb + 1) * h], gates * h);
+                let hrow = &mut hs[bb * h..(bb + 1) * h];
                 match op {
                     Op::LSTM { input_forget, .. } => {
+                        let crow = &mut cs[bb * h..(bb + 1) * h];
                         let pre = |g: usize, k: usize| xw[g * h + k] + hr[g * h + k] + wb[g * h + k] + rb[g * h + k];
                         let pk = |g: usize, k: usize| p.as_ref().map_or(0.0, |p| p[d * 3 * h + g * h + k]);
-                        let mut nh = vec![0.0; h];
                         for k in 0..h {
-                            let i = act[0].apply(cl(pre(0, k) + pk(0, k) * cs[k]));
-                            let f = if *input_forget { 1.0 - i } else { act[0].apply(cl(pre(2, k) + pk(2, k) * cs[k])) };
+                            let i = act[0].apply(cl(pre(0, k) + pk(0, k) * crow[k]));
+                            let f = if *input_forget { 1.0 - i } else { act[0].apply(cl(pre(2, k) + pk(2, k) * crow[k])) };
                             let c = act[1].apply(cl(pre(3, k)));
-                            let cn = f * cs[k] + i * c;
+                            let cn = f * crow[k] + i * c;
                             let o = act[0].apply(cl(pre(1, k) + pk(1, k) * cn));
-                            cs[k] = cn;
-                            nh[k] = o * act[2].apply(cn);
+                            crow[k] = cn;
+                            hrow[k] = o * act[2].apply(cn);
                         }
-                        hs = nh;
                     }
                     Op::GRU { linear_before_reset, .. } => {
                         let z: Vec<f64> = (0..h).map(|k| act[0].apply(cl(xw[k] + hr[k] + wb[k] + rb[k]))).collect();
@@ -203,21 +206,29 @@ pub(crate) fn eval(op: &Op, ins: &[Option<&Tensor>], n_out: usize) -> Result<Vec
                                 .map(|k| act[1].apply(cl(xw[2 * h + k] + rg[k] * (hr[2 * h + k] + rb[2 * h + k]) + wb[2 * h + k])))
                                 .collect()
                         } else {
-                            let rh: Vec<f64> = rg.iter().zip(&hs).map(|(a, b)| a * b).collect();
+                            let rh: Vec<f64> = rg.iter().zip(hrow.iter()).map(|(a, b)| a * b).collect();
                             let m = matvec(&rd[2 * h * h..], &rh, h);
                             (0..h).map(|k| act[1].apply(cl(xw[2 * h + k] + m[k] + rb[2 * h + k] + wb[2 * h + k]))).collect()
                         };
-                        hs = (0..h).map(|k| (1.0 - z[k]) * hh[k] + z[k] * hs[k]).collect();
+                        for k in 0..h {
+                            hrow[k] = (1.0 - z[k]) * hh[k] + z[k] * hrow[k];
+                        }
                     }
-                    _ => hs = (0..h).map(|k| act[0].apply(cl(xw[k] + hr[k] + wb[k] + rb[k]))).collect(),
+                    _ => {
+                        for k in 0..h {
+                            hrow[k] = act[0].apply(cl(xw[k] + hr[k] + wb[k] + rb[k]));
+                        }
+                    }
                 }
                 let off = if layout == 0 { ((t * dirs + d) * batch + bb) * h } else { ((bb * seq + t) * dirs + d) * h };
-                y[off..off + h].copy_from_slice(&hs);
+                y[off..off + h].copy_from_slice(hrow);
             }
+        }
+        for bb in 0..batch {
             let so = if layout == 0 { (d * batch + bb) * h } else { (bb * dirs + d) * h };
-            yh[so..so + h].copy_from_slice(&hs);
+            yh[so..so + h].copy_from_slice(&hs[bb * h..(bb + 1) * h]);
             if gates == 4 {
-                yc[so..so + h].copy_from_slice(&cs);
+                yc[so..so + h].copy_from_slice(&cs[bb * h..(bb + 1) * h]);
             }
         }
     }

@@ -86,6 +86,7 @@ impl B<'_> {
 
 pub(super) fn recurrent(cx: &mut Cx, name: &str, op: &Op, ins: &[Option<Port>], outs: &[Option<Desc>]) -> Result<Outs, Fail> {
     let (cell, direction, hidden, acts, clip, layout) = match op {
+        Op::LSTM { dynamic_quant: true, .. } => return unsupported("an LSTM with dynamically quantized products"),
         Op::LSTM { direction, hidden_size, activations, clip, input_forget, layout, .. } => {
             (Cell::Lstm { input_forget: *input_forget }, *direction, *hidden_size, activations, *clip, *layout)
         }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The corpus on the GPU machine (the device tool): every model in CACHE run compiled for sm_90 in
+# fp32 (against onnxruntime's outputs, 1e-4 of scale) and fp16 (cosine >= 0.999) under
+# compute-sanitizer memcheck, then `kiln verify` in both precisions (the first kernel that drifts
+# from the interpreter), then racecheck on the fp16 artifacts of RACE models.
+#
+#   testsuite/models/gpu.sh CACHE KILN_XZ OUT [MODEL...]
+#
+# CACHE holds fetch.py's per-model folders (a carried subset of .cache/models), KILN_XZ a stripped,
+# xz-compressed kiln (the GPU machine has no Rust), OUT where the logs go. Writes OUT/gpu.jsonl
+# (survey's lines), OUT/verify.log and OUT/race.log.
+set -uo pipefail
+cache=$1 xz=$2 out=$3
+shift 3
+here=$(cd "$(dirname "$0")" && pwd)
+python3 -c "import lzma,sys; open('/tmp/kiln','wb').write(lzma.open(sys.argv[1]).read())" "$xz" && chmod +x /tmp/kiln
+export PATH=$PATH:/usr/local/cuda/bin LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$cache
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=($(cd "$cache" && for d in */; do [ -f "$d/case.json" ] && echo "${d%/}"; done))
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+only=()
+for m in "${models[@]}"; do only+=(--only "$m"); done
+PYTHONUNBUFFERED=1 python3 "$here/survey.py" --kiln /tmp/kiln --cache "$cache" "${only[@]}" \
+    --targets sm_90-run,sm_90-fp16 --sanitize --timeout 200 | tee "$out/gpu.jsonl"
+for m in "${models[@]}"; do
+    args=$(python3 - "$cache/$m" <<'PY'
+import json, sys
+d = sys.argv[1]
+case = json.load(open(f"{d}/case.json"))
+print(" ".join(f"--input {i['name']}={d}/{i['file']}" for i in case["inputs"]), f"{d}/{case['model']}")
+PY
+)
+    for p in fp32 fp16; do
+        echo "== verify $m $p" | tee -a "$out/verify.log"
+        timeout 200 /tmp/kiln verify $args --precision $p 2>&1 | tail -n 25 >>"$out/verify.log"
+    done
+done
+# racecheck (shared-memory hazards) on the fp16 artifacts of the models named in RACE.
+for m in ${RACE:-}; do
+    args=$(python3 -c "import json,sys; d=sys.argv[1]; c=json.load(open(d+'/case.json')); print(' '.join('--input %s=%s/%s' % (i['name'], d, i['file']) for i in c['inputs']))" "$cache/$m")
+    /tmp/kiln compile "$cache/$m/model.onnx" --target sm_90 --precision fp16 -o /tmp/race.kiln >/dev/null 2>&1 || continue
+    echo "== racecheck $m" | tee -a "$out/race.log"
+    timeout 300 compute-sanitizer --tool racecheck --print-limit 5 /tmp/kiln run /tmp/race.kiln $args --output-dir /tmp/race-out 2>&1 | tail -n 15 >>"$out/race.log"
+done

@@ -1,0 +1,83 @@
+//! onnxruntime's contrib ops (testsuite/contrib, made by generate.py with onnxruntime 1.20.1 as
+//! the reference): every case imports, runs in the reference interpreter and matches
+//! onnxruntime within 1e-4 of each output's scale (floats; integer outputs exactly), except the
+//! cases listed in NOT_IMPORTED, which must fail to import with an error naming their op (and
+//! are checked to still fail, so the list stays true).
+
+use kiln_driver::{compare::errors, npy};
+use kiln_frontend::onnx::{import_file, ImportOptions};
+use kiln_ir::{interp, Tensor};
+use std::path::{Path, PathBuf};
+
+const MAX_REL: f64 = 1e-4;
+
+/// Contrib ops kiln does not import yet: (case prefix, why).
+const NOT_IMPORTED: &[(&str, &str)] = &[("gqa_", "GroupQueryAttention")];
+
+fn read_npy(p: &Path) -> Tensor {
+    npy::read(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn files(case: &serde_json::Value, key: &str) -> Vec<String> {
+    case[key].as_array().map(|a| a.iter().filter_map(|i| i["file"].as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Runs one case: Ok(worst relative error) or why it failed.
+fn run_case(d: &Path) -> Result<f64, String> {
+    let case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("case.json")).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let model = import_file(&d.join("model.onnx"), &ImportOptions::default()).map_err(|e| format!("import: {e}"))?;
+    let mut g = model.graph;
+    kiln_passes::simplify(&mut g).map_err(|e| format!("simplify: {e}"))?;
+    kiln_ir::verify(&g).map_err(|e| format!("verify: {e}"))?;
+    let inputs: Vec<Tensor> = files(&case, "inputs").iter().map(|f| read_npy(&d.join(f))).collect();
+    let got = interp::run(&g, inputs).map_err(|e| format!("run: {e}"))?;
+    let want: Vec<Tensor> = files(&case, "outputs").iter().map(|f| read_npy(&d.join(f))).collect();
+    if got.len() != want.len() {
+        return Err(format!("{} outputs, onnxruntime {}", got.len(), want.len()));
+    }
+    let mut worst = 0f64;
+    for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+        if a.dims() != b.dims() || a.dtype() != b.dtype() {
+            return Err(format!("output {k}: {}{:?}, onnxruntime {}{:?}", a.dtype(), a.dims(), b.dtype(), b.dims()));
+        }
+        let (av, bv) = (a.to_f64(), b.to_f64());
+        if !b.dtype().is_float() {
+            if let Some(i) = (0..av.len()).find(|&i| av[i] != bv[i]) {
+                return Err(format!("output {k}: element {i} is {}, onnxruntime {}", av[i], bv[i]));
+            }
+            continue;
+        }
+        let scale = bv.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
+        let rel = errors(&av, &bv).max_abs / scale;
+        if rel.is_nan() || rel > MAX_REL {
+            return Err(format!("output {k}: error {rel:.3e} of the output's scale exceeds {MAX_REL:e}"));
+        }
+        worst = worst.max(rel);
+    }
+    Ok(worst)
+}
+
+#[test]
+fn contrib_ops_match_onnxruntime() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("testsuite/contrib")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("case.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 60, "only {} contrib cases in {}", dirs.len(), root.display());
+    let mut failures = vec![];
+    for d in &dirs {
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let listed = NOT_IMPORTED.iter().find(|(p, _)| name.starts_with(p));
+        match (run_case(d), listed) {
+            (Ok(rel), None) => println!("{name}: ok, {rel:.1e} of scale"),
+            (Err(e), None) => failures.push(format!("{name}: {e}")),
+            (Err(e), Some((_, op))) if e.contains(op) && e.starts_with("import") => println!("{name}: not imported yet ({op})"),
+            (r, Some((_, op))) => failures.push(format!("{name}: listed as not imported ({op}) but gave {r:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} contrib cases failed:\n{}", failures.len(), dirs.len(), failures.join("\n"));
+}
