@@ -19,6 +19,7 @@
 //! ```
 
 mod canonicalize;
+mod chain_fusion;
 mod cse;
 mod dce;
 pub mod eqsat;
@@ -30,6 +31,7 @@ mod precision;
 pub mod rules;
 
 pub use canonicalize::canonicalize;
+pub use chain_fusion::{fuse_long_chains, LONG_CHAIN};
 pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold_constants::{fold_constants, FOLD_LIMIT};

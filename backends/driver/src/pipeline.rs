@@ -46,6 +46,9 @@ impl Report {
 pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Result<(Graph, Report), DriverError> {
     let mut g = g.clone();
     kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
+    if kiln_passes::fuse_long_chains(&mut g) > 0 {
+        g.reinfer().map_err(|e| DriverError::Internal(format!("fusing long elementwise chains: {e}")))?;
+    }
     let (out, eqsat) = eqsat::optimize(&g, &backend.rules(), &Costing(backend), Limits::default()).map_err(DriverError::Optimize)?;
     kiln_ir::verify(&out).map_err(|e| DriverError::Internal(e.to_string()))?;
     let plan = kiln_passes::plan_memory(&out).ok();

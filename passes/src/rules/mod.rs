@@ -118,7 +118,7 @@ pub(crate) struct Body {
 const INLINE_CONST: usize = 16;
 
 /// Bodies larger than this are not grown further.
-pub(crate) const MAX_BODY: usize = 48;
+pub const MAX_BODY: usize = 48;
 
 impl Body {
     pub fn new(name: &str) -> Body {
