@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_MANIFEST = HERE / "manifest.json"
 DEFAULT_CACHE = REPO / ".cache" / "models"
-CASE_FORMAT = 1
+CASE_FORMAT = 2
 
 
 class FetchError(Exception):
@@ -307,6 +307,78 @@ def check_tool_versions(entry: dict) -> None:
 # --------------------------------------------------------------------------- running
 
 
+# The integer products whose 8-bit weight (and its zero point) may be int8: op -> [(weight
+# input, zero-point input)].
+INTEGER_PRODUCT_WEIGHTS = {
+    "MatMulInteger": [(1, 3)],
+    "ConvInteger": [(1, 3)],
+    "DynamicQuantizeMatMul": [(1, 3)],
+    "DynamicQuantizeLSTM": [(1, 9), (2, 11)],
+}
+
+
+def exact_integer_weights(model: Path):
+    """The model with every int8 weight of an integer product (and its zero point) re-encoded
+    as uint8 (value + 128, zero point + 128): the same function, and the number of tensors
+    re-encoded. Why: onnxruntime's u8 x s8 kernel on x86-64 CPUs without VNNI (MLAS, AVX2
+    vpmaddubsw) adds pairs of products in saturating int16, so its result depends on the CPU
+    and differs from the operator's definition; its u8 x u8 kernel widens to int32 first and
+    computes the definition exactly everywhere. A tensor used anywhere else is left alone."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))
+    inits = {t.name: t for t in m.graph.initializer}
+    slots, other = set(), set()
+    for n in m.graph.node:
+        mine = {n.input[k] for pair in INTEGER_PRODUCT_WEIGHTS.get(n.op_type, []) for k in pair if k < len(n.input)}
+        slots |= mine
+        other |= {i for k, i in enumerate(n.input) if i not in mine}
+    done = 0
+    for name in sorted((slots - other) & set(inits)):
+        a = numpy_helper.to_array(inits[name])
+        if a.dtype == np.int8:
+            inits[name].CopyFrom(numpy_helper.from_array((a.astype(np.int16) + 128).astype(np.uint8), name))
+            done += 1
+    return (m.SerializeToString() if done else str(model)), done
+
+
+def ulp_sensitivity(sess, model, so, feed: dict, base: list, seeds: int = 3) -> float:
+    """How far onnxruntime's own outputs move (max |change| over max(max |output|, 1e-3)) when
+    every float input moves by one unit in the last place, randomly up or down (the float
+    weights instead, for a model whose inputs are all integers): what any other
+    implementation's rounding can do to this model. Near 1e-7 for float models; dynamically
+    quantized models re-round their activations and can move by far more."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    def nudge(v, rng):
+        return np.nextafter(v, np.where(rng.random(v.shape) < 0.5, -np.inf, np.inf).astype(v.dtype))
+
+    floats = [k for k, v in feed.items() if v.dtype.kind == "f"]
+    worst = 0.0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        run = sess
+        if floats:
+            nudged = {k: (nudge(v, rng) if k in floats else v) for k, v in feed.items()}
+        else:
+            m = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+            for t in m.graph.initializer:
+                a = numpy_helper.to_array(t)
+                if a.dtype.kind == "f" and a.size:
+                    t.CopyFrom(numpy_helper.from_array(nudge(a, rng), t.name))
+            run, nudged = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]), feed
+        for a, b in zip(run.run(None, nudged), base):
+            a, b = np.asarray(a), np.asarray(b)
+            if b.dtype.kind == "f" and a.shape == b.shape and b.size:
+                worst = max(worst, float(np.abs(a.astype(np.float64) - b).max() / max(float(np.abs(b).max()), 1e-3)))
+    return worst
+
+
 def run_reference(entry: dict, model: Path, outdir: Path, threads: int) -> dict:
     import numpy as np
     import onnxruntime as ort
@@ -316,7 +388,8 @@ def run_reference(entry: dict, model: Path, outdir: Path, threads: int) -> dict:
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3  # keep ORT's shape-merge warnings off the console
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    exact_model, reencoded = exact_integer_weights(model)
+    sess = ort.InferenceSession(exact_model, so, providers=["CPUExecutionProvider"])
     declared = [i.name for i in sess.get_inputs()]
     wanted = [s["name"] for s in entry["inputs"]]
     if sorted(declared) != sorted(wanted):
@@ -343,6 +416,8 @@ def run_reference(entry: dict, model: Path, outdir: Path, threads: int) -> dict:
     return {
         "inputs": inputs,
         "outputs": outputs,
+        "int8_weights_reencoded_u8": reencoded,
+        "ulp_sensitivity": ulp_sensitivity(sess, exact_model, so, feed, res),
         "onnxruntime": ort.__version__,
         "numpy": np.__version__,
         "provider": "CPUExecutionProvider",

@@ -140,6 +140,12 @@ def compare(got_dir: Path, case: dict, case_dir: Path) -> tuple[str, str]:
             if bad:
                 notes.append(f"{name}: {bad} of {want.size} differ")
     if notes:
+        # A model whose onnxruntime outputs themselves move past the tolerance under last-bit
+        # input noise (fetch.py's ulp_sensitivity: dynamically quantized recurrences) cannot
+        # be matched at the tolerance by any other implementation: say so, with both numbers.
+        noise = case.get("ulp_sensitivity", 0.0)
+        if noise > TOLERANCE:
+            return "ill-conditioned", f"{'; '.join(notes)} (onnxruntime moves {noise:.1e} under 1-ulp noise)"
         return "wrong", "; ".join(notes)
     return "ok", f"{worst:.1e}"
 

@@ -54,6 +54,13 @@ static TABLE: &[Entry] = &[
     }),
     ("QLinearMul", |cx| quantized::qlinear_binary(cx, BinaryOp::Mul)),
     ("QLinearSigmoid", |cx| quantized::qlinear_unary(cx, Op::Unary { op: kiln_ir::UnaryOp::Sigmoid })),
+    // QLinearSoftmax (quantization_defs.cc): `opset` is the opset of the Softmax it replaced
+    // (before 13, Softmax flattens to 2-D at `axis`).
+    ("QLinearSoftmax", |cx| {
+        let legacy = cx.i("opset", 13)? < 13;
+        let axis = cx.i("axis", if legacy { 1 } else { -1 })?;
+        quantized::qlinear_unary(cx, Op::Softmax { axis, legacy })
+    }),
     // QuickGelu (contrib_defs.cc): X * Sigmoid(alpha * X), alpha 1.702 by default: Swish.
     ("QuickGelu", |cx| Ok(Out::Node(Op::Swish { alpha: cx.f("alpha", 1.702)? }, vec![Some(cx.req(0)?)]))),
     ("RotaryEmbedding", transformer::rotary_embedding),
