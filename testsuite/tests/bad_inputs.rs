@@ -218,3 +218,30 @@ fn garbage_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn an_input_too_large_for_any_tensor_is_refused_by_name() {
+    // 2^40 x 2^40 overflows the element count; 2^32 alone exceeds the 2^31 limit.
+    for dims in [vec![1i64 << 40, 1 << 40], vec![1 << 32]] {
+        let bytes = model(vec![node("r", "Relu", &["x"], &["y"])], vec![value_info("x", &dims)], &["y"], vec![]);
+        match import(&bytes) {
+            Err(ImportError::BadInput { name, message }) => {
+                assert_eq!(name, "x");
+                assert!(message.contains("2^31"), "{message}");
+            }
+            other => panic!("{dims:?}: expected BadInput, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn gemm_with_mismatched_inner_dims_or_dtypes_is_an_import_error() {
+    let gemm = |b_dims: &[i64]| {
+        model(vec![node("g", "Gemm", &["a", "b"], &["y"])], vec![value_info("a", &[2, 3]), value_info("b", b_dims)], &["y"], vec![])
+    };
+    assert!(import(&gemm(&[3, 4])).is_ok());
+    match import(&gemm(&[5, 4])) {
+        Err(e) => assert!(e.to_string().contains("inner dims differ"), "{e}"),
+        Ok(_) => panic!("Gemm [2,3] x [5,4] was accepted"),
+    }
+}

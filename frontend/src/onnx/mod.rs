@@ -364,6 +364,14 @@ impl Converter<'_> {
                     ty.shape = Shape::fixed(dims);
                 }
             }
+            // Inference multiplies dims: a declared size no tensor can have is refused here.
+            let known = ty.shape.0.iter().filter_map(Dim::known).try_fold(1usize, |a, d| a.checked_mul(d));
+            if known.is_none_or(|n| n > kiln_ir::ops::MAX_ELEMENTS) {
+                return Err(ImportError::BadInput {
+                    name: vi.name.clone(),
+                    message: format!("shape {} holds more than 2^31 elements, the most kiln's tensors may have", ty.shape),
+                });
+            }
             let name = self.unique_name(&vi.name);
             let id = match self.opts.input_values.get(&vi.name).filter(|_| top) {
                 Some(t) => {

@@ -119,6 +119,16 @@ pub(crate) fn infer_gemm(ta: bool, tb: bool, ins: &[Option<InType>]) -> Result<V
     }
     let m = a.shape.0[if ta { 1 } else { 0 }].clone();
     let n = b.shape.0[if tb { 0 } else { 1 }].clone();
+    let (ka, kb) = (&a.shape.0[if ta { 0 } else { 1 }], &b.shape.0[if tb { 1 } else { 0 }]);
+    if let (Some(x), Some(y)) = (ka.known(), kb.known()) {
+        if x != y {
+            return invalid(format!("Gemm: inner dims differ: A {} (transA {ta}) vs B {} (transB {tb})", a.shape, b.shape));
+        }
+    }
+    if a.dtype != b.dtype || opt(ins, 2).is_some_and(|c| c.dtype != a.dtype) {
+        let c = opt(ins, 2).map_or(String::new(), |c| format!(", C {}", c.dtype));
+        return invalid(format!("Gemm needs one dtype, got A {}, B {}{c}", a.dtype, b.dtype));
+    }
     // C broadcasts one way to (M, N): at most 2-D, each dim 1 or the result's.
     if let Some(c) = opt(ins, 2) {
         let fits = |d: &Dim, want: &Dim| d.known() == Some(1) || d == want || d.known().is_none() || want.known().is_none();
