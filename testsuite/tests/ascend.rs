@@ -438,7 +438,7 @@ fn recurrent_ops_over_rows_of_different_lengths() {
         (
             "lstm",
             r#"graph "lstm" (%x: f32[4,3,5], %w: f32[2,12,5], %r: f32[2,12,3], %b: f32[2,24], %lens: i32[3], %h0: f32[2,3,3], %c0: f32[2,3,3], %p: f32[2,9]) {
-  %y, %yh, %yc = LSTM[lstm](%x, %w, %r, %b, %lens, %h0, %c0, %p) {direction=bidirectional, hidden_size=3, activations=[], activation_alpha=[], activation_beta=[], clip=null, input_forget=false, layout=0} : f32[4,2,3,3], f32[2,3,3], f32[2,3,3]
+  %y, %yh, %yc = LSTM[lstm](%x, %w, %r, %b, %lens, %h0, %c0, %p) {direction=bidirectional, hidden_size=3, activations=[], activation_alpha=[], activation_beta=[], clip=null, input_forget=false, layout=0, dynamic_quant=false} : f32[4,2,3,3], f32[2,3,3], f32[2,3,3]
   return %y, %yh, %yc
 }
 "#,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const MAX_REL: f64 = 1e-4;
 
 /// Contrib ops kiln does not import yet: (case prefix, why).
-const NOT_IMPORTED: &[(&str, &str)] = &[("gqa_", "GroupQueryAttention")];
+const NOT_IMPORTED: &[(&str, &str)] = &[];
 
 fn read_npy(p: &Path) -> Tensor {
     npy::read(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

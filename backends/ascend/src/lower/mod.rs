@@ -4,6 +4,9 @@
 //!
 //! Every node is visited even after one fails: an unsupported op is recorded and its outputs
 //! stand in for the rest of the walk, so that one compile lists every op the target lacks.
+//! A stand-in has the value's ND description, which is faithful except for a value a
+//! convolution stores in NC1HWC0: failures downstream of such a stand-in are not reported
+//! (they would follow from the stand-in), only counted on the root's line.
 
 mod attention;
 mod conv;
@@ -28,8 +31,8 @@ use crate::ascendc::Kernel;
 use crate::ge::builder::{Builder, Desc, Input, Port};
 use crate::ge::proto::ModelDef;
 use crate::ge::Attr;
-use kiln_ir::ops::DimNamer;
-use kiln_ir::{DType, Graph, InType, Node, Shape, Tensor, TensorType, ValueId};
+use kiln_ir::ops::{DimNamer, Format};
+use kiln_ir::{DType, Graph, InType, Node, Op, Shape, Tensor, TensorType, ValueId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Why a node could not be lowered.
@@ -119,8 +122,17 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
         cx.vals.insert(v, p);
     }
     let mut unsupported = vec![];
+    // Values computed from an unfaithful stand-in: a node reading one that fails is not
+    // reported (its inputs are not what the model computes: the root failure is).
+    // Each tainted value maps to the root failure (its index in `unsupported`).
+    let mut tainted: HashMap<ValueId, usize> = HashMap::new();
+    let mut hidden = vec![];
     for n in &g.nodes {
         cx.current.clear();
+        let root = n.inputs.iter().flatten().find_map(|i| tainted.get(i).copied());
+        if let Some(r) = root {
+            tainted.extend(n.outputs.iter().flatten().map(|&o| (o, r)));
+        }
         match cx.node(g, n) {
             Ok(()) => {
                 let e = cx.mapping.ops.entry(n.op.display_name().to_string()).or_default();
@@ -130,9 +142,22 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
                 e.1 += 1;
             }
             Err(Fail::Unsupported(reason)) => {
-                unsupported.push(Unsupported { node: n.name.clone(), op: n.op.display_name().to_string(), reason });
+                match root {
+                    Some(r) => hidden[r] += 1,
+                    None => {
+                        unsupported.push(Unsupported { node: n.name.clone(), op: n.op.display_name().to_string(), reason });
+                        hidden.push(0);
+                        // A stand-in is the value's logical ND description: faithful, except
+                        // for a value stored in a convolution's NC1HWC0, whose readers would
+                        // then fail for the stand-in's sake.
+                        if matches!(n.op, Op::ConvFused { format: Format::Nc1hwc0, .. } | Op::ToFormat { format: Format::Nc1hwc0, .. }) {
+                            let r = unsupported.len() - 1;
+                            tainted.extend(n.outputs.iter().flatten().map(|&o| (o, r)));
+                        }
+                    }
+                }
                 // Stand-ins for the outputs, so that later nodes are lowered (and report too);
-                // an output of unknown shape makes its readers unsupported in turn.
+                // an output of unknown shape cannot be read (its readers are downstream).
                 for (k, o) in n.outputs.iter().enumerate() {
                     let Some(o) = *o else { continue };
                     match static_desc(&g.value(o).ty) {
@@ -147,6 +172,11 @@ fn walk(g: &Graph, fp16_range: bool) -> Result<(Cx, Vec<Unsupported>), LowerErro
                 }
             }
             Err(Fail::Internal(msg)) => return Err(LowerError::Internal { node: n.name.clone(), msg }),
+        }
+    }
+    for (u, n) in unsupported.iter_mut().zip(hidden) {
+        if n > 0 {
+            u.reason += &format!(" ({n} later node(s) that read its result also failed and are not listed: they may follow from it)");
         }
     }
     Ok((cx, unsupported))
@@ -420,5 +450,43 @@ impl Cx {
         self.mapping.custom.insert(op_type.clone());
         self.kernels.push(k);
         op_type
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_ir::ops::{AspectPolicy, CoordMode, NearestMode, ResizeMode};
+    use kiln_ir::{BinaryOp, Data, Op, UnaryOp};
+    use std::sync::Arc;
+
+    /// A cubic Resize (unmapped) and, after ops reading its result, another: its stand-in is
+    /// faithful (a plain ND value), so the second is reported too, on its own line.
+    #[test]
+    fn failures_after_a_faithful_stand_in_are_each_reported() {
+        let mut g = Graph::new("cascade");
+        let x = g.add_input("x", TensorType::fixed(DType::F32, &[1, 4, 8, 8]));
+        let scales = g.add_const("scales", Arc::new(Tensor::new(vec![4], Data::F32(vec![1.0, 1.0, 2.0, 2.0])).expect("scales")));
+        let resize = Op::Resize {
+            mode: ResizeMode::Cubic,
+            coordinate_transformation_mode: CoordMode::HalfPixel,
+            nearest_mode: NearestMode::RoundPreferFloor,
+            cubic_coeff_a: -0.75,
+            exclude_outside: false,
+            extrapolation_value: 0.0,
+            antialias: false,
+            axes: vec![],
+            keep_aspect_ratio_policy: AspectPolicy::Stretch,
+        };
+        let y =
+            g.add_node("resize", resize.clone(), vec![Some(x), None, Some(scales)], &[Some("y".into())]).expect("resize")[0].expect("y");
+        let r = g.add_node("relu", Op::Unary { op: UnaryOp::Relu }, vec![Some(y)], &[Some("r".into())]).expect("relu")[0].expect("r");
+        let s =
+            g.add_node("sum", Op::Binary { op: BinaryOp::Add }, vec![Some(r), Some(y)], &[Some("s".into())]).expect("sum")[0].expect("s");
+        let again = g.add_node("resize2", resize, vec![Some(s), None, Some(scales)], &[Some("t".into())]).expect("resize2")[0].expect("t");
+        g.outputs = vec![again];
+        let (_, unsupported) = support(&g).expect("walk");
+        assert_eq!(unsupported.iter().map(|u| u.node.as_str()).collect::<Vec<_>>(), ["resize", "resize2"], "{unsupported:?}");
+        assert!(unsupported.iter().all(|u| !u.reason.contains("later node")), "{unsupported:?}");
     }
 }

@@ -42,6 +42,7 @@ static TABLE: &[Entry] = &[
     ("FusedMatMul", quantized::fused_matmul),
     // Gelu (contrib_defs.cc): the erf form, as ONNX's Gelu of opset 20.
     ("Gelu", |cx| Ok(Out::Node(Op::Gelu { approximate: GeluApprox::None }, vec![Some(cx.req(0)?)]))),
+    ("GroupQueryAttention", transformer::group_query_attention),
     ("MatMulIntegerToFloat", quantized::matmul_integer_to_float),
     ("MatMulNBits", quantized::matmul_nbits),
     ("MultiHeadAttention", transformer::multi_head_attention),

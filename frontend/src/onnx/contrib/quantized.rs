@@ -41,7 +41,7 @@ pub(crate) fn qlinear_binary(cx: &mut Cx, op: BinaryOp) -> R {
 /// QLinearConcat: inputs Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input.
 pub(crate) fn qlinear_concat(cx: &mut Cx) -> R {
     let axis = cx.a.opt_i("axis")?.ok_or_else(|| LowerError::Invalid("QLinearConcat needs axis".into()))?;
-    if cx.ins.len() < 5 || (cx.ins.len() - 2) % 3 != 0 {
+    if cx.ins.len() < 5 || !(cx.ins.len() - 2).is_multiple_of(3) {
         return Err(LowerError::Invalid(format!("{} inputs: want Y_scale, Y_zero_point and triples", cx.ins.len())));
     }
     let first = cx.req(2)?;

@@ -103,7 +103,7 @@ pub(crate) fn attention(cx: &mut Cx) -> R {
         return Err(LowerError::Invalid(format!("input must be [batch, seq, hidden] and weights 2-D, got {xd:?} and {wd:?}")));
     };
     let sizes = match cx.ints("qkv_hidden_sizes")?[..] {
-        [] if total % 3 == 0 => [total / 3; 3],
+        [] if total.is_multiple_of(3) => [total / 3; 3],
         [q, k, v] if q > 0 && k > 0 && v > 0 && (q + k + v) as usize == total => [q as usize, k as usize, v as usize],
         ref other => return Err(LowerError::Invalid(format!("qkv_hidden_sizes {other:?} do not split the weights' {total} columns"))),
     };
@@ -298,4 +298,159 @@ pub(crate) fn rotary_embedding(cx: &mut Cx) -> R {
         rotary_embedding_dim: cx.i("rotary_embedding_dim", 0)?,
     };
     Ok(Out::Node(op, vec![Some(x), Some(cos), Some(sin), Some(pos)]))
+}
+
+/// `x` [B, L, H*D] as [B, H, L, D].
+fn split_heads(cx: &mut Cx, x: ValueId, b: usize, l: usize, h: usize, d: usize) -> Result<ValueId, LowerError> {
+    let shape = cx.ints_const("heads", &[b as i64, l as i64, h as i64, d as i64]);
+    let r = cx.emit(Op::Reshape { allowzero: false }, vec![Some(x), Some(shape)])?;
+    cx.emit(Op::Transpose { perm: vec![0, 2, 1, 3] }, vec![Some(r)])
+}
+
+/// `x` [..] i64 plus the scalar `k`.
+fn plus(cx: &mut Cx, x: ValueId, k: i64) -> Result<ValueId, LowerError> {
+    let c = cx.scalar_const("k", DType::I64, k as f64);
+    cx.bin(BinaryOp::Add, x, c)
+}
+
+/// 0..n as i64.
+fn iota(cx: &mut Cx, n: usize) -> Result<ValueId, LowerError> {
+    let (z, e, o) =
+        (cx.scalar_const("zero", DType::I64, 0.0), cx.scalar_const("n", DType::I64, n as f64), cx.scalar_const("one", DType::I64, 1.0));
+    cx.emit(Op::Range {}, vec![Some(z), Some(e), Some(o)])
+}
+
+/// GroupQueryAttention (bert_defs.cc; the LLM exporters' attention with a KV cache): query
+/// [B, S, N*D], key and value [B, S, Kv*D], past_key? and past_value? [B, Kv, P, D],
+/// seqlens_k [B] (each row's valid past plus new tokens, minus one), total_sequence_length,
+/// cos_cache? and sin_cache? [max positions, rotary/2] (do_rotary). Row b's new tokens sit at
+/// positions seqlens_k[b]+1-S .. seqlens_k[b] (0..S-1 for a prompt, when there is no past):
+/// they are rotated at those positions, written there into present_key/present_value [B, Kv,
+/// P+S, D] after the row's valid past (zeros beyond), and each attends to the keys up to its
+/// own position (and no further back than local_window_size). Query head h reads key head
+/// h / (N / Kv).
+pub(crate) fn group_query_attention(cx: &mut Cx) -> R {
+    let (heads, kv_heads) = (cx.i("num_heads", 0)?, cx.i("kv_num_heads", 0)?);
+    if heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 {
+        return Err(LowerError::Invalid(format!("num_heads {heads} must be a positive multiple of kv_num_heads {kv_heads}")));
+    }
+    if cx.i("smooth_softmax", 0)? != 0 {
+        return unsupported("GroupQueryAttention with smooth_softmax");
+    }
+    if (9..cx.ins.len()).any(|i| cx.inp(i).is_some()) {
+        return unsupported("GroupQueryAttention's position_ids or attention_bias inputs");
+    }
+    let (q, k, v) = (cx.req(0)?, cx.inp(1), cx.inp(2));
+    let (Some(k), Some(v)) = (k, v) else { return unsupported("GroupQueryAttention with packed QKV (key and value absent)") };
+    let (past_k, past_v, seqlens) = (cx.inp(3), cx.inp(4), cx.req(5)?);
+    let (qd, kd) = (dims_of(cx, q, "the query")?, dims_of(cx, k, "the key")?);
+    let (&[b, s, qh], &[_, _, kh]) = (&qd[..], &kd[..]) else {
+        return unsupported(format!("GroupQueryAttention with query {qd:?} and key {kd:?} (kiln takes [batch, seq, hidden])"));
+    };
+    let (n, kv) = (heads as usize, kv_heads as usize);
+    let d = qh / n;
+    if d * n != qh || d * kv != kh {
+        return Err(LowerError::Invalid(format!("query hidden {qh} and key hidden {kh} do not split into {n} and {kv} heads alike")));
+    }
+    let p = match (past_k, past_v) {
+        (None, None) => 0,
+        (Some(pk), Some(_)) => match dims_of(cx, pk, "past_key")?[..] {
+            [pb, pkv, p, pd] if pb == b && pkv == kv && pd == d => p,
+            ref other => return Err(LowerError::Invalid(format!("past_key {other:?}, want [{b}, {kv}, past, {d}]"))),
+        },
+        _ => return Err(LowerError::Invalid("past_key and past_value come together".into())),
+    };
+    let t = p + s;
+    // Each row's first new position: seqlens_k + 1 - S with a past, 0 for a prompt (whose
+    // padding seqlens_k marks).
+    let seq = super::cast(cx, seqlens, DType::I64)?;
+    let zero64 = cx.scalar_const("zero", DType::I64, 0.0);
+    let start = if p > 0 { plus(cx, seq, 1 - s as i64)? } else { cx.bin(BinaryOp::Mul, seq, zero64)? };
+    let start_col = unsqueeze(cx, start, &[1])?; // [B, 1]
+    let steps = iota(cx, s)?;
+    let pos = cx.bin(BinaryOp::Add, start_col, steps)?; // [B, S]
+    let (mut q, mut k) = (q, k);
+    if cx.b("do_rotary", false)? {
+        let (Some(cos), Some(sin)) = (cx.inp(7), cx.inp(8)) else {
+            return Err(LowerError::Invalid("do_rotary needs cos_cache and sin_cache".into()));
+        };
+        let half = match dims_of(cx, cos, "cos_cache")?[..] {
+            [_, h] => h,
+            ref other => return Err(LowerError::Invalid(format!("cos_cache must be 2-D, got {other:?}"))),
+        };
+        let rot = if 2 * half == d { 0 } else { 2 * half as i64 };
+        let interleaved = cx.b("rotary_interleaved", false)?;
+        for (x, h) in [(&mut q, heads), (&mut k, kv_heads)] {
+            let op = Op::RotaryEmbedding { interleaved, num_heads: h, rotary_embedding_dim: rot };
+            *x = cx.emit(op, vec![Some(*x), Some(cos), Some(sin), Some(pos)])?;
+        }
+    }
+    let (k4, v4) = (split_heads(cx, k, b, s, kv, d)?, split_heads(cx, v, b, s, kv, d)?);
+    // present[b, :, j] = past[b, :, j] for j < start_b, the new token j - start_b for
+    // start_b <= j < start_b + S, zero after: a gather from concat(past, new) and a select.
+    let (present_k, present_v) = match (past_k, past_v) {
+        (Some(pk), Some(pv)) => {
+            let j = iota(cx, t)?; // [T]
+            let j_row = unsqueeze(cx, j, &[0])?; // [1, T]
+            let rel = cx.bin(BinaryOp::Sub, j_row, start_col)?; // j - start_b: [B, T]
+            let is_new = cx.bin(BinaryOp::GreaterOrEqual, rel, zero64)?;
+            let new_idx = plus(cx, rel, p as i64)?;
+            let zeros_b = cx.bin(BinaryOp::Mul, start_col, zero64)?;
+            let jb = cx.bin(BinaryOp::Add, j_row, zeros_b)?; // j, as [B, T]
+            let idx = cx.emit(Op::Where {}, vec![Some(is_new), Some(new_idx), Some(jb)])?;
+            let last = cx.scalar_const("last", DType::I64, (t - 1) as f64);
+            let idx = cx.bin(BinaryOp::Min, idx, last)?;
+            let s64 = cx.scalar_const("s", DType::I64, s as f64);
+            let in_use = cx.bin(BinaryOp::Less, rel, s64)?;
+            let idx4 = unsqueeze(cx, idx, &[1, 3])?;
+            let shape = cx.ints_const("present", &[b as i64, kv as i64, t as i64, d as i64]);
+            let idx4 = cx.emit(Op::Expand {}, vec![Some(idx4), Some(shape)])?;
+            let keep = unsqueeze(cx, in_use, &[1, 3])?;
+            let mut out = vec![];
+            for (past, new) in [(pk, k4), (pv, v4)] {
+                let cat = cx.emit(Op::Concat { axis: 2 }, vec![Some(past), Some(new)])?;
+                let g = cx.emit(Op::GatherElements { axis: 2 }, vec![Some(cat), Some(idx4)])?;
+                let zero = cx.scalar_const("zero", cx.dtype(g), 0.0);
+                out.push(cx.emit(Op::Where {}, vec![Some(keep), Some(g), Some(zero)])?);
+            }
+            (out[0], out[1])
+        }
+        _ => (k4, v4),
+    };
+    // Key j is visible to the query at position q_pos when j <= q_pos, j <= seqlens_k (a
+    // prompt's padding) and, with a window w >= 0, j >= q_pos - w.
+    let j = iota(cx, t)?;
+    let j4 = unsqueeze(cx, j, &[0, 1, 2])?; // [1, 1, 1, T]
+    let qpos = unsqueeze(cx, pos, &[1, 3])?; // [B, 1, S, 1]
+    let mut visible = cx.bin(BinaryOp::LessOrEqual, j4, qpos)?;
+    let seq4 = unsqueeze(cx, seq, &[1, 2, 3])?;
+    let filled = cx.bin(BinaryOp::LessOrEqual, j4, seq4)?;
+    visible = cx.bin(BinaryOp::And, visible, filled)?;
+    let window = cx.i("local_window_size", -1)?;
+    if window >= 0 {
+        let lo = plus(cx, qpos, -window)?;
+        let near = cx.bin(BinaryOp::GreaterOrEqual, j4, lo)?;
+        visible = cx.bin(BinaryOp::And, visible, near)?;
+    }
+    let dt = cx.dtype(q);
+    let (z, ninf) = (cx.scalar_const("keep", dt, 0.0), cx.scalar_const("masked", dt, f64::NEG_INFINITY));
+    let mask = cx.emit(Op::Where {}, vec![Some(visible), Some(z), Some(ninf)])?;
+    let q4 = split_heads(cx, q, b, s, n, d)?;
+    let op = Op::Attention {
+        is_causal: false,
+        kv_num_heads: kv_heads,
+        q_num_heads: heads,
+        qk_matmul_output_mode: 0,
+        scale: scale_attr(cx)?,
+        softcap: cx.f("softcap", 0.0)?,
+        softmax_precision: None,
+        zero_undefined_rows: false,
+    };
+    let y4 = cx.emit(op, vec![Some(q4), Some(present_k), Some(present_v), Some(mask)])?;
+    let y = cx.emit(Op::Transpose { perm: vec![0, 2, 1, 3] }, vec![Some(y4)])?;
+    let shape = cx.ints_const("out", &[b as i64, s as i64, qh as i64]);
+    let y = cx.emit(Op::Reshape { allowzero: false }, vec![Some(y), Some(shape)])?;
+    let mut outs = vec![Some(y), Some(present_k), Some(present_v)];
+    outs.truncate(cx.node.output.len());
+    Ok(Out::Alias(outs))
 }
