@@ -30,7 +30,8 @@ fn bound_values_are_checked_against_the_input() {
     let half = kiln_ir::Tensor::new(vec![], kiln_ir::Data::F64(vec![0.5])).expect("tensor");
     assert!(bind(half).contains("do not convert exactly to the input's bool"));
     let two = kiln_ir::Tensor::new(vec![2], kiln_ir::Data::F64(vec![1.0, 0.0])).expect("tensor");
-    assert!(bind(two).contains("rank"));
+    let e = bind(two);
+    assert!(e.contains("--input-value gives rank 1"), "the message names the flag the user gave: {e}");
     let values: Values =
         [("sample_rate".to_string(), kiln_ir::Tensor::new(vec![], kiln_ir::Data::I64(vec![16000])).expect("tensor"))].into();
     let e = model.load_with(&Shapes::new(), &values).map(|_| ()).map_err(|e| e.to_string()).expect_err("no such input");

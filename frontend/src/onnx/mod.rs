@@ -345,10 +345,12 @@ impl Converter<'_> {
             };
             if top {
                 if let Some(dims) = self.opts.input_shapes.get(&vi.name) {
+                    // A bound value's dims come here too: name the flag the user gave.
+                    let flag = if self.opts.input_values.contains_key(&vi.name) { "--input-value" } else { "--input-shape" };
                     if dims.len() != ty.shape.rank() {
                         return Err(ImportError::BadInput {
                             name: vi.name.clone(),
-                            message: format!("--input-shape gives rank {}, the model declares {}", dims.len(), ty.shape),
+                            message: format!("{flag} gives rank {}, the model declares {}", dims.len(), ty.shape),
                         });
                     }
                     for (d, &n) in ty.shape.0.iter().zip(dims) {
@@ -356,7 +358,7 @@ impl Converter<'_> {
                             if *k != n {
                                 return Err(ImportError::BadInput {
                                     name: vi.name.clone(),
-                                    message: format!("--input-shape {dims:?} conflicts with declared {}", ty.shape),
+                                    message: format!("{flag} {dims:?} conflicts with declared {}", ty.shape),
                                 });
                             }
                         }
