@@ -89,7 +89,7 @@ pub fn fuse_long_chains(g: &mut Graph) -> usize {
 /// last node's name and output; `None` if a body op does not type-check.
 fn fuse(g: &Graph, piece: &[usize]) -> Option<Node> {
     let last = &g.nodes[*piece.last()?];
-    let mut body = Graph::new(&format!("{}_chain", last.name));
+    let mut body = Graph::new(format!("{}_chain", last.name));
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     let mut outer: Vec<Option<ValueId>> = vec![];
     for (j, &k) in piece.iter().enumerate() {

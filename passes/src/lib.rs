@@ -29,6 +29,7 @@ mod memory_plan;
 mod pipeline;
 mod precision;
 pub mod rules;
+mod unroll_recurrent;
 
 pub use canonicalize::canonicalize;
 pub use chain_fusion::{fuse_long_chains, LONG_CHAIN};
@@ -38,6 +39,7 @@ pub use fold_constants::{fold_constants, FOLD_LIMIT};
 pub use memory_plan::{plan_memory, Buffer, MemoryPlan, PlanError, ALIGN};
 pub use pipeline::{run_passes, run_pipeline, PipelineError, PipelineReport, PASSES};
 pub use precision::{convert_precision, PrecisionError};
+pub use unroll_recurrent::unroll_recurrent;
 
 /// Import cleanup: constant folding and dead-code elimination to a fixed point (the
 /// pipeline's `fold-constants` and `dce` passes), types re-inferred after each.

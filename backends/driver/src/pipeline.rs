@@ -46,6 +46,15 @@ impl Report {
 pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Result<(Graph, Report), DriverError> {
     let mut g = g.clone();
     kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
+    // Recurrent ops the target has no kernel for become their steps' products and gates.
+    let refused = |n: &kiln_ir::Node, g: &Graph| {
+        let ins: Vec<Option<&kiln_ir::TensorType>> = n.inputs.iter().map(|i| i.map(|v| &g.value(v).ty)).collect();
+        let outs: Vec<kiln_ir::TensorType> = n.outputs.iter().flatten().map(|&o| g.value(o).ty.clone()).collect();
+        backend.op_support(&n.op, &ins, &outs).is_err()
+    };
+    if kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))? > 0 {
+        g.reinfer().map_err(|e| DriverError::Internal(format!("unrolling recurrent ops: {e}")))?;
+    }
     if kiln_passes::fuse_long_chains(&mut g) > 0 {
         g.reinfer().map_err(|e| DriverError::Internal(format!("fusing long elementwise chains: {e}")))?;
     }

@@ -19,10 +19,23 @@ struct Axis {
     add: i64,
     /// ... taken modulo this (Tile) ...
     wrap: Option<i64>,
-    /// ... and must lie in `0..len` (else the pad value) or is clamped into it (edge padding).
-    check: Option<(i64, bool)>,
+    /// ... and is brought into `0..len` as `Bound` says.
+    check: Option<(i64, Bound)>,
     /// Source stride of this axis.
     stride: i64,
+}
+
+/// How a source coordinate outside `0..len` reads (Pad's modes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Bound {
+    /// The pad value (constant padding).
+    Pad,
+    /// The nearest edge element (edge).
+    Clamp,
+    /// Mirrored about the edge elements, which are not repeated (reflect).
+    Reflect,
+    /// Modulo `len` (wrap).
+    Wrap,
 }
 
 /// A copy over `domain` (the destination dims or a sub-box of them).
@@ -56,21 +69,38 @@ fn emit_copy(cx: &mut Cx, suffix: &str, src: Param, src_dtype: DType, dst: kiln_
             if let Some(w) = a.wrap {
                 s = em.remk(s, w)?;
             }
-            if let Some((len, clamp)) = a.check {
-                if clamp {
-                    let lo = em.icmp(IntPredicate::SLT, s, em.ix(0))?;
-                    s = em.select(lo, em.ix(0), s)?.into_int_value();
-                    s = em.min_ix(s, em.ix(len - 1))?;
-                } else {
+            if let Some((len, bound)) = a.check {
+                if bound == Bound::Pad {
                     let ok = em.in_range(s, len)?;
                     valid = em.and(valid, ok)?;
                     s = em.select(ok, s, em.ix(0))?.into_int_value();
+                } else {
+                    if bound == Bound::Reflect {
+                        // -s below 0, 2(len-1) - s past the end.
+                        let neg = em.icmp(IntPredicate::SLT, s, em.ix(0))?;
+                        let mirrored = em.sub(em.ix(0), s)?;
+                        s = em.select(neg, mirrored, s)?.into_int_value();
+                        let past = em.icmp(IntPredicate::SGE, s, em.ix(len))?;
+                        let mirrored = em.sub(em.ix(2 * (len - 1)), s)?;
+                        s = em.select(past, mirrored, s)?.into_int_value();
+                    } else if bound == Bound::Wrap {
+                        // remk is unsigned: shift by a multiple of len past the lowest
+                        // coordinate (c * 1 + add, c >= 0) first.
+                        let shift = if a.add < 0 { ((-a.add) / len + 1) * len } else { 0 };
+                        s = em.addk(s, shift)?;
+                        s = em.remk(s, len)?;
+                    }
+                    // Clamped in every mode: edge padding, and reflect's pads (at most len - 1
+                    // by ONNX's rule) never read outside the source even when a model breaks it.
+                    let lo = em.icmp(IntPredicate::SLT, s, em.ix(0))?;
+                    s = em.select(lo, em.ix(0), s)?.into_int_value();
+                    s = em.min_ix(s, em.ix(len - 1))?;
                 }
             }
             off = em.add(off, em.mulk(s, a.stride)?)?;
         }
         let v = em.load(src_dtype, p[1], off)?;
-        let v = if c.axes.iter().any(|a| matches!(a.check, Some((_, false)))) {
+        let v = if c.axes.iter().any(|a| matches!(a.check, Some((_, Bound::Pad)))) {
             let pad = super::program::scalar(em, dt, c.pad)?.v;
             em.select(valid, v, pad)?
         } else {
@@ -189,16 +219,17 @@ pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
                 }
                 None => (0..r).collect(),
             };
-            let clamp = match mode {
-                PadMode::Constant => false,
-                PadMode::Edge => true,
-                other => return unsupported(format!("Pad mode {other:?}")),
+            let bound = match mode {
+                PadMode::Constant => Bound::Pad,
+                PadMode::Edge => Bound::Clamp,
+                PadMode::Reflect => Bound::Reflect,
+                PadMode::Wrap => Bound::Wrap,
             };
             let mut axes = identity_axes(&xt.dims);
             for (k, &a) in ax.iter().enumerate() {
                 let before = pads.get(k).copied().unwrap_or(0);
                 axes[a].add = -before;
-                axes[a].check = Some((xt.dims[a] as i64, clamp));
+                axes[a].check = Some((xt.dims[a] as i64, bound));
             }
             let c = Copy { axes, dst_strides: strides(&yt.dims), domain: yt.dims, dst_base: 0, pad: value };
             emit_copy(cx, "", Param::Value(x), xt.dtype, y, c)
