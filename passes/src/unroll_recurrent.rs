@@ -6,8 +6,9 @@
 //! (LSTM iofc, GRU zrh) and the cell update; reverse directions walk the steps backwards.
 //! The outputs are stacked with Concat and laid out as `layout` asks. What the unrolled form
 //! does not cover keeps the node (and the target's refusal): activations other than the
-//! defaults, `clip`, `sequence_lens`, dynamically quantized products, and an X whose dims
-//! are not all known (give `--input-shape`).
+//! defaults, `clip`, `sequence_lens`, and an X whose dims are not all known (give
+//! `--input-shape`). A dynamically quantized LSTM (onnxruntime's DynamicQuantizeLSTM)
+//! unrolls with DynamicQuantizeLinear and DequantizeLinear before each product.
 
 use kiln_ir::ops::{RnnActivation, RnnDirection};
 use kiln_ir::{BinaryOp, Data, Graph, Node, NodeError, Op, Tensor, TensorType, UnaryOp, ValueId};
@@ -23,6 +24,8 @@ enum Cell {
 /// What of the node the unrolled form needs, when it covers the node.
 struct Plan {
     cell: Cell,
+    /// The products' activation inputs quantized dynamically (DynamicQuantizeLSTM).
+    dynamic_quant: bool,
     reverse_only: bool,
     dirs: usize,
     hidden: usize,
@@ -32,7 +35,7 @@ struct Plan {
 fn plan(op: &Op) -> Option<Plan> {
     use RnnActivation::{Sigmoid, Tanh};
     let (cell, direction, hidden, acts, clip, layout, defaults): (Cell, _, _, _, _, _, &[RnnActivation]) = match op {
-        Op::LSTM { direction, hidden_size, activations, clip, input_forget, layout, dynamic_quant: false, .. } => {
+        Op::LSTM { direction, hidden_size, activations, clip, input_forget, layout, .. } => {
             (Cell::Lstm { input_forget: *input_forget }, *direction, *hidden_size, activations, clip, *layout, &[Sigmoid, Tanh, Tanh])
         }
         Op::GRU { direction, hidden_size, activations, clip, linear_before_reset, layout, .. } => (
@@ -53,6 +56,7 @@ fn plan(op: &Op) -> Option<Plan> {
     let default_acts = activations_are(acts, defaults, dirs);
     (clip.is_none() && default_acts && hidden > 0).then_some(Plan {
         cell,
+        dynamic_quant: matches!(op, Op::LSTM { dynamic_quant: true, .. }),
         reverse_only: direction == RnnDirection::Reverse,
         dirs,
         hidden: hidden as usize,
@@ -97,6 +101,15 @@ impl Emitter<'_> {
         let name = format!("{}/unrolled{}", self.base, self.k);
         let out = self.g.add_node(name.clone(), op, ins, &[Some(name)])?;
         Ok(out[0].expect("a node's first output"))
+    }
+    /// `v` quantized to u8 with its own range and back (DynamicQuantizeLinear, then
+    /// DequantizeLinear): what the dynamically quantized LSTM's products read.
+    fn requantized(&mut self, v: ValueId) -> Result<ValueId, NodeError> {
+        self.k += 1;
+        let names: Vec<Option<String>> = (0..3).map(|j| Some(format!("{}/unrolled{}_{j}", self.base, self.k))).collect();
+        let q = self.g.add_node(format!("{}/unrolled{}", self.base, self.k), Op::DynamicQuantizeLinear {}, vec![Some(v)], &names)?;
+        let dq = Op::DequantizeLinear { axis: 1, block_size: 0, output_dtype: None };
+        self.op(dq, q)
     }
     fn ints(&mut self, v: &[i64]) -> ValueId {
         self.k += 1;
@@ -154,6 +167,8 @@ fn unroll(g: &mut Graph, n: &Node, p: &Plan) -> Result<(), NodeError> {
     };
     let mut e = Emitter { g, base: n.name.clone(), k: 0 };
     let x = if p.layout == 0 { x } else { e.transpose(x, &[1, 0, 2])? };
+    // X is quantized once for every step (onnxruntime's input product covers them all).
+    let x = if p.dynamic_quant { e.requantized(x)? } else { x };
     let state = |e: &mut Emitter, s: Option<ValueId>| -> Result<Option<ValueId>, NodeError> {
         match s {
             Some(s) if p.layout != 0 => e.transpose(s, &[1, 0, 2]).map(Some),
@@ -244,7 +259,8 @@ fn unroll(g: &mut Graph, n: &Node, p: &Plan) -> Result<(), NodeError> {
                     hs = e.bin(BinaryOp::Add, a, b)?;
                 }
                 cell => {
-                    let mut pre = e.op(Op::MatMul {}, vec![Some(hs), Some(rt)])?;
+                    let hq = if p.dynamic_quant { e.requantized(hs)? } else { hs };
+                    let mut pre = e.op(Op::MatMul {}, vec![Some(hq), Some(rt)])?;
                     pre = e.bin(BinaryOp::Add, xg, pre)?;
                     if let Some(rb) = rb {
                         pre = e.bin(BinaryOp::Add, pre, rb)?;
@@ -334,7 +350,7 @@ mod tests {
     #[test]
     fn unrolled_recurrences_compute_what_the_ops_compute() {
         let (seq, batch, inp, h) = (4, 3, 5, 6);
-        for (cell, gates) in [("lstm", 4), ("gru", 3), ("gru_lbr", 3), ("rnn", 1)] {
+        for (cell, gates) in [("lstm", 4), ("lstm_dq", 4), ("gru", 3), ("gru_lbr", 3), ("rnn", 1)] {
             for direction in [RnnDirection::Forward, RnnDirection::Reverse, RnnDirection::Bidirectional] {
                 for layout in [0i64, 1] {
                     let dirs = if direction == RnnDirection::Bidirectional { 2 } else { 1 };
@@ -349,7 +365,7 @@ mod tests {
                     let mut ins = vec![Some(x), Some(w), Some(r), Some(b), None, Some(h0)];
                     let common = (direction, h as i64, vec![], vec![], vec![], None, layout);
                     let (op, n_out) = match cell {
-                        "lstm" => {
+                        "lstm" | "lstm_dq" => {
                             let c0 = input(&mut g, "c0", &sd);
                             let p = input(&mut g, "p", &[dirs, 3 * h]);
                             ins.extend([Some(c0), Some(p)]);
@@ -363,7 +379,7 @@ mod tests {
                                 clip,
                                 input_forget: false,
                                 layout,
-                                dynamic_quant: false,
+                                dynamic_quant: cell == "lstm_dq",
                             };
                             (op, 3)
                         }
