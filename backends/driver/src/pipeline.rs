@@ -46,12 +46,16 @@ impl Report {
 pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Result<(Graph, Report), DriverError> {
     let mut g = g.clone();
     kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
-    // Recurrent ops the target has no kernel for become their steps' products and gates.
+    // Ops the target has no kernel for but that decompose into ops it may have.
     let refused = |n: &kiln_ir::Node, g: &Graph| {
         let ins: Vec<Option<&kiln_ir::TensorType>> = n.inputs.iter().map(|i| i.map(|v| &g.value(v).ty)).collect();
         let outs: Vec<kiln_ir::TensorType> = n.outputs.iter().flatten().map(|&o| g.value(o).ty.clone()).collect();
         backend.op_support(&n.op, &ins, &outs).is_err()
     };
+    // An If the target cannot run: both branches and a select, where their types agree.
+    if kiln_passes::if_to_select(&mut g, refused).map_err(|e| DriverError::Internal(format!("selecting an If's branches: {e}")))? > 0 {
+        g.reinfer().map_err(|e| DriverError::Internal(format!("selecting If branches: {e}")))?;
+    }
     if kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))? > 0 {
         g.reinfer().map_err(|e| DriverError::Internal(format!("unrolling recurrent ops: {e}")))?;
     }
