@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 only=()
 for m in "${models[@]}"; do only+=(--only "$m"); done
 PYTHONUNBUFFERED=1 python3 "$here/survey.py" --kiln /tmp/kiln --cache "$cache" "${only[@]}" \
-    --targets sm_90-run,sm_90-fp16 --sanitize --timeout 200 | tee "$out/gpu.jsonl"
+    --targets sm_90-run,sm_90-fp16 --sanitize --timeout 120 | tee "$out/gpu.jsonl"
 for m in "${models[@]}"; do
     args=$(python3 - "$cache/$m" <<'PY'
 import json, sys
