@@ -227,8 +227,8 @@ pub(crate) fn simplified_layer_norm(cx: &mut Cx) -> R {
 /// EmbedLayerNormalization (bert_defs.cc): LayerNorm(word[input_ids] + position[position_ids
 /// or 0..S] + segment[segment_ids]). Inputs: input_ids [B, S], segment_ids?, word_embedding,
 /// position_embedding, segment_embedding?, gamma, beta?, mask?, position_ids?. Outputs:
-/// output [B, S, H], mask_index [B] (i32: the number of ones in each mask row, zeros
-/// without a mask), embedding_sum?. epsilon defaults to 1e-12.
+/// output [B, S, H], mask_index [B] (i32: the number of entries equal to 1 in each mask row,
+/// zeros without a mask), embedding_sum?. epsilon defaults to 1e-12.
 pub(crate) fn embed_layer_norm(cx: &mut Cx) -> R {
     let eps = cx.f("epsilon", 1e-12)?;
     let (ids, word, pos_table, gamma) = (cx.req(0)?, cx.req(2)?, cx.req(3)?, cx.req(5)?);
@@ -250,9 +250,15 @@ pub(crate) fn embed_layer_norm(cx: &mut Cx) -> R {
     let y = cx.emit(Op::LayerNormalization { axis: -1, epsilon: eps }, vec![Some(sum), Some(gamma), cx.inp(6)])?;
     let mask_index = match cx.inp(7) {
         Some(m) => {
-            let m32 = super::cast(cx, m, DType::I32)?;
+            // ORT counts the entries equal to 1 (bert_defs.cc); the count is taken in f32
+            // (exact below 2^24), which every target reduces.
+            let one = cx.scalar_const("one", cx.dtype(m), 1.0);
+            let ones = cx.bin(BinaryOp::Equal, m, one)?;
+            let f = super::cast(cx, ones, DType::F32)?;
             let axes = cx.ints_const("mask_axes", &[1]);
-            cx.emit(Op::Reduce { kind: ReduceKind::Sum, keepdims: false, noop_with_empty_axes: false }, vec![Some(m32), Some(axes)])?
+            let n =
+                cx.emit(Op::Reduce { kind: ReduceKind::Sum, keepdims: false, noop_with_empty_axes: false }, vec![Some(f), Some(axes)])?;
+            super::cast(cx, n, DType::I32)?
         }
         None => cx.konst("mask_index", Tensor::new(vec![b], Data::I32(vec![0; b])).map_err(|e| e.to_string())?),
     };
