@@ -237,30 +237,35 @@ fn conv2d(cx: &OpCx) -> Result<Value, SimError> {
     }
     let og = o / g;
     let mut out = vec![0.0; n * o * oh * ow];
+    // Each filter tap is added to a whole output row at once (the inner loop runs along the
+    // row, contiguous for stride 1), over the output columns whose input column is inside.
     for ni in 0..n {
         for oc in 0..o {
             let gi = oc / og;
-            for y in 0..oh {
-                for xo in 0..ow {
-                    let mut s = bias.map_or(0.0, |b| b.data[oc]);
-                    for ci in 0..cg {
-                        let xc = gi * cg + ci;
-                        for ky in 0..kh {
+            let plane = &mut out[(ni * o + oc) * oh * ow..(ni * o + oc + 1) * oh * ow];
+            plane.fill(bias.map_or(0.0, |b| b.data[oc]));
+            for ci in 0..cg {
+                let xc = gi * cg + ci;
+                let src = &x.data[(ni * c + xc) * h * w..(ni * c + xc + 1) * h * w];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let wt = f.data[((oc * cg + ci) * kh + ky) * kw + kx];
+                        // Output columns xo with 0 <= xo*sw + kx*dw - pl < w.
+                        let off = (kx * dw) as i64 - pl as i64;
+                        let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(sw) };
+                        let hi = if (w as i64) <= off { 0 } else { (((w as i64 - off) as usize).div_ceil(sw)).min(ow) };
+                        for y in 0..oh {
                             let iy = (y * sh + ky * dh) as i64 - pt as i64;
                             if iy < 0 || iy >= h as i64 {
                                 continue;
                             }
-                            for kx in 0..kw {
-                                let ix = (xo * sw + kx * dw) as i64 - pl as i64;
-                                if ix < 0 || ix >= w as i64 {
-                                    continue;
-                                }
-                                s += x.data[((ni * c + xc) * h + iy as usize) * w + ix as usize]
-                                    * f.data[((oc * cg + ci) * kh + ky) * kw + kx];
+                            let row = &src[iy as usize * w..(iy as usize + 1) * w];
+                            let dst = &mut plane[y * ow..(y + 1) * ow];
+                            for xo in lo..hi {
+                                dst[xo] += wt * row[((xo * sw) as i64 + off) as usize];
                             }
                         }
                     }
-                    out[((ni * o + oc) * oh + y) * ow + xo] = s;
                 }
             }
         }
