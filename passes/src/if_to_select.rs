@@ -119,6 +119,47 @@ mod tests {
     use super::*;
     use kiln_ir::{interp, BinaryOp, DType, TensorType, UnaryOp};
 
+    /// A branch that is itself an If: the first pass inlines it, the second selects it (the
+    /// driver repeats the pass).
+    #[test]
+    fn an_if_inside_a_branch_is_selected_by_the_next_pass() {
+        let ty = TensorType::fixed(DType::F32, &[2]);
+        let branch = |name: &str, op: Op| {
+            let mut b = Graph::new(name);
+            let x = b.add_input("x", ty.clone());
+            let y = b.add_node("op", op, vec![Some(x)], &[Some("y".into())]).expect("op")[0].expect("y");
+            b.outputs = vec![y];
+            b
+        };
+        let inner = Op::If {
+            then_branch: Box::new(branch("t", Op::Unary { op: UnaryOp::Neg })),
+            else_branch: Box::new(branch("e", Op::Unary { op: UnaryOp::Abs })),
+        };
+        let mut outer_then = Graph::new("outer_then");
+        let x = outer_then.add_input("x", ty.clone());
+        let c2 = outer_then.add_input("c2", TensorType::fixed(DType::Bool, &[]));
+        let y = outer_then.add_node("inner", inner, vec![Some(c2), Some(x)], &[Some("y".into())]).expect("inner")[0].expect("y");
+        outer_then.outputs = vec![y];
+        let outer = Op::If { then_branch: Box::new(outer_then), else_branch: Box::new(branch("oe", Op::Unary { op: UnaryOp::Relu })) };
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", ty.clone());
+        let c2 = g.add_input("c2", TensorType::fixed(DType::Bool, &[]));
+        let c1 = g.add_input("c1", TensorType::fixed(DType::Bool, &[]));
+        let y = g.add_node("outer", outer, vec![Some(c1), Some(x), Some(c2)], &[Some("y".into())]).expect("outer")[0].expect("y");
+        g.outputs = vec![y];
+        let mut s = g.clone();
+        assert_eq!(if_to_select(&mut s, |_, _| true).expect("first"), 1);
+        assert_eq!(if_to_select(&mut s, |_, _| true).expect("second"), 1);
+        assert!(s.nodes.iter().all(|n| !matches!(n.op, Op::If { .. })));
+        kiln_ir::verify(&s).expect("verify");
+        let xv = Tensor::new(vec![2], Data::F32(vec![-1.5, 2.0])).expect("x");
+        for (a, b) in [(true, true), (true, false), (false, true), (false, false)] {
+            let bool_t = |v: bool| Tensor::new(vec![], Data::Bool(vec![v])).expect("cond");
+            let ins = vec![xv.clone(), bool_t(b), bool_t(a)];
+            assert_eq!(interp::run(&s, ins.clone()).expect("select"), interp::run(&g, ins).expect("if"), "c1 {a} c2 {b}");
+        }
+    }
+
     /// if x.sum() > 0 { relu(x) * w } else { -x }: the selected form computes what If does,
     /// for either condition.
     #[test]

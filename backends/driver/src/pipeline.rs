@@ -52,8 +52,12 @@ pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Resul
         let outs: Vec<kiln_ir::TensorType> = n.outputs.iter().flatten().map(|&o| g.value(o).ty.clone()).collect();
         backend.op_support(&n.op, &ins, &outs).is_err()
     };
-    // An If the target cannot run: both branches and a select, where their types agree.
-    if kiln_passes::if_to_select(&mut g, refused).map_err(|e| DriverError::Internal(format!("selecting an If's branches: {e}")))? > 0 {
+    // An If the target cannot run: both branches and a select, where their types agree (again
+    // for the Ifs an inlined branch held, a few levels deep).
+    for _ in 0..4 {
+        if kiln_passes::if_to_select(&mut g, refused).map_err(|e| DriverError::Internal(format!("selecting an If's branches: {e}")))? == 0 {
+            break;
+        }
         g.reinfer().map_err(|e| DriverError::Internal(format!("selecting If branches: {e}")))?;
     }
     if kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))? > 0 {
