@@ -45,8 +45,9 @@ fn select(g: &mut Graph, n: &Node, then_g: &Graph, else_g: &Graph) -> Result<(),
             union.push(name.clone());
         }
     }
+    let given = n.inputs.get(1..).unwrap_or_default();
     let captures: HashMap<&str, ValueId> =
-        union.iter().map(String::as_str).zip(n.inputs[1..].iter().copied()).filter_map(|(k, v)| Some((k, v?))).collect();
+        union.iter().map(String::as_str).zip(given.iter().copied()).filter_map(|(k, v)| Some((k, v?))).collect();
     let cond = n.inputs.first().copied().flatten().ok_or_else(|| invalid(n, "If without a condition"))?;
     let mut k = 0usize;
     let then_out = inline(g, n, then_g, &captures, "then", &mut k)?;
