@@ -11,16 +11,13 @@
 //! A chain link: an elementwise op whose output has the shape of the op before it and is
 //! read only by the next op (not by another node, not a graph output).
 
-use crate::rules::MAX_BODY;
+// Small constants are copied into a body as the e-graph's fusion copies them.
+use crate::rules::{INLINE_CONST, MAX_BODY};
 use kiln_ir::{Graph, Node, Op, ValueId};
 use std::collections::HashMap;
 
 /// Chains up to this many ops are left to the e-graph.
 pub const LONG_CHAIN: usize = 2 * MAX_BODY;
-
-/// Constants up to this many elements are copied into a body instead of being read as inputs
-/// (as the e-graph's fusion does).
-const INLINE_CONST: usize = 16;
 
 fn is_link(op: &Op) -> bool {
     op.is_elementwise() && !matches!(op, Op::Identity {})

@@ -151,10 +151,9 @@ impl Emitter<'_> {
 
 fn unroll(g: &mut Graph, n: &Node, p: &Plan) -> Result<(), NodeError> {
     let ty = |g: &Graph, v: ValueId| -> TensorType { g.value(v).ty.clone() };
-    let x = n.inputs[0].expect("checked");
-    let (w, r) = (n.inputs[1].expect("checked"), n.inputs[2].expect("checked"));
-    let bias = n.inputs.get(3).copied().flatten();
-    let (h0, c0, peep) = (n.inputs.get(5).copied().flatten(), n.inputs.get(6).copied().flatten(), n.inputs.get(7).copied().flatten());
+    let input = |k: usize| n.inputs.get(k).copied().flatten();
+    let (Some(x), Some(w), Some(r)) = (input(0), input(1), input(2)) else { return Err(internal(n, "X, W and R are required")) };
+    let (bias, h0, c0, peep) = (input(3), input(5), input(6), input(7));
     let xt = ty(g, x);
     let dt = xt.dtype;
     let xd = xt.shape.as_fixed().filter(|d| d.len() == 3).ok_or_else(|| internal(n, "X must have static rank-3 dims to unroll"))?;
@@ -340,6 +339,35 @@ mod tests {
             .collect()
     }
 
+    /// The recurrent op of `cell` (lstm, lstm_dq, gru, gru_lbr, rnn) with default activations,
+    /// and its output count.
+    fn recurrent_op(cell: &str, direction: RnnDirection, hidden_size: i64, layout: i64) -> (Op, usize) {
+        let (activations, activation_alpha, activation_beta, clip) = (vec![], vec![], vec![], None);
+        match cell {
+            "lstm" | "lstm_dq" => {
+                let dynamic_quant = cell == "lstm_dq";
+                let input_forget = false;
+                let op = Op::LSTM {
+                    direction,
+                    hidden_size,
+                    activations,
+                    activation_alpha,
+                    activation_beta,
+                    clip,
+                    input_forget,
+                    layout,
+                    dynamic_quant,
+                };
+                (op, 3)
+            }
+            "rnn" => (Op::RNN { direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout }, 2),
+            _ => {
+                let linear_before_reset = cell == "gru_lbr";
+                (Op::GRU { direction, hidden_size, activations, activation_alpha, activation_beta, clip, linear_before_reset, layout }, 2)
+            }
+        }
+    }
+
     fn input(g: &mut Graph, name: &str, dims: &[usize]) -> ValueId {
         g.add_input(name, TensorType::fixed(DType::F32, dims))
     }
@@ -363,48 +391,12 @@ mod tests {
                     let b = input(&mut g, "b", &[dirs, 2 * gates * h]);
                     let h0 = input(&mut g, "h0", &sd);
                     let mut ins = vec![Some(x), Some(w), Some(r), Some(b), None, Some(h0)];
-                    let common = (direction, h as i64, vec![], vec![], vec![], None, layout);
-                    let (op, n_out) = match cell {
-                        "lstm" | "lstm_dq" => {
-                            let c0 = input(&mut g, "c0", &sd);
-                            let p = input(&mut g, "p", &[dirs, 3 * h]);
-                            ins.extend([Some(c0), Some(p)]);
-                            let (direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout) = common;
-                            let op = Op::LSTM {
-                                direction,
-                                hidden_size,
-                                activations,
-                                activation_alpha,
-                                activation_beta,
-                                clip,
-                                input_forget: false,
-                                layout,
-                                dynamic_quant: cell == "lstm_dq",
-                            };
-                            (op, 3)
-                        }
-                        "rnn" => {
-                            let (direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout) = common;
-                            (Op::RNN { direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout }, 2)
-                        }
-                        _ => {
-                            let (direction, hidden_size, activations, activation_alpha, activation_beta, clip, layout) = common;
-                            let linear_before_reset = cell == "gru_lbr";
-                            (
-                                Op::GRU {
-                                    direction,
-                                    hidden_size,
-                                    activations,
-                                    activation_alpha,
-                                    activation_beta,
-                                    clip,
-                                    linear_before_reset,
-                                    layout,
-                                },
-                                2,
-                            )
-                        }
-                    };
+                    if cell.starts_with("lstm") {
+                        let c0 = input(&mut g, "c0", &sd);
+                        let p = input(&mut g, "p", &[dirs, 3 * h]);
+                        ins.extend([Some(c0), Some(p)]);
+                    }
+                    let (op, n_out) = recurrent_op(cell, direction, h as i64, layout);
                     let names: Vec<Option<String>> = (0..n_out).map(|k| Some(format!("y{k}"))).collect();
                     let outs = g.add_node("rec", op, ins, &names).expect("node");
                     g.outputs = outs.into_iter().flatten().collect();

@@ -74,6 +74,16 @@ fn matches_onnxruntime(got: &[Tensor], want: &[Tensor]) -> Result<f64, String> {
     Ok(worst)
 }
 
+/// The op a case's name lists as not imported yet.
+fn not_imported(name: &str) -> Option<&'static str> {
+    NOT_IMPORTED.iter().find(|(p, _)| name.starts_with(p)).map(|(_, op)| *op)
+}
+
+/// The case folders, sorted, with their names.
+fn cases() -> Vec<(String, PathBuf)> {
+    case_dirs().into_iter().map(|d| (d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), d)).collect()
+}
+
 fn case_dirs() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("contrib");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -88,28 +98,25 @@ fn case_dirs() -> Vec<PathBuf> {
 
 #[test]
 fn contrib_ops_match_onnxruntime() {
-    let dirs = case_dirs();
+    let cases = cases();
     let mut failures = vec![];
-    for d in &dirs {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let listed = NOT_IMPORTED.iter().find(|(p, _)| name.starts_with(p));
-        match (run_case(d), listed) {
+    for (name, d) in &cases {
+        match (run_case(d), not_imported(name)) {
             (Ok(rel), None) => println!("{name}: ok, {rel:.1e} of scale"),
             (Err(e), None) => failures.push(format!("{name}: {e}")),
-            (Err(e), Some((_, op))) if e.contains(op) && e.starts_with("import") => println!("{name}: not imported yet ({op})"),
-            (r, Some((_, op))) => failures.push(format!("{name}: listed as not imported ({op}) but gave {r:?}")),
+            (Err(e), Some(op)) if e.contains(op) && e.starts_with("import") => println!("{name}: not imported yet ({op})"),
+            (r, Some(op)) => failures.push(format!("{name}: listed as not imported ({op}) but gave {r:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} contrib cases failed:\n{}", failures.len(), dirs.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{} of {} contrib cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
 fn contrib_ops_run_on_the_910b_simulator_and_compile_for_sm_90() {
-    let dirs = case_dirs();
+    let cases = cases();
     let mut failures = vec![];
-    for d in &dirs {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if NOT_IMPORTED.iter().any(|(p, _)| name.starts_with(p)) {
+    for (name, d) in &cases {
+        if not_imported(name).is_some() {
             continue;
         }
         let (g, inputs, want) = match load(d) {
@@ -141,5 +148,5 @@ fn contrib_ops_run_on_the_910b_simulator_and_compile_for_sm_90() {
             (r, _) => failures.push(format!("{name}: sm_90 (lacking {:?}): {r:?}", lacks.map(|l| l.1))),
         }
     }
-    assert!(failures.is_empty(), "{} of {} contrib cases failed on a target:\n{}", failures.len(), dirs.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{} of {} contrib cases failed on a target:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }

@@ -115,7 +115,7 @@ pub(crate) struct Body {
 }
 
 /// Constants up to this many elements are copied into a body instead of being read as inputs.
-const INLINE_CONST: usize = 16;
+pub(crate) const INLINE_CONST: usize = 16;
 
 /// Bodies larger than this are not grown further.
 pub const MAX_BODY: usize = 48;
