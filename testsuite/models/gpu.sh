@@ -6,7 +6,8 @@
 #
 #   testsuite/models/gpu.sh CACHE KILN_XZ OUT [MODEL...]
 #
-# CACHE holds fetch.py's per-model folders (a carried subset of .cache/models), KILN_XZ a stripped,
+# CACHE holds fetch.py's per-model folders (a carried subset of .cache/models; NAME.tar.xz packs of
+# them are unpacked first: images and feature maps halve under xz), KILN_XZ a stripped,
 # xz-compressed kiln (the GPU machine has no Rust), OUT where the logs go. Writes OUT/gpu.jsonl
 # (survey's lines), OUT/verify.log and OUT/race.log.
 set -uo pipefail
@@ -15,6 +16,11 @@ shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 python3 -c "import lzma,sys; open('/tmp/kiln','wb').write(lzma.open(sys.argv[1]).read())" "$xz" && chmod +x /tmp/kiln
 export PATH=$PATH:/usr/local/cuda/bin LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$cache
+if compgen -G "$cache/*.tar.xz" >/dev/null; then
+    mkdir -p /tmp/gpu-cache && cp -r "$cache"/. /tmp/gpu-cache/
+    for p in "$cache"/*.tar.xz; do tar xJf "$p" -C /tmp/gpu-cache; done
+    cache=/tmp/gpu-cache
+fi
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=($(cd "$cache" && for d in */; do [ -f "$d/case.json" ] && echo "${d%/}"; done))
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -32,13 +38,14 @@ PY
 )
     for p in fp32 fp16; do
         echo "== verify $m $p" | tee -a "$out/verify.log"
-        timeout 200 /tmp/kiln verify $args --precision $p 2>&1 | tail -n 25 >>"$out/verify.log"
+        timeout 200 /tmp/kiln verify $args --precision $p >>"$out/verify.log" 2>&1
     done
 done
 # racecheck (shared-memory hazards) on the fp16 artifacts of the models named in RACE.
 for m in ${RACE:-}; do
     args=$(python3 -c "import json,sys; d=sys.argv[1]; c=json.load(open(d+'/case.json')); print(' '.join('--input %s=%s/%s' % (i['name'], d, i['file']) for i in c['inputs']))" "$cache/$m")
-    /tmp/kiln compile "$cache/$m/model.onnx" --target sm_90 --precision fp16 -o /tmp/race.kiln >/dev/null 2>&1 || continue
+    shapes=$(python3 -c "import json,sys; c=json.load(open(sys.argv[1]+'/case.json')); print(' '.join('--input-shape %s=%s' % (i['name'], 'x'.join(map(str, i['shape']))) for i in c['inputs']))" "$cache/$m")
     echo "== racecheck $m" | tee -a "$out/race.log"
+    /tmp/kiln compile "$cache/$m/model.onnx" --target sm_90 --precision fp16 $shapes -o /tmp/race.kiln >>"$out/race.log" 2>&1 || continue
     timeout 300 compute-sanitizer --tool racecheck --print-limit 5 /tmp/kiln run /tmp/race.kiln $args --output-dir /tmp/race-out 2>&1 | tail -n 15 >>"$out/race.log"
 done

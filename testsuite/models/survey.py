@@ -68,6 +68,10 @@ def run(cmd: list[str], timeout: float) -> tuple[str, str, float]:
     if p.returncode == 0:
         return "ok", "", took
     err = p.stderr.strip()
+    # compute-sanitizer reports on stdout: its first findings say what failed.
+    found = [l.strip("= ").strip() for l in p.stdout.splitlines() if l.startswith("========= ") and "COMPUTE-SANITIZER" not in l]
+    if found:
+        return "error", " | ".join(found[:4])[:400] + " | " + last_lines(err), took
     if "panicked" in err or p.returncode < 0 or p.returncode == 101:
         return "PANIC", last_lines(err), took
     low = err.lower()

@@ -139,6 +139,85 @@ fn small_kernels_match_their_ptx_snapshots() {
     }
 }
 
+/// Kernels build temporary constants (a convolution's weights reordered for the tensor cores,
+/// epilogue scalars). Each must get its own bytes in the weights section: constants were once
+/// placed by address, and a later temporary allocated where an earlier one had been freed read
+/// the earlier one's weights (paddle OCR models in fp16 computed garbage from their fifth
+/// tensor-core convolution on). Eight 16-bit 1x1 convolutions in NHWC with different weights:
+/// every tensor-core kernel's B must lie at its own offset and hold its own weights.
+#[test]
+fn temporary_constants_of_different_kernels_get_their_own_weights() {
+    let dt = DType::F16;
+    let (c, n_conv) = (64, 8);
+    let mut g = Graph::new("chain");
+    let x = g.add_input("x", TensorType::fixed(dt, &[1, c, 96, 96]));
+    let mut v = g.add_node("s", Op::Unary { op: kiln_ir::UnaryOp::Sigmoid }, vec![Some(x)], &[Some("s".into())]).expect("sigmoid")[0];
+    for i in 0..n_conv {
+        let w = g.add_const(format!("w{i}"), std::sync::Arc::new(random_tensor(dt, &[c, c, 1, 1], 70 + i as u64)));
+        let op = Op::Conv {
+            kernel_shape: vec![1, 1],
+            strides: vec![1, 1],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            group: 1,
+            auto_pad: kiln_ir::ops::AutoPad::NotSet,
+        };
+        v = g.add_node(format!("conv{i}"), op, vec![v, Some(w)], &[Some(format!("c{i}"))]).expect("conv")[0];
+    }
+    let pool = Op::MaxPool {
+        kernel_shape: vec![2, 2],
+        strides: vec![2, 2],
+        pads: vec![0; 4],
+        dilations: vec![1, 1],
+        ceil_mode: false,
+        auto_pad: kiln_ir::ops::AutoPad::NotSet,
+        storage_order: 0,
+    };
+    let y = g.add_node("pool", pool, vec![v], &[Some("y".into())]).expect("pool")[0];
+    g.outputs = vec![y.expect("y")];
+    let (opt, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+    let compiled = compile(&opt, &opts(Arch::Sm90)).expect("compiles");
+    let m = &compiled.artifact.manifest;
+    let weights = &compiled.artifact.sections.iter().find(|(n, _)| n == sections::WEIGHTS).expect("a weights section").1;
+    let mut b_params = vec![];
+    for l in &m.launches {
+        let k = &m.kernels[l.kernel as usize];
+        if !k.name.ends_with("convfused_tc") {
+            continue;
+        }
+        // Parameters: the output, A, then B (the reordered weights).
+        match &l.args[2] {
+            kiln_artifact::artifact::Arg::Ptr { loc: kiln_artifact::artifact::Loc::Weights { offset }, bytes } => {
+                b_params.push((k.node.clone(), *offset as usize, *bytes as usize))
+            }
+            other => panic!("{}: B is not a weight: {other:?}", k.name),
+        }
+    }
+    assert_eq!(
+        b_params.len(),
+        n_conv,
+        "every convolution on the tensor cores: {:?}",
+        m.kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
+    );
+    // Each B holds one convolution's weights ([Cout, Cin] for a 1x1 kernel), and together
+    // they are all eight.
+    let sources: Vec<Vec<f64>> = (0..n_conv)
+        .map(|i| {
+            let id = g.consts.keys().find(|id| g.value(**id).name == format!("w{i}")).expect("weight");
+            g.consts[id].to_f64()
+        })
+        .collect();
+    let mut found: Vec<usize> = b_params
+        .iter()
+        .map(|(node, off, bytes)| {
+            let got = kiln_ir::Data::from_le_bytes(dt, &weights[*off..off + bytes]).expect("bytes").to_f64();
+            sources.iter().position(|w| *w == got).unwrap_or_else(|| panic!("{node}: B at {off} is no convolution's weights"))
+        })
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, (0..n_conv).collect::<Vec<_>>(), "convolutions read other convolutions' weights: {b_params:?}");
+}
+
 #[test]
 fn an_op_without_a_kernel_is_an_error_naming_node_and_op() {
     let mut g = Graph::new("det");

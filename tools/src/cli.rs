@@ -60,6 +60,11 @@ enum Cmd {
         /// Replay the launches as a CUDA graph (.kiln only).
         #[arg(long)]
         cuda_graph: bool,
+        /// The interpreter only: run the model as `kiln compile --precision` converts it
+        /// (fp16 or bf16, every op's result rounded), to see what reduced precision does to
+        /// its outputs without a GPU.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
     },
     /// Compile a model, run it on the GPU and compare every kernel's output with the
     /// interpreter (max abs, max rel, cosine), so that the first kernel that drifts shows.
@@ -235,11 +240,25 @@ pub fn main() -> Result<()> {
         Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => {
             inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?, &parse_values(&input_value)?)
         }
-        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph } => match model {
-            Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),
-            Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
-            m => run(&crate::model::model(m.as_deref(), &checkpoint)?, &input, &parse_values(&input_value)?, &output_dir, target),
-        },
+        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision } => {
+            let precision = parse_precision(&precision)?;
+            let interpreted = !(target == Runner::Sim910B || model.as_ref().is_some_and(|m| m.extension().is_some_and(|e| e == "kiln")));
+            if precision.is_some() && !interpreted {
+                bail!("--precision applies to the interpreter (`kiln run MODEL.onnx`); an artifact or bundle has its precision from `kiln compile`");
+            }
+            match model {
+                Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),
+                Some(m) if m.extension().is_some_and(|e| e == "kiln") => run_artifact(&m, &input, &output_dir, cuda_graph),
+                m => run(
+                    &crate::model::model(m.as_deref(), &checkpoint)?,
+                    &input,
+                    &parse_values(&input_value)?,
+                    &output_dir,
+                    target,
+                    precision,
+                ),
+            }
+        }
         Cmd::Verify { model, checkpoint, target, input, input_shape, input_value, precision } => verify(
             &crate::model::model(model.as_deref(), &checkpoint)?,
             target,
@@ -613,7 +632,14 @@ fn print_profile(m: &kiln_runtime::Manifest, ms: &[f64]) {
     println!("sum of launches: {total:.4} ms");
 }
 
-fn run(model: &Model, inputs: &[String], values: &kiln_driver::Values, out_dir: &Path, target: Runner) -> Result<()> {
+fn run(
+    model: &Model,
+    inputs: &[String],
+    values: &kiln_driver::Values,
+    out_dir: &Path,
+    target: Runner,
+    precision: Option<kiln_ir::DType>,
+) -> Result<()> {
     if target != Runner::Ref {
         bail!("`kiln run MODEL.onnx` runs the reference interpreter only; compile with `kiln compile --target TARGET -o OUT` and run what it writes");
     }
@@ -632,6 +658,8 @@ fn run(model: &Model, inputs: &[String], values: &kiln_driver::Values, out_dir: 
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
     }
+    let mut g = g;
+    kiln_driver::convert_precision(&mut g, precision)?;
     let outs = interp::run(&g, args)?;
     let named: Vec<(String, Tensor)> = g.outputs.iter().zip(outs).map(|(&o, t)| (g.value(o).name.clone(), t)).collect();
     write_outputs(out_dir, &named)

@@ -107,7 +107,10 @@ pub struct Cx<'c, 'g> {
     locs: HashMap<ValueId, Loc>,
     weights: Vec<u8>,
     weight_table: Vec<(String, DType, Vec<usize>, u64)>,
-    const_locs: HashMap<*const Tensor, u64>,
+    /// Placed constants by address, each held here so that its address cannot be reused by a
+    /// later constant while the key stands (kernels build temporary constants: reordered
+    /// weights, epilogue scalars).
+    const_locs: HashMap<*const Tensor, (Arc<Tensor>, u64)>,
     launches: Vec<LaunchSpec>,
     kernels: Vec<(String, String, &'static str, Option<ValueId>)>,
     /// Name of the kernel under construction and its parameters' args.
@@ -252,14 +255,14 @@ impl<'c, 'g> Cx<'c, 'g> {
 
     fn place_const(&mut self, name: &str, t: &Arc<Tensor>) -> R<u64> {
         let key = Arc::as_ptr(t);
-        if let Some(&o) = self.const_locs.get(&key) {
-            return Ok(o);
+        if let Some((_, o)) = self.const_locs.get(&key) {
+            return Ok(*o);
         }
         self.weights.resize(self.weights.len().div_ceil(WEIGHT_ALIGN) * WEIGHT_ALIGN, 0);
         let off = self.weights.len() as u64;
         self.weights.extend(tensor_bytes(t)?);
         self.weight_table.push((name.to_string(), t.dtype(), t.dims().to_vec(), off));
-        self.const_locs.insert(key, off);
+        self.const_locs.insert(key, (t.clone(), off));
         Ok(off)
     }
 
