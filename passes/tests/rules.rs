@@ -581,6 +581,25 @@ fn decomposed_layer_norm_is_recognized() {
     assert_eq!(kinds(&opt), ["LayerNormalization"]);
 }
 
+/// `--precision fp16` keeps a norm's statistics in f32 between casts: the exporter patterns
+/// still see the norm, and nothing of the decomposition is left.
+#[test]
+fn norms_are_recognized_in_a_reduced_precision_graph() {
+    for (src, rule, want, variance) in
+        [(RMS, "patterns/rms-norm", "RMSNormalization", "m"), (LAYER_NORM, "patterns/layer-norm", "LayerNormalization", "v")]
+    {
+        let mut g = kiln_ir::text::parse(src, &Default::default()).expect("parses");
+        kiln_passes::convert_precision(&mut g, kiln_ir::DType::F16).expect("converts");
+        let v = g.values.iter().find(|v| v.name == variance).expect("the mean square");
+        assert_eq!(v.ty.dtype, kiln_ir::DType::F32, "{want}: the mean square is not kept f32");
+        let rules = kiln_passes::rules::all();
+        let (opt, rep) = kiln_passes::eqsat::optimize(&g, &rules, &common::Gpu, Default::default()).expect("optimizes");
+        assert_eq!(fired(&rep, rule), 1, "{want}");
+        let k = kinds(&opt);
+        assert!(k.contains(&want) && !k.iter().any(|&k| k == "Reduce" || k == "Sqrt"), "{want}: {k:?}");
+    }
+}
+
 #[test]
 fn variance_of_the_input_instead_of_the_centred_input_is_not_layer_norm() {
     // mean(x²) is not the variance unless x is centred.

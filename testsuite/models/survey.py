@@ -25,8 +25,10 @@ Usage:
         [--targets ref,sm_90,910b,910b-sim] [--timeout 600] [--json out.json]
         [--markdown docs/models.md] [--check FILE] [--bless FILE]
 
-Targets: ref (interpreter vs onnxruntime), sm_90 (compile), 910b (compile), 910b-sim (compile
-and simulate vs onnxruntime); on the GPU machine sm_90-run (fp32 artifact run vs onnxruntime)
+Targets: ref (interpreter vs onnxruntime), ref-fp16 (the interpreter on the model as
+`--precision fp16` converts it, cosine >= 0.999 against onnxruntime: what fp16 itself does to the
+model, which the GPU's fp16 kernels are checked against), sm_90 (compile), 910b (compile), 910b-sim
+(compile and simulate vs onnxruntime); on the GPU machine sm_90-run (fp32 artifact run vs onnxruntime)
 and sm_90-fp16 (fp16 artifact, cosine >= 0.999), under compute-sanitizer with --sanitize.
 """
 
@@ -177,6 +179,11 @@ def survey(kiln: str, name: str, bound: set[str], targets: list[str], timeout: f
         if st == "ok":
             st, msg = compare(w / "ref", case, d)
         r["ref"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
+    if "ref-fp16" in targets:
+        st, msg, t = run([kiln, "run", model, *ins, "--precision", "fp16", "--output-dir", str(w / "ref-fp16")], timeout)
+        if st == "ok":
+            st, msg = cosine_check(w / "ref-fp16", case, d)
+        r["ref-fp16"] = {"status": st, "detail": msg, "seconds": round(t, 2)}
     if "sm_90" in targets:
         st, msg, t = run([kiln, "compile", model, "--target", "sm_90", *shapes, "-o", str(w / "m.kiln")], timeout)
         r["sm_90"] = {"status": st, "detail": msg, "seconds": round(t, 2)}

@@ -133,8 +133,8 @@ fn mean_square_plus_eps(eg: &EG, a: Id, x: Id) -> Option<f64> {
     for (m, e) in binary(eg, a, BinaryOp::Add) {
         let Some(eps) = scalar(eg, e) else { continue };
         for sq in last_axis_means(eg, m) {
-            let squared = binary(eg, sq, BinaryOp::Pow).iter().any(|(b, p)| same(eg, *b, x) && is_scalar(eg, *p, 2.0))
-                || binary(eg, sq, BinaryOp::Mul).iter().any(|(p, q)| same(eg, *p, x) && same(eg, *q, x));
+            let squared = binary(eg, sq, BinaryOp::Pow).iter().any(|(b, p)| same_uncast(eg, *b, x) && is_scalar(eg, *p, 2.0))
+                || binary(eg, sq, BinaryOp::Mul).iter().any(|(p, q)| same_uncast(eg, *p, x) && same_uncast(eg, *q, x));
             if squared {
                 return Some(eps);
             }
@@ -163,10 +163,11 @@ fn layer_norm(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
             }
             for (d, s) in binary(eg, n, BinaryOp::Div) {
                 for (x, m) in binary(eg, d, BinaryOp::Sub) {
-                    if ty(eg, x) != Some(xt) || !last_axis_means(eg, m).iter().any(|&mx| same(eg, mx, x)) {
+                    let means = uncast(eg, m).into_iter().flat_map(|m| last_axis_means(eg, m));
+                    if ty(eg, x) != Some(xt) || !means.into_iter().any(|mx| same_uncast(eg, mx, x)) {
                         continue;
                     }
-                    for a in unary(eg, s, UnaryOp::Sqrt) {
+                    for a in uncast(eg, s).into_iter().flat_map(|s| unary(eg, s, UnaryOp::Sqrt)) {
                         if let Some(eps) = mean_square_plus_eps(eg, a, d) {
                             let op = Op::LayerNormalization { axis: -1, epsilon: eps as f32 };
                             return vec![(class, Term::Op(op, vec![Term::Class(x), Term::Class(w), Term::Class(b)]))];
@@ -179,8 +180,30 @@ fn layer_norm(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
     vec![]
 }
 
-/// `1 / sqrt(a)` written as Div(1, Sqrt) or Reciprocal(Sqrt): the a.
+/// Class `c` and, where it is a float cast of a float value, that value: `--precision` keeps a
+/// norm's statistics in f32 between casts (see `precision.rs`), and the norm is the same.
+fn uncast(eg: &EG, c: Id) -> Vec<Id> {
+    let float = |c: Id| ty(eg, c).is_some_and(|t| t.dtype.is_float());
+    let mut v = vec![c];
+    if float(c) {
+        v.extend(ops(eg, c).filter(|(op, a)| matches!(op, Op::Cast { .. }) && a.len() == 1 && float(a[0])).map(|(_, a)| a[0]));
+    }
+    v
+}
+
+/// Whether `a` and `b` are one value, either possibly through a float cast (a statistic reads
+/// an f32 graph input that the rest of the norm reads cast to f16).
+fn same_uncast(eg: &EG, a: Id, b: Id) -> bool {
+    let bs = uncast(eg, b);
+    uncast(eg, a).into_iter().any(|a| bs.iter().any(|&b| same(eg, a, b)))
+}
+
+/// `1 / sqrt(a)` written as Div(1, Sqrt) or Reciprocal(Sqrt), either possibly cast: the a.
 fn rsqrt_of(eg: &EG, r: Id) -> Vec<Id> {
+    uncast(eg, r).into_iter().flat_map(|r| rsqrt_of_uncast(eg, r)).collect()
+}
+
+fn rsqrt_of_uncast(eg: &EG, r: Id) -> Vec<Id> {
     let mut v: Vec<Id> = binary(eg, r, BinaryOp::Div)
         .into_iter()
         .filter(|(one, _)| is_scalar(eg, *one, 1.0))
