@@ -20,7 +20,8 @@
 //! positions, int8 products' i32 accumulators), as does a dynamic quantization's scale. A
 //! statistic is cast to the reduced type where a reduced-precision op reads it, and what it
 //! sums is cast to f32 on entry; the exporter patterns see through these casts. Control flow
-//! (If, Loop, Scan) runs its subgraphs in the model's types, between casts.
+//! (If, Loop, Scan) runs its subgraphs in the model's types, between casts. A batch norm whose
+//! running variance is beyond f16's range has it folded into its scale first.
 
 use kiln_ir::ops::E8M0Rounding;
 use kiln_ir::{DType, Graph, NodeError, Op, Tensor, ValueId};
@@ -33,6 +34,7 @@ pub fn convert_precision(g: &mut Graph, to: DType) -> Result<usize, PrecisionErr
         return Err(PrecisionError::Target(to));
     }
     let before: Vec<DType> = g.values.iter().map(|v| v.ty.dtype).collect();
+    rescale_batch_norms(g, to);
     let (pinned, f32_consts) = keep_statistics(g, to)?;
     // Weights.
     let ids: Vec<ValueId> = g.consts.keys().copied().collect();
@@ -97,6 +99,36 @@ pub fn convert_precision(g: &mut Graph, to: DType) -> Result<usize, PrecisionErr
         g.outputs[i] = out[0].ok_or(PrecisionError::Internal)?;
     }
     Ok(changed)
+}
+
+/// A batch norm whose running variance is beyond f16's range (paddle's OCR detectors carry
+/// variances of 1e7 to 1e8 after an unnormalized convolution) would saturate to 65504 and
+/// scale by up to 40 times too much. The same function with the variance folded into the
+/// scale: `scale / sqrt(var + eps)` and variance `1 - eps`, all within range, computed in f64.
+fn rescale_batch_norms(g: &mut Graph, to: DType) {
+    if to != DType::F16 {
+        return;
+    }
+    for i in 0..g.nodes.len() {
+        let Op::BatchNormalization { epsilon, training: false, .. } = g.nodes[i].op else { continue };
+        let [_, Some(sc), Some(_), Some(_), Some(var)] = g.nodes[i].inputs[..] else { continue };
+        let (Some(s), Some(v)) = (g.const_value(sc), g.const_value(var)) else { continue };
+        let eps = epsilon as f64;
+        let (s, v) = (s.to_f64(), v.to_f64());
+        if s.len() != v.len() || !v.iter().any(|&x| x + eps > 65504.0) || eps >= 1.0 {
+            continue;
+        }
+        let scale: Vec<f64> = s.iter().zip(&v).map(|(a, x)| a / (x + eps).sqrt()).collect();
+        let unit = vec![1.0 - eps; v.len()];
+        let dims = g.value(var).ty.shape.as_fixed().unwrap_or_else(|| vec![v.len()]);
+        let make = |vals: &[f64]| Tensor::new(dims.clone(), kiln_ir::Data::from_f64(DType::F32, vals));
+        let (Ok(scale), Ok(unit)) = (make(&scale), make(&unit)) else { continue };
+        let base = g.nodes[i].name.clone();
+        let sc = g.add_const(format!("{base}.scale_rescaled"), Arc::new(scale));
+        let var = g.add_const(format!("{base}.var_unit"), Arc::new(unit));
+        g.nodes[i].inputs[1] = Some(sc);
+        g.nodes[i].inputs[4] = Some(var);
+    }
 }
 
 /// Casts to `to` the f32 inputs (not constants) of the node named `name` whose float inputs
@@ -463,6 +495,32 @@ mod tests {
             for (a, b) in want.iter().zip(&got) {
                 assert!((a - b).abs() <= 2e-3 * a.abs().max(1.0), "cond {cond}: {a} vs {b}");
             }
+        }
+    }
+
+    /// A batch norm with running variances of 1e7 and 1e8 (beyond f16's 65504) after a layer
+    /// whose outputs are in the thousands: the same normalized values in f16.
+    #[test]
+    fn batch_norm_variances_beyond_f16_are_folded_into_the_scale() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", TensorType::new(DType::F32, Shape::fixed(&[1, 2, 2, 2])));
+        let c = |g: &mut Graph, n: &str, v: Vec<f32>| g.add_const(n, Arc::new(Tensor::from_f32s(vec![2], v).expect("test")));
+        let (sc, b, mean, var) = (
+            c(&mut g, "sc", vec![0.9, 1.1]),
+            c(&mut g, "b", vec![0.1, -0.2]),
+            c(&mut g, "m", vec![-500.0, 250.0]),
+            c(&mut g, "v", vec![1e7, 1e8]),
+        );
+        let op = Op::BatchNormalization { epsilon: 1e-5, momentum: 0.9, training: false };
+        let y = g.add_node("bn", op, vec![Some(x), Some(sc), Some(b), Some(mean), Some(var)], &[Some("y".into())]).expect("test")[0];
+        g.outputs = vec![y.expect("test")];
+        let xin = Tensor::from_f32s(vec![1, 2, 2, 2], vec![2000.0, -3000.0, 100.0, -800.0, 9000.0, -7000.0, 250.0, 12000.0]).expect("test");
+        let want = interp::run(&g, vec![xin.clone()]).expect("f32")[0].to_f64();
+        let mut h = g.clone();
+        convert_precision(&mut h, DType::F16).expect("converts");
+        let got = interp::run(&h, vec![xin]).expect("f16")[0].to_f64();
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() <= 5e-3 * a.abs().max(0.1), "{a} vs {b}");
         }
     }
 

@@ -65,6 +65,11 @@ enum Cmd {
         /// its outputs without a GPU.
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// With --precision: also run the model in its own types and print the first nodes
+        /// whose reduced-precision values drift from them (cosine below 0.999), in order, so
+        /// that the op where reduced precision loses the model shows.
+        #[arg(long, requires = "precision")]
+        drift: bool,
     },
     /// Compile a model, run it on the GPU and compare every kernel's output with the
     /// interpreter (max abs, max rel, cosine), so that the first kernel that drifts shows.
@@ -240,7 +245,7 @@ pub fn main() -> Result<()> {
         Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => {
             inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?, &parse_values(&input_value)?)
         }
-        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision } => {
+        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision, drift } => {
             let precision = parse_precision(&precision)?;
             let interpreted = !(target == Runner::Sim910B || model.as_ref().is_some_and(|m| m.extension().is_some_and(|e| e == "kiln")));
             if precision.is_some() && !interpreted {
@@ -255,7 +260,7 @@ pub fn main() -> Result<()> {
                     &parse_values(&input_value)?,
                     &output_dir,
                     target,
-                    precision,
+                    (precision, drift),
                 ),
             }
         }
@@ -638,7 +643,7 @@ fn run(
     values: &kiln_driver::Values,
     out_dir: &Path,
     target: Runner,
-    precision: Option<kiln_ir::DType>,
+    (precision, drift): (Option<kiln_ir::DType>, bool),
 ) -> Result<()> {
     if target != Runner::Ref {
         bail!("`kiln run MODEL.onnx` runs the reference interpreter only; compile with `kiln compile --target TARGET -o OUT` and run what it writes");
@@ -658,11 +663,45 @@ fn run(
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
     }
+    let g0 = g.clone();
     let mut g = g;
     kiln_driver::convert_precision(&mut g, precision)?;
+    if drift && precision.is_some() {
+        print_drift(&g0, &g, &args)?;
+    }
     let outs = interp::run(&g, args)?;
     let named: Vec<(String, Tensor)> = g.outputs.iter().zip(outs).map(|(&o, t)| (g.value(o).name.clone(), t)).collect();
     write_outputs(out_dir, &named)
+}
+
+/// The nodes of `reduced` whose first output drifts from the same node's in `full` (cosine
+/// below 0.999), in execution order, at most 20.
+fn print_drift(full: &Graph, reduced: &Graph, args: &[Tensor]) -> Result<()> {
+    let mut want: HashMap<String, Tensor> = HashMap::new();
+    interp::run_observed(full, args.to_vec(), &mut |i, outs| {
+        if let Some(Some(t)) = outs.first() {
+            want.insert(full.nodes[i].name.clone(), t.clone());
+        }
+    })?;
+    let mut rows = vec![];
+    interp::run_observed(reduced, args.to_vec(), &mut |i, outs| {
+        let n = &reduced.nodes[i];
+        if let (Some(Some(t)), Some(w)) = (outs.first(), want.get(&n.name)) {
+            if t.dtype().is_float() && t.numel() == w.numel() && rows.len() < 20 {
+                let e = kiln_driver::compare::errors(&t.to_f64(), &w.to_f64());
+                if e.cosine < 0.999 {
+                    rows.push(format!("{:<48} {:<20} {:>10.3e} {:>12.9}", n.name, n.op.display_name(), e.max_abs, e.cosine));
+                }
+            }
+        }
+    })?;
+    if rows.is_empty() {
+        println!("no node's reduced-precision values drift below cosine 0.999");
+    } else {
+        println!("{:<48} {:<20} {:>10} {:>12}", "node (first drifting, in order)", "op", "max abs", "cosine");
+        rows.iter().for_each(|r| println!("{r}"));
+    }
+    Ok(())
 }
 
 /// Where `compile` writes its artifact, and whether it strips the weights.
