@@ -218,6 +218,65 @@ fn temporary_constants_of_different_kernels_get_their_own_weights() {
     assert_eq!(found, (0..n_conv).collect::<Vec<_>>(), "convolutions read other convolutions' weights: {b_params:?}");
 }
 
+/// onnxruntime's dynamically quantized product (DynamicQuantizeLinear, MatMulInteger, the i32
+/// accumulator cast and scaled) and a quantized model's u8 max pooling: the CUDA target has no
+/// integer kernels, so the driver computes the integer ops in f32 (exact here); both compile,
+/// ptxas assembles them, and with a GPU they match the interpreter on the source graph.
+#[test]
+fn integer_ops_run_as_float_on_the_gpu() {
+    let mut q = Graph::new("dq_matmul");
+    let x = q.add_input("x", TensorType::fixed(DType::F32, &[4, 64]));
+    let w = random(64 * 16, 9).iter().map(|v| (v * 127.0).round()).collect::<Vec<f64>>();
+    let w = q.add_const("w", std::sync::Arc::new(Tensor::new(vec![64, 16], kiln_ir::Data::from_f64(DType::I8, &w)).expect("w")));
+    let ws = q.add_const("ws", std::sync::Arc::new(Tensor::from_f32s(vec![], vec![0.01]).expect("ws")));
+    let names = [Some("xq".to_string()), Some("xs".into()), Some("xz".into())];
+    let d = q.add_node("dq", Op::DynamicQuantizeLinear {}, vec![Some(x)], &names).expect("dq");
+    let acc = q.add_node("mm", Op::MatMulInteger {}, vec![d[0], Some(w), d[2]], &[Some("acc".into())]).expect("mm")[0];
+    let cast = Op::Cast { to: DType::F32, saturate: false, round_mode: kiln_ir::ops::E8M0Rounding::Up };
+    let f = q.add_node("f", cast, vec![acc], &[Some("f".into())]).expect("cast")[0];
+    let mul = |g: &mut Graph, n: &str, a, b| {
+        g.add_node(n, Op::Binary { op: kiln_ir::BinaryOp::Mul }, vec![a, b], &[Some(n.into())]).expect("mul")[0]
+    };
+    let sc = mul(&mut q, "sc", d[1], Some(ws));
+    let y = mul(&mut q, "y", f, sc);
+    q.outputs = vec![y.expect("y")];
+    let mut p = Graph::new("u8_pool");
+    let xp = p.add_input("x", TensorType::fixed(DType::U8, &[1, 4, 8, 8]));
+    let pool = Op::MaxPool {
+        kernel_shape: vec![3, 3],
+        strides: vec![2, 2],
+        pads: vec![1; 4],
+        dilations: vec![1, 1],
+        ceil_mode: false,
+        auto_pad: kiln_ir::ops::AutoPad::NotSet,
+        storage_order: 0,
+    };
+    let yp = p.add_node("pool", pool, vec![Some(xp)], &[Some("y".into())]).expect("pool")[0];
+    p.outputs = vec![yp.expect("y")];
+    let xq = Tensor::from_f32s(vec![4, 64], random(256, 10).iter().map(|&v| (v * 3.0) as f32).collect()).expect("x");
+    let xu = Tensor::new(
+        vec![1, 4, 8, 8],
+        kiln_ir::Data::from_f64(DType::U8, &random(256, 11).iter().map(|v| ((v + 1.0) * 127.0).round()).collect::<Vec<_>>()),
+    )
+    .expect("x");
+    for (g, xin) in [(q, xq), (p, xu)] {
+        let (opt, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        assert!(
+            opt.nodes.iter().all(|n| !matches!(n.op, Op::DynamicQuantizeLinear {} | Op::MatMulInteger {})),
+            "{}: integer ops left",
+            g.name
+        );
+        let c = compile(&opt, &opts(Arch::Sm90)).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        let Some(mut s) = session(c.artifact) else { continue };
+        let want = kiln_ir::interp::run(&g, vec![xin.clone()]).expect("interpreter");
+        let got = s.run(&host_inputs(&[xin])).unwrap_or_else(|e| panic!("{}: {e}", g.name));
+        let gv = kiln_ir::Data::from_le_bytes(want[0].dtype(), &got[0].data).expect("bytes").to_f64();
+        let e = compare::errors(&gv, &want[0].to_f64());
+        println!("{}: max abs {:.3e}, cosine {:.9}", g.name, e.max_abs, e.cosine);
+        assert!(e.max_abs <= 1e-5 * want[0].to_f64().iter().fold(1f64, |m, v| m.max(v.abs())), "{}: {e:?}", g.name);
+    }
+}
+
 #[test]
 fn an_op_without_a_kernel_is_an_error_naming_node_and_op() {
     let mut g = Graph::new("det");

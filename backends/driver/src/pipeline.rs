@@ -63,6 +63,11 @@ pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Resul
     if kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))? > 0 {
         g.reinfer().map_err(|e| DriverError::Internal(format!("unrolling recurrent ops: {e}")))?;
     }
+    // After unrolling: a dynamically quantized LSTM unrolls into DynamicQuantizeLinear.
+    if kiln_passes::integer_ops_as_float(&mut g, refused).map_err(|e| DriverError::Internal(format!("integer products as float: {e}")))? > 0
+    {
+        g.reinfer().map_err(|e| DriverError::Internal(format!("integer products as float: {e}")))?;
+    }
     if kiln_passes::fuse_long_chains(&mut g) > 0 {
         g.reinfer().map_err(|e| DriverError::Internal(format!("fusing long elementwise chains: {e}")))?;
     }

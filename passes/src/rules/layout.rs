@@ -145,7 +145,7 @@ fn elementwise_through(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
 pub fn conv_in_format(cx: &Ctx, class: Id, node: &Node, format: Format, align: fn(kiln_ir::DType) -> i64) -> Vec<Proposal> {
     let eg = cx.eg;
     let Node::Op { op, outputs: 1, args } = node else { return vec![] };
-    let (Some(out), Some(xt)) = (ty(eg, class), ty(eg, args[0])) else { return vec![] };
+    let (Some(out), Some(xt)) = (ty(eg, class), args.first().and_then(|&a| ty(eg, a))) else { return vec![] };
     if out.shape.rank() != 4 || xt.shape.rank() != 4 || !out.shape.is_fixed() || !xt.shape.is_fixed() {
         return vec![];
     }

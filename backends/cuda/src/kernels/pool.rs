@@ -15,7 +15,9 @@ const BLOCK: i64 = 128;
 pub fn lower(cx: &mut Cx, node: &Node) -> R<()> {
     let (x, y) = (input(node, 0)?, output(node, 0)?);
     let (xt, yt) = (cx.ty(x)?, cx.ty(y)?);
-    if !super::is_f32_compute(xt.dtype) {
+    // 8-bit integers are exact in f32: a quantized model's max pooling runs in it.
+    let exact_max = matches!(xt.dtype, DType::U8 | DType::I8) && matches!(node.op, Op::MaxPool { .. });
+    if !super::is_f32_compute(xt.dtype) && !exact_max {
         return unsupported(format!("pooling on {}", xt.dtype));
     }
     let (win, ceil, kind, include_pad) = match &node.op {
