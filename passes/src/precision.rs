@@ -10,8 +10,9 @@
 //! Only storage changes here: the CUDA kernels load f16/bf16 into f32 registers, so products
 //! accumulate and norms and softmax compute in f32.
 //!
-//! Statistics stay in f32 (as autocast keeps sums and norms): an accumulating reduction (sum,
-//! mean, L1/L2, log-sum-exp, product), the square it sums, and every elementwise or
+//! Statistics stay in f32 (as autocast keeps sums, powers and norms): an accumulating
+//! reduction (sum, mean, L1/L2, log-sum-exp, product), a square (past 256 it overflows f16: a
+//! VAD's STFT magnitude `sqrt(re² + im²)` of raw audio), and every elementwise or
 //! data-movement op computed from statistics and constants alone. A variance exported as
 //! `E[x²] − E[x]²` (JAX and TF layer norms) cancels: in f16 each term carries 2⁻¹¹ of
 //! relative error, as large as the variance itself when the mean dominates (a real file-type
@@ -189,12 +190,8 @@ fn keep_statistics(g: &mut Graph, to: DType) -> Result<(Vec<bool>, std::collecti
     // Values computed in f32: the statistics, and the float outputs of control flow.
     let mut stat: HashSet<ValueId> = HashSet::new();
     let mut wide: HashSet<ValueId> = HashSet::new();
-    let mut producer: HashMap<ValueId, usize> = HashMap::new();
     for i in 0..g.nodes.len() {
         let n = &g.nodes[i];
-        for o in n.outputs.iter().flatten() {
-            producer.insert(*o, i);
-        }
         let float_outs: Vec<ValueId> = n.outputs.iter().flatten().copied().filter(|&o| f32_value(g, o)).collect();
         if float_outs.is_empty() {
             continue;
@@ -205,7 +202,7 @@ fn keep_statistics(g: &mut Graph, to: DType) -> Result<(Vec<bool>, std::collecti
             wide.extend(float_outs);
             continue;
         }
-        let seed = accumulates(&n.op) || exact_integers(g, n) || matches!(n.op, Op::DynamicQuantizeLinear {});
+        let seed = accumulates(&n.op) || is_square(g, n) || exact_integers(g, n) || matches!(n.op, Op::DynamicQuantizeLinear {});
         let movable = n.op.is_elementwise()
             || n.op.is_view()
             || matches!(n.op, Op::Reduce { .. } | Op::Transpose { .. } | Op::Concat { .. } | Op::Slice {} | Op::Expand {});
@@ -219,13 +216,6 @@ fn keep_statistics(g: &mut Graph, to: DType) -> Result<(Vec<bool>, std::collecti
         }
         kept[i] = true;
         stat.extend(float_outs);
-        // The square a seed sums is computed in f32 too.
-        if let Some(&p) = n.inputs.first().copied().flatten().and_then(|x| producer.get(&x)) {
-            if accumulates(&n.op) && !kept[p] && is_square(g, &g.nodes[p]) {
-                kept[p] = true;
-                stat.extend(g.nodes[p].outputs.iter().flatten().copied());
-            }
-        }
     }
     wide.extend(stat.iter().copied());
     if !kept.iter().any(|&k| k) {
@@ -521,6 +511,32 @@ mod tests {
         let got = interp::run(&h, vec![xin]).expect("f16")[0].to_f64();
         for (a, b) in want.iter().zip(&got) {
             assert!((a - b).abs() <= 5e-3 * a.abs().max(0.1), "{a} vs {b}");
+        }
+    }
+
+    /// An STFT magnitude `sqrt(re² + im²)` of values in the thousands (raw audio samples):
+    /// the squares overflow f16; kept f32, the magnitude is within f16's rounding.
+    #[test]
+    fn squares_keep_f32_so_a_magnitude_does_not_overflow() {
+        let src = r#"graph "g" (%x: f32[2,8]) {
+  %two = const f32[] [2.0]
+  %re = Mul[re](%x, %x) : f32[2,8]
+  %h = Sigmoid[h](%x) : f32[2,8]
+  %im = Pow[im](%h, %two) : f32[2,8]
+  %s = Add[s](%re, %im) : f32[2,8]
+  %m = Sqrt[m](%s) : f32[2,8]
+  %y = Mul[y](%m, %h) : f32[2,8]
+  return %y
+}
+"#;
+        let g0 = kiln_ir::text::parse(src, &Default::default()).expect("parses");
+        let x = Tensor::from_f32s(vec![2, 8], (0..16).map(|i| (i as f32 - 7.5) * 900.0).collect()).expect("test");
+        let want = interp::run(&g0, vec![x.clone()]).expect("f32")[0].to_f64();
+        let mut g = g0.clone();
+        convert_precision(&mut g, DType::F16).expect("converts");
+        let got = interp::run(&g, vec![x]).expect("f16")[0].to_f64();
+        for (a, b) in want.iter().zip(&got) {
+            assert!(b.is_finite() && (a - b).abs() <= 2e-3 * a.abs().max(1.0), "{a} vs {b}");
         }
     }
 

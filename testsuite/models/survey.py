@@ -236,9 +236,10 @@ def reason(detail: str) -> str:
 KEYS = ("ref", "ref-fp16", "sm_90", "sm_90-run", "sm_90-fp16", "910b", "910b-sim")
 
 
-def markdown(results: list[dict], manifest: dict, kiln: str) -> str:
+def markdown(results: list[dict], manifest: dict, commit: str | None) -> str:
     meta = {m["name"]: m for m in manifest["models"]}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    if not commit:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     lines = [
         "# The real-model corpus on every target",
         "",
@@ -296,11 +297,14 @@ def main() -> int:
     ap.add_argument("--targets", default="ref,sm_90,910b,910b-sim")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json")
+    ap.add_argument("--from-json", help="tabulate a previous run's --json output instead of running kiln")
+    ap.add_argument("--kiln-commit", help="the commit the surveyed kiln was built from (default: HEAD)")
     ap.add_argument(
         "--merge",
         action="append",
         default=[],
-        help="survey lines from the GPU machine (gpu.sh's gpu.jsonl; later files win) whose sm_90-run and sm_90-fp16 results join the table",
+        help="FILE[@COMMIT]: survey lines from the GPU machine (gpu.sh's gpu.jsonl; later files win) whose sm_90-run and "
+        "sm_90-fp16 results join the table, marked with the commit of the kiln that ran them",
     )
     ap.add_argument("--markdown")
     ap.add_argument("--cache", help="where the fetched models are (default .cache/models)")
@@ -319,24 +323,33 @@ def main() -> int:
         return 2
     targets = a.targets.split(",")
     results = []
+    to_run = names
+    if a.from_json:
+        results = [r for r in json.loads(Path(a.from_json).read_text()) if r["name"] in names]
+        to_run = []
     with tempfile.TemporaryDirectory(prefix="kiln-survey-") as tmp:
-        for n in names:
+        for n in to_run:
             bound = {i["name"] for m in manifest["models"] if m["name"] == n for i in m["inputs"] if i.get("bind")}
             r = survey(a.kiln, n, bound, targets, a.timeout, Path(tmp), a.sanitize)
             results.append(r)
             print(json.dumps(r), flush=True)
     gpu: dict[str, dict] = {}
-    for f in a.merge:
+    for spec in a.merge:
+        f, _, commit = spec.partition("@")
         for line in Path(f).read_text().splitlines():
             if line.startswith("{"):
                 r = json.loads(line)
-                gpu.setdefault(r["name"], {}).update({k: v for k, v in r.items() if k in ("sm_90-run", "sm_90-fp16")})
+                for k in ("sm_90-run", "sm_90-fp16"):
+                    if k in r:
+                        c = dict(r[k])
+                        c["detail"] = f"{c['detail']} (kiln {commit})" if commit else c["detail"]
+                        gpu.setdefault(r["name"], {})[k] = c
     for r in results:
         r.update(gpu.get(r["name"], {}))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1) + "\n")
     if a.markdown:
-        Path(a.markdown).write_text(markdown(results, manifest, a.kiln))
+        Path(a.markdown).write_text(markdown(results, manifest, a.kiln_commit))
     passing = {(r["name"], k) for r in results for k in ("ref", "sm_90", "910b", "910b-sim") if r.get(k, {}).get("status") == "ok"}
     if a.bless:
         Path(a.bless).write_text("".join(f"{n} {k}\n" for n, k in sorted(passing)))
