@@ -190,15 +190,14 @@ fn keep_statistics(g: &mut Graph, to: DType) -> Result<(Vec<bool>, std::collecti
     // Values computed in f32: the statistics, and the float outputs of control flow.
     let mut stat: HashSet<ValueId> = HashSet::new();
     let mut wide: HashSet<ValueId> = HashSet::new();
-    for i in 0..g.nodes.len() {
-        let n = &g.nodes[i];
+    for (n, keep) in g.nodes.iter().zip(kept.iter_mut()) {
         let float_outs: Vec<ValueId> = n.outputs.iter().flatten().copied().filter(|&o| f32_value(g, o)).collect();
         if float_outs.is_empty() {
             continue;
         }
         if n.op.is_control_flow() {
             // Subgraphs keep the model's types: they run in f32 between casts.
-            kept[i] = true;
+            *keep = true;
             wide.extend(float_outs);
             continue;
         }
@@ -214,7 +213,7 @@ fn keep_statistics(g: &mut Graph, to: DType) -> Result<(Vec<bool>, std::collecti
         if !(seed || joins) {
             continue;
         }
-        kept[i] = true;
+        *keep = true;
         stat.extend(float_outs);
     }
     wide.extend(stat.iter().copied());
