@@ -258,8 +258,8 @@ def markdown(results: list[dict], manifest: dict, commit: str | None) -> str:
         "outputs: what fp16 itself does to the model. sm_90 and 910b are compiles (ptxas assembles the "
         "sm_90 PTX). The sm_90 run columns come from the GPU machine (`testsuite/models/gpu.sh` through the device "
         "tool, merged with `--merge gpu.jsonl`; an H100, each artifact run under compute-sanitizer memcheck): fp32 "
-        "against onnxruntime at 1e-4, fp16 by cosine >= 0.999; – where the model was not carried there (64 MiB a "
-        "call). CI checks the pairs in `testsuite/models/expected.txt` (ref, sm_90, 910b) with "
+        "against onnxruntime at 1e-4, fp16 by cosine >= 0.999; each cell names the kiln it ran, and fixes made after "
+        "it are not measured there; – where the model was not carried there (64 MiB a call). CI checks the pairs in `testsuite/models/expected.txt` (ref, sm_90, 910b) with "
         "`testsuite/models/check.sh`.",
         "",
         "| model | package | exporter | family | ref (vs onnxruntime) | ref fp16 (cosine) | sm_90 compile | sm_90 fp32 run | sm_90 fp16 run (cosine) | 910b compile | 910b-sim (vs onnxruntime) |",
