@@ -68,7 +68,7 @@ enum Cmd {
         /// With --precision: also run the model in its own types and print the first nodes
         /// whose reduced-precision values drift from them (cosine below 0.999), in order, so
         /// that the op where reduced precision loses the model shows.
-        #[arg(long, requires = "precision")]
+        #[arg(long)]
         drift: bool,
     },
     /// Compile a model, run it on the GPU and compare every kernel's output with the
@@ -250,6 +250,9 @@ pub fn main() -> Result<()> {
             let interpreted = !(target == Runner::Sim910B || model.as_ref().is_some_and(|m| m.extension().is_some_and(|e| e == "kiln")));
             if precision.is_some() && !interpreted {
                 bail!("--precision applies to the interpreter (`kiln run MODEL.onnx`); an artifact or bundle has its precision from `kiln compile`");
+            }
+            if drift && precision.is_none() {
+                bail!("--drift compares a reduced precision with the model's own types: give --precision fp16 or bf16");
             }
             match model {
                 Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),

@@ -36,6 +36,30 @@ fn run_writes_outputs_matching_onnxruntime() {
     let _ = std::fs::remove_dir_all(out_dir);
 }
 
+/// `run --precision fp16` runs the converted model in the interpreter: the outputs keep
+/// their f32 interface and stay within fp16's reach of onnxruntime's (cosine >= 0.999), and
+/// `--drift` reports on the nodes (resnet18 in fp16 drifts nowhere); `--drift` alone and
+/// `--precision` on an artifact are refused.
+#[test]
+fn run_in_reduced_precision_and_report_drift() {
+    let out_dir = std::env::temp_dir().join(format!("kiln-cli-fp16-{}", std::process::id()));
+    let input = "input=testsuite/golden/resnet18_narrow/input_input.npy";
+    let o = kiln(&["run", RESNET, "--input", input, "--precision", "fp16", "--drift", "--output-dir", out_dir.to_str().unwrap_or(".")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("no node's reduced-precision values drift"), "{}", text(&o.stdout));
+    let got = kiln_driver::npy::read(&std::fs::read(out_dir.join("logits.npy")).expect("logits.npy")).expect("npy");
+    let want =
+        kiln_driver::npy::read(&std::fs::read(root().join("testsuite/golden/resnet18_narrow/output_0.npy")).expect("golden")).expect("npy");
+    assert_eq!(got.dtype(), want.dtype());
+    let e = kiln_driver::compare::errors(&got.to_f64(), &want.to_f64());
+    assert!(e.cosine >= 0.999 && e.max_abs > 0.0, "fp16 logits: {e:?}");
+    let _ = std::fs::remove_dir_all(out_dir);
+    let o = kiln(&["run", RESNET, "--input", input, "--drift", "--output-dir", "/tmp"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("--precision fp16"), "{}", text(&o.stderr));
+    let o = kiln(&["run", "model.kiln", "--precision", "fp16", "--output-dir", "/tmp"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("applies to the interpreter"), "{}", text(&o.stderr));
+}
+
 #[test]
 fn run_rejects_a_wrong_input_dtype_with_one_clear_line() {
     let bad = std::env::temp_dir().join(format!("kiln-cli-bad-{}.npy", std::process::id()));
