@@ -340,8 +340,8 @@ pub(crate) fn if_op(cx: &mut Cx) -> R {
             }
         };
     }
-    let (then_branch, then_caps) = cx.conv.convert_subgraph(tg, None).map_err(sub_err)?;
-    let (else_branch, else_caps) = cx.conv.convert_subgraph(eg, None).map_err(sub_err)?;
+    let (then_branch, then_caps) = cx.conv.convert_subgraph(tg, None).map_err(|e| branch_err(cx, cond, e))?;
+    let (else_branch, else_caps) = cx.conv.convert_subgraph(eg, None).map_err(|e| branch_err(cx, cond, e))?;
     let mut caps = then_caps;
     for c in else_caps {
         if !caps.contains(&c) {
@@ -351,6 +351,42 @@ pub(crate) fn if_op(cx: &mut Cx) -> R {
     let mut ins = vec![Some(cx.req(0)?)];
     append_captures(cx, &mut ins, &caps)?;
     Ok(Out::Node(Op::If { then_branch: Box::new(then_branch), else_branch: Box::new(else_branch) }, ins))
+}
+
+/// A branch of an If whose condition is not known when the model is read failed to import.
+/// onnxruntime runs only the branch taken, so a model whose other branch does not fit the given
+/// shapes (silero VAD's 8 kHz path at 16 kHz) runs there: name the model inputs the condition
+/// depends on, which `--input-value` binds so that only the taken branch is read.
+fn branch_err(cx: &Cx, cond: kiln_ir::ValueId, e: ImportError) -> LowerError {
+    let g = cx.conv.graph();
+    let mut names = vec![];
+    if cx.conv.at_top() {
+        let producer: std::collections::HashMap<kiln_ir::ValueId, usize> =
+            g.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().flatten().map(move |&o| (o, i))).collect();
+        let (mut todo, mut seen) = (vec![cond], std::collections::HashSet::new());
+        while let Some(v) = todo.pop() {
+            if !seen.insert(v) {
+                continue;
+            }
+            if g.inputs.contains(&v) {
+                names.push(g.value(v).name.clone());
+            } else if let Some(&i) = producer.get(&v) {
+                todo.extend(g.nodes[i].inputs.iter().flatten().copied());
+            }
+        }
+    }
+    names.sort();
+    let hint = match names.first() {
+        Some(first) => format!(
+            " (the If's condition depends on input(s) {}: both branches must import unless it is known, so bind it, e.g. `--input-value {first}=VALUE`, and only the branch taken is read)",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ),
+        None => String::new(),
+    };
+    match sub_err(e) {
+        LowerError::Unsupported(m) => LowerError::Unsupported(m + &hint),
+        LowerError::Invalid(m) => LowerError::Invalid(m + &hint),
+    }
 }
 
 fn sub_err(e: ImportError) -> LowerError {

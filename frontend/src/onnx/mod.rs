@@ -207,6 +207,11 @@ impl Converter<'_> {
         &self.frames[self.frames.len() - 1].graph
     }
 
+    /// Whether the graph being converted is the model's own (not a subgraph's).
+    pub(crate) fn at_top(&self) -> bool {
+        self.frames.len() == 1
+    }
+
     pub(crate) fn opset_of(&self, domain: &str) -> Option<i64> {
         let d = if domain == "ai.onnx" { "" } else { domain };
         self.opsets.get(d).copied()

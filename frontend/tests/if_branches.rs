@@ -1,0 +1,88 @@
+//! An If whose condition depends on a model input must import both branches; when one does not
+//! fit the given shapes (silero VAD's 8 kHz path at 16 kHz: onnxruntime runs only the branch
+//! taken), the error names the inputs the condition depends on and the flag that binds them,
+//! and with the input bound only the taken branch is read.
+
+use kiln_frontend::onnx::{import_model, ImportOptions};
+use kiln_ir::{interp, Tensor};
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
+use onnx_protobuf::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+
+fn node(op: &str, name: &str, ins: &[&str], out: &str) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, dims: &[i64], v: &[i64]) -> TensorProto {
+    TensorProto { name: name.into(), data_type: 7, dims: dims.to_vec(), int64_data: v.to_vec(), ..Default::default() }
+}
+
+/// A value of element type `elem` (ONNX's numbering) and, when given, these dims.
+fn value(name: &str, elem: i32, dims: Option<&[i64]>) -> ValueInfoProto {
+    let shape = dims.map(|d| TensorShapeProto {
+        dim: d.iter().map(|&n| Dimension { value: Some(dimension::Value::DimValue(n)), ..Default::default() }).collect(),
+        ..Default::default()
+    });
+    let tensor = type_proto::Tensor { elem_type: elem, shape: shape.into(), ..Default::default() };
+    let ty = TypeProto { value: Some(type_proto::Value::TensorType(tensor)), ..Default::default() };
+    ValueInfoProto { name: name.into(), type_: Some(ty).into(), ..Default::default() }
+}
+
+fn branch(name: &str, g: GraphProto) -> AttributeProto {
+    AttributeProto { name: name.into(), type_: AttributeType::GRAPH.into(), g: Some(g).into(), ..Default::default() }
+}
+
+/// y = If(sr == 16000, then: Identity(x), else: Reshape(x, [3, 3])) with x: f32[1, 4]; the
+/// else branch cannot reshape 4 elements to 9.
+fn model() -> ModelProto {
+    let then_g = GraphProto {
+        name: "then".into(),
+        node: vec![node("Identity", "keep", &["x"], "t")],
+        output: vec![value("t", 1, None)],
+        ..Default::default()
+    };
+    let else_g = GraphProto {
+        name: "else".into(),
+        initializer: vec![ints("shape", &[2], &[3, 3])],
+        node: vec![node("Reshape", "to_3x3", &["x", "shape"], "e")],
+        output: vec![value("e", 1, None)],
+        ..Default::default()
+    };
+    let mut ifn = node("If", "by_rate", &["cond"], "y");
+    ifn.attribute = vec![branch("then_branch", then_g), branch("else_branch", else_g)];
+    let g = GraphProto {
+        name: "switch".into(),
+        initializer: vec![ints("rate", &[], &[16000])],
+        node: vec![node("Equal", "is_16k", &["sr", "rate"], "cond"), ifn],
+        input: vec![value("sr", 7, Some(&[])), value("x", 1, Some(&[1, 4]))],
+        output: vec![value("y", 1, None)],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17, ..Default::default() }],
+        graph: Some(g).into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_if_on_an_input_whose_other_branch_does_not_fit_names_the_input_to_bind() {
+    let model = model();
+    let e = import_model(&model, None, &ImportOptions::default()).map(|_| ()).expect_err("the else branch does not type-check").to_string();
+    assert!(e.contains("by_rate") && e.contains("`sr`") && e.contains("--input-value sr="), "{e}");
+    let opts = ImportOptions { input_values: [("sr".to_string(), Tensor::scalar_i64(16000))].into(), ..Default::default() };
+    let m = import_model(&model, None, &opts).expect("only the taken branch is read");
+    let x = Tensor::from_f32s(vec![1, 4], vec![1.0, -2.0, 3.5, 0.25]).expect("x");
+    let y = interp::run(&m.graph, vec![x.clone()]).expect("runs");
+    assert_eq!(y[0].to_f64(), x.to_f64());
+}
