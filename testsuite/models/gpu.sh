@@ -2,7 +2,8 @@
 # The corpus on the GPU machine (the device tool): every model in CACHE run compiled for sm_90 in
 # fp32 (against onnxruntime's outputs, 1e-4 of scale) and fp16 (cosine >= 0.999) under
 # compute-sanitizer memcheck, then `kiln verify` in both precisions (the first kernel that drifts
-# from the interpreter), then racecheck on the fp16 artifacts of RACE models.
+# from the interpreter) on the models that failed (VERIFY=all: on every model), then racecheck
+# on the fp16 artifacts of RACE models.
 #
 #   testsuite/models/gpu.sh CACHE KILN_XZ OUT [MODEL...]
 #
@@ -28,12 +29,25 @@ only=()
 for m in "${models[@]}"; do only+=(--only "$m"); done
 PYTHONUNBUFFERED=1 python3 "$here/survey.py" --kiln /tmp/kiln --cache "$cache" "${only[@]}" \
     --targets sm_90-run,sm_90-fp16 --sanitize --timeout 120 | tee "$out/gpu.jsonl"
+# kiln verify (the first kernel that drifts from the interpreter) on the models whose runs
+# failed, or on every model with VERIFY=all; inputs the manifest binds go as --input-value.
 for m in "${models[@]}"; do
-    args=$(python3 - "$cache/$m" <<'PY'
+    if [ "${VERIFY:-failed}" != all ] && python3 - "$out/gpu.jsonl" "$m" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+r = next((r for r in rows if r["name"] == sys.argv[2]), {})
+sys.exit(0 if r and all(v.get("status") == "ok" for k, v in r.items() if k != "name") else 1)
+PY
+    then
+        continue
+    fi
+    args=$(python3 - "$cache/$m" "$here/manifest.json" <<'PY'
 import json, sys
 d = sys.argv[1]
 case = json.load(open(f"{d}/case.json"))
-print(" ".join(f"--input {i['name']}={d}/{i['file']}" for i in case["inputs"]), f"{d}/{case['model']}")
+bound = {i["name"] for m in json.load(open(sys.argv[2]))["models"] if m["name"] == case["name"] for i in m["inputs"] if i.get("bind")}
+flag = lambda n: "--input-value" if n in bound else "--input"
+print(" ".join(f"{flag(i['name'])} {i['name']}={d}/{i['file']}" for i in case["inputs"]), f"{d}/{case['model']}")
 PY
 )
     for p in fp32 fp16; do
