@@ -22,9 +22,9 @@
 //! within f32's rounding of a half-way point may land one unit away. These are not
 //! int8 kernels: the bytes moved are f32's (or f16's), not int8's.
 
+use crate::emitter::Emitter;
 use kiln_ir::ops::ReduceKind;
 use kiln_ir::{BinaryOp, DType, Graph, Node, NodeError, Op, Tensor, UnaryOp, ValueId};
-use std::sync::Arc;
 
 /// Rewrites every node of the three ops that `refused(node, graph)` selects and the rewrite
 /// covers (zero points per tensor, per row of a 2-D A or per output channel); returns how many.
@@ -36,33 +36,13 @@ pub fn integer_ops_as_float(g: &mut Graph, refused: impl Fn(&Node, &Graph) -> bo
             g.nodes.push(n);
             continue;
         }
-        let mut e = Emitter { g: &mut *g, base: n.name.clone(), k: 0 };
+        let mut e = Emitter::new(&mut *g, &n.name, "float");
         let results = match &n.op {
             Op::DynamicQuantizeLinear {} => e.dynamic_quantize(input(&n, 0)?)?,
             Op::MatMulInteger {} => vec![e.integer_product(&n, Op::MatMul {}, 1)?],
-            Op::ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                let conv = Op::Conv {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    group: *group,
-                    auto_pad: *auto_pad,
-                };
-                vec![e.integer_product(&n, conv, 0)?]
-            }
-            Op::QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad } => {
-                let conv = Op::Conv {
-                    kernel_shape: kernel_shape.clone(),
-                    strides: strides.clone(),
-                    pads: pads.clone(),
-                    dilations: dilations.clone(),
-                    group: *group,
-                    auto_pad: *auto_pad,
-                };
-                vec![e.qlinear_conv(&n, conv)?]
-            }
-            _ => unreachable!("covered() admits these three ops only"),
+            Op::ConvInteger { .. } => vec![e.integer_product(&n, n.op.float_conv().expect("a convolution"), 0)?],
+            Op::QLinearConv { .. } => vec![e.qlinear_conv(&n, n.op.float_conv().expect("a convolution"))?],
+            _ => unreachable!("covered() admits these four ops only"),
         };
         // The node's own output values, so that its readers are unchanged.
         for (k, (o, v)) in n.outputs.iter().zip(results).enumerate() {
@@ -112,38 +92,13 @@ fn input(n: &Node, k: usize) -> Result<ValueId, NodeError> {
     })
 }
 
-/// Appends nodes to `g` in order, named after the node being rewritten.
-struct Emitter<'g> {
-    g: &'g mut Graph,
-    base: String,
-    k: usize,
-}
-
+/// The float forms' own helpers, on the rewrites' shared emitter.
 impl Emitter<'_> {
-    fn op(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> Result<ValueId, NodeError> {
-        self.k += 1;
-        let name = format!("{}/float{}", self.base, self.k);
-        let out = self.g.add_node(name.clone(), op, ins, &[Some(name)])?;
-        Ok(out[0].expect("a node's first output"))
-    }
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, NodeError> {
-        self.op(Op::Binary { op }, vec![Some(a), Some(b)])
-    }
-    fn un(&mut self, op: UnaryOp, a: ValueId) -> Result<ValueId, NodeError> {
-        self.op(Op::Unary { op }, vec![Some(a)])
-    }
     fn cast(&mut self, v: ValueId, to: DType) -> Result<ValueId, NodeError> {
         self.op(Op::Cast { to, saturate: false, round_mode: kiln_ir::ops::E8M0Rounding::Up }, vec![Some(v)])
     }
     fn f32(&mut self, v: f32) -> ValueId {
-        self.k += 1;
-        let t = Tensor::from_f32s(vec![], vec![v]).expect("a scalar");
-        self.g.add_const(format!("{}/k{}", self.base, self.k), Arc::new(t))
-    }
-    fn ints(&mut self, v: &[i64]) -> ValueId {
-        self.k += 1;
-        let t = Tensor::new(vec![v.len()], kiln_ir::Data::I64(v.to_vec())).expect("a 1-D tensor");
-        self.g.add_const(format!("{}/k{}", self.base, self.k), Arc::new(t))
+        self.konst(Tensor::from_f32s(vec![], vec![v]).expect("a scalar"))
     }
     /// `clip(v, lo, hi)` with scalar bounds.
     fn clip(&mut self, v: ValueId, lo: f32, hi: f32) -> Result<ValueId, NodeError> {
@@ -258,6 +213,7 @@ impl Emitter<'_> {
 mod tests {
     use super::*;
     use kiln_ir::{interp, Data, Shape, TensorType};
+    use std::sync::Arc;
 
     fn all(_: &Node, _: &Graph) -> bool {
         true

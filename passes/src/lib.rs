@@ -22,6 +22,7 @@ mod canonicalize;
 mod chain_fusion;
 mod cse;
 mod dce;
+mod emitter;
 pub mod eqsat;
 mod fold_constants;
 mod forwarding;

@@ -10,6 +10,7 @@
 //! `--input-shape`). A dynamically quantized LSTM (onnxruntime's DynamicQuantizeLSTM)
 //! unrolls with DynamicQuantizeLinear and DequantizeLinear before each product.
 
+use crate::emitter::Emitter;
 use kiln_ir::ops::{RnnActivation, RnnDirection};
 use kiln_ir::{BinaryOp, Data, Graph, Node, NodeError, Op, Tensor, TensorType, UnaryOp, ValueId};
 use std::sync::Arc;
@@ -88,43 +89,19 @@ pub fn unroll_recurrent(g: &mut Graph, refused: impl Fn(&Node, &Graph) -> bool) 
     Ok(count)
 }
 
-/// Appends nodes to `g` in order, naming them after the node being unrolled.
-struct Emitter<'g> {
-    g: &'g mut Graph,
-    base: String,
-    k: usize,
-}
-
+/// The unrolled form's own helpers, on the rewrites' shared emitter.
 impl Emitter<'_> {
-    fn op(&mut self, op: Op, ins: Vec<Option<ValueId>>) -> Result<ValueId, NodeError> {
-        self.k += 1;
-        let name = format!("{}/unrolled{}", self.base, self.k);
-        let out = self.g.add_node(name.clone(), op, ins, &[Some(name)])?;
-        Ok(out[0].expect("a node's first output"))
-    }
     /// `v` quantized to u8 with its own range and back (DynamicQuantizeLinear, then
     /// DequantizeLinear): what the dynamically quantized LSTM's products read.
     fn requantized(&mut self, v: ValueId) -> Result<ValueId, NodeError> {
-        self.k += 1;
-        let names: Vec<Option<String>> = (0..3).map(|j| Some(format!("{}/unrolled{}_{j}", self.base, self.k))).collect();
-        let q = self.g.add_node(format!("{}/unrolled{}", self.base, self.k), Op::DynamicQuantizeLinear {}, vec![Some(v)], &names)?;
+        let name = self.name();
+        let names: Vec<Option<String>> = (0..3).map(|j| Some(format!("{name}_{j}"))).collect();
+        let q = self.g.add_node(name, Op::DynamicQuantizeLinear {}, vec![Some(v)], &names)?;
         let dq = Op::DequantizeLinear { axis: 1, block_size: 0, output_dtype: None };
         self.op(dq, q)
     }
-    fn ints(&mut self, v: &[i64]) -> ValueId {
-        self.k += 1;
-        let t = Tensor::new(vec![v.len()], Data::I64(v.to_vec())).expect("a 1-D tensor");
-        self.g.add_const(format!("{}/k{}", self.base, self.k), Arc::new(t))
-    }
     fn scalar_i64(&mut self, v: i64) -> ValueId {
-        self.k += 1;
-        self.g.add_const(format!("{}/k{}", self.base, self.k), Arc::new(Tensor::scalar_i64(v)))
-    }
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, NodeError> {
-        self.op(Op::Binary { op }, vec![Some(a), Some(b)])
-    }
-    fn un(&mut self, op: UnaryOp, a: ValueId) -> Result<ValueId, NodeError> {
-        self.op(Op::Unary { op }, vec![Some(a)])
+        self.konst(Tensor::scalar_i64(v))
     }
     /// `x[.., lo..hi]` on the last axis.
     fn cols(&mut self, x: ValueId, lo: usize, hi: usize) -> Result<ValueId, NodeError> {
@@ -164,7 +141,7 @@ fn unroll(g: &mut Graph, n: &Node, p: &Plan) -> Result<(), NodeError> {
         Cell::Gru { .. } => 3,
         Cell::Rnn => 1,
     };
-    let mut e = Emitter { g, base: n.name.clone(), k: 0 };
+    let mut e = Emitter::new(g, &n.name, "unrolled");
     let x = if p.layout == 0 { x } else { e.transpose(x, &[1, 0, 2])? };
     // X is quantized once for every step (onnxruntime's input product covers them all).
     let x = if p.dynamic_quant { e.requantized(x)? } else { x };

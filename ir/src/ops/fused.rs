@@ -40,6 +40,28 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The float Conv with the convolution attributes of `self` (Conv, ConvFused, ConvInteger
+    /// or QLinearConv); None for any other op.
+    pub fn float_conv(&self) -> Option<Op> {
+        let (Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
+        | Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, .. }
+        | Op::ConvInteger { kernel_shape, strides, pads, dilations, group, auto_pad }
+        | Op::QLinearConv { kernel_shape, strides, pads, dilations, group, auto_pad }) = self
+        else {
+            return None;
+        };
+        Some(Op::Conv {
+            kernel_shape: kernel_shape.clone(),
+            strides: strides.clone(),
+            pads: pads.clone(),
+            dilations: dilations.clone(),
+            group: *group,
+            auto_pad: *auto_pad,
+        })
+    }
+}
+
 fn check_body(body: &Graph) -> Result<(), OpError> {
     if let Some(n) = body.nodes.iter().find(|n| !n.op.is_elementwise() || n.outputs.len() != 1) {
         return Err(OpError::Invalid(format!("fused body node `{}` ({}) is not a single-output elementwise op", n.name, n.op.kind_name())));
