@@ -1,7 +1,7 @@
-//! An If whose condition depends on a model input must import both branches; when one does not
-//! fit the given shapes (silero VAD's 8 kHz path at 16 kHz: onnxruntime runs only the branch
-//! taken), the error names the inputs the condition depends on and the flag that binds them,
-//! and with the input bound only the taken branch is read.
+//! An If whose condition depends on a model input: when one branch does not fit the given
+//! shapes (silero VAD's 8 kHz path at 16 kHz: onnxruntime runs only the branch taken), it
+//! becomes a trap, an error when a run takes it that names the inputs the condition depends on
+//! and the flag that binds them; with the input bound only the taken branch is read.
 
 use kiln_frontend::onnx::{import_model, ImportOptions};
 use kiln_ir::{interp, Tensor};
@@ -76,12 +76,32 @@ fn model() -> ModelProto {
 }
 
 #[test]
-fn an_if_on_an_input_whose_other_branch_does_not_fit_names_the_input_to_bind() {
+fn an_if_on_an_input_whose_other_branch_does_not_fit_traps_when_that_branch_is_taken() {
     let model = model();
-    let e = import_model(&model, None, &ImportOptions::default()).map(|_| ()).expect_err("the else branch does not type-check").to_string();
-    assert!(e.contains("by_rate") && e.contains("`sr`") && e.contains("--input-value sr="), "{e}");
+    let m = import_model(&model, None, &ImportOptions::default()).expect("the else branch becomes a trap");
+    let x = Tensor::from_f32s(vec![1, 4], vec![1.0, -2.0, 3.5, 0.25]).expect("x");
+    let y = interp::run(&m.graph, vec![Tensor::scalar_i64(16000), x.clone()]).expect("the then branch runs");
+    assert_eq!(y[0].to_f64(), x.to_f64());
+    assert_eq!(
+        m.graph.value(m.graph.outputs[0]).ty,
+        kiln_ir::TensorType::fixed(kiln_ir::DType::F32, &[1, 4]),
+        "typed as the branch that imports"
+    );
+    let e = interp::run(&m.graph, vec![Tensor::scalar_i64(8000), x.clone()]).expect_err("the else branch is taken").to_string();
+    assert!(e.contains("by_rate") && e.contains("else branch") && e.contains("to_3x3") && e.contains("--input-value sr="), "{e}");
+    // The text form keeps the trap.
+    let text = kiln_ir::text::print(&m.graph);
+    let weights = m.graph.consts.iter().map(|(&id, t)| (m.graph.value(id).name.clone(), t.clone())).collect();
+    let back = kiln_ir::text::parse(&text, &weights).expect("parses");
+    assert_eq!(kiln_ir::text::print(&back), text);
+}
+
+#[test]
+fn with_the_input_bound_only_the_taken_branch_is_read() {
+    let model = model();
     let opts = ImportOptions { input_values: [("sr".to_string(), Tensor::scalar_i64(16000))].into(), ..Default::default() };
     let m = import_model(&model, None, &opts).expect("only the taken branch is read");
+    assert!(!kiln_ir::text::print(&m.graph).contains("Trap"));
     let x = Tensor::from_f32s(vec![1, 4], vec![1.0, -2.0, 3.5, 0.25]).expect("x");
     let y = interp::run(&m.graph, vec![x.clone()]).expect("runs");
     assert_eq!(y[0].to_f64(), x.to_f64());

@@ -37,3 +37,40 @@ fn bound_values_are_checked_against_the_input() {
     let e = model.load_with(&Shapes::new(), &values).map(|_| ()).map_err(|e| e.to_string()).expect_err("no such input");
     assert!(e.contains("no input named `sample_rate`") && e.contains("cond"), "{e}");
 }
+
+/// y = If(c, then: Identity(x), else: a trap), as the importer makes an If on an input whose
+/// else branch does not fit the given shapes: a target that cannot run the If refuses it with
+/// the trap's message, which says how to bind the condition.
+#[test]
+fn a_target_refuses_an_if_with_a_trap_branch_with_the_traps_message() {
+    use kiln_ir::{DType, Graph, TensorType};
+    let ty = TensorType::fixed(DType::F32, &[1, 4]);
+    let mut then_g = Graph::new("then");
+    let x_in = then_g.add_input("x", ty.clone());
+    let t = then_g.add_node("keep", Op::Identity {}, vec![Some(x_in)], &[Some("t".into())]).expect("identity")[0].expect("t");
+    then_g.outputs = vec![t];
+    let mut else_g = Graph::new("else");
+    let message = "node `by_rate` (If): its else branch cannot be imported for the model's input shapes (...)".to_string();
+    let trap = Op::Trap { message: message.clone(), dtype: DType::F32, dims: vec![1, 4] };
+    let e = else_g.add_node("by_rate/else_trap0", trap, vec![], &[Some("e".into())]).expect("trap")[0].expect("e");
+    else_g.outputs = vec![e];
+    let mut g = Graph::new("switch");
+    let c = g.add_input("c", TensorType::fixed(DType::Bool, &[]));
+    let x = g.add_input("x", ty);
+    let op = Op::If { then_branch: Box::new(then_g), else_branch: Box::new(else_g) };
+    let y = g.add_node("by_rate", op, vec![Some(c), Some(x)], &[Some("y".into())]).expect("if")[0].expect("y");
+    g.outputs = vec![y];
+    let xs = kiln_ir::Tensor::from_f32s(vec![1, 4], vec![1.0, 2.0, 3.0, 4.0]).expect("x");
+    let yes = kiln_ir::Tensor::new(vec![], kiln_ir::Data::Bool(vec![true])).expect("c");
+    assert_eq!(interp::run(&g, vec![yes, xs.clone()]).expect("then runs")[0].to_f64(), xs.to_f64());
+    let no = kiln_ir::Tensor::new(vec![], kiln_ir::Data::Bool(vec![false])).expect("c");
+    let e = interp::run(&g, vec![no, xs]).expect_err("the trap is taken").to_string();
+    assert!(e.contains(&message) && e.contains("this run took it"), "{e}");
+    for target in [kiln_driver::Target::Sm90, kiln_driver::Target::Ascend910B] {
+        let e = kiln_driver::optimize(&g, target, std::time::Instant::now())
+            .map(|(g, _)| kiln_ir::text::print(&g))
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains(&message), "{target}: {e}");
+    }
+}

@@ -41,6 +41,9 @@ impl Backend for Ascend {
         if op.is_control_flow() {
             return Err(format!("{} (control flow) is not mapped to GE's control-flow ops yet", op.kind_name()));
         }
+        if let Op::Trap { message, .. } = op {
+            return Err(message.clone());
+        }
         if matches!(op, Op::LSTM { dynamic_quant: true, .. }) {
             return Err(
                 "an LSTM whose products quantize their inputs per step (onnxruntime's DynamicQuantizeLSTM) is not mapped yet".into()

@@ -73,6 +73,9 @@ impl Backend for Cuda {
     /// The kernel family table ([`family`]) decides, and float8/float4 math needs sm_89+'s
     /// tensor cores. Control flow (If, Loop, Scan) has no family: kiln would run it on the host.
     fn op_support(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Result<(), String> {
+        if let Op::Trap { message, .. } = op {
+            return Err(message.clone());
+        }
         if family(op).is_none() {
             return Err(format!("op {} has no CUDA kernel yet", op.kind_name()));
         }

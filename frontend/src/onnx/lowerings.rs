@@ -340,8 +340,16 @@ pub(crate) fn if_op(cx: &mut Cx) -> R {
             }
         };
     }
-    let (then_branch, then_caps) = cx.conv.convert_subgraph(tg, None).map_err(|e| branch_err(cx, cond, e))?;
-    let (else_branch, else_caps) = cx.conv.convert_subgraph(eg, None).map_err(|e| branch_err(cx, cond, e))?;
+    let then_res = cx.conv.convert_subgraph(tg, None);
+    let else_res = cx.conv.convert_subgraph(eg, None);
+    // onnxruntime reads only the branch taken: a branch that does not fit the given shapes
+    // becomes a trap, an error when it is taken at run time, as long as the other one imports.
+    let ((then_branch, then_caps), (else_branch, else_caps)) = match (then_res, else_res) {
+        (Ok(t), Ok(e)) => (t, e),
+        (Err(e), Ok(other)) if shape_error(&e) => ((trap_branch(cx, cond, "then", &tg.name, &other.0, &e), vec![]), other),
+        (Ok(other), Err(e)) if shape_error(&e) => (other.clone(), (trap_branch(cx, cond, "else", &eg.name, &other.0, &e), vec![])),
+        (Err(e), _) | (_, Err(e)) => return Err(branch_err(cx, cond, e)),
+    };
     let mut caps = then_caps;
     for c in else_caps {
         if !caps.contains(&c) {
@@ -353,11 +361,39 @@ pub(crate) fn if_op(cx: &mut Cx) -> R {
     Ok(Out::Node(Op::If { then_branch: Box::new(then_branch), else_branch: Box::new(else_branch) }, ins))
 }
 
-/// A branch of an If whose condition is not known when the model is read failed to import.
-/// onnxruntime runs only the branch taken, so a model whose other branch does not fit the given
-/// shapes (silero VAD's 8 kHz path at 16 kHz) runs there: name the model inputs the condition
-/// depends on, which `--input-value` binds so that only the taken branch is read.
-fn branch_err(cx: &Cx, cond: kiln_ir::ValueId, e: ImportError) -> LowerError {
+/// A branch's import failed on the shapes it was given (not on an op kiln lacks, nor on a
+/// malformed model).
+fn shape_error(e: &ImportError) -> bool {
+    matches!(e, ImportError::Type(_) | ImportError::InvalidNode { .. })
+}
+
+/// The branch `which` of the If, which failed with `e`, as one `Trap` per result, typed like the
+/// `other` branch's results so that the If's type is the other's.
+fn trap_branch(cx: &Cx, cond: kiln_ir::ValueId, which: &str, name: &str, other: &kiln_ir::Graph, e: &ImportError) -> kiln_ir::Graph {
+    let inputs = cond_inputs(cx, cond);
+    let bind = match inputs.first() {
+        Some(first) => format!(
+            "; bind input(s) {} at compile time (e.g. `--input-value {first}=VALUE`) so that only the branch taken is read",
+            quoted(&inputs)
+        ),
+        None => String::new(),
+    };
+    let message = format!("node `{}` (If): its {which} branch cannot be imported for the model's input shapes ({e}){bind}", cx.node.name);
+    let mut g = kiln_ir::Graph::new(name);
+    for (j, &o) in other.outputs.iter().enumerate() {
+        let ty = &other.value(o).ty;
+        let dims = ty.shape.0.iter().map(|d| d.known().map_or(-1, |n| n as i64)).collect();
+        let op = Op::Trap { message: message.clone(), dtype: ty.dtype, dims };
+        let out = format!("{}/{which}_trap{j}", cx.node.name);
+        if let Ok(ids) = g.add_node(out.clone(), op, vec![], &[Some(out)]) {
+            g.outputs.extend(ids.into_iter().flatten());
+        }
+    }
+    g
+}
+
+/// The model inputs the If's condition depends on (at the top level; none inside a subgraph).
+fn cond_inputs(cx: &Cx, cond: kiln_ir::ValueId) -> Vec<String> {
     let g = cx.conv.graph();
     let mut names = vec![];
     if cx.conv.at_top() {
@@ -376,10 +412,22 @@ fn branch_err(cx: &Cx, cond: kiln_ir::ValueId, e: ImportError) -> LowerError {
         }
     }
     names.sort();
+    names
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Neither branch of an If whose condition is not known when the model is read imports (or one
+/// uses an op kiln lacks): name the model inputs the condition depends on, which
+/// `--input-value` binds so that only the taken branch is read.
+fn branch_err(cx: &Cx, cond: kiln_ir::ValueId, e: ImportError) -> LowerError {
+    let names = cond_inputs(cx, cond);
     let hint = match names.first() {
         Some(first) => format!(
             " (the If's condition depends on input(s) {}: both branches must import unless it is known, so bind it, e.g. `--input-value {first}=VALUE`, and only the branch taken is read)",
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            quoted(&names)
         ),
         None => String::new(),
     };

@@ -40,6 +40,12 @@ pub(crate) fn infer_if(then_g: &Graph, else_g: &Graph, ins: &[Option<InType>], n
         .collect()
 }
 
+/// A trap's one value: the dims it declares, a fresh symbol where one is unknown (-1).
+pub(crate) fn infer_trap(dtype: crate::DType, dims: &[i64], names: &mut DimNamer) -> TensorType {
+    let dims = dims.iter().map(|&d| if d >= 0 { crate::shape::Dim::Known(d as usize) } else { names.fresh() }).collect();
+    TensorType::new(dtype, Shape(dims))
+}
+
 pub(crate) fn eval_if(then_g: &Graph, else_g: &Graph, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>, OpError> {
     let cond = req(ins, 0)?.to_i64().first().copied().unwrap_or(0) != 0;
     let g = if cond { then_g } else { else_g };

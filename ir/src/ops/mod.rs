@@ -372,6 +372,11 @@ define_ops! {
     RotaryEmbedding { interleaved: bool, num_heads: i64, rotary_embedding_dim: i64 },
     /// Inputs: cond (bool scalar), then the values the branches capture, in `captures` order.
     If { then_branch: Box<Graph>, else_branch: Box<Graph> } [control_flow],
+    /// What a branch of an If computes when it could not be imported for the given shapes: one
+    /// value of the given dtype and dims (-1: unknown) per output, and, when the branch is taken
+    /// at run time, an error that says why. onnxruntime reads only the branch taken, so a model
+    /// whose other branch does not fit (silero VAD's 8 kHz path at 16 kHz) still runs. No inputs.
+    Trap { message: String, dtype: DType, dims: Vec<i64> },
     /// Inputs: M?, cond?, loop-carried values, then captured values. Body inputs:
     /// iteration, cond, loop-carried values, captured values.
     Loop { body: Box<Graph>, num_carried: i64 } [control_flow],
@@ -686,6 +691,7 @@ impl Op {
             NegativeLogLikelihoodLoss { reduction, .. } => loss::infer(*reduction, 1, ins),
             SoftmaxCrossEntropyLoss { reduction, .. } => loss::infer(*reduction, n_out, ins),
             If { then_branch, else_branch } => control::infer_if(then_branch, else_branch, ins, names),
+            Trap { dtype, dims, .. } => Ok(vec![control::infer_trap(*dtype, dims, names)]),
             Loop { body, num_carried } => control::infer_loop(body, *num_carried, n_out, ins, names),
             Scan { .. } => control::infer_scan(&self.scan_spec()?, n_out, ins, names),
             FusedElementwise { body } => fused::infer_elementwise(body, ins),
@@ -844,6 +850,7 @@ impl Op {
             NegativeLogLikelihoodLoss { reduction, ignore_index } => loss::eval_nll(*reduction, *ignore_index, ins).map(|t| vec![t]),
             SoftmaxCrossEntropyLoss { reduction, ignore_index } => loss::eval_sce(*reduction, *ignore_index, ins, n_out),
             If { then_branch, else_branch } => control::eval_if(then_branch, else_branch, ins),
+            Trap { message, .. } => Err(OpError::Invalid(format!("{message}, and this run took it"))),
             Loop { body, num_carried } => control::eval_loop(body, *num_carried, ins, n_out),
             Scan { .. } => control::eval_scan(&self.scan_spec()?, ins, n_out),
             FusedElementwise { body } => fused::eval_elementwise(body, ins),

@@ -82,7 +82,7 @@ impl Problem<'_> {
 pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extraction, String> {
     let roots: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
     let mut cands: HashMap<Id, Vec<(Node, f64)>> = HashMap::new();
-    let mut infeasible: std::collections::BTreeSet<&'static str> = Default::default();
+    let mut infeasible: std::collections::BTreeSet<String> = Default::default();
     for class in eg.classes() {
         let list = class
             .nodes
@@ -108,7 +108,11 @@ pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extractio
             if !c.is_finite() {
                 // Fused ops are the optimizer's own; the error names the model's ops.
                 if let Some(op) = n.op().filter(|o| !o.is_fused()) {
-                    infeasible.insert(op.display_name());
+                    // A trap (an If branch that could not be imported) says why itself.
+                    infeasible.insert(match op {
+                        kiln_ir::Op::Trap { message, .. } => format!("Trap ({message})"),
+                        _ => op.display_name().to_string(),
+                    });
                 }
             }
         }

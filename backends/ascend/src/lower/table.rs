@@ -296,5 +296,6 @@ pub(crate) fn lower_node(
             super::loss::softmax_cross_entropy(cx, name, *reduction, *ignore_index, ins, outs)
         }
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
+        Trap { message, .. } => unsupported(format!("{message} (the 910b graph is static: only the interpreter runs such an If)")),
     }
 }

@@ -129,6 +129,7 @@ pub fn family(op: &Op) -> Option<Family> {
         | RNN { .. }
         | DynamicQuantizeLinear {}
         | If { .. }
+        | Trap { .. }
         | Loop { .. }
         | Scan { .. } => return None,
     })
@@ -136,6 +137,9 @@ pub fn family(op: &Op) -> Option<Family> {
 
 pub(crate) fn lower_node(cx: &mut Cx, node: &Node) -> R<()> {
     let Some(f) = family(&node.op) else {
+        if let Op::Trap { message, .. } = &node.op {
+            return unsupported(format!("{message} (compiled code computes both branches of such an If: only the interpreter runs it)"));
+        }
         return unsupported(format!("op {} has no CUDA kernel yet", node.op.kind_name()));
     };
     match f {
