@@ -140,6 +140,38 @@ fn small_kernels_match_their_ptx_snapshots() {
 }
 
 /// Kernels build temporary constants (a convolution's weights reordered for the tensor cores,
+/// Launches of the same code share one kernel: an unrolled recurrence's steps are thousands of
+/// launches of a few hundred kernels (tashkeel's BiLSTM: 5748 launches, 184 kernels), and LLVM,
+/// ptxas and the artifact see each kernel once. Four products of the same shape with their own
+/// weights and a row reduction between: two kernels, each launch with its own operands, and
+/// each kept kernel's shared memory its own.
+#[test]
+fn launches_of_the_same_code_share_one_kernel() {
+    let mut g = Graph::new("repeat");
+    let x = g.add_input("x", TensorType::fixed(DType::F32, &[64, 64]));
+    let mut v = Some(x);
+    for i in 0..4 {
+        let w = g.add_const(format!("w{i}"), std::sync::Arc::new(random_tensor(DType::F32, &[64, 64], 90 + i as u64)));
+        v = g.add_node(format!("mm{i}"), Op::MatMul {}, vec![v, Some(w)], &[Some(format!("m{i}"))]).expect("matmul")[0];
+        let op = Op::Softmax { axis: -1, legacy: false };
+        v = g.add_node(format!("sm{i}"), op, vec![v], &[Some(format!("s{i}"))]).expect("softmax")[0];
+    }
+    g.outputs = vec![v.expect("y")];
+    let (opt, _) = kiln_driver::optimize(&g, Target::Sm90, std::time::Instant::now()).expect("optimizes");
+    let compiled = compile(&opt, &opts(Arch::Sm90)).expect("compiles");
+    let m = &compiled.artifact.manifest;
+    assert_eq!(m.launches.len(), 8, "{:?}", m.kernels);
+    let names: std::collections::BTreeSet<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(compiled.ptx.matches(".entry ").count(), 2, "only the kept kernels reach the PTX");
+    let nodes: std::collections::BTreeSet<&str> = m.kernels.iter().map(|k| k.node.as_str()).collect();
+    assert_eq!(nodes.len(), 8, "each launch still names its node: {nodes:?}");
+    let products = m.launches.iter().filter(|l| m.kernels[l.kernel as usize].node.starts_with("mm"));
+    let args: std::collections::BTreeSet<String> = products.map(|l| format!("{:?}", l.args)).collect();
+    assert_eq!(args.len(), 4, "each product reads its own weights");
+    assert!(compiled.artifact.summary().starts_with("2 kernels, 8 launches"), "{}", compiled.artifact.summary());
+}
+
 /// epilogue scalars). Each must get its own bytes in the weights section: constants were once
 /// placed by address, and a later temporary allocated where an earlier one had been freed read
 /// the earlier one's weights (paddle OCR models in fp16 computed garbage from their fifth

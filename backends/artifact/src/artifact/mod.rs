@@ -190,10 +190,11 @@ pub enum Stored {
     Source { path: String, offset: u64, checksum: u64 },
 }
 
-/// A kernel entry point of the code section.
+/// What one launch runs: a kernel entry point of the code section and the node it computes
+/// (one per launch, in launch order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelInfo {
-    /// The PTX `.entry` name.
+    /// The PTX `.entry` name; launches of the same code share it.
     pub name: String,
     /// The IR node it computes (for per-kernel reports).
     pub node: String,
@@ -313,12 +314,9 @@ impl Artifact {
         let m = &self.manifest;
         let code = if self.section(sections::CUBIN).is_some() { "PTX + cubin" } else { "PTX" };
         let weights = self.section(sections::WEIGHTS).map_or(0, |w| w.len());
-        format!(
-            "{} kernels, {} launches, arena {} bytes, weights {weights} bytes, {code}",
-            m.kernels.len(),
-            m.launches.len(),
-            m.arena_bytes
-        )
+        // Launches of the same code share one kernel (one name).
+        let kernels: std::collections::HashSet<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
+        format!("{} kernels, {} launches, arena {} bytes, weights {weights} bytes, {code}", kernels.len(), m.launches.len(), m.arena_bytes)
     }
 
     /// Serializes: header, sections at aligned offsets, then the manifest.

@@ -9,7 +9,7 @@ use inkwell::builder::Builder;
 use inkwell::context::Context;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum, FloatType, IntType};
-use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::values::{AnyValue, BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
 use kiln_ir::DType;
 
@@ -69,10 +69,46 @@ impl<'c> Em<'c> {
         (0..params).filter_map(|i| f.get_nth_param(i as u32)).map(|p| p.into_pointer_value()).collect()
     }
 
-    pub fn end_kernel(&mut self) -> R<()> {
+    /// Ends the kernel begun last; returns it.
+    pub fn end_kernel(&mut self) -> R<FunctionValue<'c>> {
         self.b.build_return(None)?;
+        let f = self.func()?;
         self.f = None;
-        Ok(())
+        Ok(f)
+    }
+
+    /// What kernel `f` (named `name`) computes, as text that two kernels share exactly when they
+    /// are the same code: its LLVM IR and that of its shared arrays (named after it), with its
+    /// name and the module's metadata numbers left out.
+    pub fn kernel_code(&self, f: FunctionValue<'c>, name: &str) -> String {
+        let mut text = f.print_to_string().to_string();
+        let prefix = format!("{name}.");
+        let mut g = self.m.get_first_global();
+        while let Some(v) = g {
+            if v.get_name().to_str().is_ok_and(|n| n.starts_with(&prefix)) {
+                text.push_str(&v.print_to_string().to_string());
+            }
+            g = v.get_next_global();
+        }
+        let text = text.replace(name, "@KERNEL");
+        // `!llvm.loop !12`: metadata is numbered module-wide.
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '!' {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+            }
+        }
+        out
+    }
+
+    /// Drops kernel `f` (a copy of one already in the module): internal and unreferenced, the
+    /// optimizer deletes it with its shared arrays before code generation.
+    pub fn drop_kernel(&self, f: FunctionValue<'c>) {
+        f.set_linkage(Linkage::Internal);
     }
 
     fn func(&self) -> R<FunctionValue<'c>> {
@@ -261,9 +297,14 @@ impl<'c> Em<'c> {
     }
 
     /// A `__shared__` array of `count` elements of `ty`, private to this module.
+    /// Named after the kernel being built, so that copies of a kernel are found ([`Self::kernel_code`]).
     pub fn shared_array(&self, name: &str, ty: BasicTypeEnum<'c>, count: u32) -> PointerValue<'c> {
         let at = ty.array_type(count);
-        let g = self.m.add_global(at, Some(AddressSpace::from(SHARED)), name);
+        let name = match self.f {
+            Some(f) => format!("{}.{name}", f.get_name().to_string_lossy()),
+            None => name.to_string(),
+        };
+        let g = self.m.add_global(at, Some(AddressSpace::from(SHARED)), &name);
         g.set_linkage(Linkage::Internal);
         g.set_initializer(&at.get_undef());
         g.set_alignment(16);

@@ -113,6 +113,8 @@ pub struct Cx<'c, 'g> {
     const_locs: HashMap<*const Tensor, (Arc<Tensor>, u64)>,
     launches: Vec<LaunchSpec>,
     kernels: Vec<(String, String, &'static str, Option<ValueId>)>,
+    /// Each distinct kernel code ([`Em::kernel_code`]) and the kernel that has it.
+    kernel_by_code: HashMap<String, String>,
     /// Name of the kernel under construction and its parameters' args.
     current: Option<(String, Vec<Arg>)>,
     node_index: usize,
@@ -185,6 +187,7 @@ impl<'c, 'g> Cx<'c, 'g> {
             const_locs: HashMap::new(),
             launches: vec![],
             kernels: vec![],
+            kernel_by_code: HashMap::new(),
             current: None,
             node_index: 0,
             transposed_b,
@@ -308,10 +311,24 @@ impl<'c, 'g> Cx<'c, 'g> {
         Ok(ptrs)
     }
 
-    /// Ends the kernel begun last and schedules its launch.
+    /// Ends the kernel begun last and schedules its launch. A kernel whose code an earlier one
+    /// has (an unrolled recurrence's steps, a network's repeated blocks) is dropped and the
+    /// launch runs the earlier one: one copy for LLVM, ptxas and the artifact.
     pub fn launch(&mut self, grid: [u32; 3], block: [u32; 3], shared_bytes: u32) -> R<()> {
-        self.em.end_kernel()?;
-        let (kernel, args) = self.current.take().ok_or_else(|| CodegenError::Internal("launch without begin".into()))?;
+        let f = self.em.end_kernel()?;
+        let (name, args) = self.current.take().ok_or_else(|| CodegenError::Internal("launch without begin".into()))?;
+        // The dynamic shared size is part of the key: the runtime sets it per kernel.
+        let code = format!("{shared_bytes}\n{}", self.em.kernel_code(f, &name));
+        let kernel = match self.kernel_by_code.get(&code) {
+            Some(first) => {
+                self.em.drop_kernel(f);
+                first.clone()
+            }
+            None => {
+                self.kernel_by_code.insert(code, name.clone());
+                name
+            }
+        };
         let node = &self.g.nodes[self.node_index];
         self.kernels.push((kernel.clone(), node.name.clone(), node.op.kind_name(), node.outputs.first().copied().flatten()));
         self.launches.push(LaunchSpec { kernel, grid, block, shared_bytes, args });
