@@ -101,6 +101,27 @@ fn saturation_stops_at_each_limit_and_says_which() {
     assert_eq!(out.nodes.len(), 2);
 }
 
+/// A rule whose every search takes 2 ms: an iteration over the 200-op chain below takes 0.4 s.
+fn slow_search(cx: &Ctx, class: Id, node: &Node) -> Vec<Proposal> {
+    std::thread::sleep(Duration::from_millis(2));
+    add_sub_one(cx, class, node)
+}
+
+#[test]
+fn the_time_limit_cuts_an_iteration_short() {
+    let mut src = String::from("graph \"g\" (%x: f32[2,3]) {\n  %v0 = Neg[n0](%x) : f32[2,3]\n");
+    for i in 1..200 {
+        src += &format!("  %v{i} = Neg[n{i}](%v{}) : f32[2,3]\n", i - 1);
+    }
+    src += "  return %v199\n}\n";
+    let rule = Rule { name: "test/slow", search: slow_search };
+    let limits = Limits { nodes: usize::MAX, iterations: 1, time: Duration::from_millis(20) };
+    let (out, rep) = optimize(&graph(&src), &[rule], &Gpu, limits).expect("optimize");
+    assert!(matches!(rep.stop_reason, StopReason::TimeLimit(_)), "{:?}", rep.stop_reason);
+    assert!(rep.eqsat_ms < 300.0, "one iteration ran to its end: {} ms", rep.eqsat_ms);
+    assert_eq!(out.nodes.len(), 200);
+}
+
 #[test]
 fn without_rules_saturation_stops_at_once_and_the_graph_comes_back() {
     let (out, rep) = optimize(&graph(CHAIN), &[], &Gpu, Limits::default()).expect("optimize");

@@ -141,15 +141,24 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
     let mut iterations = 0;
     // KILN_EQSAT_TRACE=1 prints what each iteration did.
     let trace = std::env::var_os("KILN_EQSAT_TRACE").is_some();
+    // An iteration can take far longer than the one before (fusion alternatives multiply), so
+    // the time limit is also checked within one: the search and the unions stop where they are
+    // (every union applied is sound on its own) and saturation ends after the rebuild.
+    let over_time = || start.elapsed() > limits.time;
     for _ in 0..limits.iterations {
         iterations += 1;
         let mut found: Vec<(&'static str, Proposal)> = Vec::new();
+        let mut cut = false;
         {
             let u = users(eg);
             let ctx = Ctx { eg, users: &u };
             let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
             ids.sort();
             for id in ids {
+                if over_time() {
+                    cut = true;
+                    break;
+                }
                 for node in &eg[id].nodes {
                     for r in rules {
                         found.extend((r.search)(&ctx, id, node).into_iter().map(|p| (r.name, p)));
@@ -160,7 +169,11 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
         let before = (eg.total_size(), eg.number_of_classes());
         let mut changed = false;
         let mut this_round: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for (name, (class, term)) in &found {
+        for (k, (name, (class, term))) in found.iter().enumerate() {
+            if k % 256 == 255 && over_time() {
+                cut = true;
+                break;
+            }
             let id = add_term(eg, term);
             if eg.union(*class, id) {
                 *this_round.entry(name).or_default() += 1;
@@ -179,7 +192,7 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
         for (k, v) in this_round {
             *fired.entry(k).or_default() += v;
         }
-        if !changed && (eg.total_size(), eg.number_of_classes()) == before {
+        if !cut && !changed && (eg.total_size(), eg.number_of_classes()) == before {
             stop = StopReason::Saturated;
             break;
         }
@@ -187,7 +200,7 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
             stop = StopReason::NodeLimit(limits.nodes);
             break;
         }
-        if start.elapsed() > limits.time {
+        if cut || over_time() {
             stop = StopReason::TimeLimit(limits.time.as_secs_f64());
             break;
         }
