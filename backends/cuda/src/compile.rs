@@ -28,7 +28,7 @@ pub struct Compiled {
 pub fn compile(g: &Graph, opts: &Options) -> Result<Compiled, CodegenError> {
     let context = Context::create();
     let (em, low) = crate::lower::lower(&context, g, opts.arch)?;
-    let ptx = ptx::to_ptx(&em.m, opts.arch)?;
+    let ptx = ptx::to_ptx(&em.into_module()?, opts.arch)?;
     let mut secs = vec![(sections::PTX.to_string(), ptx.clone().into_bytes())];
     let mut cubin_note = None;
     if opts.cubin {

@@ -9,7 +9,7 @@ use inkwell::builder::Builder;
 use inkwell::context::Context;
 use inkwell::module::{Linkage, Module};
 use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum, FloatType, IntType};
-use inkwell::values::{AnyValue, BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
+use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PointerValue};
 use inkwell::{AddressSpace, FloatPredicate, IntPredicate};
 use kiln_ir::DType;
 
@@ -20,10 +20,14 @@ const PTX_KERNEL: u32 = 71;
 pub const GLOBAL: u16 = 1;
 pub const SHARED: u16 = 3;
 
-/// Builds one LLVM module of kernels.
+/// Builds one LLVM module of kernels. Each kernel is built in a module of its own (`m`), so
+/// that its code can be compared with the kernels kept so far ([`Em::kernel_code`]: printing a
+/// function of a large module costs as much as the module), and is linked into `out` when kept.
 pub struct Em<'c> {
     pub cx: &'c Context,
+    /// The kernel under construction (and what it declares: intrinsics, shared arrays).
     pub m: Module<'c>,
+    out: Module<'c>,
     pub b: Builder<'c>,
     f: Option<FunctionValue<'c>>,
 }
@@ -39,7 +43,19 @@ pub type Ix<'c> = IntValue<'c>;
 
 impl<'c> Em<'c> {
     pub fn new(cx: &'c Context, name: &str) -> Em<'c> {
-        Em { cx, m: cx.create_module(name), b: cx.create_builder(), f: None }
+        Em { cx, m: cx.create_module("kernel"), out: cx.create_module(name), b: cx.create_builder(), f: None }
+    }
+
+    /// Moves what `m` holds into the output module and starts an empty `m`.
+    fn flush(&mut self) -> R<()> {
+        let m = std::mem::replace(&mut self.m, self.cx.create_module("kernel"));
+        self.out.link_in_module(m).map_err(|e| CodegenError::Llvm(format!("linking a kernel: {}", e.to_string())))
+    }
+
+    /// The module of every kernel kept.
+    pub fn into_module(mut self) -> R<Module<'c>> {
+        self.flush()?;
+        Ok(self.out)
     }
 
     pub fn i1(&self) -> IntType<'c> {
@@ -59,56 +75,35 @@ impl<'c> Em<'c> {
     }
 
     /// Starts kernel `name` with `params` global pointers; returns them.
-    pub fn begin_kernel(&mut self, name: &str, params: usize) -> Vec<PointerValue<'c>> {
+    pub fn begin_kernel(&mut self, name: &str, params: usize) -> R<Vec<PointerValue<'c>>> {
+        self.flush()?;
         let tys: Vec<BasicMetadataTypeEnum> = (0..params).map(|_| self.gptr().into()).collect();
         let f = self.m.add_function(name, self.cx.void_type().fn_type(&tys, false), None);
         f.set_call_conventions(PTX_KERNEL);
         let entry = self.cx.append_basic_block(f, "entry");
         self.b.position_at_end(entry);
         self.f = Some(f);
-        (0..params).filter_map(|i| f.get_nth_param(i as u32)).map(|p| p.into_pointer_value()).collect()
+        Ok((0..params).filter_map(|i| f.get_nth_param(i as u32)).map(|p| p.into_pointer_value()).collect())
     }
 
-    /// Ends the kernel begun last; returns it.
-    pub fn end_kernel(&mut self) -> R<FunctionValue<'c>> {
+    /// Ends the kernel begun last.
+    pub fn end_kernel(&mut self) -> R<()> {
         self.b.build_return(None)?;
-        let f = self.func()?;
+        self.b.clear_insertion_position();
         self.f = None;
-        Ok(f)
+        Ok(())
     }
 
-    /// What kernel `f` (named `name`) computes, as text that two kernels share exactly when they
-    /// are the same code: its LLVM IR and that of its shared arrays (named after it), with its
-    /// name and the module's metadata numbers left out.
-    pub fn kernel_code(&self, f: FunctionValue<'c>, name: &str) -> String {
-        let mut text = f.print_to_string().to_string();
-        let prefix = format!("{name}.");
-        let mut g = self.m.get_first_global();
-        while let Some(v) = g {
-            if v.get_name().to_str().is_ok_and(|n| n.starts_with(&prefix)) {
-                text.push_str(&v.print_to_string().to_string());
-            }
-            g = v.get_next_global();
-        }
-        let text = text.replace(name, "@KERNEL");
-        // `!llvm.loop !12`: metadata is numbered module-wide.
-        let mut out = String::with_capacity(text.len());
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            out.push(c);
-            if c == '!' {
-                while chars.peek().is_some_and(char::is_ascii_digit) {
-                    chars.next();
-                }
-            }
-        }
-        out
+    /// What the kernel just ended (named `name`) computes, as text that two kernels share
+    /// exactly when they are the same code: its module (the kernel, the intrinsics and shared
+    /// arrays it declares) with its name left out.
+    pub fn kernel_code(&self, name: &str) -> String {
+        self.m.print_to_string().to_string().replace(name, "@KERNEL")
     }
 
-    /// Drops kernel `f` (a copy of one already in the module): internal and unreferenced, the
-    /// optimizer deletes it with its shared arrays before code generation.
-    pub fn drop_kernel(&self, f: FunctionValue<'c>) {
-        f.set_linkage(Linkage::Internal);
+    /// Drops the kernel just ended (a copy of one already kept).
+    pub fn drop_kernel(&mut self) {
+        self.m = self.cx.create_module("kernel");
     }
 
     fn func(&self) -> R<FunctionValue<'c>> {
@@ -297,14 +292,9 @@ impl<'c> Em<'c> {
     }
 
     /// A `__shared__` array of `count` elements of `ty`, private to this module.
-    /// Named after the kernel being built, so that copies of a kernel are found ([`Self::kernel_code`]).
     pub fn shared_array(&self, name: &str, ty: BasicTypeEnum<'c>, count: u32) -> PointerValue<'c> {
         let at = ty.array_type(count);
-        let name = match self.f {
-            Some(f) => format!("{}.{name}", f.get_name().to_string_lossy()),
-            None => name.to_string(),
-        };
-        let g = self.m.add_global(at, Some(AddressSpace::from(SHARED)), &name);
+        let g = self.m.add_global(at, Some(AddressSpace::from(SHARED)), name);
         g.set_linkage(Linkage::Internal);
         g.set_initializer(&at.get_undef());
         g.set_alignment(16);

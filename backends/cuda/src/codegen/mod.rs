@@ -306,7 +306,7 @@ impl<'c, 'g> Cx<'c, 'g> {
             };
             args.push(Arg::Ptr { loc, bytes });
         }
-        let ptrs = self.em.begin_kernel(&name, params.len());
+        let ptrs = self.em.begin_kernel(&name, params.len())?;
         self.current = Some((name, args));
         Ok(ptrs)
     }
@@ -315,13 +315,13 @@ impl<'c, 'g> Cx<'c, 'g> {
     /// has (an unrolled recurrence's steps, a network's repeated blocks) is dropped and the
     /// launch runs the earlier one: one copy for LLVM, ptxas and the artifact.
     pub fn launch(&mut self, grid: [u32; 3], block: [u32; 3], shared_bytes: u32) -> R<()> {
-        let f = self.em.end_kernel()?;
+        self.em.end_kernel()?;
         let (name, args) = self.current.take().ok_or_else(|| CodegenError::Internal("launch without begin".into()))?;
         // The dynamic shared size is part of the key: the runtime sets it per kernel.
-        let code = format!("{shared_bytes}\n{}", self.em.kernel_code(f, &name));
+        let code = format!("{shared_bytes}\n{}", self.em.kernel_code(&name));
         let kernel = match self.kernel_by_code.get(&code) {
             Some(first) => {
-                self.em.drop_kernel(f);
+                self.em.drop_kernel();
                 first.clone()
             }
             None => {
