@@ -31,6 +31,7 @@ mod integer_as_float;
 mod memory_plan;
 mod pipeline;
 mod precision;
+pub mod quant;
 pub mod rules;
 mod unroll_recurrent;
 

@@ -44,6 +44,9 @@ impl Backend for Ascend {
         if let Op::Trap { message, .. } = op {
             return Err(message.clone());
         }
+        if let Op::MatMulQ8 {} | Op::MatMulQ4 { .. } = op {
+            return Err(format!("{} (a --quantize product) is not mapped to CANN's quantized matmuls yet", op.kind_name()));
+        }
         if matches!(op, Op::LSTM { dynamic_quant: true, .. }) {
             return Err(
                 "an LSTM whose products quantize their inputs per step (onnxruntime's DynamicQuantizeLSTM) is not mapped yet".into()

@@ -76,6 +76,12 @@ impl Backend for Cuda {
         if let Op::Trap { message, .. } = op {
             return Err(message.clone());
         }
+        if let Op::MatMulQ8 {} | Op::MatMulQ4 { .. } = op {
+            return Err(format!(
+                "{} (a --quantize product) has no CUDA kernel yet: the int8 and int4 GEMMs are not written",
+                op.kind_name()
+            ));
+        }
         if family(op).is_none() {
             return Err(format!("op {} has no CUDA kernel yet", op.kind_name()));
         }

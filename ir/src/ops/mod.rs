@@ -27,6 +27,7 @@ mod normalization;
 mod pool;
 mod props;
 mod quant;
+pub mod quant_matmul;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -355,6 +356,12 @@ define_ops! {
     DequantizeLinear { axis: i64, block_size: i64, output_dtype: Option<DType> },
     /// Outputs: y (u8), y_scale (f32), y_zero_point (u8).
     DynamicQuantizeLinear {},
+    /// W8A8 product (kiln's, from `--quantize w8a8`). Inputs: A [..., K] (float), B i8 [K, N],
+    /// B's scale f32 [N]. A is quantized per token when it runs; see `quant_matmul`.
+    MatMulQ8 {},
+    /// W4A16 product (kiln's, from `--quantize w4a16`). Inputs: A [..., K] (float), B u4 [K, N],
+    /// scales [ceil(K / group_size), N] (float), zero points u4 [same]; see `quant_matmul`.
+    MatMulQ4 { group_size: i64 },
     /// Inputs: Q, K, V, attn_mask?, past_key?, past_value?, nonpad_kv_seqlen?.
     /// Outputs: Y, present_key?, present_value?, qk_matmul_output?.
     /// `zero_undefined_rows` (kiln's, not ONNX's; false on import): a query row whose softmax
@@ -686,6 +693,8 @@ impl Op {
             QuantizeLinear { output_dtype, .. } => quant::infer_quantize(*output_dtype, ins),
             DequantizeLinear { output_dtype, .. } => quant::infer_dequantize(*output_dtype, ins),
             DynamicQuantizeLinear {} => quant::infer_dynamic(ins),
+            MatMulQ8 {} => quant_matmul::infer_q8(ins),
+            MatMulQ4 { group_size } => quant_matmul::infer_q4(*group_size, ins),
             Attention { q_num_heads, kv_num_heads, .. } => attention::infer_attention(*q_num_heads, *kv_num_heads, n_out, ins, names),
             RotaryEmbedding { .. } => shape_ops::infer_identity(self, ins, 1),
             NegativeLogLikelihoodLoss { reduction, .. } => loss::infer(*reduction, 1, ins),
@@ -843,6 +852,8 @@ impl Op {
                 quant::eval_dequantize(*axis, *block_size, *output_dtype, ins).map(|t| vec![t])
             }
             DynamicQuantizeLinear {} => quant::eval_dynamic(req(ins, 0)?),
+            MatMulQ8 {} => quant_matmul::eval_q8(ins),
+            MatMulQ4 { group_size } => quant_matmul::eval_q4(*group_size, ins),
             Attention { .. } => attention::eval_attention(self, ins, n_out),
             RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
                 attention::eval_rotary(*interleaved, *num_heads, *rotary_embedding_dim, ins).map(|t| vec![t])

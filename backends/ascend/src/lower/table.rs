@@ -296,6 +296,9 @@ pub(crate) fn lower_node(
             super::loss::softmax_cross_entropy(cx, name, *reduction, *ignore_index, ins, outs)
         }
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
+        MatMulQ8 {} | MatMulQ4 { .. } => {
+            unsupported("a --quantize product: not mapped to CANN's QuantBatchMatmulV3 / WeightQuantBatchMatmulV2 yet")
+        }
         Trap { message, .. } => unsupported(format!("{message} (the 910b graph is static: only the interpreter runs such an If)")),
     }
 }

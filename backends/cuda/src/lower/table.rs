@@ -130,6 +130,8 @@ pub fn family(op: &Op) -> Option<Family> {
         | DynamicQuantizeLinear {}
         | If { .. }
         | Trap { .. }
+        | MatMulQ8 {}
+        | MatMulQ4 { .. }
         | Loop { .. }
         | Scan { .. } => return None,
     })
