@@ -156,3 +156,40 @@ pub(crate) fn eval_q4(group_size: i64, ins: &[Option<&Tensor>]) -> Result<Vec<Te
     }
     Ok(vec![output(a, n, y)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(dims: Vec<usize>, d: Data) -> Tensor {
+        Tensor::new(dims, d).expect("dims")
+    }
+
+    /// Per token: a row of A is scaled by its own max |a| / 127 (a row of zeros by 1), so a
+    /// row whose values are multiples of its step is exact, whatever the other rows hold.
+    #[test]
+    fn q8_quantizes_each_row_with_its_own_scale() {
+        let a = t(vec![2, 3], Data::F32(vec![127.0, -63.5, 0.0, 0.0, 0.0, 0.0]));
+        let b = t(vec![3, 2], Data::I8(vec![1, 2, 3, 4, 5, 6]));
+        let s = t(vec![2], Data::F32(vec![0.5, 0.25]));
+        let y = eval_q8(&[Some(&a), Some(&b), Some(&s)]).expect("runs")[0].to_f64();
+        // Row 0: scale 1, q = [127, -64 (ties to even of -63.5), 0].
+        let want0 = (127.0 * 1.0 - 64.0 * 3.0) * 0.5;
+        let want1 = (127.0 * 2.0 - 64.0 * 4.0) * 0.25;
+        assert_eq!(y, vec![want0, want1, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn q4_is_the_product_with_the_dequantized_weight() {
+        // K = 3, N = 2, groups of 2: group 0 rows 0-1, group 1 row 2.
+        let b = t(vec![3, 2], Data::U4(vec![0, 15, 8, 7, 3, 12]));
+        let s = t(vec![2, 2], Data::F32(vec![0.5, 0.25, 2.0, 1.0]));
+        let z = t(vec![2, 2], Data::U4(vec![8, 7, 1, 12]));
+        let a = t(vec![1, 3], Data::F32(vec![1.0, -2.0, 0.5]));
+        let y = eval_q4(2, &[Some(&a), Some(&b), Some(&s), Some(&z)]).expect("runs")[0].to_f64();
+        let w =
+            [[(0.0 - 8.0) * 0.5, (15.0 - 7.0) * 0.25], [(8.0 - 8.0) * 0.5, (7.0 - 7.0) * 0.25], [(3.0 - 1.0) * 2.0, (12.0 - 12.0) * 1.0]];
+        let want: Vec<f64> = (0..2).map(|c| 1.0 * w[0][c] - 2.0 * w[1][c] + 0.5 * w[2][c]).collect();
+        assert_eq!(y, want);
+    }
+}
