@@ -70,6 +70,8 @@ enum Cmd {
         /// that the op where reduced precision loses the model shows.
         #[arg(long)]
         drift: bool,
+        #[command(flatten)]
+        quant: crate::quant::QuantArgs,
     },
     /// Compile a model, run it on the GPU and compare every kernel's output with the
     /// interpreter (max abs, max rel, cosine), so that the first kernel that drifts shows.
@@ -177,6 +179,8 @@ enum Cmd {
         /// graph.air (always done from 1 GiB of weights: a graph.air is at most 2 GiB).
         #[arg(long)]
         external_weights: bool,
+        #[command(flatten)]
+        quant: crate::quant::QuantArgs,
     },
     /// Greedy decoding of a Hugging Face checkpoint (Llama, Qwen2, Mistral, GPT-2) with its
     /// prefill and decode graphs: token ids in, token ids out (printed comma-separated, one line
@@ -245,7 +249,7 @@ pub fn main() -> Result<()> {
         Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => {
             inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?, &parse_values(&input_value)?)
         }
-        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision, drift } => {
+        Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision, drift, quant } => {
             let precision = parse_precision(&precision)?;
             let interpreted = !(target == Runner::Sim910B || model.as_ref().is_some_and(|m| m.extension().is_some_and(|e| e == "kiln")));
             if precision.is_some() && !interpreted {
@@ -253,6 +257,9 @@ pub fn main() -> Result<()> {
             }
             if drift && precision.is_none() {
                 bail!("--drift compares a reduced precision with the model's own types: give --precision fp16 or bf16");
+            }
+            if quant.quantize.is_some() && !interpreted {
+                bail!("--quantize applies to the interpreter (`kiln run MODEL.onnx`); an artifact or bundle is quantized by `kiln compile --quantize`");
             }
             match model {
                 Some(m) if target == Runner::Sim910B => run_bundle(&m, &input, &output_dir),
@@ -263,7 +270,7 @@ pub fn main() -> Result<()> {
                     &parse_values(&input_value)?,
                     &output_dir,
                     target,
-                    (precision, drift),
+                    (precision, drift, &quant),
                 ),
             }
         }
@@ -295,6 +302,7 @@ pub fn main() -> Result<()> {
             precision,
             strip_weights,
             external_weights,
+            quant,
         } => compile(
             &crate::model::model(model.as_deref(), &checkpoint)?,
             target,
@@ -303,7 +311,7 @@ pub fn main() -> Result<()> {
             report.as_deref(),
             &parse_shapes(&input_shape)?,
             &parse_values(&input_value)?,
-            parse_precision(&precision)?,
+            (parse_precision(&precision)?, &quant),
         ),
         Cmd::Compare { got, want } => compare(&got, &want),
         Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
@@ -646,7 +654,7 @@ fn run(
     values: &kiln_driver::Values,
     out_dir: &Path,
     target: Runner,
-    (precision, drift): (Option<kiln_ir::DType>, bool),
+    (precision, drift, quant): (Option<kiln_ir::DType>, bool, &crate::quant::QuantArgs),
 ) -> Result<()> {
     if target != Runner::Ref {
         bail!("`kiln run MODEL.onnx` runs the reference interpreter only; compile with `kiln compile --target TARGET -o OUT` and run what it writes");
@@ -666,8 +674,9 @@ fn run(
     if let Some(extra) = given.keys().next() {
         bail!("--input `{extra}`: the model has no such input");
     }
-    let g0 = g.clone();
     let mut g = g;
+    crate::quant::apply(&mut g, quant)?;
+    let g0 = g.clone();
     kiln_driver::convert_precision(&mut g, precision)?;
     if drift && precision.is_some() {
         print_drift(&g0, &g, &args)?;
@@ -722,7 +731,7 @@ fn compile(
     report: Option<&Path>,
     shapes: &HashMap<String, Vec<usize>>,
     values: &kiln_driver::Values,
-    precision: Option<kiln_ir::DType>,
+    (precision, quant): (Option<kiln_ir::DType>, &crate::quant::QuantArgs),
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let (output, strip, external) = (out.path, out.strip_weights, out.external_weights);
@@ -734,6 +743,7 @@ fn compile(
     }
     let backend = kiln_driver::backend(target)?;
     let mut g = model.load_with(shapes, values)?;
+    crate::quant::apply(&mut g, quant)?;
     kiln_driver::convert_precision(&mut g, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
         if report.is_some() {

@@ -4,6 +4,7 @@ mod cli;
 mod generate;
 mod gpu;
 mod model;
+mod quant;
 
 fn main() {
     quiet_on_closed_stdout();

@@ -364,3 +364,65 @@ fn ops_and_compile_for_the_910b() {
     assert!(!o.status.success() && text(&o.stderr).contains("missing --input for bundle input `input_ids`"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run --quantize`: a calibration directory of input sets; the products quantized are listed,
+/// the LM head stays, and the logits stay near onnxruntime's fp32 ones. w8a8 without
+/// calibration data and a target without quantized kernels are errors that say so.
+#[test]
+fn run_quantize_lists_the_products_and_stays_near_fp32() {
+    const LLAMA: &str = "testsuite/golden/llama_tiny";
+    let tmp = std::env::temp_dir().join(format!("kiln-cli-quant-{}", std::process::id()));
+    let x = kiln_driver::npy::read(&std::fs::read(root().join(LLAMA).join("input_input_ids.npy")).expect("input")).expect("npy");
+    for i in 0..3i64 {
+        let d = tmp.join(format!("calib/set{i}"));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let ids: Vec<i64> = (0..x.numel() as i64).map(|j| (j * 37 + i * 101 + 5) % 1000).collect();
+        let t = kiln_ir::Tensor::new(x.dims().to_vec(), kiln_ir::Data::I64(ids)).expect("ids");
+        std::fs::write(d.join("input_ids.npy"), kiln_driver::npy::write(&t)).expect("write");
+    }
+    let (calib, out) = (tmp.join("calib"), tmp.join("out"));
+    let input = format!("input_ids={LLAMA}/input_input_ids.npy");
+    let model = format!("{LLAMA}/model.onnx");
+    for scheme in ["w8a8", "w4a16"] {
+        let o = kiln(&[
+            "run",
+            &model,
+            "--input",
+            &input,
+            "--output-dir",
+            out.to_str().expect("utf-8"),
+            "--quantize",
+            scheme,
+            "--calibration",
+            calib.to_str().expect("utf-8"),
+            "--group-size",
+            "32",
+        ]);
+        let stdout = text(&o.stdout);
+        assert!(o.status.success(), "{scheme}: {}", text(&o.stderr));
+        assert!(stdout.contains(&format!("14 products quantized ({scheme}), 1 kept")), "{stdout}");
+        assert!(stdout.contains("kept /inner/lm_head/MatMul"), "{stdout}");
+        let got = kiln_driver::npy::read(&std::fs::read(out.join("logits.npy")).expect("logits")).expect("npy");
+        let want = kiln_driver::npy::read(&std::fs::read(root().join(LLAMA).join("output_0.npy")).expect("golden")).expect("npy");
+        let (a, b) = (got.to_f64(), want.to_f64());
+        let cos = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>()
+            / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|y| y * y).sum::<f64>().sqrt());
+        assert!(cos > 0.98, "{scheme}: cosine {cos}");
+    }
+    let o = kiln(&["run", &model, "--input", &input, "--output-dir", out.to_str().expect("utf-8"), "--quantize", "w8a8"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("w8a8 needs calibration data (--calibration DIR)"), "{}", text(&o.stderr));
+    let o = kiln(&[
+        "compile",
+        &model,
+        "--input-shape",
+        "input_ids=1,16",
+        "--target",
+        "sm_90",
+        "-o",
+        tmp.join("q.kiln").to_str().expect("utf-8"),
+        "--quantize",
+        "w4a16",
+    ]);
+    assert!(!o.status.success() && text(&o.stderr).contains("MatMulQ4 (a --quantize product: no CUDA kernel yet"), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(tmp);
+}

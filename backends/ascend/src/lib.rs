@@ -45,7 +45,7 @@ impl Backend for Ascend {
             return Err(message.clone());
         }
         if let Op::MatMulQ8 {} | Op::MatMulQ4 { .. } = op {
-            return Err(format!("{} (a --quantize product) is not mapped to CANN's quantized matmuls yet", op.kind_name()));
+            return Err("a --quantize product: not mapped to CANN's quantized matmuls yet".into());
         }
         if matches!(op, Op::LSTM { dynamic_quant: true, .. }) {
             return Err(

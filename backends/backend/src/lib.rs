@@ -84,6 +84,10 @@ impl CostModel for Costing<'_> {
             Err(_) => INFEASIBLE,
         }
     }
+
+    fn refusal(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Option<String> {
+        self.0.op_support(op, ins, outs).err()
+    }
 }
 
 /// How code is emitted.

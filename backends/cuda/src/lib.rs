@@ -77,10 +77,7 @@ impl Backend for Cuda {
             return Err(message.clone());
         }
         if let Op::MatMulQ8 {} | Op::MatMulQ4 { .. } = op {
-            return Err(format!(
-                "{} (a --quantize product) has no CUDA kernel yet: the int8 and int4 GEMMs are not written",
-                op.kind_name()
-            ));
+            return Err("a --quantize product: no CUDA kernel yet (the int8 and int4 GEMMs are not written)".into());
         }
         if family(op).is_none() {
             return Err(format!("op {} has no CUDA kernel yet", op.kind_name()));

@@ -70,6 +70,40 @@ pub struct Options {
     pub native: bool,
     /// 910b: weights as files beside graph.air.
     pub external_weights: bool,
+    /// `--quantize`: the products' weights (and activations) quantized before precision
+    /// conversion and optimization.
+    pub quantize: Option<Quantize>,
+}
+
+/// `--quantize` and its calibration data.
+#[derive(Clone, Debug)]
+pub struct Quantize {
+    pub options: kiln_passes::quant::QuantOptions,
+    /// Input sets, each input by name.
+    pub calibration: Vec<std::collections::HashMap<String, kiln_ir::Tensor>>,
+}
+
+/// Quantizes `g` (imported, before precision conversion) as `q` says; returns what was done.
+pub fn quantize(g: &mut Graph, q: &Quantize) -> Result<kiln_passes::quant::QuantReport, DriverError> {
+    let mut sets = vec![];
+    for (i, set) in q.calibration.iter().enumerate() {
+        let mut args = vec![];
+        for &v in &g.inputs {
+            let name = &g.value(v).name;
+            let t = set.get(name).ok_or_else(|| {
+                let mut have: Vec<&String> = set.keys().collect();
+                have.sort();
+                DriverError::Usage(format!("calibration set {i} has no `{name}` (it has {have:?})"))
+            })?;
+            args.push(t.clone());
+        }
+        sets.push(args);
+    }
+    let scheme = q.options.scheme.name();
+    kiln_passes::quant::quantize(g, &q.options, &sets).map_err(|e| match e {
+        kiln_passes::quant::QuantError::Usage(m) => DriverError::Usage(format!("--quantize {scheme}: {m}")),
+        e => DriverError::pass(format!("quantizing ({scheme})"), e),
+    })
 }
 
 impl Options {
@@ -100,6 +134,9 @@ pub fn compile(model: &Model, target: Target, opts: &Options) -> Result<Compiled
     let started = Instant::now();
     let b = backend(target)?;
     let mut g = model.load_with(&opts.input_shapes, &opts.input_values)?;
+    if let Some(q) = &opts.quantize {
+        quantize(&mut g, q)?;
+    }
     convert_precision(&mut g, opts.precision)?;
     let (graph, report) = optimize_for(&g, b, started)?;
     let emitted = b.emit(&graph, &opts.emit_options()).map_err(|source| DriverError::Backend { target, source })?;

@@ -357,7 +357,7 @@ define_ops! {
     /// Outputs: y (u8), y_scale (f32), y_zero_point (u8).
     DynamicQuantizeLinear {},
     /// W8A8 product (kiln's, from `--quantize w8a8`). Inputs: A [..., K] (float), B i8 [K, N],
-    /// B's scale f32 [N]. A is quantized per token when it runs; see `quant_matmul`.
+    /// B's scale [N] (float). A is quantized per token when it runs; see `quant_matmul`.
     MatMulQ8 {},
     /// W4A16 product (kiln's, from `--quantize w4a16`). Inputs: A [..., K] (float), B u4 [K, N],
     /// scales [ceil(K / group_size), N] (float), zero points u4 [same]; see `quant_matmul`.

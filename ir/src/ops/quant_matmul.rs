@@ -49,8 +49,8 @@ pub(crate) fn infer_q8(ins: &[Option<InType>]) -> Result<Vec<TensorType>, OpErro
     if let Some(n) = b.shape.0[1].known() {
         check_param(s, &[n], "MatMulQ8's weight scale")?;
     }
-    if s.dtype != DType::F32 {
-        return invalid(format!("MatMulQ8's weight scale must be f32, got {}", s.dtype));
+    if !s.dtype.is_float() {
+        return invalid(format!("MatMulQ8's weight scale must be floating point, got {}", s.dtype));
     }
     Ok(vec![out])
 }

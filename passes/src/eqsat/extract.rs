@@ -35,6 +35,11 @@ pub const EXACT_LIMIT: u64 = 4096;
 pub trait CostModel: Sync {
     fn name(&self) -> &'static str;
     fn op_cost(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> f64;
+    /// Why the target cannot run `op`, where it says (for the error naming what it cannot run).
+    fn refusal(&self, op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Option<String> {
+        let _ = (op, ins, outs);
+        None
+    }
 }
 
 /// How the extraction was found.
@@ -96,7 +101,16 @@ pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extractio
                             ClassType::Tuple(ts) => ts.clone(),
                             ClassType::Absent => vec![],
                         };
-                        model.op_cost(op.op(), &ins, &outs)
+                        let c = model.op_cost(op.op(), &ins, &outs);
+                        // Fused ops are the optimizer's own; the error names the model's ops,
+                        // with the reason where the target gives one.
+                        if !c.is_finite() && !op.op().is_fused() {
+                            infeasible.insert(match model.refusal(op.op(), &ins, &outs) {
+                                Some(why) => format!("{} ({why})", op.op().display_name()),
+                                None => op.op().display_name().to_string(),
+                            });
+                        }
+                        c
                     }
                     _ => 0.0,
                 };
@@ -104,18 +118,6 @@ pub fn extract(eg: &EG, roots: &[Id], model: &dyn CostModel) -> Result<Extractio
                 (n.clone(), c + TIE_BREAK_US * body_nodes(n) as f64)
             })
             .collect::<Vec<_>>();
-        for (n, c) in &list {
-            if !c.is_finite() {
-                // Fused ops are the optimizer's own; the error names the model's ops.
-                if let Some(op) = n.op().filter(|o| !o.is_fused()) {
-                    // A trap (an If branch that could not be imported) says why itself.
-                    infeasible.insert(match op {
-                        kiln_ir::Op::Trap { message, .. } => format!("Trap ({message})"),
-                        _ => op.display_name().to_string(),
-                    });
-                }
-            }
-        }
         let list = list.into_iter().filter(|(_, c)| c.is_finite()).collect();
         cands.insert(class.id, list);
     }
