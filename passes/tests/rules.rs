@@ -606,3 +606,58 @@ fn variance_of_the_input_instead_of_the_centred_input_is_not_layer_norm() {
     let (_, rep) = run(&LAYER_NORM.replace("Pow[p](%d, %two)", "Pow[p](%x, %two)"));
     assert_eq!(fired(&rep, "patterns/layer-norm"), 0);
 }
+
+const Q4: &str = r#"graph "g" (%x: f32[3,4]) {
+  %q = const u4[4,2] [0, 15, 8, 7, 3, 12, 1, 9]
+  %s = const f16[2,2] [0.5, 0.25, 2.0, 1.0]
+  %z = const u4[2,2] [8, 7, 1, 12]
+  %y = MatMulQ4[fc](%x, %q, %s, %z) {group_size=2} : f32[3,2]
+  return %y
+}
+"#;
+
+#[test]
+fn a_w4a16_product_with_constant_weights_is_the_product_with_the_dequantized_weight() {
+    let (_, rep) = run(Q4);
+    assert_eq!(fired(&rep, "quant/dequantize-weights"), 1);
+}
+
+#[test]
+fn a_w4a16_product_with_weights_given_at_run_time_keeps_its_form() {
+    let src = r#"graph "g" (%x: f32[3,4], %q: u4[4,2]) {
+  %s = const f16[2,2] [0.5, 0.25, 2.0, 1.0]
+  %z = const u4[2,2] [8, 7, 1, 12]
+  %y = MatMulQ4[fc](%x, %q, %s, %z) {group_size=2} : f32[3,2]
+  return %y
+}
+"#;
+    let (opt, rep) = run(src);
+    assert_eq!(fired(&rep, "quant/dequantize-weights"), 0);
+    assert_eq!(kinds(&opt), ["MatMulQ4"]);
+}
+
+#[test]
+fn a_w8a8_product_is_its_per_token_quantization_in_float_ops() {
+    let src = r#"graph "g" (%x: f32[3,4]) {
+  %q = const i8[4,2] [127, -3, 5, 64, -127, 0, 9, -100]
+  %s = const f32[2] [0.01, 0.002]
+  %y = MatMulQ8[fc](%x, %q, %s) : f32[3,2]
+  return %y
+}
+"#;
+    let (_, rep) = run(src);
+    assert_eq!(fired(&rep, "quant/per-token-int8-as-float"), 1);
+}
+
+#[test]
+fn a_w8a8_product_whose_sums_f32_cannot_hold_exactly_keeps_its_form() {
+    // K = 1100: sums of 127 * 127 products reach past 2^24.
+    let q: Vec<String> = (0..1100 * 2).map(|i| ((i * 37 % 255) as i64 - 127).to_string()).collect();
+    let src = format!(
+        "graph \"g\" (%x: f32[2,1100]) {{\n  %q = const i8[1100,2] [{}]\n  %s = const f32[2] [0.01, 0.002]\n  %y = MatMulQ8[fc](%x, %q, %s) : f32[2,2]\n  return %y\n}}\n",
+        q.join(", ")
+    );
+    let (opt, rep) = run(&src);
+    assert_eq!(fired(&rep, "quant/per-token-int8-as-float"), 0);
+    assert_eq!(kinds(&opt), ["MatMulQ8"]);
+}

@@ -194,3 +194,32 @@ fn w8a8_without_calibration_data_says_so() {
     let e = quantize(&mut g, &QuantOptions::new(Scheme::W8A8), &[]).expect_err("needs calibration").to_string();
     assert!(e.contains("--calibration"), "{e}");
 }
+
+/// The targets have no int8/int4 kernels yet: extraction takes the quantized products' float
+/// forms (rules/quant.rs), which compute the quantized model's values. Checked on sm_90's
+/// optimized graph in the interpreter and on the 910b bundle in the GE-graph simulator.
+#[test]
+fn targets_without_quantized_kernels_compute_the_quantized_models_values() {
+    let (g, like) = decoder("llama_tiny");
+    let calib: Vec<Vec<Tensor>> = (0..4).map(|i| vec![tokens(&like, i)]).collect();
+    for opts in [options(Scheme::W8A8, Some(0.5), 128), options(Scheme::W4A16, None, 32)] {
+        let mut q = g.clone();
+        quantize(&mut q, &opts, &calib).expect("quantizes");
+        let x = tokens(&like, 200);
+        let want = interp::run(&q, vec![x.clone()]).expect("quantized runs");
+        let (opt, _) = kiln_driver::optimize(&q, kiln_driver::Target::Sm90, std::time::Instant::now()).expect("optimizes for sm_90");
+        assert!(!opt.nodes.iter().any(|n| matches!(n.op, Op::MatMulQ8 {} | Op::MatMulQ4 { .. })), "no quantized kernel on sm_90 yet");
+        let got = interp::run(&opt, vec![x.clone()]).expect("optimized runs");
+        let (c, e) = compare(&got[0], &want[0]);
+        println!("llama_tiny {} sm_90 float form: cosine {c:.7}, relative error {e:.2e}", opts.scheme.name());
+        assert!(e < 1e-4, "{}: {e}", opts.scheme.name());
+        let (opt, _) = kiln_driver::optimize(&q, kiln_driver::Target::Ascend910B, std::time::Instant::now()).expect("optimizes for 910b");
+        let b = kiln_ascend::bundle::compile(&opt, &kiln_ascend::bundle::Options::default()).expect("a 910b bundle");
+        let ops = kiln_ascend::sim::custom_ops(&b).expect("writes ops/");
+        let sim_opts = kiln_ascend::sim::Options { force_fp16: false, custom: ops.as_ref().map(|(c, _)| c), weights_dir: None };
+        let got = kiln_ascend::sim::run_with(&b.model, &[x], sim_opts).expect("simulates");
+        let (c, e) = compare(&got[0], &want[0]);
+        println!("llama_tiny {} 910b-sim: cosine {c:.7}, relative error {e:.2e}", opts.scheme.name());
+        assert!(e < 1e-4, "{}: {e}", opts.scheme.name());
+    }
+}

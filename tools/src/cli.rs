@@ -764,7 +764,15 @@ fn compile(
         let texts: String = backend.texts().iter().map(|t| format!(", `{t}`")).collect();
         bail!("--emit {text}: expected `ir`, `ir-after=PASS` (passes: {}), `opt-ir`, `memory-plan`{texts}", kiln_passes::PASSES.join(", "));
     }
+    let quantized = |g: &Graph| g.nodes.iter().filter(|n| matches!(n.op, kiln_ir::Op::MatMulQ8 {} | kiln_ir::Op::MatMulQ4 { .. })).count();
+    let before = quantized(&g);
     let (g, rep) = kiln_driver::optimize_for(&g, backend, started)?;
+    if quantized(&g) < before {
+        println!(
+            "note: {} of {before} quantized products run as float products on {target} (no int8/int4 kernel for them yet): the quantized model's values, not its speed",
+            before - quantized(&g)
+        );
+    }
     let opts = EmitOptions { precision, native: emit.is_none(), external_weights: external };
     let compiling = || format!("compiling for {target}");
     match emit {

@@ -7,6 +7,7 @@ pub mod fusion;
 pub mod heads;
 pub mod layout;
 pub mod patterns;
+pub mod quant;
 
 use crate::eqsat::analysis::{ClassData, EG};
 use crate::eqsat::lang::Node;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Rule> {
     r.extend(heads::RULES);
     r.extend(layout::RULES);
     r.extend(fusion::RULES);
+    r.extend(quant::RULES);
     r
 }
 
