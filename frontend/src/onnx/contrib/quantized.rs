@@ -134,8 +134,9 @@ fn constant(cx: &Cx, id: ValueId, what: &str) -> Result<std::sync::Arc<Tensor>, 
 /// stored as `bits`-bit integers in blocks of `block_size` along K: B [N, K/block_size,
 /// block_size*bits/8] u8, little end first; scales [N * blocks]; zero_points? u8 packed the
 /// same way per row ([N * ceil(blocks*bits/8)]) or float like the scales, 2^(bits-1) when
-/// absent; g_idx? (not taken); bias? [N]. The weight is dequantized at import, in the scales'
-/// type, (q - zp) * scale as ORT does; the product is then an ordinary MatMul.
+/// absent; g_idx? (not taken); bias? [N]. 4 bits with integer zero points import as kiln's
+/// MatMulQ4 (the weight stays 4-bit); otherwise the weight is dequantized at import, in the
+/// scales' type, (q - zp) * scale as ORT does, and the product is an ordinary MatMul.
 pub(crate) fn matmul_nbits(cx: &mut Cx) -> R {
     if cx.inp(4).is_some() {
         return unsupported("MatMulNBits with g_idx (act-order)");
@@ -178,6 +179,37 @@ pub(crate) fn matmul_nbits(cx: &mut Cx) -> R {
             },
         }
     };
+    let a = cx.req(0)?;
+    // 4-bit with integer zero points: kiln's W4A16 product (MatMulQ4), the weight kept packed
+    // as it is; a target without its kernel takes the dequantized form (rules/quant.rs).
+    let zeros: Option<Vec<u8>> = (0..n * blocks)
+        .map(|i| zero_point(i % n, i / n).ok().filter(|z| z.fract() == 0.0 && (0.0..=15.0).contains(z)).map(|z| z as u8))
+        .collect();
+    if let (4, Some(zeros)) = (bits, zeros) {
+        let mut qv = vec![0u8; k * n];
+        for row in 0..n {
+            for blk in 0..blocks {
+                let bytes = &q[(row * blocks + blk) * blob..][..blob];
+                for j in 0..bs.min(k - blk * bs) {
+                    qv[(blk * bs + j) * n + row] = unpack(bytes, j) as u8;
+                }
+            }
+        }
+        let st: Vec<f64> = (0..n * blocks).map(|i| sv[(i % n) * blocks + i / n]).collect();
+        let tensor = |dims: Vec<usize>, d: Data| Tensor::new(dims, d).map_err(|e| LowerError::Invalid(e.to_string()));
+        let qid = cx.konst("weight_q4", tensor(vec![k, n], Data::U4(qv))?);
+        let sid = cx.konst("scales", tensor(vec![blocks, n], Data::from_f64(scales.dtype(), &st))?);
+        let zid = cx.konst("zero_points", tensor(vec![blocks, n], Data::U4(zeros))?);
+        let op = Op::MatMulQ4 { group_size: bs as i64 };
+        let ins = vec![Some(a), Some(qid), Some(sid), Some(zid)];
+        return match cx.inp(5) {
+            Some(bias) => {
+                let y = cx.emit(op, ins)?;
+                Ok(Out::Node(Op::Binary { op: BinaryOp::Add }, vec![Some(y), Some(bias)]))
+            }
+            None => Ok(Out::Node(op, ins)),
+        };
+    }
     let mut w = vec![0f64; k * n];
     for row in 0..n {
         for blk in 0..blocks {
@@ -191,7 +223,6 @@ pub(crate) fn matmul_nbits(cx: &mut Cx) -> R {
     let dt = scales.dtype();
     let wt = Tensor::new(vec![k, n], Data::from_f64(dt, &w)).map_err(|e| e.to_string())?;
     let wid = cx.konst("weight", wt);
-    let a = cx.req(0)?;
     match cx.inp(5) {
         Some(bias) => {
             let y = cx.emit(Op::MatMul {}, vec![Some(a), Some(wid)])?;
