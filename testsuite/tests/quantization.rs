@@ -223,3 +223,82 @@ fn targets_without_quantized_kernels_compute_the_quantized_models_values() {
         assert!(e < 1e-4, "{}: {e}", opts.scheme.name());
     }
 }
+
+/// Greedy decoding of the golden checkpoints (kiln's own graph builders) quantized, against
+/// fp32 in the interpreter, 32 new tokens. These tiny random decoders' top logits are close, so
+/// one flipped choice changes the whole rest of a free-running sequence (printed, with fp16's);
+/// what is measured is the choice at each step given fp32's history (teacher forcing: the
+/// prefill graph over the prompt and fp32's tokens, the argmax at each of the 32 positions).
+/// Calibrated recipes see 8 random token sets of that length; the calibration-free ones
+/// (`generate --quantize`) are printed beside them.
+#[test]
+fn quantized_greedy_decoding_keeps_the_fp32_tokens() {
+    use kiln_frontend::hf::{generate, import_for_generation, Decode, Prefill, Source};
+    const NEW: usize = 32;
+    for name in ["llama", "qwen2", "mistral", "gpt2"] {
+        let d = dir("hf").join(name);
+        let ids = npy::read(&std::fs::read(d.join("input_ids.npy")).expect("ids")).expect("npy").to_i64();
+        let build = |seq: usize| {
+            let (mut pre, mut dec, shape) =
+                import_for_generation(&Source::dir(&d), Prefill { batch: 1, seq }, Decode { batch: 1, max_len: seq + NEW })
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            kiln_passes::simplify(&mut pre).expect("simplify");
+            kiln_passes::simplify(&mut dec).expect("simplify");
+            (pre, dec, shape)
+        };
+        let greedy = |pre: &Graph, dec: &Graph, shape| {
+            let mut p = |x: Vec<Tensor>| interp::run(pre, x).map_err(|e| e.to_string());
+            let mut q = |x: Vec<Tensor>| interp::run(dec, x).map_err(|e| e.to_string());
+            generate::greedy(&ids, NEW, shape, &mut p, &mut q).unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let same = |a: &[i64], b: &[i64]| a.iter().zip(b).filter(|(x, y)| x == y).count();
+        let (pre, dec, shape) = build(ids.len());
+        let want = greedy(&pre, &dec, shape);
+        // The next token chosen after each prefix of prompt + fp32's tokens.
+        let history: Vec<i64> = ids.iter().chain(&want[..NEW - 1]).copied().collect();
+        let forced = |pre: &Graph| -> Vec<i64> {
+            let x = Tensor::new(vec![1, history.len()], Data::I64(history.clone())).expect("ids");
+            let logits = interp::run(pre, vec![x]).expect("prefill runs").remove(0);
+            let v = *logits.dims().last().expect("vocab");
+            let l = logits.to_f64();
+            (ids.len() - 1..history.len())
+                .map(|t| (0..v).max_by(|&a, &b| l[t * v + a].total_cmp(&l[t * v + b])).expect("a token") as i64)
+                .collect()
+        };
+        let (long, _, _) = build(history.len());
+        assert_eq!(forced(&long), want, "{name}: teacher forcing reproduces fp32's greedy tokens");
+        let mut half = (pre.clone(), dec.clone());
+        kiln_passes::convert_precision(&mut half.0, kiln_ir::DType::F16).expect("fp16");
+        kiln_passes::convert_precision(&mut half.1, kiln_ir::DType::F16).expect("fp16");
+        println!("{name} fp16: free-running {} of {NEW}", same(&greedy(&half.0, &half.1, shape), &want));
+        let like = Tensor::new(vec![1, history.len()], Data::I64(history.clone())).expect("ids");
+        let calib: Vec<Vec<Tensor>> = (0..8).map(|i| vec![tokens(&like, i)]).collect();
+        // (recipe, calibrated, the least share of steps asserted, in 32nds)
+        for (opts, calibrated, floor) in [
+            (options(Scheme::W8A8, Some(0.5), 128), true, 26),
+            (options(Scheme::W8A8, None, 128), false, 24),
+            (options(Scheme::W4A16, None, 32), true, 8),
+            (options(Scheme::W4A16, None, 32), false, 8),
+        ] {
+            let mut q = long.clone();
+            quantize(&mut q, &opts, if calibrated { &calib } else { &[] }).expect("quantizes");
+            let agree = same(&forced(&q), &want);
+            let free = if calibrated {
+                String::new()
+            } else {
+                let (mut p, mut d, shape) = build(ids.len());
+                quantize(&mut p, &opts, &[]).expect("quantizes");
+                quantize(&mut d, &opts, &[]).expect("quantizes");
+                format!("; free-running {} of {NEW}", same(&greedy(&p, &d, shape), &want))
+            };
+            let recipe = match (opts.scheme, calibrated) {
+                (Scheme::W8A8, true) => "w8a8 SmoothQuant",
+                (Scheme::W8A8, false) => "w8a8 unsmoothed",
+                (Scheme::W4A16, true) => "w4a16 g32 AWQ",
+                (Scheme::W4A16, false) => "w4a16 g32 round to nearest",
+            };
+            println!("{name} {recipe}: {agree} of {NEW} steps choose fp32's token given its history{free}");
+            assert!(agree >= floor, "{name} {recipe}: {agree} of {NEW} (at least {floor})");
+        }
+    }
+}

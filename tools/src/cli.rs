@@ -202,6 +202,8 @@ enum Cmd {
         /// fp32, fp16 or bf16 (GPU targets).
         #[arg(long, default_value = "fp32")]
         precision: String,
+        #[command(flatten)]
+        quant: crate::quant::QuantArgs,
     },
     /// Compare two .npy tensors (for example kiln's output with a reference): prints max abs,
     /// max relative and cosine; fails when they differ beyond the dtype's tolerance.
@@ -314,12 +316,12 @@ pub fn main() -> Result<()> {
             (parse_precision(&precision)?, &quant),
         ),
         Cmd::Compare { got, want } => compare(&got, &want),
-        Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision } => crate::generate::generate(
+        Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision, quant } => crate::generate::generate(
             &crate::model::model(model.as_deref(), &checkpoint)?,
             target,
             &prompt_ids,
             max_new_tokens,
-            parse_precision(&precision)?,
+            (parse_precision(&precision)?, &quant),
         ),
         Cmd::Conformance { suite, target, json, filter, cases } => {
             conformance_cmd(&suite, target, json, filter.as_deref(), cases.as_deref())

@@ -31,7 +31,13 @@ fn runner(s: &mut kiln_runtime::Session) -> impl FnMut(Vec<Tensor>) -> Result<Ve
     }
 }
 
-pub fn generate(model: &Model, t: Target, prompts: &[String], new_tokens: usize, precision: Option<DType>) -> Result<()> {
+pub fn generate(
+    model: &Model,
+    t: Target,
+    prompts: &[String],
+    new_tokens: usize,
+    (precision, quant): (Option<DType>, &crate::quant::QuantArgs),
+) -> Result<()> {
     if new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
@@ -54,6 +60,16 @@ pub fn generate(model: &Model, t: Target, prompts: &[String], new_tokens: usize,
         .with_context(|| format!("importing {}", model.display()))?;
     kiln_passes::simplify(&mut pre)?;
     kiln_passes::simplify(&mut dec)?;
+    if let Some(q) = quant.spec()? {
+        // The prefill and decode graphs are quantized apart: only the calibration-free recipes
+        // give both the same weights.
+        if !q.calibration.is_empty() || (q.options.scheme == kiln_passes::quant::Scheme::W8A8 && q.options.smooth_alpha.is_some()) {
+            bail!("generate --quantize takes the calibration-free recipes: w4a16 (round to nearest) or w8a8 --no-smooth");
+        }
+        let report = kiln_driver::quantize(&mut pre, &q)?;
+        kiln_driver::quantize(&mut dec, &q)?;
+        eprintln!("{} products quantized ({}) in each graph", report.quantized.len(), q.options.scheme.name());
+    }
     let tokens = match t {
         Target::Ref => {
             if precision.is_some() {

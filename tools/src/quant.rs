@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct QuantArgs {
     /// Quantize the products with constant weights: `w8a8` (SmoothQuant: int8 weights per
-    /// output channel, int8 activations per token; needs --calibration) or `w4a16` (4-bit
+    /// output channel, int8 activations per token; needs --calibration unless --no-smooth) or `w4a16` (4-bit
     /// weight groups; AWQ with --calibration, round to nearest without). The LM head stays in
     /// 16 bits; the products quantized are listed.
     #[arg(long)]

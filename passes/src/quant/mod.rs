@@ -115,11 +115,12 @@ pub(crate) enum Fold {
 }
 
 /// Quantizes `g`'s products per `opts`; `sets` are calibration inputs (in graph-input order),
-/// needed for W8A8 and optional for W4A16.
+/// needed for SmoothQuant and AWQ (without them W4A16 rounds to nearest).
 pub fn quantize(g: &mut Graph, opts: &QuantOptions, sets: &[Vec<Tensor>]) -> Result<QuantReport, QuantError> {
-    if opts.scheme == Scheme::W8A8 && sets.is_empty() {
+    if opts.scheme == Scheme::W8A8 && opts.smooth_alpha.is_some() && sets.is_empty() {
         return Err(QuantError::Usage(
-            "w8a8 needs calibration data (--calibration DIR): SmoothQuant's scales come from the activations' ranges".into(),
+            "w8a8 needs calibration data (--calibration DIR): SmoothQuant's scales come from the activations' ranges (or --no-smooth)"
+                .into(),
         ));
     }
     if opts.group_size == 0 {
