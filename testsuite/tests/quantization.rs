@@ -302,3 +302,51 @@ fn quantized_greedy_decoding_keeps_the_fp32_tokens() {
         }
     }
 }
+
+/// In fp16 the 910b runs quantized products on CANN's quantized matmuls where its cost model
+/// finds them cheaper than the float forms (which fuse epilogues): the bundle holds them and the
+/// GE-graph simulator, running their documented semantics, stays with the interpreter's fp16
+/// quantized model. W8A8 on llama_tiny (DynamicQuant + QuantBatchMatmulV3); W4A16 on a
+/// 2048x2048 product before a ReLU (WeightQuantBatchMatmulV2, a quarter of the weight bytes):
+/// smaller ones (llama_tiny's) keep their float forms, which fuse what follows and save a
+/// launch (3 µs) worth more than their weights cost.
+#[test]
+fn the_910b_runs_quantized_products_on_canns_quantized_matmuls_in_fp16() {
+    let (g, like) = decoder("llama_tiny");
+    let calib: Vec<Vec<Tensor>> = (0..4).map(|i| vec![tokens(&like, i)]).collect();
+    let mut wide = Graph::new("wide");
+    let x = wide.add_input("x", kiln_ir::TensorType::fixed(kiln_ir::DType::F32, &[8, 2048]));
+    let w: Vec<f32> = (0..2048 * 2048).map(|i| ((i as f32 * 0.618).fract() - 0.5) * 0.1).collect();
+    let w = wide.add_const("w", Arc::new(Tensor::from_f32s(vec![2048, 2048], w).expect("w")));
+    let y = wide.add_node("fc", Op::MatMul {}, vec![Some(x), Some(w)], &[Some("y".into())]).expect("matmul")[0];
+    // Not a model output itself (that would be an LM head, kept in 16 bits).
+    let r = wide.add_node("act", Op::Unary { op: kiln_ir::UnaryOp::Relu }, vec![y], &[Some("r".into())]).expect("relu")[0];
+    wide.outputs = vec![r.expect("r")];
+    let wide_x = Tensor::from_f32s(vec![8, 2048], (0..8 * 2048).map(|i| ((i as f32 * 0.377).fract() - 0.5) * 4.0).collect()).expect("x");
+    let cases = [
+        (g, tokens(&like, 300), calib, options(Scheme::W8A8, Some(0.5), 128), "QuantBatchMatmulV3", 14),
+        (wide, wide_x, vec![], options(Scheme::W4A16, None, 128), "WeightQuantBatchMatmulV2", 1),
+    ];
+    for (g, x, calib, opts, op, count) in cases {
+        let mut q = g.clone();
+        quantize(&mut q, &opts, &calib).expect("quantizes");
+        kiln_passes::convert_precision(&mut q, kiln_ir::DType::F16).expect("fp16");
+        let want = interp::run(&q, vec![x.clone()]).expect("quantized fp16 runs");
+        let (opt, _) = kiln_driver::optimize(&q, kiln_driver::Target::Ascend910B, std::time::Instant::now()).expect("optimizes for 910b");
+        let kept = opt.nodes.iter().filter(|n| matches!(n.op, Op::MatMulQ8 {} | Op::MatMulQ4 { .. })).count();
+        assert_eq!(kept, count, "{}: the quantized products stay quantized", opts.scheme.name());
+        let b = kiln_ascend::bundle::compile(
+            &opt,
+            &kiln_ascend::bundle::Options { precision: Some(kiln_ir::DType::F16), external_weights: false },
+        )
+        .expect("a 910b bundle");
+        let ops: Vec<&str> = b.model.graph[0].op.iter().map(|o| o.r#type.as_str()).collect();
+        assert_eq!(ops.iter().filter(|t| **t == op).count(), count, "{ops:?}");
+        let custom = kiln_ascend::sim::custom_ops(&b).expect("writes ops/");
+        let sim_opts = kiln_ascend::sim::Options { force_fp16: true, custom: custom.as_ref().map(|(c, _)| c), weights_dir: None };
+        let got = kiln_ascend::sim::run_with(&b.model, &[x], sim_opts).expect("simulates");
+        let (c, e) = compare(&got[0], &want[0]);
+        println!("{} fp16 910b-sim with {op}: cosine {c:.7}, relative error {e:.2e}", opts.scheme.name());
+        assert!(c > 0.9999, "{}: cosine {c}", opts.scheme.name());
+    }
+}

@@ -45,7 +45,13 @@ impl Backend for Ascend {
             return Err(message.clone());
         }
         if let Op::MatMulQ8 {} | Op::MatMulQ4 { .. } = op {
-            return Err("a --quantize product: not mapped to CANN's quantized matmuls yet".into());
+            let k = ins.get(1).copied().flatten().and_then(|w| w.shape.0.first()).and_then(|d| d.known());
+            let group = if let Op::MatMulQ4 { group_size } = op { Some(*group_size) } else { None };
+            let x = ins.first().copied().flatten().map_or(DType::F32, |t| t.dtype);
+            return match lower::quantized_products::refusal(x, k, group) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            };
         }
         if matches!(op, Op::LSTM { dynamic_quant: true, .. }) {
             return Err(

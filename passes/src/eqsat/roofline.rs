@@ -72,7 +72,13 @@ pub fn work(op: &Op, ins: &[Option<&TensorType>], outs: &[TensorType]) -> Work {
     let biggest = ins.iter().flatten().map(|t| numel(t)).fold(out_elems, f64::max);
     let body_len = |g: &kiln_ir::Graph| g.nodes.len().max(1) as f64;
     let (matrix_flops, vector_flops) = match op {
-        Op::MatMul {} | Op::MatMulFused { .. } | Op::Gemm { .. } | Op::MatMulInteger {} | Op::QLinearMatMul {} => {
+        Op::MatMul {}
+        | Op::MatMulFused { .. }
+        | Op::Gemm { .. }
+        | Op::MatMulInteger {}
+        | Op::QLinearMatMul {}
+        | Op::MatMulQ8 {}
+        | Op::MatMulQ4 { .. } => {
             let (a, b) = match op {
                 Op::QLinearMatMul {} => (ins.first().copied().flatten(), ins.get(3).copied().flatten()),
                 _ => (ins.first().copied().flatten(), ins.get(1).copied().flatten()),
@@ -125,7 +131,8 @@ impl Peaks {
             return 0.0;
         }
         let w = work(op, ins, outs);
-        let dt = ins.iter().flatten().next().map(|t| t.dtype);
+        // A W8A8 product multiplies int8 (its activation is quantized as it runs).
+        let dt = if matches!(op, Op::MatMulQ8 {}) { Some(DType::I8) } else { ins.iter().flatten().next().map(|t| t.dtype) };
         let matrix_peak = match dt {
             Some(DType::F16 | DType::BF16) => self.matrix_f16,
             Some(DType::I8 | DType::U8) => self.matrix_i8,

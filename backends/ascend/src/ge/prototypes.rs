@@ -105,6 +105,7 @@ const TABLE: &[Proto] = &[
     ),
     p("Cumsum", &["x", "axis"], &["y"], &["exclusive", "reverse"]),
     p("DepthToSpace", &["x"], &["y"], &["block_size", "mode", "data_format"]),
+    p("DynamicQuant", &["x", "smooth_scales", "group_index"], &["y", "scale"], &["dst_type"]),
     p("Exp", &["x"], &["y"], &["base", "scale", "shift"]),
     p(
         "FlashAttentionScore",
@@ -151,6 +152,7 @@ const TABLE: &[Proto] = &[
     p("NLLLoss", &["x", "target", "weight"], &["y", "total_weight"], &["reduction", "ignore_index"]),
     p("OneHot", &["x", "depth", "on_value", "off_value"], &["y"], &["axis"]),
     p("PadV3", &["x", "paddings", "constant_values"], &["y"], &["mode", "paddings_contiguous"]),
+    p("QuantBatchMatmulV3", &["x1", "x2", "scale", "offset", "bias", "pertoken_scale"], &["y"], &["dtype", "transpose_x1", "transpose_x2"]),
     p("ReduceMaxD", &["x"], &["y"], REDUCE_D),
     p("ReduceMeanD", &["x"], &["y"], &["axes", "keep_dims", "noop_with_empty_axes"]),
     p("ReduceMinD", &["x"], &["y"], REDUCE_D),
@@ -189,6 +191,12 @@ const TABLE: &[Proto] = &[
     p("TransposeD", &["x"], &["y"], &["perm"]),
     p("Tril", &["x"], &["y"], &["diagonal"]),
     p("Triu", &["x"], &["y"], &["diagonal"]),
+    p(
+        "WeightQuantBatchMatmulV2",
+        &["x", "weight", "antiquant_scale", "antiquant_offset", "quant_scale", "quant_offset", "bias"],
+        &["y"],
+        &["transpose_x", "transpose_weight", "antiquant_group_size", "dtype?", "inner_precise?"],
+    ),
 ];
 
 /// Whether `names` (the op's, in order) are the prototype's `want`, a dynamic `x*` matching

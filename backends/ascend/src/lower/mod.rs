@@ -20,6 +20,7 @@ mod movement;
 mod norm;
 mod ops;
 mod quant;
+pub(crate) mod quantized_products;
 mod recurrent;
 mod reduce;
 mod resample;
@@ -312,7 +313,18 @@ impl Cx {
     }
 
     fn node(&mut self, g: &Graph, n: &Node) -> Result<(), Fail> {
-        let ins: Vec<Option<Port>> = n.inputs.iter().map(|i| i.map(|v| self.port(g, v)).transpose()).collect::<Result<_, _>>()?;
+        // The weights of a quantized product are read as constants by its lowering, which stores
+        // them as CANN's op takes them (4-bit values GE could not hold as they are): no Const op.
+        let read_as_constant = |k: usize| matches!(n.op, Op::MatMulQ4 { .. } | Op::MatMulQ8 {}) && k > 0;
+        let ins: Vec<Option<Port>> = n
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, i)| match i {
+                Some(v) if read_as_constant(k) && g.consts.contains_key(v) => Ok(None),
+                i => i.map(|v| self.port(g, v)).transpose(),
+            })
+            .collect::<Result<_, _>>()?;
         let outs: Vec<Option<Desc>> = n.outputs.iter().map(|o| o.and_then(|o| static_desc(&g.value(o).ty))).collect();
         if n.outputs.iter().zip(&outs).any(|(o, d)| o.is_some() && d.is_none()) {
             return unsupported("an output of unknown shape: the 910b target needs static shapes");

@@ -296,9 +296,8 @@ pub(crate) fn lower_node(
             super::loss::softmax_cross_entropy(cx, name, *reduction, *ignore_index, ins, outs)
         }
         If { .. } | Loop { .. } | Scan { .. } => unsupported("control flow: the 910b graph is static"),
-        MatMulQ8 {} | MatMulQ4 { .. } => {
-            unsupported("a --quantize product: not mapped to CANN's QuantBatchMatmulV3 / WeightQuantBatchMatmulV2 yet")
-        }
+        MatMulQ8 {} => super::quantized_products::matmul_q8(cx, name, ins, consts, outs),
+        MatMulQ4 { group_size } => super::quantized_products::matmul_q4(cx, name, *group_size, ins, consts, outs),
         Trap { message, .. } => unsupported(format!("{message} (the 910b graph is static: only the interpreter runs such an If)")),
     }
 }

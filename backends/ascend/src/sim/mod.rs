@@ -17,6 +17,7 @@ mod index;
 mod movement;
 mod nn;
 mod ops;
+mod quant;
 mod resample;
 mod table;
 

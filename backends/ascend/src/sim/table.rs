@@ -4,7 +4,7 @@
 //! holds the table to `ge::prototypes`: every op type the builder may emit has semantics here,
 //! and nothing is simulated that the builder cannot emit.
 
-use super::{index, movement, nn, ops, resample, OpCx, SimError, Value};
+use super::{index, movement, nn, ops, quant, resample, OpCx, SimError, Value};
 
 type Eval = fn(&OpCx) -> Result<Vec<Value>, SimError>;
 
@@ -39,6 +39,7 @@ const TABLE: &[(&str, Eval)] = &[
     ("Cumsum", movement::eval),
     ("DepthToSpace", movement::eval),
     ("Div", ops::eval),
+    ("DynamicQuant", quant::eval),
     ("Equal", ops::eval),
     ("Erf", ops::eval),
     ("Exp", ops::eval),
@@ -77,6 +78,7 @@ const TABLE: &[(&str, Eval)] = &[
     ("OneHot", index::eval),
     ("PadV3", movement::eval),
     ("Pow", ops::eval),
+    ("QuantBatchMatmulV3", quant::eval),
     ("RealDiv", ops::eval),
     ("Reciprocal", ops::eval),
     ("ReduceMaxD", ops::eval),
@@ -118,6 +120,7 @@ const TABLE: &[(&str, Eval)] = &[
     ("TransposeD", ops::eval),
     ("Tril", ops::eval),
     ("Triu", ops::eval),
+    ("WeightQuantBatchMatmulV2", quant::eval),
 ];
 
 /// The semantics of op type `t`, if the simulator has them.
