@@ -108,3 +108,21 @@ fn linear_and_dynamic_rope_scaling_and_the_defaults() {
     let dy = HfConfig::parse(&base.replace(" SCALING", r#", "rope_scaling": {"rope_type": "dynamic", "factor": 4.0}"#)).expect("dynamic");
     assert_eq!(dy.rope_scaling, Some(RopeScaling::Dynamic { factor: 4.0 }));
 }
+
+#[test]
+fn awq_quantization_configs_are_read_and_other_methods_refused_by_name() {
+    let with = |q: &str| LLAMA.replacen('{', &format!("{{\"quantization_config\": {q}, "), 1);
+    let c = HfConfig::parse(&with(r#"{"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": true, "version": "GEMM"}"#))
+        .expect("awq");
+    assert_eq!(c.awq_group_size, Some(128));
+    assert_eq!(HfConfig::parse(LLAMA).expect("plain").awq_group_size, None);
+    for (q, key) in [
+        (r#"{"quant_method": "gptq", "bits": 4, "group_size": 128}"#, "quantization_config.quant_method"),
+        (r#"{"quant_method": "awq", "bits": 8, "group_size": 128}"#, "quantization_config.bits"),
+        (r#"{"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"}"#, "quantization_config.version"),
+        (r#"{"quant_method": "awq", "bits": 4}"#, "quantization_config.group_size"),
+    ] {
+        let e = err(&with(q)).to_string();
+        assert!(e.contains(key), "{q}: {e}");
+    }
+}

@@ -350,3 +350,35 @@ fn the_910b_runs_quantized_products_on_canns_quantized_matmuls_in_fp16() {
         assert!(c > 0.9999, "{}: cosine {c}", opts.scheme.name());
     }
 }
+
+/// An AWQ checkpoint (AutoAWQ's "gemm" packing, written by golden/hf/make_awq.py with numpy from
+/// the golden Llama, 4-bit groups of 32) loads with its projections as `MatMulQ4` and computes
+/// what its dequantized fp32 twin (written by the same script) computes.
+#[test]
+fn an_awq_checkpoint_loads_and_matches_its_dequantized_twin() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let py = root.join(".venv/bin/python");
+    assert!(py.exists(), "{} is missing: run tools/ensure-deps.sh --python (the README's test command does)", py.display());
+    let out = std::env::temp_dir().join(format!("kiln-awq-{}", std::process::id()));
+    let o = std::process::Command::new(py)
+        .arg(dir("hf").join("make_awq.py"))
+        .arg(dir("hf").join("llama"))
+        .arg(&out)
+        .arg("32")
+        .output()
+        .expect("python runs");
+    assert!(o.status.success(), "make_awq.py: {}", String::from_utf8_lossy(&o.stderr));
+    let ids = npy::read(&std::fs::read(dir("hf").join("llama/input_ids.npy")).expect("ids")).expect("npy");
+    let prefill = kiln_frontend::hf::Prefill { batch: 1, seq: ids.numel() };
+    let x = Tensor::new(vec![1, ids.numel()], Data::I64(ids.to_i64())).expect("ids");
+    let awq = kiln_frontend::hf::import_dir(&out.join("awq"), prefill).expect("the AWQ checkpoint loads");
+    let q4 = awq.nodes.iter().filter(|n| matches!(n.op, Op::MatMulQ4 { group_size: 32 })).count();
+    assert_eq!(q4, 14, "every decoder-layer projection is 4-bit");
+    let twin = kiln_frontend::hf::import_dir(&out.join("twin"), prefill).expect("the twin loads");
+    let got = interp::run(&awq, vec![x.clone()]).expect("runs").remove(0);
+    let want = interp::run(&twin, vec![x]).expect("runs").remove(0);
+    let (c, e) = compare(&got, &want);
+    println!("AWQ llama against its dequantized twin: cosine {c:.9}, relative error {e:.2e}");
+    assert!(e < 1e-5, "relative error {e}");
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -38,7 +38,7 @@ pub(super) fn build(cfg: &HfConfig, ck: &mut Checkpoint, batch: usize, seq: usiz
     let types = cfg.type_vocab_size.unwrap_or(2);
     // `bert.` in the task models' checkpoints, none in BertModel ones.
     let pre = module_prefix(ck, "bert.", "embeddings.word_embeddings.weight");
-    let mut bd = Builder { g: Graph::new("bert encoder") };
+    let mut bd = Builder { g: Graph::new("bert encoder"), awq: None };
     let ids_t = TensorType::fixed(DType::I64, &[batch, seq]);
     let ids = bd.g.add_input("input_ids", ids_t.clone());
     let mask = bd.g.add_input("attention_mask", ids_t.clone());

@@ -67,6 +67,9 @@ pub struct HfConfig {
     pub sliding_window: Option<usize>,
     /// BERT's token-type vocabulary.
     pub type_vocab_size: Option<usize>,
+    /// `quantization_config` of an AWQ checkpoint (AutoAWQ's 4-bit "gemm" packing): the group
+    /// size; the decoder layers' projections are then `qweight`/`qzeros`/`scales`.
+    pub awq_group_size: Option<usize>,
 }
 
 /// A config that cannot be used, naming the key.
@@ -197,6 +200,41 @@ fn rope_scaling(k: &Keys) -> Result<Option<RopeScaling>, ConfigError> {
     }))
 }
 
+/// `quantization_config`: AutoAWQ's 4-bit, zero-point, "gemm"-packed checkpoints (their group
+/// size); any other method or variant is refused by name.
+fn awq(k: &Keys) -> Result<Option<usize>, ConfigError> {
+    let Some(v) = k.get("quantization_config") else { return Ok(None) };
+    let o = v.as_object().ok_or_else(|| bad("quantization_config", v, "expected an object"))?;
+    let sub = Keys(o);
+    let method = sub.get("quant_method").cloned().unwrap_or(Value::Null);
+    if method.as_str() != Some("awq") {
+        return Err(bad("quantization_config.quant_method", &method, "kiln reads awq checkpoints (gptq and others are not read yet)"));
+    }
+    if let Some(b) = sub.usize_of(&["bits", "w_bit"])?.filter(|&b| b != 4) {
+        return Err(bad("quantization_config.bits", &Value::from(b), "AWQ checkpoints of 4 bits are read"));
+    }
+    let version = sub.get("version").cloned().unwrap_or(Value::from("gemm"));
+    if !version.as_str().is_some_and(|v| v.eq_ignore_ascii_case("gemm")) {
+        return Err(bad("quantization_config.version", &version, "the \"gemm\" packing is read (gemv, marlin and exllama are not)"));
+    }
+    if !sub.bool_or("zero_point", true)? {
+        return Err(bad("quantization_config.zero_point", &Value::from(false), "AWQ with zero points is read"));
+    }
+    match sub.usize_of(&["group_size", "q_group_size"])? {
+        Some(g) if g > 0 => Ok(Some(g)),
+        Some(g) => Err(bad("quantization_config.group_size", &Value::from(g), "must be positive (per-channel AWQ is not read)")),
+        None => Err(ConfigError::Missing { key: "quantization_config.group_size".into() }),
+    }
+}
+
+/// GPT-2 and BERT checkpoints are read unquantized.
+fn no_quantization(k: &Keys) -> Result<Option<usize>, ConfigError> {
+    match k.get("quantization_config") {
+        Some(v) => Err(bad("quantization_config", v, "quantized checkpoints are read for llama, qwen2 and mistral")),
+        None => Ok(None),
+    }
+}
+
 /// Llama, Qwen2 and Mistral: RMSNorm, rotary, gated MLP.
 fn decoder(k: &Keys, arch: Arch) -> Result<HfConfig, ConfigError> {
     let hidden = k.usize(&["hidden_size"])?;
@@ -234,6 +272,7 @@ fn decoder(k: &Keys, arch: Arch) -> Result<HfConfig, ConfigError> {
         mlp_bias: k.bool_or("mlp_bias", false)?,
         sliding_window,
         type_vocab_size: None,
+        awq_group_size: awq(k)?,
     })
 }
 
@@ -267,6 +306,7 @@ fn gpt2(k: &Keys) -> Result<HfConfig, ConfigError> {
         mlp_bias: true,
         sliding_window: None,
         type_vocab_size: None,
+        awq_group_size: no_quantization(k)?,
     })
 }
 
@@ -306,6 +346,7 @@ fn bert(k: &Keys) -> Result<HfConfig, ConfigError> {
         attention_bias: true,
         mlp_bias: true,
         sliding_window: None,
+        awq_group_size: no_quantization(k)?,
         type_vocab_size: Some(k.usize_of(&["type_vocab_size"])?.unwrap_or(2)),
     })
 }

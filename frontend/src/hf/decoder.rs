@@ -54,6 +54,8 @@ pub(super) struct Step {
 /// Builds a graph node by node, naming values after the checkpoint's modules.
 pub(super) struct Builder {
     pub g: Graph,
+    /// An AWQ checkpoint's group size: its projections are 4-bit (`MatMulQ4`).
+    pub awq: Option<usize>,
 }
 
 impl Builder {
@@ -83,13 +85,61 @@ impl Builder {
         inp: usize,
         bias: bool,
     ) -> Result<ValueId, HfError> {
-        let wt = self.transposed_weight(ck, &format!("{prefix}.weight"), out, inp)?;
-        let mut y = self.node(&format!("{prefix}/MatMul"), Op::MatMul {}, &[x, wt])?;
+        let mut y = match self.awq {
+            Some(group) if ck.contains(&format!("{prefix}.qweight")) => self.awq_linear(ck, x, prefix, out, inp, group)?,
+            _ => {
+                let wt = self.transposed_weight(ck, &format!("{prefix}.weight"), out, inp)?;
+                self.node(&format!("{prefix}/MatMul"), Op::MatMul {}, &[x, wt])?
+            }
+        };
         if bias {
             let b = self.weight(ck, &format!("{prefix}.bias"), &[out])?;
             y = self.node(&format!("{prefix}/Add"), Op::Binary { op: kiln_ir::BinaryOp::Add }, &[y, b])?;
         }
         Ok(y)
+    }
+
+    /// An AWQ Linear (AutoAWQ's "gemm" packing): `qweight` int32 [in, out/8] and `qzeros` int32
+    /// [in/G, out/8] hold eight 4-bit values each, output channels in the order 0, 2, 4, 6, 1,
+    /// 3, 5, 7 from the low bits; `scales` fp16 [in/G, out]. W = (q - zero) * scale, as kiln's
+    /// `MatMulQ4` (weights kept 4-bit).
+    fn awq_linear(
+        &mut self,
+        ck: &mut Checkpoint,
+        x: ValueId,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        group: usize,
+    ) -> Result<ValueId, HfError> {
+        if !out.is_multiple_of(8) || !inp.is_multiple_of(group) {
+            return Err(HfError::Build(format!(
+                "`{prefix}`: AWQ packs 8 output channels per int32 and whole groups of {group} inputs; {inp}x{out} does not fit"
+            )));
+        }
+        let groups = inp / group;
+        let unpack = |t: &Tensor, rows: usize| -> Vec<u8> {
+            const ORDER: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+            let packed = t.to_i64();
+            let mut v = vec![0u8; rows * out];
+            for r in 0..rows {
+                for c in 0..out / 8 {
+                    let word = packed[r * (out / 8) + c] as u32;
+                    for (i, &j) in ORDER.iter().enumerate() {
+                        v[r * out + c * 8 + j] = ((word >> (4 * i)) & 0xF) as u8;
+                    }
+                }
+            }
+            v
+        };
+        let q = unpack(&ck.take(&format!("{prefix}.qweight"), &[inp, out / 8])?, inp);
+        let z = unpack(&ck.take(&format!("{prefix}.qzeros"), &[groups, out / 8])?, groups);
+        let s = ck.take(&format!("{prefix}.scales"), &[groups, out])?;
+        let tensor = |dims: Vec<usize>, d: Data| Tensor::new(dims, d).map_err(|e| HfError::Build(e.to_string()));
+        let qid = self.konst(&format!("{prefix}.qweight"), tensor(vec![inp, out], Data::U4(q))?);
+        let sid = self.konst(&format!("{prefix}.scales"), s.cast(DType::F16));
+        let zid = self.konst(&format!("{prefix}.qzeros"), tensor(vec![groups, out], Data::U4(z))?);
+        self.node(&format!("{prefix}/MatMul"), Op::MatMulQ4 { group_size: group as i64 }, &[x, qid, sid, zid])
     }
 
     /// Checkpoint tensor `name`, of shape `dims`, as an f32 constant.
@@ -233,7 +283,7 @@ pub(super) fn start(cfg: &HfConfig, kind: Kind, kv: usize, limit: Option<String>
     };
     check_size(cfg, b, positions, limit)?;
     let what = if matches!(kind, Kind::Prefill(_)) { "prefill" } else { "decode" };
-    let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()) };
+    let mut bd = Builder { g: Graph::new(format!("{:?} {what}", cfg.arch).to_lowercase()), awq: cfg.awq_group_size };
     let ids = bd.g.add_input("input_ids", TensorType::fixed(DType::I64, &[b, s]));
     let (position, pasts) = decode_inputs(&mut bd, kind, cfg.num_layers, b, kv, cfg.head_dim);
     let window = cfg.sliding_window.filter(|&w| w < positions);
