@@ -195,7 +195,7 @@ const TABLE: &[Proto] = &[
         "WeightQuantBatchMatmulV2",
         &["x", "weight", "antiquant_scale", "antiquant_offset", "quant_scale", "quant_offset", "bias"],
         &["y"],
-        &["transpose_x", "transpose_weight", "antiquant_group_size", "dtype?", "inner_precise?"],
+        &["transpose_x", "transpose_weight", "antiquant_group_size?", "dtype?", "inner_precise?"],
     ),
 ];
 
