@@ -18,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Show a model's inputs, outputs, op histogram and parameters.
+    /// Show a model's inputs, outputs, op histogram and parameters; or what a compiled .kiln
+    /// artifact or a 910b bundle holds.
     Inspect {
         /// An .onnx file, or a directory with a Hugging Face config.json and safetensors weights.
         model: Option<PathBuf>,
@@ -139,9 +140,10 @@ enum Cmd {
         model: Option<PathBuf>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
-        /// The target (cpu optimizes, but its code generator is not built yet).
-        #[arg(long, value_enum, default_value_t = Target::Ref)]
-        target: Target,
+        /// The target (cpu optimizes, but its code generator is not built yet). Required with
+        /// -o; with --emit it defaults to ref.
+        #[arg(long, value_enum)]
+        target: Option<Target>,
         /// Where to write the artifact: `model.kiln` for sm_90/sm_80, a bundle directory
         /// (graph.air, graph.txt, manifest.json, build.sh) for 910b, the verified IR text for `ref`.
         #[arg(short = 'o', long)]
@@ -248,9 +250,16 @@ enum Runner {
 
 pub fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => {
-            inspect(&crate::model::model(model.as_deref(), &checkpoint)?, json, &parse_shapes(&input_shape)?, &parse_values(&input_value)?)
-        }
+        Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => match model.as_deref().map(|m| (m, crate::model::kind(m))) {
+            Some((m, crate::model::Kind::Artifact)) => crate::inspect::artifact(m, json),
+            Some((m, crate::model::Kind::Bundle)) => crate::inspect::bundle(m, json),
+            _ => inspect(
+                &crate::model::model(model.as_deref(), &checkpoint)?,
+                json,
+                &parse_shapes(&input_shape)?,
+                &parse_values(&input_value)?,
+            ),
+        },
         Cmd::Run { model, checkpoint, input, input_value, output_dir, target, cuda_graph, precision, drift, quant } => {
             let precision = parse_precision(&precision)?;
             let interpreted = !(target == Runner::Sim910B || model.as_ref().is_some_and(|m| m.extension().is_some_and(|e| e == "kiln")));
@@ -384,7 +393,14 @@ fn inspect(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>, valu
         ids.iter()
             .map(|&i| {
                 let v = g.value(i);
-                serde_json::json!({"name": v.name, "dtype": v.ty.dtype.name(), "shape": v.ty.shape.0.iter().map(|d| d.to_string()).collect::<Vec<_>>()})
+                // Known dims as numbers, symbolic ones by name.
+                let shape: Vec<serde_json::Value> =
+                    v.ty.shape
+                        .0
+                        .iter()
+                        .map(|d| d.known().map_or_else(|| serde_json::Value::from(d.to_string()), serde_json::Value::from))
+                        .collect();
+                serde_json::json!({"name": v.name, "dtype": v.ty.dtype.name(), "shape": shape})
             })
             .collect()
     };
@@ -727,7 +743,7 @@ struct Out<'a> {
 
 fn compile(
     model: &Model,
-    target: Target,
+    target: Option<Target>,
     out: Out,
     emit: Option<&str>,
     report: Option<&Path>,
@@ -737,6 +753,15 @@ fn compile(
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let (output, strip, external) = (out.path, out.strip_weights, out.external_weights);
+    let target = match (target, emit, output) {
+        (Some(t), ..) => t,
+        (None, Some(_), _) => Target::Ref,
+        (None, None, Some(o)) => bail!(
+            "-o {} needs --target: sm_90 or sm_80 (a .kiln artifact), 910b (a bundle directory), or ref (the optimized IR as text, e.g. -o model.ir)",
+            o.display()
+        ),
+        (None, None, None) => bail!("give --target and -o OUT (or --emit ir|opt-ir|... to print)"),
+    };
     if strip && (emit.is_some() || !matches!(target, Target::Sm90 | Target::Sm80)) {
         bail!("--strip-weights applies to the artifact that --target sm_90 or sm_80 writes with -o");
     }

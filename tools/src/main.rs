@@ -3,6 +3,7 @@
 mod cli;
 mod generate;
 mod gpu;
+mod inspect;
 mod model;
 mod quant;
 

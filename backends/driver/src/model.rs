@@ -73,7 +73,10 @@ impl Model {
         }
         for (name, dims) in shapes.iter().filter(|(n, _)| !values.contains_key(*n)) {
             let Some(&i) = g.inputs.iter().find(|&&i| g.value(i).name == *name) else {
-                return Err(DriverError::Usage(format!("--input-shape: the model has no input named `{name}`")));
+                // Named by --input-shape, or by --input (whose arrays give the shapes).
+                let inputs: Vec<String> =
+                    g.inputs.iter().map(|&i| format!("`{}` {}{}", g.value(i).name, g.value(i).ty.dtype, g.value(i).ty.shape)).collect();
+                return Err(DriverError::Usage(format!("the model has no input named `{name}`; its inputs: {}", inputs.join(", "))));
             };
             let fixed = g.value(i).ty.shape.as_fixed();
             if matches!(self, Model::Checkpoint { .. }) && fixed.as_deref() != Some(dims.as_slice()) {

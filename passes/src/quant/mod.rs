@@ -16,9 +16,10 @@
 //! them, the product is quantized without scaling. Statistics come from running the reference
 //! interpreter over the calibration inputs ([`calibrate`]).
 //!
-//! Not here yet: the quantized forms as e-graph alternatives chosen by the targets' cost models
-//! (this pass decides alone, before optimization), folding into a previous product (AWQ's
-//! v_proj → o_proj), static per-tensor activation scales, Gemm and Conv.
+//! The e-graph then holds each quantized product beside its exact float form
+//! (`rules/quant.rs`), and the target's cost model picks one; what to quantize is this pass's
+//! decision. Not here yet: folding into a previous product (AWQ's v_proj → o_proj), static
+//! per-tensor activation scales, Conv.
 
 mod calibrate;
 mod int;
@@ -69,7 +70,7 @@ impl QuantOptions {
 /// What the pass did with each product.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuantReport {
-    /// (node, K, N, how: "smoothed α=0.5", "awq α=0.35", "rtn", "unscaled").
+    /// (node, K, N, how it was quantized: SmoothQuant's α, AWQ's α, round to nearest, unscaled).
     pub quantized: Vec<(String, usize, usize, String)>,
     /// (node, why it stays in floating point).
     pub kept: Vec<(String, String)>,

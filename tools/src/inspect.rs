@@ -1,0 +1,76 @@
+//! `kiln inspect` of what kiln wrote: a compiled `.kiln` artifact (target, precision, inputs and
+//! outputs, kernels and launches, memory, sections) or a 910b bundle (inputs and outputs, the
+//! GE ops of graph.air, its AscendC kernels). Models are inspected by `cli::inspect`.
+
+use anyhow::{Context, Result};
+use kiln_artifact::artifact::{Artifact, TensorInfo};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn io(t: &[TensorInfo]) -> Vec<serde_json::Value> {
+    t.iter().map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype.name(), "shape": t.dims})).collect()
+}
+
+pub fn artifact(path: &Path, json: bool) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let a = Artifact::parse(&bytes).with_context(|| format!("reading the artifact {}", path.display()))?;
+    let m = &a.manifest;
+    let kernels: BTreeSet<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
+    let sections: Vec<(String, usize)> = a.sections.iter().map(|(n, b)| (n.clone(), b.len())).collect();
+    let referenced = m.weights.iter().filter(|w| !matches!(w.stored, kiln_artifact::artifact::Stored::Section { .. })).count();
+    if json {
+        let v = serde_json::json!({
+            "kind": "artifact", "producer": m.producer, "target": m.target, "precision": m.precision,
+            "inputs": io(&m.inputs), "outputs": io(&m.outputs), "kernels": kernels.len(), "launches": m.launches.len(),
+            "arena_bytes": m.arena_bytes, "weights_bytes": m.weights_bytes, "weights": m.weights.len(),
+            "weights_referenced": referenced, "file_bytes": bytes.len(),
+            "sections": sections.iter().map(|(n, b)| serde_json::json!({"name": n, "bytes": b})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("artifact: {} ({} bytes, written by {})", path.display(), bytes.len(), m.producer);
+    println!("target: {}, precision: {}", m.target, m.precision);
+    for (title, list) in [("inputs", &m.inputs), ("outputs", &m.outputs)] {
+        println!("{title}:");
+        for t in list {
+            println!("  {}: {}{:?}", t.name, t.dtype, t.dims);
+        }
+    }
+    println!("kernels: {} ({} launches)", kernels.len(), m.launches.len());
+    println!(
+        "arena: {} bytes; weights: {} tensors, {} bytes ({referenced} referenced in the model's files)",
+        m.arena_bytes,
+        m.weights.len(),
+        m.weights_bytes
+    );
+    println!("sections:");
+    for (n, b) in sections {
+        println!("  {n:<10} {b} bytes");
+    }
+    Ok(())
+}
+
+pub fn bundle(dir: &Path, json: bool) -> Result<()> {
+    let b = kiln_ascend::sim::Bundle::load(dir).with_context(|| format!("loading the 910b bundle {}", dir.display()))?;
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    for g in &b.model.graph {
+        for o in &g.op {
+            *ops.entry(o.r#type.as_str()).or_default() += 1;
+        }
+    }
+    let custom: Vec<&str> = ops.keys().copied().filter(|t| t.starts_with("KilnFused")).collect();
+    if json {
+        let v = serde_json::json!({"kind": "910b bundle", "inputs": b.inputs, "outputs": b.outputs, "ops": ops, "ascendc_kernels": custom});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("910b bundle: {}", dir.display());
+    println!("inputs: {}", b.inputs.join(", "));
+    println!("outputs: {}", b.outputs.join(", "));
+    println!("GE ops: {} ({} AscendC kernels)", ops.values().sum::<usize>(), custom.len());
+    for (t, n) in ops {
+        println!("  {t:<28} {n}");
+    }
+    Ok(())
+}
