@@ -348,11 +348,17 @@ pub(crate) fn parse_precision(p: &str) -> Result<Option<kiln_ir::DType>> {
     }
 }
 
+/// `--input-shape NAME=1x3x224x224`, or ATC's `NAME:1,3,224,224`, several joined by `;`.
 fn parse_shapes(specs: &[String]) -> Result<HashMap<String, Vec<usize>>> {
     specs
         .iter()
+        .flat_map(|s| s.split(';').filter(|p| !p.trim().is_empty()))
         .map(|s| {
-            let (name, dims) = s.rsplit_once('=').ok_or_else(|| anyhow!("--input-shape `{s}`: expected NAME=1x3x224x224"))?;
+            let (name, dims) = s
+                .rsplit_once('=')
+                .or_else(|| s.rsplit_once(':'))
+                .ok_or_else(|| anyhow!("--input-shape `{s}`: expected NAME=1x3x224x224 (or ATC's NAME:1,3,224,224)"))?;
+            let name = name.trim();
             let dims = if dims.is_empty() {
                 vec![]
             } else {
@@ -580,6 +586,9 @@ fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<u
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"target": target.name(), "ops": ops, "unsupported": unsupported}))?
         );
+        if !r.unsupported.is_empty() {
+            bail!("{} node(s) cannot run on {target}", r.unsupported.len());
+        }
         return Ok(());
     }
     for o in &r.ops {
@@ -601,6 +610,7 @@ fn ops(model: &Model, target: Target, json: bool, shapes: &HashMap<String, Vec<u
             }
         }
         println!("unsupported on {target}: {} node(s): {}", r.unsupported.len(), kinds.join(", "));
+        bail!("{} node(s) cannot run on {target}", r.unsupported.len());
     }
     Ok(())
 }
@@ -779,8 +789,7 @@ fn compile(
         if let Some(pass) = e.strip_prefix("ir-after=") {
             kiln_passes::run_pipeline(&mut g, Some(pass))?;
         }
-        print!("{}", kiln_ir::text::print(&g));
-        return Ok(());
+        return emitted(output, &kiln_ir::text::print(&g));
     }
     if let Some(text) = emit.filter(|e| !["opt-ir", "memory-plan"].contains(e) && !backend.texts().contains(e)) {
         let emitters: Vec<&str> =
@@ -803,9 +812,10 @@ fn compile(
     let opts = EmitOptions { precision, native: emit.is_none(), external_weights: external };
     let compiling = || format!("compiling for {target}");
     match emit {
-        Some("opt-ir") => print!("{}", kiln_ir::text::print(&g)),
+        Some("opt-ir") => emitted(output, &kiln_ir::text::print(&g))?,
+        Some("memory-plan") if output.is_some() => bail!("--emit memory-plan prints a table; -o does not apply"),
         Some("memory-plan") => print_memory_plan(&g)?,
-        Some(text) => print!("{}", backend.emit_text(&g, text, &opts).with_context(compiling)?),
+        Some(text) => emitted(output, &backend.emit_text(&g, text, &opts).with_context(compiling)?)?,
         None => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
             let mut e = backend.emit(&g, &opts).with_context(compiling)?;
@@ -860,10 +870,25 @@ fn read_npy(p: &Path) -> Result<Tensor> {
 
 fn compare(got: &Path, want: &Path) -> Result<()> {
     let (g, w) = (read_npy(got)?, read_npy(want)?);
+    if g.dims() != w.dims() {
+        bail!("{} has shape {:?}, {} has {:?}: nothing to compare", got.display(), g.dims(), want.display(), w.dims());
+    }
     let e = kiln_driver::compare::errors(&g.to_f64(), &w.to_f64());
     println!("max abs {:.3e}, max rel {:.3e}, cosine {:.9}", e.max_abs, e.max_rel, e.cosine);
     kiln_driver::compare::check(&g, &w).map_err(|m| anyhow!("{} differs from {}: {m}", got.display(), want.display()))?;
     println!("match (within the {} tolerance)", w.dtype());
+    Ok(())
+}
+
+/// What `--emit` made: to stdout, or to the file -o names.
+fn emitted(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+            println!("wrote {} ({} bytes)", p.display(), text.len());
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }
 
@@ -894,6 +919,13 @@ fn conformance_cmd(suite: &Path, target: Runner, json: bool, filter: Option<&str
         .into_iter()
         .filter(|d| listed.as_ref().is_none_or(|l| d.file_name().is_some_and(|n| l.contains(n.to_string_lossy().as_ref()))))
         .collect();
+    if dirs.is_empty() {
+        bail!(
+            "no test cases under {}{}: a case is a directory with model.onnx and test_data_set_*/ (the onnx wheel's onnx/backend/test/data/node)",
+            suite.display(),
+            if filter.is_some() || cases.is_some() { " that --filter / --cases select" } else { "" }
+        );
+    }
     let mut exec: Box<conformance::Executor> = match target {
         Runner::Ref => Box::new(conformance::interpreter),
         Runner::Sim910B => Box::new(kiln_driver::sim::execute),

@@ -473,3 +473,47 @@ fn files_are_recognised_by_what_they_hold() {
     assert!(!e.contains("--input-shape"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// CI-grade exits and the flags as users write them (issue 24): `compare` says the shapes
+/// differ before any statistic; `ops` exits non-zero when the target cannot run a node; a
+/// conformance directory without cases is an error; `--emit` with `-o` writes the file; ATC's
+/// `NAME:1,3,224,224;NAME2:...` shape syntax is taken.
+#[test]
+fn ci_grade_exits_and_atc_style_flags() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-ci-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let p = |x: &std::path::Path| x.to_str().expect("utf-8").to_string();
+    let save = |name: &str, dims: Vec<usize>| {
+        let n = dims.iter().product();
+        let t = kiln_ir::Tensor::from_f32s(dims, vec![0.5; n]).expect("t");
+        std::fs::write(dir.join(name), kiln_driver::npy::write(&t)).expect("write");
+        p(&dir.join(name))
+    };
+    let (a, b) = (save("a.npy", vec![2, 3]), save("b.npy", vec![3, 2]));
+    let o = kiln(&["compare", &a, &b]);
+    assert!(!o.status.success() && text(&o.stderr).contains("has shape [2, 3]"), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).is_empty(), "no statistics for arrays of different shapes: {}", text(&o.stdout));
+    // The ONNX node suite's Loop has no CUDA kernel.
+    let lib = root().join(".venv/lib");
+    let py = std::fs::read_dir(&lib)
+        .expect(".venv/lib (tools/ensure-deps.sh --python)")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("python3"));
+    let loop11 = py.expect("a python3.* venv").path().join("site-packages/onnx/backend/test/data/node/test_loop11/model.onnx");
+    let o = kiln(&["ops", &p(&loop11), "--target", "sm_90"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("1 node(s) cannot run on sm_90"), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("op Loop has no CUDA kernel yet"), "{}", text(&o.stdout));
+    let empty = dir.join("suite");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let o = kiln(&["conformance", "--suite", &p(&empty)]);
+    assert!(!o.status.success() && text(&o.stderr).contains("no test cases under"), "{}", text(&o.stderr));
+    let ir = dir.join("r.ir");
+    let o = kiln(&["compile", RESNET, "--input-shape", "input:1,3,64,64", "--emit", "ir", "-o", &p(&ir)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let written = std::fs::read_to_string(&ir).expect("-o got the IR");
+    assert!(written.starts_with("graph ") && written.contains("f32[1,3,64,64]"), "{written}");
+    let o =
+        kiln(&["compile", "testsuite/golden/bert_tiny/model.onnx", "--input-shape", "input_ids:1,8;attention_mask:1,8", "--emit", "ir"]);
+    assert!(o.status.success() && text(&o.stdout).contains("i64[1,8]"), "{}", text(&o.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -70,9 +70,7 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, String> {
     let d = field("descr")?;
     let d = d.trim_start_matches('\'');
     let d = &d[..d.find('\'').ok_or("bad descr")?];
-    if field("fortran_order")?.starts_with("True") {
-        return Err("Fortran-order arrays are not supported".into());
-    }
+    let fortran = field("fortran_order")?.starts_with("True");
     let s = field("shape")?;
     let s = &s[1..s.find(')').ok_or("bad shape")?];
     let dims: Vec<usize> = s
@@ -114,5 +112,38 @@ pub fn read(bytes: &[u8]) -> Result<Tensor, String> {
         }
         other => return Err(format!("unsupported dtype `{other}`")),
     };
+    if fortran && dims.len() > 1 {
+        // Column-major: the row-major array of the reversed dims, transposed back.
+        let reversed: Vec<usize> = dims.iter().rev().copied().collect();
+        let t = Tensor::new(reversed, data).map_err(|e| e.to_string())?;
+        let perm: Vec<i64> = (0..dims.len() as i64).rev().collect();
+        let mut out = kiln_ir::Op::Transpose { perm }.eval(&[Some(&t)], 1).map_err(|e| e.to_string())?;
+        return out.pop().ok_or_else(|| "transposing a Fortran-order array".into());
+    }
     Tensor::new(dims, data).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// numpy's `np.save` of `np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))`:
+    /// the header says Fortran order and the data runs down the columns (0, 3, 1, 4, 2, 5).
+    #[test]
+    fn fortran_order_arrays_read_as_their_row_major_values() {
+        let mut header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }".to_string();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        for v in [0f32, 3.0, 1.0, 4.0, 2.0, 5.0] {
+            bytes.extend(v.to_le_bytes());
+        }
+        let t = read(&bytes).expect("reads");
+        assert_eq!(t.dims(), &[2, 3]);
+        assert_eq!(t.to_f64(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
 }
