@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn fortran_order_arrays_read_as_their_row_major_values() {
         let mut header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }".to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
