@@ -126,3 +126,12 @@ fn awq_quantization_configs_are_read_and_other_methods_refused_by_name() {
         assert!(e.contains(key), "{q}: {e}");
     }
 }
+
+#[test]
+fn eos_token_id_is_one_id_a_list_or_none() {
+    assert_eq!(HfConfig::parse(LLAMA).expect("plain").eos_token_ids, Vec::<i64>::new());
+    let eos = |v: &str| HfConfig::parse(&LLAMA.replacen('{', &format!("{{\"eos_token_id\": {v}, "), 1)).map(|c| c.eos_token_ids);
+    assert_eq!(eos("2").expect("one"), vec![2]);
+    assert_eq!(eos("[2, 7]").expect("list"), vec![2, 7]);
+    assert!(eos("\"x\"").expect_err("a string").to_string().contains("eos_token_id"));
+}

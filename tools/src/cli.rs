@@ -201,6 +201,12 @@ enum Cmd {
         prompt_ids: Vec<String>,
         #[arg(long = "max-new-tokens", default_value_t = 16)]
         max_new_tokens: usize,
+        /// Token ids that end a sequence, comma-separated (besides config.json's eos_token_id).
+        #[arg(long = "stop-ids")]
+        stop_ids: Option<String>,
+        /// Do not stop at config.json's eos_token_id.
+        #[arg(long = "ignore-eos")]
+        ignore_eos: bool,
         /// fp32, fp16 or bf16 (GPU targets).
         #[arg(long, default_value = "fp32")]
         precision: String,
@@ -325,13 +331,15 @@ pub fn main() -> Result<()> {
             (parse_precision(&precision)?, &quant),
         ),
         Cmd::Compare { got, want } => compare(&got, &want),
-        Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, precision, quant } => crate::generate::generate(
-            &crate::model::model(model.as_deref(), &checkpoint)?,
-            target,
-            &prompt_ids,
-            max_new_tokens,
-            (parse_precision(&precision)?, &quant),
-        ),
+        Cmd::Generate { model, checkpoint, target, prompt_ids, max_new_tokens, stop_ids, ignore_eos, precision, quant } => {
+            crate::generate::generate(
+                &crate::model::model(model.as_deref(), &checkpoint)?,
+                target,
+                &prompt_ids,
+                (max_new_tokens, stop_ids.as_deref(), ignore_eos),
+                (parse_precision(&precision)?, &quant),
+            )
+        }
         Cmd::Conformance { suite, target, json, filter, cases } => {
             conformance_cmd(&suite, target, json, filter.as_deref(), cases.as_deref())
         }

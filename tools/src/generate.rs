@@ -1,5 +1,6 @@
 //! `kiln generate DIR --prompt-ids 1,2,3 [--prompt-ids 4,5,6] --max-new-tokens N`: greedy
-//! decoding of a Hugging Face checkpoint with its prefill and decode graphs, in the reference
+//! decoding of a Hugging Face checkpoint with its prefill and decode graphs (a sequence ends at
+//! config.json's `eos_token_id` or a `--stop-ids` token, kept as its last), in the reference
 //! interpreter (`--target ref`) or compiled for the GPU (`--target sm_90|sm_80`, with
 //! `--precision`). Several prompts (of one length) are decoded as one batch. Token ids in,
 //! token ids out: tokenizers are out of scope.
@@ -35,7 +36,7 @@ pub fn generate(
     model: &Model,
     t: Target,
     prompts: &[String],
-    new_tokens: usize,
+    (new_tokens, stop_ids, ignore_eos): (usize, Option<&str>, bool),
     (precision, quant): (Option<DType>, &crate::quant::QuantArgs),
 ) -> Result<()> {
     if new_tokens == 0 {
@@ -51,7 +52,16 @@ pub fn generate(
     if let Some(p) = ids.iter().find(|p| p.len() != len) {
         bail!("--prompt-ids: the prompts of a batch have one length ({len} and {})", p.len());
     }
-    let vocab = src.read_config()?.vocab_size;
+    let config = src.read_config()?;
+    let vocab = config.vocab_size;
+    let mut stop = if ignore_eos { vec![] } else { config.eos_token_ids.clone() };
+    if let Some(s) = stop_ids {
+        stop.extend(
+            s.split(',')
+                .map(|t| t.trim().parse::<i64>().map_err(|_| anyhow!("--stop-ids: `{t}` is not a token id")))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
     if let Some(bad) = ids.iter().flatten().find(|&&t| t < 0 || t as usize >= vocab) {
         bail!("--prompt-ids: token {bad} is outside the vocabulary (0..{vocab})");
     }
@@ -77,12 +87,12 @@ pub fn generate(
             }
             let mut p = |x: Vec<Tensor>| interp::run(&pre, x).map_err(|e| e.to_string());
             let mut d = |x: Vec<Tensor>| interp::run(&dec, x).map_err(|e| e.to_string());
-            generate::greedy_batch(&ids, new_tokens, shape, &mut p, &mut d)
+            generate::greedy_batch(&ids, new_tokens, &stop, shape, &mut p, &mut d)
         }
         Target::Sm90 | Target::Sm80 => {
             let (mut sp, mut sd) = (session(&pre, t, precision)?, session(&dec, t, precision)?);
             let (mut p, mut d) = (runner(&mut sp), runner(&mut sd));
-            generate::greedy_batch(&ids, new_tokens, shape, &mut p, &mut d)
+            generate::greedy_batch(&ids, new_tokens, &stop, shape, &mut p, &mut d)
         }
         other => bail!("generate runs on ref, sm_90 or sm_80, not {other}"),
     }

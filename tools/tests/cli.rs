@@ -235,8 +235,9 @@ fn a_reader_that_closes_stdout_early_ends_kiln_quietly() {
     assert_eq!(o.status.code(), Some(141), "{err}");
 }
 
-/// `kiln generate` on a safetensors golden: transformers' greedy tokens on stdout; two prompts
-/// decoded as one batch give each prompt's tokens alone; bad prompt ids are one-line errors.
+/// `kiln generate` on a safetensors golden: transformers' greedy tokens on stdout; `--stop-ids`
+/// ends a sequence at its token; two prompts decoded as one batch give each prompt's tokens
+/// alone; bad prompt ids are one-line errors.
 #[test]
 fn generate_prints_transformers_greedy_tokens_and_rejects_bad_prompts() {
     let d = "testsuite/golden/hf/qwen2";
@@ -249,6 +250,12 @@ fn generate_prints_transformers_greedy_tokens_and_rejects_bad_prompts() {
     };
     let got = lines(&kiln(&["generate", d, "--prompt-ids", &prompt, "--max-new-tokens", "16"]));
     assert_eq!(got, [want[ids.len()..].to_vec()]);
+    // A stop token ends the sequence with it (its first occurrence among the greedy tokens).
+    let new = &want[ids.len()..];
+    let stop = new[5];
+    let end = new.iter().position(|&t| t == stop).expect("present") + 1;
+    let stopped = lines(&kiln(&["generate", d, "--prompt-ids", &prompt, "--max-new-tokens", "16", "--stop-ids", &stop.to_string()]));
+    assert_eq!(stopped, [new[..end].to_vec()]);
     // A second prompt of the same length, alone and in a batch with the first.
     let other = ids.iter().rev().map(i64::to_string).collect::<Vec<_>>().join(",");
     let alone = lines(&kiln(&["generate", d, "--prompt-ids", &other, "--max-new-tokens", "8"]));

@@ -3,7 +3,7 @@
 //! `gpt2` and `bert`. Every key that changes the computation is read (under the name each
 //! architecture uses) or, where kiln does not implement its value, rejected with an error that
 //! names the key; keys that do not change it (ids of special tokens, `torch_dtype`, ...) are
-//! ignored.
+//! ignored, except `eos_token_id`, where generation ends a sequence.
 
 use serde_json::{Map, Value};
 
@@ -67,6 +67,8 @@ pub struct HfConfig {
     pub sliding_window: Option<usize>,
     /// BERT's token-type vocabulary.
     pub type_vocab_size: Option<usize>,
+    /// `eos_token_id` (a number or a list): generation ends a sequence at any of them.
+    pub eos_token_ids: Vec<i64>,
     /// `quantization_config` of an AWQ checkpoint (AutoAWQ's 4-bit "gemm" packing): the group
     /// size; the decoder layers' projections are then `qweight`/`qzeros`/`scales`.
     pub awq_group_size: Option<usize>,
@@ -227,6 +229,17 @@ fn awq(k: &Keys) -> Result<Option<usize>, ConfigError> {
     }
 }
 
+/// `eos_token_id`: absent or null, a token id, or a list of them.
+fn eos(k: &Keys) -> Result<Vec<i64>, ConfigError> {
+    let Some(v) = k.get("eos_token_id") else { return Ok(vec![]) };
+    let one = |x: &Value| x.as_i64().ok_or_else(|| bad("eos_token_id", v, "expected a token id or a list of them"));
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::Array(a) => a.iter().map(one).collect(),
+        x => Ok(vec![one(x)?]),
+    }
+}
+
 /// GPT-2 and BERT checkpoints are read unquantized.
 fn no_quantization(k: &Keys) -> Result<Option<usize>, ConfigError> {
     match k.get("quantization_config") {
@@ -273,6 +286,7 @@ fn decoder(k: &Keys, arch: Arch) -> Result<HfConfig, ConfigError> {
         sliding_window,
         type_vocab_size: None,
         awq_group_size: awq(k)?,
+        eos_token_ids: eos(k)?,
     })
 }
 
@@ -307,6 +321,7 @@ fn gpt2(k: &Keys) -> Result<HfConfig, ConfigError> {
         sliding_window: None,
         type_vocab_size: None,
         awq_group_size: no_quantization(k)?,
+        eos_token_ids: eos(k)?,
     })
 }
 
@@ -347,6 +362,7 @@ fn bert(k: &Keys) -> Result<HfConfig, ConfigError> {
         mlp_bias: true,
         sliding_window: None,
         awq_group_size: no_quantization(k)?,
+        eos_token_ids: eos(k)?,
         type_vocab_size: Some(k.usize_of(&["type_vocab_size"])?.unwrap_or(2)),
     })
 }

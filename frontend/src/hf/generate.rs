@@ -20,16 +20,18 @@ pub type Run<'a> = dyn FnMut(Vec<Tensor>) -> Result<Vec<Tensor>, String> + 'a;
 
 /// The `new_tokens` tokens greedy decoding chooses after `prompt` (one sequence).
 pub fn greedy(prompt: &[i64], new_tokens: usize, cache: CacheShape, prefill: &mut Run, decode: &mut Run) -> Result<Vec<i64>, String> {
-    let mut out = greedy_batch(&[prompt.to_vec()], new_tokens, cache, prefill, decode)?;
+    let mut out = greedy_batch(&[prompt.to_vec()], new_tokens, &[], cache, prefill, decode)?;
     out.pop().ok_or_else(|| "no sequence was decoded".to_string())
 }
 
 /// The `new_tokens` tokens greedy decoding chooses after each of `prompts`, decoded together
 /// as one batch (the graphs' batch is the number of prompts). The prompts have one length:
-/// the prefill graph has no padding mask.
+/// the prefill graph has no padding mask. A sequence ends with the first token of `stop` it
+/// chooses (`eos_token_id`, kept as its last token); decoding ends when every sequence has.
 pub fn greedy_batch(
     prompts: &[Vec<i64>],
     new_tokens: usize,
+    stop: &[i64],
     cache: CacheShape,
     prefill: &mut Run,
     decode: &mut Run,
@@ -68,7 +70,11 @@ pub fn greedy_batch(
         .collect::<Result<Vec<Tensor>, String>>()?;
     let mut tokens = last_argmax(&outs[0], b)?;
     let mut out: Vec<Vec<i64>> = tokens.iter().map(|&t| vec![t]).collect();
+    let mut done: Vec<bool> = tokens.iter().map(|t| stop.contains(t)).collect();
     for step in 1..new_tokens {
+        if done.iter().all(|&d| d) {
+            break;
+        }
         let mut ins = vec![
             Tensor::new(vec![b, 1], Data::I64(tokens.clone())).map_err(|e| e.to_string())?,
             Tensor::new(vec![b, 1], Data::I64(vec![(p + step - 1) as i64; b])).map_err(|e| e.to_string())?,
@@ -79,8 +85,11 @@ pub fn greedy_batch(
             return Err(format!("decode returned {} outputs, not logits and {} caches", outs.len(), 2 * cache.layers));
         }
         tokens = last_argmax(&outs[0], b)?;
-        for (o, &t) in out.iter_mut().zip(&tokens) {
-            o.push(t);
+        for ((o, &t), d) in out.iter_mut().zip(&tokens).zip(done.iter_mut()) {
+            if !*d {
+                o.push(t);
+                *d = stop.contains(&t);
+            }
         }
         caches = outs.into_iter().skip(1).collect();
     }
