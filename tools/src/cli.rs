@@ -12,8 +12,28 @@ use std::path::{Path, PathBuf};
 #[derive(Parser, Debug)]
 #[command(name = "kiln", version, about = "Ahead-of-time compiler for trained models")]
 struct Cli {
+    /// Log what each stage does and how long it takes on stderr: -v the stages (import,
+    /// passes, e-graph, code generation), -vv every e-graph iteration; RUST_LOG (for example
+    /// `RUST_LOG=kiln_passes=debug`) overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Logging on stderr at the level -v asks for (warnings only without it), or RUST_LOG's.
+fn init_logging(verbose: u8) {
+    // egg's own log (each rebuild) only from -vv on.
+    let level = match verbose {
+        0 => "warn",
+        1 => "info,egg=warn",
+        _ => "debug",
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(false).try_init();
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,7 +275,9 @@ enum Runner {
 }
 
 pub fn main() -> Result<()> {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match cli.cmd {
         Cmd::Inspect { model, checkpoint, json, input_shape, input_value } => match model.as_deref().map(|m| (m, crate::model::kind(m))) {
             Some((m, crate::model::Kind::Artifact)) => crate::inspect::artifact(m, json),
             Some((m, crate::model::Kind::Bundle)) => crate::inspect::bundle(m, json),
@@ -788,6 +810,7 @@ fn compile(
     }
     let backend = kiln_driver::backend(target)?;
     let mut g = model.load_with(shapes, values)?;
+    tracing::info!("read {}: {} nodes, {:.0} ms", model.display(), g.nodes.len(), started.elapsed().as_secs_f64() * 1e3);
     crate::quant::apply(&mut g, quant)?;
     kiln_driver::convert_precision(&mut g, precision)?;
     if let Some(e) = emit.filter(|e| *e == "ir" || e.starts_with("ir-after=")) {
@@ -826,7 +849,9 @@ fn compile(
         Some(text) => emitted(output, &backend.emit_text(&g, text, &opts).with_context(compiling)?)?,
         None => {
             let out = output.ok_or_else(|| anyhow!("-o OUT is required without --emit"))?;
+            let t = std::time::Instant::now();
             let mut e = backend.emit(&g, &opts).with_context(compiling)?;
+            tracing::info!("code for {target}: {}, {:.0} ms", e.summary, t.elapsed().as_secs_f64() * 1e3);
             if let (true, Output::Artifact(a)) = (strip, &mut e.output) {
                 let s = kiln_driver::strip_weights(a, model)?;
                 let total = a.manifest.weights_bytes;

@@ -524,3 +524,25 @@ fn ci_grade_exits_and_atc_style_flags() {
     assert!(o.status.success() && text(&o.stdout).contains("i64[1,8]"), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `-v` logs each stage with its time on stderr (and nothing without it): the import, the
+/// classic passes, the e-graph and the code generation.
+#[test]
+fn verbose_logs_each_stage_on_stderr() {
+    let out = std::env::temp_dir().join(format!("kiln-cli-v-{}.kiln", std::process::id()));
+    let o = kiln(&["-v", "compile", RESNET, "--target", "sm_90", "-o", out.to_str().expect("utf-8")]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for stage in [
+        "read testsuite/golden/resnet18_narrow/model.onnx: 49 nodes",
+        "classic passes:",
+        "e-graph for sm_90: 49 → 24 ops",
+        "code for sm_90: 20 kernels",
+    ] {
+        assert!(err.contains(stage), "{stage}: {err}");
+    }
+    assert!(!err.contains("REBUILT"), "egg's own log waits for -vv: {err}");
+    let o = kiln(&["compile", RESNET, "--target", "sm_90", "-o", out.to_str().expect("utf-8")]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o.stderr));
+    let _ = std::fs::remove_file(out);
+}

@@ -45,7 +45,9 @@ impl Report {
 /// shapes are static). `started` is when compilation began (import included), for `compile_ms`.
 pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Result<(Graph, Report), DriverError> {
     let mut g = g.clone();
+    let t = Instant::now();
     kiln_passes::run_pipeline(&mut g, None).map_err(|e| DriverError::pass("running the classic passes", e))?;
+    tracing::info!("classic passes: {} nodes, {:.0} ms", g.nodes.len(), t.elapsed().as_secs_f64() * 1e3);
     // Ops the target has no kernel for but that decompose into ops it may have.
     let refused = |n: &kiln_ir::Node, g: &Graph| {
         let ins: Vec<Option<&kiln_ir::TensorType>> = n.inputs.iter().map(|i| i.map(|v| &g.value(v).ty)).collect();
@@ -60,8 +62,11 @@ pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Resul
         }
         g.reinfer().map_err(|e| DriverError::Internal(format!("selecting If branches: {e}")))?;
     }
-    if kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))? > 0 {
+    let unrolled =
+        kiln_passes::unroll_recurrent(&mut g, refused).map_err(|e| DriverError::Internal(format!("unrolling a recurrent op: {e}")))?;
+    if unrolled > 0 {
         g.reinfer().map_err(|e| DriverError::Internal(format!("unrolling recurrent ops: {e}")))?;
+        tracing::info!("{unrolled} recurrent op(s) unrolled for {}: {} nodes", backend.target(), g.nodes.len());
     }
     // After unrolling: a dynamically quantized LSTM unrolls into DynamicQuantizeLinear.
     if kiln_passes::integer_ops_as_float(&mut g, refused).map_err(|e| DriverError::Internal(format!("integer products as float: {e}")))? > 0
@@ -72,6 +77,17 @@ pub fn optimize_for(g: &Graph, backend: &dyn Backend, started: Instant) -> Resul
         g.reinfer().map_err(|e| DriverError::Internal(format!("fusing long elementwise chains: {e}")))?;
     }
     let (out, eqsat) = eqsat::optimize(&g, &backend.rules(), &Costing(backend), Limits::default()).map_err(DriverError::Optimize)?;
+    tracing::info!(
+        "e-graph for {}: {} → {} ops, {} kernels; {} iterations ({}), {} e-nodes, {:.0} ms",
+        backend.target(),
+        eqsat.ops_before,
+        eqsat.ops_after,
+        eqsat.kernels,
+        eqsat.iterations,
+        eqsat.stop_reason,
+        eqsat.enodes,
+        eqsat.eqsat_ms
+    );
     kiln_ir::verify(&out).map_err(|e| DriverError::Internal(e.to_string()))?;
     let plan = kiln_passes::plan_memory(&out).ok();
     let report = Report {

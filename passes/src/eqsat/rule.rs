@@ -139,8 +139,6 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
     let mut fired: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut stop = StopReason::IterationLimit(limits.iterations);
     let mut iterations = 0;
-    // KILN_EQSAT_TRACE=1 prints what each iteration did.
-    let trace = std::env::var_os("KILN_EQSAT_TRACE").is_some();
     // An iteration can take far longer than the one before (fusion alternatives multiply), so
     // the time limit is also checked within one: the search and the unions stop where they are
     // (every union applied is sound on its own) and saturation ends after the rebuild.
@@ -181,14 +179,14 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: Limits) -> SaturationReport
             }
         }
         eg.rebuild();
-        if trace {
-            eprintln!(
-                "eqsat iteration {iterations}: {} proposals, {} e-nodes, {} e-classes, fired {this_round:?}",
-                found.len(),
-                eg.total_size(),
-                eg.number_of_classes()
-            );
-        }
+        // `kiln -vv`: what each iteration did.
+        tracing::debug!(
+            "e-graph iteration {iterations}: {} proposals, {} e-nodes, {} e-classes, {:.0} ms, fired {this_round:?}",
+            found.len(),
+            eg.total_size(),
+            eg.number_of_classes(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
         for (k, v) in this_round {
             *fired.entry(k).or_default() += v;
         }
