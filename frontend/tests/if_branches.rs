@@ -106,3 +106,16 @@ fn with_the_input_bound_only_the_taken_branch_is_read() {
     let y = interp::run(&m.graph, vec![x.clone()]).expect("runs");
     assert_eq!(y[0].to_f64(), x.to_f64());
 }
+
+/// A branch that uses an op kiln lacks is still an import error (not a trap: kiln could not run
+/// it even when taken), naming the input to bind so that only the other branch is read.
+#[test]
+fn a_branch_with_an_op_kiln_lacks_is_an_import_error_naming_the_input_to_bind() {
+    let mut model = model();
+    let g = model.graph.as_mut().expect("graph");
+    let ifn = g.node.iter_mut().find(|n| n.op_type == "If").expect("If");
+    let else_g = ifn.attribute[1].g.as_mut().expect("else");
+    else_g.node[0].op_type = "NoSuchOp".into();
+    let e = import_model(&model, None, &ImportOptions::default()).map(|_| ()).expect_err("unsupported").to_string();
+    assert!(e.contains("NoSuchOp") && e.contains("`sr`") && e.contains("--input-value sr="), "{e}");
+}

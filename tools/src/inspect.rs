@@ -1,10 +1,12 @@
-//! `kiln inspect` of what kiln wrote: a compiled `.kiln` artifact (target, precision, inputs and
-//! outputs, kernels and launches, memory, sections) or a 910b bundle (inputs and outputs, the
-//! GE ops of graph.air, its AscendC kernels). Models are inspected by `cli::inspect`.
+//! `kiln inspect`: a model (inputs, outputs, op histogram, parameters), or what kiln wrote: a
+//! compiled `.kiln` artifact (target, precision, inputs and outputs, kernels and launches,
+//! memory, sections) or a 910b bundle (inputs and outputs, the GE ops of graph.air, its AscendC
+//! kernels).
 
 use anyhow::{Context, Result};
 use kiln_artifact::artifact::{Artifact, TensorInfo};
-use std::collections::{BTreeMap, BTreeSet};
+use kiln_driver::Model;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 fn io(t: &[TensorInfo]) -> Vec<serde_json::Value> {
@@ -71,6 +73,58 @@ pub fn bundle(dir: &Path, json: bool) -> Result<()> {
     println!("GE ops: {} ({} AscendC kernels)", ops.values().sum::<usize>(), custom.len());
     for (t, n) in ops {
         println!("  {t:<28} {n}");
+    }
+    Ok(())
+}
+
+pub(crate) fn model(model: &Model, json: bool, shapes: &HashMap<String, Vec<usize>>, values: &kiln_driver::Values) -> Result<()> {
+    let g = model.load_with(shapes, values)?;
+    let io = |ids: &[kiln_ir::ValueId]| -> Vec<serde_json::Value> {
+        ids.iter()
+            .map(|&i| {
+                let v = g.value(i);
+                // Known dims as numbers, symbolic ones by name.
+                let shape: Vec<serde_json::Value> =
+                    v.ty.shape
+                        .0
+                        .iter()
+                        .map(|d| d.known().map_or_else(|| serde_json::Value::from(d.to_string()), serde_json::Value::from))
+                        .collect();
+                serde_json::json!({"name": v.name, "dtype": v.ty.dtype.name(), "shape": shape})
+            })
+            .collect()
+    };
+    let mut syms: Vec<String> = vec![];
+    for &i in &g.inputs {
+        for s in g.value(i).ty.shape.symbols() {
+            if !syms.iter().any(|x| x == s) {
+                syms.push(s.to_string());
+            }
+        }
+    }
+    let (params, bytes) = g.parameter_count();
+    let hist = g.op_histogram();
+    if json {
+        let v = serde_json::json!({
+            "inputs": io(&g.inputs), "outputs": io(&g.outputs), "ops": hist, "nodes": g.nodes.len(),
+            "parameters": params, "parameter_bytes": bytes, "symbolic_dims": syms,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("model: {}", model.display());
+    for (title, ids) in [("inputs", &g.inputs), ("outputs", &g.outputs)] {
+        println!("{title}:");
+        for &i in ids.iter() {
+            let v = g.value(i);
+            println!("  {}: {}{}", v.name, v.ty.dtype, v.ty.shape);
+        }
+    }
+    println!("symbolic dims: {}", if syms.is_empty() { "none".to_string() } else { syms.join(", ") });
+    println!("parameters: {params} ({bytes} bytes)");
+    println!("nodes: {}", g.nodes.len());
+    for (op, n) in hist {
+        println!("  {op:<28} {n}");
     }
     Ok(())
 }

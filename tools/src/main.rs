@@ -1,11 +1,14 @@
 //! The `kiln` command line: inspect, run, compile, verify, bench, generate and conformance.
 
 mod cli;
+mod compile;
 mod generate;
 mod gpu;
 mod inspect;
 mod model;
 mod quant;
+mod run;
+mod verify;
 
 fn main() {
     quiet_on_closed_stdout();

@@ -370,14 +370,7 @@ fn shape_error(e: &ImportError) -> bool {
 /// The branch `which` of the If, which failed with `e`, as one `Trap` per result, typed like the
 /// `other` branch's results so that the If's type is the other's.
 fn trap_branch(cx: &Cx, cond: kiln_ir::ValueId, which: &str, name: &str, other: &kiln_ir::Graph, e: &ImportError) -> kiln_ir::Graph {
-    let inputs = cond_inputs(cx, cond);
-    let bind = match inputs.first() {
-        Some(first) => format!(
-            "; bind input(s) {} at compile time (e.g. `--input-value {first}=VALUE`) so that only the branch taken is read",
-            quoted(&inputs)
-        ),
-        None => String::new(),
-    };
+    let bind = bind_hint(cx, cond).map_or_else(String::new, |h| format!("; {h}"));
     let message = format!("node `{}` (If): its {which} branch cannot be imported for the model's input shapes ({e}){bind}", cx.node.name);
     let mut g = kiln_ir::Graph::new(name);
     for (j, &o) in other.outputs.iter().enumerate() {
@@ -415,22 +408,24 @@ fn cond_inputs(cx: &Cx, cond: kiln_ir::ValueId) -> Vec<String> {
     names
 }
 
-fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+/// How to read only the branch taken: bind the model inputs the condition depends on (None
+/// when it depends on none).
+fn bind_hint(cx: &Cx, cond: kiln_ir::ValueId) -> Option<String> {
+    let names = cond_inputs(cx, cond);
+    let first = names.first()?;
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    Some(format!(
+        "the condition depends on input(s) {}: bind it at compile time (e.g. `--input-value {first}=VALUE`) so that only the branch taken is read",
+        quoted.join(", ")
+    ))
 }
 
 /// Neither branch of an If whose condition is not known when the model is read imports (or one
 /// uses an op kiln lacks): name the model inputs the condition depends on, which
 /// `--input-value` binds so that only the taken branch is read.
 fn branch_err(cx: &Cx, cond: kiln_ir::ValueId, e: ImportError) -> LowerError {
-    let names = cond_inputs(cx, cond);
-    let hint = match names.first() {
-        Some(first) => format!(
-            " (the If's condition depends on input(s) {}: both branches must import unless it is known, so bind it, e.g. `--input-value {first}=VALUE`, and only the branch taken is read)",
-            quoted(&names)
-        ),
-        None => String::new(),
-    };
+    let hint =
+        bind_hint(cx, cond).map_or_else(String::new, |h| format!(" (both branches must import unless the If's condition is known; {h})"));
     match sub_err(e) {
         LowerError::Unsupported(m) => LowerError::Unsupported(m + &hint),
         LowerError::Invalid(m) => LowerError::Invalid(m + &hint),

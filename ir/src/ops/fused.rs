@@ -21,22 +21,11 @@ impl Op {
     /// A ConvFused with the convolution attributes of `self` (a Conv or ConvFused), in `format`
     /// with `align`, running `body`; None for any other op.
     pub fn with_conv_epilogue(&self, format: Format, align: i64, body: Box<Graph>) -> Option<Op> {
-        let (Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad }
-        | Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, .. }) = self
-        else {
+        if !matches!(self, Op::Conv { .. } | Op::ConvFused { .. }) {
             return None;
-        };
-        Some(Op::ConvFused {
-            kernel_shape: kernel_shape.clone(),
-            strides: strides.clone(),
-            pads: pads.clone(),
-            dilations: dilations.clone(),
-            group: *group,
-            auto_pad: *auto_pad,
-            format,
-            align,
-            body,
-        })
+        }
+        let Some(Op::Conv { kernel_shape, strides, pads, dilations, group, auto_pad }) = self.float_conv() else { return None };
+        Some(Op::ConvFused { kernel_shape, strides, pads, dilations, group, auto_pad, format, align, body })
     }
 }
 
